@@ -1,0 +1,277 @@
+"""The `gridmap` command line: a thin Typer app. The only place that prints or draws progress bars."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gridmap.config import get_settings
+from gridmap.errors import GridmapError
+
+app = typer.Typer(help="gridmap: grid-management GIS backend (网格化管理) on PostGIS.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The database: embedded PostgreSQL + PostGIS, or GRIDMAP_DATABASE_URL.", no_args_is_help=True)
+sample_app = typer.Typer(help="The sample street (real OSM roads + generated registry).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(sample_app, name="sample")
+
+out = Console()
+err = Console(stderr=True)
+_state = {"verbose": False}
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks.")] = False) -> None:
+    _state["verbose"] = verbose
+
+
+def friendly(fn):
+    """Domain errors become one red line and exit code 1 (a traceback only with --verbose)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GridmapError as exc:
+            if _state["verbose"]:
+                raise
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _registry():
+    from gridmap.services.registry import connect
+
+    return connect()
+
+
+# -- db ---------------------------------------------------------------------------------------------
+@db_app.command("up")
+@friendly
+def db_up() -> None:
+    """Initialise (first time) and start the embedded PostgreSQL + PostGIS, then run the migrations."""
+    from gridmap.services import database
+
+    info = database.up(get_settings())
+    out.print(info.message)
+
+
+@db_app.command("down")
+@friendly
+def db_down() -> None:
+    """Stop the embedded database server."""
+    from gridmap.services import database
+
+    out.print(database.down(get_settings()))
+
+
+@db_app.command("status")
+@friendly
+def db_status() -> None:
+    """Where the database is, whether it runs, and its schema revision."""
+    from gridmap.services import database
+
+    st = database.status(get_settings())
+    table = Table(show_header=False, box=None)
+    for k, v in st.items():
+        table.add_row(f"[bold]{k}[/]", str(v))
+    out.print(table)
+    if not st.get("running", True):
+        raise typer.Exit(3)
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Run the Alembic migrations up to REVISION (default: head)."""
+    from gridmap.services import database
+
+    out.print(database.upgrade(get_settings(), revision))
+
+
+@db_app.command("downgrade")
+@friendly
+def db_downgrade(revision: str = typer.Argument(..., help="Target revision, e.g. base.")) -> None:
+    """Migrate down to REVISION (``base`` drops every gridmap table)."""
+    from gridmap.services import database
+
+    out.print(database.downgrade(get_settings(), revision))
+
+
+# -- load / export ----------------------------------------------------------------------------------
+def _progress_bar(label: str):
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                    transient=True, disable=not sys.stderr.isatty())
+
+
+@app.command("load")
+@friendly
+def load(
+    layer: Annotated[str, typer.Argument(help="buildings, businesses, fire_equipment, teams, events, road_nodes, "
+                                         "road_edges, areas, districts, streets, communities or grids")],
+    file: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile, GeoParquet or CSV (lon/lat).")],
+    file_layer: Annotated[str | None, typer.Option(help="Layer inside a multi-layer file (GeoPackage).")] = None,
+    crs: Annotated[str | None, typer.Option(help="The file's CRS if it has none (or to override it).")] = None,
+    gcj02: Annotated[bool, typer.Option("--gcj02", help="Coordinates are GCJ-02 (Amap/Tencent): convert to WGS84.")] = False,
+    swap_xy: Annotated[bool, typer.Option("--swap-xy", help="The file has lat/lon order.")] = False,
+    lon_col: Annotated[str | None, typer.Option(help="CSV: longitude column.")] = None,
+    lat_col: Annotated[str | None, typer.Option(help="CSV: latitude column.")] = None,
+    no_repair: Annotated[bool, typer.Option("--no-repair", help="Reject invalid polygons instead of repairing.")] = False,
+    outside: Annotated[str, typer.Option(help="Features outside the area: report | skip | fail.")] = "report",
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Load the good features, skip bad ones.")] = False,
+) -> None:
+    """Load FILE into LAYER (all or nothing; loading the same file twice adds nothing)."""
+    if outside not in ("report", "skip", "fail"):
+        raise typer.BadParameter("use report, skip or fail", param_hint="--outside")
+    db = _registry()
+    with _progress_bar(f"loading {layer}") as bar:
+        task = bar.add_task("copy", total=None)
+        rep = db.load(
+            layer, file, file_layer=file_layer, crs=crs, gcj02=gcj02, swap=swap_xy, lon_col=lon_col, lat_col=lat_col,
+            repair=not no_repair, outside=outside, skip_invalid=skip_invalid,  # type: ignore[arg-type]
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    out.print(
+        f"[green]loaded[/] {rep.source} → {rep.layer}: {rep.rows_in} features, {rep.inserted} new, "
+        f"{rep.updated} updated, {rep.unchanged} unchanged, {rep.repaired} repaired, {rep.skipped} skipped, "
+        f"{rep.outside_area} outside the area ({rep.seconds:.2f} s)", highlight=False,
+    )
+    if rep.ignored_columns:
+        out.print(f"ignored columns: {', '.join(rep.ignored_columns)}", highlight=False)
+    for p in rep.problems[:50]:
+        out.print(f"  {p}", highlight=False)
+    if len(rep.problems) > 50:
+        out.print(f"  … and {len(rep.problems) - 50} more", highlight=False)
+
+
+def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        parts = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise typer.BadParameter("give min_lon,min_lat,max_lon,max_lat", param_hint="--bbox") from None
+    if len(parts) != 4:
+        raise typer.BadParameter("give four numbers: min_lon,min_lat,max_lon,max_lat", param_hint="--bbox")
+    return parts  # type: ignore[return-value]
+
+
+@app.command("export")
+@friendly
+def export(
+    layer: Annotated[str, typer.Argument(help="A layer name (see `gridmap load --help`).")],
+    file: Annotated[Path, typer.Argument(help="Output .geojson, .gpkg or .parquet (GeoParquet).")],
+    area: Annotated[str | None, typer.Option(help="Only inside this street/community/grid code.")] = None,
+    bbox: Annotated[str | None, typer.Option(help="min_lon,min_lat,max_lon,max_lat")] = None,
+) -> None:
+    """Export LAYER to FILE (public columns only: personal data is never exported)."""
+    n = _registry().export(layer, file, area=area, bbox=_bbox(bbox))
+    out.print(f"[green]exported[/] {n} features of {layer} to {file}", highlight=False)
+
+
+@app.command("info")
+@friendly
+def info() -> None:
+    """Row counts of every layer."""
+    table = Table("layer", "rows")
+    for k, v in _registry().counts().items():
+        table.add_row(k, f"{v:,}")
+    out.print(table)
+
+
+# -- sample street ----------------------------------------------------------------------------------
+@sample_app.command("load")
+@friendly
+def sample_load(
+    seed: Annotated[int | None, typer.Option(help="Generator seed (default: the documented fixed seed).")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace a loaded sample street.")] = False,
+) -> None:
+    """Build the sample street (real OSM roads + generated registry) and load it, in one transaction."""
+    from gridmap.services import sample
+
+    db = _registry()
+    with _progress_bar("sample street") as bar:
+        task = bar.add_task("sample", total=None)
+        result = sample.load_sample_street(
+            db.engine, seed=seed, replace=replace,
+            progress=lambda step, done, total: bar.update(task, description=step, completed=done, total=total),
+        )
+    out.print(result.message, highlight=False)
+
+
+@sample_app.command("generate")
+@friendly
+def sample_generate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for one GeoParquet/Parquet file per layer.")],
+    seed: Annotated[int | None, typer.Option(help="Generator seed.")] = None,
+) -> None:
+    """Generate the sample street into files (no database), e.g. to inspect it in QGIS."""
+    from gridmap.services import sample
+
+    counts = sample.write_sample_files(out_dir, seed=seed)
+    for k, v in counts.items():
+        out.print(f"{k:16s} {v:>9,}")
+
+
+# -- demo / serve -----------------------------------------------------------------------------------
+@app.command("setup")
+@friendly
+def setup(
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the API afterwards.")] = False,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Everything for the demo: database up, migrations, the sample street; then where to go next."""
+    from gridmap.services import database, sample
+
+    settings = get_settings()
+    out.print(database.up(settings).message)
+    db = _registry()
+    result = sample.load_sample_street(db.engine, seed=None, replace=False)
+    out.print(result.message, highlight=False)
+    table = Table("layer", "rows", title="The sample street in PostGIS")
+    for k, v in db.counts().items():
+        table.add_row(k, f"{v:,}")
+    out.print(table)
+    out.print(
+        "\n[bold]Next:[/]\n"
+        "  gridmap info                          # counts\n"
+        "  gridmap export buildings out.gpkg     # open it in QGIS\n"
+        "  python -c 'import gridmap as gm; print(gm.connect().layer(\"grids\").head())'\n"
+        f"  API + docs: http://{host}:{port}/docs  (gridmap serve)\n"
+        "  tests:      make test",
+        highlight=False,
+    )
+    if serve_after:
+        _serve(host, port)
+
+
+def _serve(host: str, port: int) -> None:
+    import uvicorn
+
+    out.print(f"serving on http://{host}:{port} (Ctrl-C stops)")
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+@app.command("serve")
+@friendly
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the HTTP API (FastAPI; docs at /docs)."""
+    _serve(host, port)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,68 @@
+"""Settings, read from the environment (prefix ``GRIDMAP_``) and never at import time.
+
+``get_settings()`` builds them once per process; tests and the CLI call ``get_settings.cache_clear()``
+after changing the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Storage CRS: every geometry in PostGIS is lon/lat WGS84.
+STORAGE_SRID = 4326
+#: Measuring CRS: CGCS2000 / 3-degree Gauss-Kruger CM 120E, metres; fits Hangzhou (119.5–120.5 E).
+MEASURE_CRS = "EPSG:4549"
+#: Hangzhou municipality, lon/lat, with a small margin (from the Tianditu district boundaries).
+HANGZHOU_BBOX = (118.3, 29.15, 120.8, 30.6)
+
+
+def _default_data_dir() -> Path:
+    # PostgreSQL runs as the unprivileged `postgres` user when we are root, and that user must be able
+    # to reach the data directory: /root is mode 700 on Debian, so root's default lives under /var/lib.
+    if os.geteuid() == 0:
+        return Path("/var/lib/gridmap")
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "gridmap"
+
+
+class Settings(BaseSettings):
+    """gridmap settings. Every field can be set as ``GRIDMAP_<NAME>`` in the environment or a ``.env`` file."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDMAP_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="An external PostGIS (>= 3.1) to use, e.g. postgresql+psycopg://user:pw@host/db. "
+        "Unset: gridmap runs its own embedded PostgreSQL + PostGIS in data_dir.",
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Where the embedded cluster lives.")
+    db_port: int = Field(default=5433, ge=1024, le=65535, description="Loopback port of the embedded cluster.")
+    db_name: str = Field(default="gridmap", pattern=r"^[a-z_][a-z0-9_]*$")
+    pg_bindir: Path | None = Field(default=None, description="PostgreSQL binaries; found automatically.")
+    area_bbox: tuple[float, float, float, float] = Field(
+        default=HANGZHOU_BBOX,
+        description="lon/lat bbox of the configured area: loaded features outside it are reported.",
+    )
+
+    @field_validator("area_bbox")
+    @classmethod
+    def _bbox_ordered(cls, v: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        minx, miny, maxx, maxy = v
+        if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
+            raise ValueError(f"area_bbox must be (min_lon, min_lat, max_lon, max_lat) in degrees, got {v}")
+        return v
+
+    @property
+    def embedded(self) -> bool:
+        """True when gridmap manages its own database server."""
+        return not self.database_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Pure domain code: geometry, CRS, graphs. No SQL, no HTTP, no pydeck."""

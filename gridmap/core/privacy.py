@@ -1,0 +1,42 @@
+"""Masking of personal data for display (names, PRC ID-card numbers, phone numbers)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def mask_name(name: str | None) -> str | None:
+    """张三丰 → 张**; a one-character name stays as it is masked entirely."""
+    if not name:
+        return name
+    return name[0] + "*" * max(len(name) - 1, 1)
+
+
+def mask_id_card(number: str | None) -> str | None:
+    """330106199001011234 → 330106********1234 (region kept, birth date hidden)."""
+    if not number:
+        return number
+    if len(number) < 10:
+        return "*" * len(number)
+    return number[:6] + "*" * (len(number) - 10) + number[-4:]
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """13812345678 → 138****5678."""
+    if not phone:
+        return phone
+    if len(phone) < 7:
+        return "*" * len(phone)
+    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
+MASKS = {"name": mask_name, "id_card": mask_id_card, "phone": mask_phone}
+
+
+def mask_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy with every personal column masked."""
+    out = df.copy()
+    for col, fn in MASKS.items():
+        if col in out.columns:
+            out[col] = out[col].map(fn)
+    return out

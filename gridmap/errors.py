@@ -1,0 +1,80 @@
+"""Domain errors. No HTTP here: ``api/`` maps each class to a status code in one table.
+
+Every message names the bad value and says how to fix it, e.g.
+``coordinates: (30.27, 120.1) looks like lat/lon swapped; send lon first: (120.1, 30.27)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class GridmapError(Exception):
+    """Base class of every error gridmap raises on purpose."""
+
+    def __init__(self, message: str, *, field: str | None = None, fix: str | None = None) -> None:
+        self.message = message
+        self.field = field
+        self.fix = fix
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        text = f"{self.field}: {self.message}" if self.field else self.message
+        return f"{text}; {self.fix}" if self.fix else text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": type(self).__name__, "field": self.field, "message": self.message, "fix": self.fix}
+
+
+class InvalidInput(GridmapError):
+    """The caller sent something we cannot use (a value, a file, a CRS)."""
+
+
+class NotFound(GridmapError):
+    """A named thing (layer, area, record) does not exist."""
+
+
+class Conflict(GridmapError):
+    """The request is valid but clashes with the current state (e.g. an illegal transition)."""
+
+
+class DatabaseError(GridmapError):
+    """The database cannot be reached, started or migrated."""
+
+
+@dataclass
+class FeatureProblem:
+    """One feature of an input file that was repaired, rejected or is outside the area."""
+
+    index: int
+    key: str | None
+    action: str  # "rejected" | "repaired" | "outside_area"
+    reason: str
+
+    def __str__(self) -> str:
+        who = f"feature #{self.index}" + (f" ({self.key})" if self.key else "")
+        return f"{who}: {self.action}: {self.reason}"
+
+
+@dataclass
+class LoadRejected(GridmapError):
+    """A load was refused as a whole; nothing was written. ``problems`` names each bad feature."""
+
+    layer: str
+    reason: str
+    problems: list[FeatureProblem] = field(default_factory=list)
+    fix_hint: str | None = None
+
+    def __post_init__(self) -> None:
+        GridmapError.__init__(self, self.reason, field=self.layer, fix=self.fix_hint)
+
+    def __str__(self) -> str:
+        head = f"{self.layer}: {self.reason}"
+        if self.fix_hint:
+            head += f"; {self.fix_hint}"
+        if self.problems:
+            shown = "\n  ".join(str(p) for p in self.problems[:20])
+            more = f"\n  … and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
+            head += f"\n  {shown}{more}"
+        return head

@@ -1,0 +1,309 @@
+"""Use cases: load a file (or a GeoDataFrame) into a layer, and export a layer to a file.
+
+A load is all or nothing. It reads the file, reprojects it to EPSG:4326 (GCJ-02 only when the caller
+says so), refuses a file whose coordinates are not degrees or look lat/lon-swapped, checks and repairs
+geometries, reports features outside the configured area, converts every column to its table's type,
+and then upserts on the layer's natural key in ONE transaction: loading the same file twice changes
+nothing the second time, and any error leaves the table exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+from sqlalchemy import Engine
+
+from gridmap.config import Settings, get_settings
+from gridmap.core.crs import geometries_gcj02_to_wgs84, is_geographic, placement, swap_xy
+from gridmap.core.geomcheck import check_geometries
+from gridmap.errors import FeatureProblem, InvalidInput, LoadRejected
+from gridmap.storage import bulk, files
+from gridmap.storage.layers import AREA_LEVEL_LAYERS, LayerSpec, layer_spec, pg_type
+
+Outside = Literal["report", "skip", "fail"]
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class LoadReport:
+    layer: str
+    source: str
+    source_crs: str | None
+    rows_in: int
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    repaired: int = 0
+    skipped: int = 0
+    outside_area: int = 0
+    ignored_columns: list[str] = field(default_factory=list)
+    problems: list[FeatureProblem] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated
+
+
+@dataclass
+class _Prepared:
+    names: list[str]
+    columns: list[list]
+    report: LoadReport
+
+
+def _crs_name(crs) -> str | None:
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_string()
+
+
+def _derived_codes(spec: LayerSpec, frame: pd.DataFrame, geoms: np.ndarray) -> list[str]:
+    """Stable codes for files that have none: a hash of geometry and attributes (so reloads match)."""
+    wkb = shapely.to_wkb(geoms, output_dimension=2)
+    attrs = frame.astype("string").fillna("").agg("\x1f".join, axis=1).tolist() if len(frame.columns) else [""] * len(frame)
+    prefix = spec.name[:3].upper()
+    return [f"{prefix}-{hashlib.sha1(w + a.encode()).hexdigest()[:16]}" for w, a in zip(wkb, attrs, strict=True)]
+
+
+def prepare(
+    gdf: gpd.GeoDataFrame, layer: str, *, settings: Settings, source: str = "<frame>", gcj02: bool = False,
+    swap: bool = False, repair: bool = True, outside: Outside = "report", skip_invalid: bool = False,
+    defaults: dict | None = None,
+) -> _Prepared:
+    """Validate and convert a frame for ``layer``; raise :class:`LoadRejected` naming every bad feature."""
+    spec = layer_spec(layer)
+    name = layer
+    if gdf.crs is None:
+        raise LoadRejected(name, f"{source} has no CRS (a Shapefile without .prj?)",
+                           fix_hint="pass --crs with the CRS the data was made in, e.g. --crs EPSG:4326")
+    src_crs = _crs_name(gdf.crs)
+    report = LoadReport(name, source, src_crs, len(gdf))
+    if len(gdf) == 0:
+        raise LoadRejected(name, f"{source} has no features", fix_hint="check you exported the right layer")
+    geoms = gdf.geometry.to_numpy()
+
+    if is_geographic(gdf.crs):
+        where, _ = placement(geoms, settings.area_bbox)
+        if where.looks_projected:
+            b = shapely.total_bounds(geoms)
+            raise LoadRejected(
+                name, f"the file says {src_crs} (degrees) but its coordinates reach x={b[2]:.0f}, y={b[3]:.0f}: "
+                "they are projected metres, not lon/lat",
+                fix_hint="pass --crs with the file's real CRS (e.g. EPSG:4549 or EPSG:32651)",
+            )
+    elif gcj02:
+        raise InvalidInput(f"GCJ-02 is a lon/lat system, but the file is in {src_crs}", field="gcj02",
+                           fix="drop --gcj02, or give lon/lat coordinates")
+    if not gdf.crs.equals("EPSG:4326"):
+        geoms = gpd.GeoSeries(geoms, crs=gdf.crs).to_crs("EPSG:4326").to_numpy()
+    if swap:
+        geoms = swap_xy(geoms)
+    if gcj02:
+        geoms = geometries_gcj02_to_wgs84(geoms)
+
+    where, inside = placement(geoms, settings.area_bbox)
+    if not swap and where.looks_swapped:
+        raise LoadRejected(
+            name, f"{where.inside_if_swapped} of {where.n} features fall in the configured area only with x and y "
+            "exchanged: the coordinates look lat/lon swapped",
+            fix_hint="pass --swap-xy (or write longitude first)",
+        )
+    if where.n and where.inside == 0:
+        raise LoadRejected(
+            name, f"no feature lies in the configured area {settings.area_bbox} (lon/lat) after reading it as {src_crs}",
+            fix_hint="check the CRS (--crs), or set GRIDMAP_AREA_BBOX if the data really is elsewhere",
+        )
+
+    frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).reset_index(drop=True)
+    frame = frame.rename(columns={k: v for k, v in spec.aliases.items() if k in frame.columns and v not in frame.columns})
+    for col, value in (defaults or {}).items():
+        if col not in frame.columns:
+            frame[col] = value
+    writable = {c.name: c for c in spec.writable}
+    report.ignored_columns = [c for c in frame.columns if c not in writable]
+    frame = frame[[c for c in frame.columns if c in writable]]
+    if "code" in writable and "code" not in frame.columns:
+        frame["code"] = _derived_codes(spec, frame, geoms)
+    keys = frame["code"].astype("string").tolist() if "code" in frame.columns else None
+
+    missing = [c for c in spec.required if c not in frame.columns]
+    if missing:
+        raise LoadRejected(name, f"{source} lacks the required column(s) {', '.join(missing)}",
+                           fix_hint=f"add them (this layer needs {', '.join(spec.required)})")
+
+    checked = check_geometries(geoms, spec.kind, keys, repair=repair)
+    problems = list(checked.problems)
+    report.repaired = checked.repaired
+    keep = checked.keep.copy()
+
+    out_idx = np.flatnonzero(~inside & checked.keep)
+    report.outside_area = len(out_idx)
+    for i in out_idx:
+        problems.append(FeatureProblem(int(i), None if keys is None else keys[i], "outside_area",
+                                       f"outside the configured area {settings.area_bbox}"))
+    if outside == "skip":
+        keep &= inside
+    elif outside == "fail" and len(out_idx):
+        raise LoadRejected(name, f"{len(out_idx)} features lie outside the configured area",
+                           [p for p in problems if p.action == "outside_area"], "fix them or load with --outside report")
+
+    names, columns = [], []
+    for col in frame.columns:
+        values, col_problems = bulk.coerce_column(frame[col], pg_type(writable[col]), col, keys)
+        problems += col_problems
+        for p in col_problems:
+            keep[p.index] = False
+        if col in spec.required:
+            for i in np.flatnonzero(np.array([v is None for v in values])):
+                keep[i] = False
+                problems.append(FeatureProblem(int(i), None if keys is None else keys[i], "rejected",
+                                               f"column {col} is required but empty"))
+        names.append(col)
+        columns.append(values)
+
+    key_cols = [columns[names.index(k)] for k in spec.key if k in names]
+    if len(key_cols) == len(spec.key):
+        seen: dict[tuple, int] = {}
+        for i, k in enumerate(zip(*key_cols, strict=True)):
+            if k in seen:
+                keep[i] = False
+                problems.append(FeatureProblem(i, None if keys is None else keys[i], "rejected",
+                                               f"duplicate key {'/'.join(spec.key)}={k} (also feature #{seen[k]})"))
+            else:
+                seen[k] = i
+
+    problems.sort(key=lambda p: (p.index, p.action))
+    report.problems = problems
+    rejected = [p for p in problems if p.action == "rejected"]
+    if rejected and not skip_invalid:
+        raise LoadRejected(name, f"{len({p.index for p in rejected})} of {len(gdf)} features cannot be loaded; "
+                           "nothing was written", rejected, "fix them, or pass --skip-invalid to load the rest")
+    report.skipped = int((~keep).sum())
+    names.append(spec.geometry_column)
+    columns.append(bulk.ewkb(checked.geoms))
+    if not keep.all():
+        idx = np.flatnonzero(keep)
+        columns = [[c[i] for i in idx] for c in columns]
+    return _Prepared(names, columns, report)
+
+
+_POST_LOAD = {
+    # Fill in the community/grid of buildings loaded without them (current boundaries).
+    "buildings": """
+        UPDATE buildings b SET
+          grid_code = COALESCE(b.grid_code, g.code),
+          community_code = COALESCE(b.community_code, g.parent_code)
+        FROM areas g
+        WHERE (b.grid_code IS NULL OR b.community_code IS NULL)
+          AND g.level = 'grid' AND g.valid_to IS NULL
+          AND ST_Intersects(g.geom, ST_PointOnSurface(b.geom))""",
+    # Place events in the grid version valid when they were reported.
+    "events": """
+        UPDATE events e SET grid_area_id = g.id, grid_code = g.code,
+          community_code = COALESCE(e.community_code, g.parent_code)
+        FROM areas g
+        WHERE e.grid_area_id IS NULL AND g.level = 'grid'
+          AND g.valid_from <= e.reported_at AND (g.valid_to IS NULL OR e.reported_at < g.valid_to)
+          AND ST_Intersects(g.geom, e.geom)""",
+}
+
+
+def write_prepared(conn: psycopg.Connection, layer: str, prepared: _Prepared, *, sha256: str | None = None,
+                   progress: Progress | None = None) -> LoadReport:
+    """Write a prepared load on an open connection (inside the caller's transaction)."""
+    spec = layer_spec(layer)
+    report = prepared.report
+    try:
+        res = bulk.upsert_columns(conn, spec, prepared.names, prepared.columns, progress=progress)
+    except psycopg.errors.ForeignKeyViolation as exc:
+        raise LoadRejected(layer, f"a feature refers to something that is not loaded: {exc.diag.message_detail}",
+                           fix_hint="load the layer it refers to first (e.g. road_nodes before road_edges)") from exc
+    except (psycopg.errors.CheckViolation, psycopg.errors.UniqueViolation, psycopg.errors.ExclusionViolation) as exc:
+        raise LoadRejected(layer, f"the database refused the load: {exc.diag.message_primary} "
+                           f"({exc.diag.message_detail or exc.diag.constraint_name})",
+                           fix_hint="fix the named value in the file") from exc
+    report.inserted, report.updated, report.unchanged = res.inserted, res.updated, res.unchanged
+    if spec.name in _POST_LOAD and res.inserted + res.updated:
+        conn.execute(_POST_LOAD[spec.name])
+    conn.execute(
+        "INSERT INTO load_batches (layer, source, sha256, source_crs, rows_in, inserted, updated, unchanged, "
+        "repaired, outside_area) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (layer, report.source, sha256, report.source_crs, report.rows_in, res.inserted, res.updated,
+         res.unchanged, report.repaired, report.outside_area),
+    )
+    return report
+
+
+def _defaults_for(layer: str) -> dict:
+    return {"level": AREA_LEVEL_LAYERS[layer]} if layer in AREA_LEVEL_LAYERS else {}
+
+
+def load_frame(engine: Engine, layer: str, gdf: gpd.GeoDataFrame, *, source: str = "<frame>",
+               sha256: str | None = None, settings: Settings | None = None, progress: Progress | None = None,
+               **opts) -> LoadReport:
+    """Load a GeoDataFrame into ``layer`` (all or nothing). See :func:`load_file` for the options.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> hydrants = gpd.GeoDataFrame({"code": ["H1"], "kind": ["hydrant"]},
+    ...                             geometry=[shapely.Point(120.1, 30.28)], crs="EPSG:4326")
+    >>> report = load_frame(engine, "fire_equipment", hydrants)  # doctest: +SKIP
+    """
+    t0 = time.perf_counter()
+    settings = settings or get_settings()
+    prepared = prepare(gdf, layer, settings=settings, source=source, defaults=_defaults_for(layer), **opts)
+    with engine.begin() as sa_conn:
+        conn = sa_conn.connection.driver_connection
+        report = write_prepared(conn, layer, prepared, sha256=sha256, progress=progress)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_file(
+    engine: Engine, layer: str, path: str | Path, *, file_layer: str | None = None, crs: str | None = None,
+    lon_col: str | None = None, lat_col: str | None = None, gcj02: bool = False, swap: bool = False,
+    repair: bool = True, outside: Outside = "report", skip_invalid: bool = False,
+    settings: Settings | None = None, progress: Progress | None = None,
+) -> LoadReport:
+    """Load a GeoJSON / GeoPackage / Shapefile / GeoParquet / CSV (lon, lat) file into a layer.
+
+    Parameters
+    ----------
+    layer : a layer name (``buildings``, ``fire_equipment``, ``grids``, ``road_edges``, …).
+    crs : the file's CRS when it has none (or to override it), e.g. ``"EPSG:4549"``.
+    gcj02 : the lon/lat are GCJ-02 (from Amap/Tencent); they are converted to WGS84.
+    swap : the file has lat/lon order; swap it.
+    repair : repair invalid polygons with make_valid (else reject them).
+    outside : what to do with features outside the configured area: report (keep), skip or fail.
+    skip_invalid : load the good features and skip rejected ones (default: reject the whole file).
+
+    Returns a :class:`LoadReport`. Raises :class:`~gridmap.errors.LoadRejected` and writes nothing when
+    the file cannot be loaded.
+    """
+    path = Path(path)
+    spec = layer_spec(layer)
+    gdf = files.read_file(path, file_layer=file_layer, target_layer=spec.name, crs=crs, lon_col=lon_col, lat_col=lat_col)
+    return load_frame(engine, layer, gdf, source=path.name, sha256=_sha256(path), settings=settings,
+                      progress=progress, gcj02=gcj02, swap=swap, repair=repair, outside=outside,
+                      skip_invalid=skip_invalid)

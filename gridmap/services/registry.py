@@ -1,0 +1,126 @@
+"""The notebook-friendly registry: open the database, read any layer as a GeoDataFrame, load and export.
+
+>>> import gridmap as gm
+>>> db = gm.connect()                                   # doctest: +SKIP
+>>> grids = db.layer("grids", area="330106900001")      # the grids of one community  # doctest: +SKIP
+>>> blds = db.layer("buildings", bbox=(120.09, 30.27, 120.10, 30.28))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import geopandas as gpd
+from sqlalchemy import Engine
+
+from gridmap.config import Settings, get_settings
+from gridmap.core.privacy import mask_frame
+from gridmap.errors import DatabaseError, InvalidInput
+from gridmap.services import loading
+from gridmap.storage import files, migrate, queries
+from gridmap.storage.db import check_postgis, database_url, make_engine
+from gridmap.storage.layers import AREA_LEVEL_LAYERS, LAYERS, layer_spec
+
+
+class Registry:
+    """A handle on the spatial registry in PostGIS. Create it with :func:`connect`."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    def __repr__(self) -> str:
+        return f"Registry({self.engine.url.render_as_string(hide_password=True)})"
+
+    # -- reading ----------------------------------------------------------------------------------
+    @staticmethod
+    def layers() -> list[str]:
+        """Names accepted by :meth:`layer`: the tables plus ``districts/streets/communities/grids``."""
+        return [*LAYERS, *AREA_LEVEL_LAYERS]
+
+    def layer(
+        self, name: str, *, area: str | None = None, bbox: tuple[float, float, float, float] | None = None,
+        at: dt.datetime | None = None, columns: list[str] | None = None, limit: int | None = None,
+    ) -> gpd.GeoDataFrame:
+        """One layer as a GeoDataFrame (EPSG:4326), without personal data.
+
+        Parameters
+        ----------
+        name : ``buildings``, ``businesses``, ``fire_equipment``, ``teams``, ``events``, ``road_nodes``,
+            ``road_edges``, ``areas`` or an area level: ``districts``, ``streets``, ``communities``, ``grids``.
+        area : code of a street, community or grid: only what lies inside it (for area layers: the area
+            and everything below it).
+        bbox : (min_lon, min_lat, max_lon, max_lat).
+        at : for area layers, the boundary version valid at that time (default: current).
+        columns : a subset of the public columns.
+
+        Examples
+        --------
+        >>> db = connect()                                                   # doctest: +SKIP
+        >>> db.layer("fire_equipment", area="330106900").kind.value_counts()  # doctest: +SKIP
+        """
+        spec = layer_spec(name)
+        flt = queries.AreaFilter(area=area, bbox=bbox, at=at)
+        with self.engine.connect() as conn:
+            return queries.select_layer(conn, spec, flt, level=queries.level_of(name), columns=columns, limit=limit)
+
+    def residents(
+        self, *, area: str | None = None, bbox: tuple[float, float, float, float] | None = None,
+        personal: bool = False, unmasked: bool = False, actor: str | None = None, purpose: str | None = None,
+    ) -> gpd.GeoDataFrame:
+        """Residents (one row each, located at their building), by default WITHOUT personal data.
+
+        ``personal=True`` adds name, ID-card number and phone, masked (张**, 330106********1234,
+        138****5678). ``unmasked=True`` shows them in clear and needs ``actor`` and ``purpose``. Every
+        read of personal data, masked or not, is written to the append-only ``pii_access_log``.
+        """
+        if unmasked and not personal:
+            personal = True
+        if personal and not (actor and purpose):
+            raise InvalidInput("reading personal data needs an actor and a purpose", field="actor/purpose",
+                               fix="pass actor='your name' and purpose='why you need it'; it is logged")
+        flt = queries.AreaFilter(area=area, bbox=bbox)
+        with self.engine.begin() as conn:
+            gdf = queries.residents_frame(conn, flt, personal=personal)
+            if personal:
+                queries.log_pii_access(conn, actor, purpose, "resident_pii", len(gdf),
+                                       {"area": area, "bbox": bbox, "unmasked": unmasked})
+        return gdf if (unmasked or not personal) else mask_frame(gdf)
+
+    def counts(self) -> dict[str, int]:
+        """Row counts per layer (areas by level)."""
+        with self.engine.connect() as conn:
+            return queries.counts(conn)
+
+    # -- writing ----------------------------------------------------------------------------------
+    def load(self, layer: str, path: str | Path, **opts) -> loading.LoadReport:
+        """Load a file into a layer; see :func:`gridmap.services.loading.load_file`."""
+        return loading.load_file(self.engine, layer, path, settings=self.settings, **opts)
+
+    def load_frame(self, layer: str, gdf: gpd.GeoDataFrame, **opts) -> loading.LoadReport:
+        """Load a GeoDataFrame into a layer (all or nothing, upsert on the natural key)."""
+        return loading.load_frame(self.engine, layer, gdf, settings=self.settings, **opts)
+
+    def export(self, layer: str, path: str | Path, *, area: str | None = None,
+               bbox: tuple[float, float, float, float] | None = None) -> int:
+        """Write a layer (public columns only) to GeoJSON, GeoPackage or GeoParquet; returns the row count."""
+        gdf = self.layer(layer, area=area, bbox=bbox)
+        files.write_file(gdf, path, layer=layer)
+        return len(gdf)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def connect(settings: Settings | None = None, *, url: str | None = None, check_schema: bool = True) -> Registry:
+    """Open the registry: the embedded database (started if needed) or ``GRIDMAP_DATABASE_URL``."""
+    settings = settings or get_settings()
+    engine = make_engine(url or database_url(settings))
+    if check_schema:
+        check_postgis(engine)
+        current, head = migrate.current_revision(engine), migrate.head_revision()
+        if current != head:
+            raise DatabaseError(f"the database schema is at revision {current}, the code expects {head}",
+                                fix="run `gridmap db upgrade`")
+    return Registry(engine, settings)

@@ -1,0 +1,95 @@
+"""Engines and connections: the embedded cluster by default, an external PostGIS when configured."""
+
+from __future__ import annotations
+
+import contextlib
+
+import psycopg
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from gridmap.config import Settings
+from gridmap.errors import DatabaseError
+from gridmap.storage.cluster import EmbeddedCluster, find_bindir
+
+MIN_POSTGIS = (3, 1)
+
+
+def cluster_for(settings: Settings) -> EmbeddedCluster:
+    bindir = settings.pg_bindir or None
+    return EmbeddedCluster(settings.data_dir, settings.db_port, find_bindir(bindir) if bindir else None)
+
+
+def _normalise(url: str) -> str:
+    """Accept ``postgres://``, ``postgresql://`` and ``postgresql+psycopg://``; always use psycopg 3."""
+    u = make_url(url.replace("postgres://", "postgresql://", 1))
+    if u.get_backend_name() != "postgresql":
+        raise DatabaseError(
+            f"GRIDMAP_DATABASE_URL must point at PostgreSQL/PostGIS, not {u.get_backend_name()!r}",
+            field="GRIDMAP_DATABASE_URL",
+            fix="use postgresql://user:password@host:5432/dbname",
+        )
+    return u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def ensure_database(cluster: EmbeddedCluster, dbname: str) -> None:
+    """Create ``dbname`` in the embedded cluster if it is missing (external servers are never changed)."""
+    admin = _libpq(cluster.url("postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if not exists:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # another process made it meanwhile
+                conn.execute(f'CREATE DATABASE "{dbname}"')
+
+
+def database_url(settings: Settings, *, start: bool = True, dbname: str | None = None) -> str:
+    """The SQLAlchemy URL to use. In embedded mode this starts the cluster and creates the database."""
+    if settings.database_url:
+        return _normalise(settings.database_url)
+    cluster = cluster_for(settings)
+    name = dbname or settings.db_name
+    if start:
+        cluster.start()
+        ensure_database(cluster, name)
+    return cluster.url(name)
+
+
+def _libpq(url: str) -> str:
+    """A SQLAlchemy URL as a libpq connection string for raw psycopg."""
+    u = make_url(url)
+    return u.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def libpq_url(url: str) -> str:
+    return _libpq(url)
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 5)
+    kwargs.setdefault("max_overflow", 10)
+    return create_engine(url, **kwargs)
+
+
+def check_postgis(engine: Engine) -> str:
+    """Return the PostGIS version, or raise if the server has none or one older than 3.1."""
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT extversion FROM pg_extension WHERE extname = 'postgis'"
+        ).fetchone()
+        if row is None:
+            avail = conn.exec_driver_sql(
+                "SELECT default_version FROM pg_available_extensions WHERE name = 'postgis'"
+            ).fetchone()
+            if avail is None:
+                raise DatabaseError(
+                    "the database server has no PostGIS extension available",
+                    fix="install PostGIS >= 3.1 on the server (Debian: postgresql-15-postgis-3)",
+                )
+            version = avail[0]
+        else:
+            version = row[0]
+    parts = tuple(int(x) for x in version.split(".")[:2])
+    if parts < MIN_POSTGIS:
+        raise DatabaseError(f"PostGIS {version} is too old", fix="gridmap needs PostGIS >= 3.1")
+    return version

@@ -1,0 +1,359 @@
+"""The spatial registry: SQLAlchemy 2 models with GeoAlchemy2 geometry columns (EPSG:4326).
+
+Tables are created only by the Alembic migrations in ``gridmap/storage/migrations``; these classes
+describe them for queries. Conventions:
+
+* every geometry column is SRID 4326 with a GiST index; polygons are stored as MULTIPOLYGON;
+* every registry table has a surrogate ``id`` and a stable natural key ``code`` (what loads upsert on);
+* administrative areas are *versioned*: a redrawn grid gets a new row with a new ``valid_from`` and the
+  old row is closed with ``valid_to``; events point at the exact row (``grid_area_id``) they fell in;
+* personal data of residents lives apart, in ``resident_pii``; every column that holds personal data
+  carries ``info={"sensitive": True}`` and is left out of default reads and of every export.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from geoalchemy2 import Geometry, WKBElement
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, ExcludeConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SRID = 4326
+
+AREA_LEVELS = ("district", "street", "community", "grid")
+BUILDING_USES = ("residential", "commercial", "industrial", "public", "mixed")
+BUSINESS_KINDS = (
+    "shop", "hotel", "restaurant", "market", "school", "kindergarten", "clinic", "factory", "warehouse",
+    "office", "entertainment", "elderly_care",
+)
+EQUIPMENT_KINDS = ("micro_fire_station", "micro_fire_truck", "hydrant", "extinguisher_cabinet", "smart_alarm")
+EQUIPMENT_STATUSES = ("in_service", "faulty", "out_of_service")
+TEAM_KINDS = ("grid_patrol", "volunteer", "micro_fire_crew", "mediation", "auxiliary_police")
+TEAM_STATUSES = ("available", "assigned", "on_site", "off_duty")
+MEMBER_ROLES = ("grid_worker", "volunteer", "party_volunteer", "micro_fire_crew", "mediator", "auxiliary_police")
+EVENT_CHANNELS = ("hotline_12345", "chat_group", "qr_code", "patrol", "smart_alarm")
+EVENT_STATUSES = ("reported", "dispatched", "accepted", "on_site", "resolved", "closed")
+
+SENSITIVE = {"sensitive": True}
+
+# Deterministic constraint names, so that migrations can name what they drop.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Area(Base):
+    """A district (区), street (街道), community/village (社区/村) or grid (网格), one row per boundary version."""
+
+    __tablename__ = "areas"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(Text, nullable=False)
+    level: Mapped[str] = mapped_column(Text, nullable=False)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    name_zh: Mapped[str | None] = mapped_column(Text)
+    parent_code: Mapped[str | None] = mapped_column(Text)
+    population: Mapped[int | None] = mapped_column(Integer)
+    valid_from: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=text("'2000-01-01 00:00+08'")
+    )
+    valid_to: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    geom: Mapped[WKBElement] = mapped_column(Geometry("MULTIPOLYGON", srid=SRID), nullable=False)
+    __table_args__ = (
+        CheckConstraint(_in("level", AREA_LEVELS), name="level"),
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="validity"),
+        UniqueConstraint("code", "valid_from", name="uq_areas_code_valid_from"),
+        Index("ix_areas_current", "level", "code", unique=True, postgresql_where=text("valid_to IS NULL")),
+        # Two versions of one area may never be valid at the same instant (needs btree_gist).
+        ExcludeConstraint(
+            (text("code"), "="), (text("tstzrange(valid_from, valid_to)"), "&&"),
+            using="gist", name="ex_areas_code_validity",
+        ),
+    )
+
+
+class Building(Base):
+    __tablename__ = "buildings"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    floors: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    height_m: Mapped[float | None] = mapped_column(Double)
+    use: Mapped[str] = mapped_column(Text, nullable=False)
+    units: Mapped[int | None] = mapped_column(SmallInteger)
+    year_built: Mapped[int | None] = mapped_column(SmallInteger)
+    community_code: Mapped[str | None] = mapped_column(Text, index=True)
+    grid_code: Mapped[str | None] = mapped_column(Text, index=True)
+    geom: Mapped[WKBElement] = mapped_column(Geometry("MULTIPOLYGON", srid=SRID), nullable=False)
+    __table_args__ = (
+        CheckConstraint(_in("use", BUILDING_USES), name="use"),
+        CheckConstraint("floors BETWEEN 1 AND 200", name="floors"),
+    )
+
+
+class Household(Base):
+    __tablename__ = "households"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id", ondelete="CASCADE"), nullable=False, index=True)
+    unit: Mapped[int | None] = mapped_column(SmallInteger)
+    floor: Mapped[int | None] = mapped_column(SmallInteger)
+    room: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+
+
+class Resident(Base):
+    """A resident, without personal data (that is in :class:`ResidentPII`)."""
+
+    __tablename__ = "residents"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    household_id: Mapped[int] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id", ondelete="CASCADE"), nullable=False, index=True)
+    sex: Mapped[str | None] = mapped_column(Text)
+    birth_year: Mapped[int | None] = mapped_column(SmallInteger)
+    is_party_member: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    flags: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    __table_args__ = (CheckConstraint("sex IN ('M', 'F')", name="sex"),)
+
+
+class ResidentPII(Base):
+    """Personal data of a resident: name, ID-card number, phone. Never in default reads or exports."""
+
+    __tablename__ = "resident_pii"
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False, info=SENSITIVE)
+    id_card: Mapped[str | None] = mapped_column(Text, unique=True, info=SENSITIVE)
+    phone: Mapped[str | None] = mapped_column(Text, info=SENSITIVE)
+
+
+class PIIAccess(Base):
+    """Append-only log of every read of personal data."""
+
+    __tablename__ = "pii_access_log"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    actor: Mapped[str] = mapped_column(Text, nullable=False)
+    purpose: Mapped[str] = mapped_column(Text, nullable=False)
+    table_name: Mapped[str] = mapped_column(Text, nullable=False)
+    row_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    detail: Mapped[dict | None] = mapped_column(JSONB)
+
+
+class Business(Base):
+    """A business or place inside a building (shop, hotel, school, …), with key-place flags."""
+
+    __tablename__ = "businesses"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id", ondelete="SET NULL"), index=True)
+    address: Mapped[str | None] = mapped_column(Text)
+    is_key_place: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    has_smart_fire_alarm: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    employees: Mapped[int | None] = mapped_column(Integer)
+    geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=SRID), nullable=False)
+    __table_args__ = (CheckConstraint(_in("kind", BUSINESS_KINDS), name="kind"),)
+
+
+class FireEquipment(Base):
+    """Micro fire stations (微型消防站), micro fire trucks, hydrants, extinguisher cabinets, smart alarms."""
+
+    __tablename__ = "fire_equipment"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    name: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'in_service'"))
+    last_inspected: Mapped[dt.date | None] = mapped_column(Date)
+    station_code: Mapped[str | None] = mapped_column(Text)
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id", ondelete="SET NULL"))
+    business_id: Mapped[int | None] = mapped_column(ForeignKey("businesses.id", ondelete="SET NULL"))
+    geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=SRID), nullable=False)
+    __table_args__ = (
+        CheckConstraint(_in("kind", EQUIPMENT_KINDS), name="kind"),
+        CheckConstraint(_in("status", EQUIPMENT_STATUSES), name="status"),
+        Index("ix_fire_equipment_kind_status", "kind", "status"),
+    )
+
+
+class Team(Base):
+    """A patrol team with its last known position (``geom`` at ``position_at``)."""
+
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    home_grid_code: Mapped[str | None] = mapped_column(Text, index=True)
+    skills: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'available'"))
+    position_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    geom: Mapped[WKBElement | None] = mapped_column(Geometry("POINT", srid=SRID))
+    __table_args__ = (
+        CheckConstraint(_in("kind", TEAM_KINDS), name="kind"),
+        CheckConstraint(_in("status", TEAM_STATUSES), name="status"),
+    )
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), index=True)
+    role: Mapped[str] = mapped_column(Text, nullable=False)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    phone: Mapped[str | None] = mapped_column(Text, info=SENSITIVE)
+    is_party_member: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    skills: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    __table_args__ = (CheckConstraint(_in("role", MEMBER_ROLES), name="role"),)
+
+
+class GridStaff(Base):
+    """The grid worker(s) of a grid (by grid code: staff stay with a grid across boundary versions)."""
+
+    __tablename__ = "grid_staff"
+    grid_code: Mapped[str] = mapped_column(Text, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("team_members.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'primary'"))
+    __table_args__ = (CheckConstraint("role IN ('primary', 'assistant')", name="role"),)
+
+
+class RoadNode(Base):
+    __tablename__ = "road_nodes"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    street_count: Mapped[int | None] = mapped_column(SmallInteger)
+    highway: Mapped[str | None] = mapped_column(Text)
+    ref: Mapped[str | None] = mapped_column(Text)
+    geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=SRID), nullable=False)
+
+
+class RoadEdge(Base):
+    """A *directed* road edge (a two-way street is two rows). ``cost``/``reverse_cost`` are for pgRouting."""
+
+    __tablename__ = "road_edges"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source: Mapped[int] = mapped_column(ForeignKey("road_nodes.id", ondelete="CASCADE"), nullable=False, index=True)
+    target: Mapped[int] = mapped_column(ForeignKey("road_nodes.id", ondelete="CASCADE"), nullable=False, index=True)
+    key: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("0"))
+    osm_id: Mapped[str | None] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    highway: Mapped[str | None] = mapped_column(Text)
+    lanes: Mapped[str | None] = mapped_column(Text)
+    oneway: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    length_m: Mapped[float] = mapped_column(Double, nullable=False)
+    speed_kph: Mapped[float] = mapped_column(Double, nullable=False)
+    travel_time_s: Mapped[float] = mapped_column(Double, nullable=False)
+    geom: Mapped[WKBElement] = mapped_column(Geometry("LINESTRING", srid=SRID), nullable=False)
+    __table_args__ = (
+        UniqueConstraint("source", "target", "key", name="uq_road_edges_source_target_key"),
+        CheckConstraint("length_m >= 0 AND speed_kph > 0 AND travel_time_s >= 0", name="positive"),
+    )
+
+
+class EventCategory(Base):
+    """Event categories and the skills a responder needs (configurable data, seeded by the migration)."""
+
+    __tablename__ = "event_categories"
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    name_zh: Mapped[str] = mapped_column(Text, nullable=False)
+    skills: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    default_severity: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("2"))
+
+
+class Event(Base):
+    """An incident from any channel. The events issue adds the lifecycle tables; the columns here hold
+    the milestones of the past year's events."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    channel: Mapped[str] = mapped_column(Text, nullable=False)
+    external_id: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(ForeignKey("event_categories.code"), nullable=False, index=True)
+    severity: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("2"))
+    title: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    reported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    street_code: Mapped[str | None] = mapped_column(Text)
+    community_code: Mapped[str | None] = mapped_column(Text)
+    grid_code: Mapped[str | None] = mapped_column(Text, index=True)
+    grid_area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"), index=True)
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id", ondelete="SET NULL"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'reported'"))
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    on_site_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=SRID), nullable=False)
+    __table_args__ = (
+        CheckConstraint(_in("channel", EVENT_CHANNELS), name="channel"),
+        CheckConstraint(_in("status", EVENT_STATUSES), name="status"),
+        CheckConstraint("severity BETWEEN 1 AND 4", name="severity"),
+        UniqueConstraint("channel", "external_id", name="uq_events_channel_external_id"),
+    )
+
+
+class LoadBatch(Base):
+    """One bulk load: what came in, what was written, what was refused."""
+
+    __tablename__ = "load_batches"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    layer: Mapped[str] = mapped_column(Text, nullable=False)
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    sha256: Mapped[str | None] = mapped_column(Text)
+    source_crs: Mapped[str | None] = mapped_column(Text)
+    rows_in: Mapped[int] = mapped_column(Integer, nullable=False)
+    inserted: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated: Mapped[int] = mapped_column(Integer, nullable=False)
+    unchanged: Mapped[int] = mapped_column(Integer, nullable=False)
+    repaired: Mapped[int] = mapped_column(Integer, nullable=False)
+    outside_area: Mapped[int] = mapped_column(Integer, nullable=False)
+    loaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class DatasetInfo(Base):
+    """Key/value facts about what is loaded (e.g. the sample street's seed and counts)."""
+
+    __tablename__ = "dataset_info"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
