@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     db_port: int = Field(default=5433, ge=1024, le=65535, description="Loopback port of the embedded cluster.")
     db_name: str = Field(default="gridmap", pattern=r"^[a-z_][a-z0-9_]*$")
     pg_bindir: Path | None = Field(default=None, description="PostgreSQL binaries; found automatically.")
+    sample_data_dir: Path = Field(
+        default=Path(__file__).resolve().parent.parent / "data",
+        description="Where the real input data of the sample street is (OSM roads, district boundaries).",
+    )
     area_bbox: tuple[float, float, float, float] = Field(
         default=HANGZHOU_BBOX,
         description="lon/lat bbox of the configured area: loaded features outside it are reported.",

@@ -27,7 +27,7 @@ from gridmap.config import Settings, get_settings
 from gridmap.core.crs import geometries_gcj02_to_wgs84, is_geographic, placement, swap_xy
 from gridmap.core.geomcheck import check_geometries
 from gridmap.errors import FeatureProblem, InvalidInput, LoadRejected
-from gridmap.storage import bulk, files
+from gridmap.storage import bulk, files, ops
 from gridmap.storage.layers import AREA_LEVEL_LAYERS, LayerSpec, layer_spec, pg_type
 
 Outside = Literal["report", "skip", "fail"]
@@ -93,9 +93,18 @@ def prepare(
     if len(gdf) == 0:
         raise LoadRejected(name, f"{source} has no features", fix_hint="check you exported the right layer")
     geoms = gdf.geometry.to_numpy()
+    if swap:  # the file's own coordinates are in y, x order: swap before reprojecting
+        geoms = swap_xy(geoms)
+    swap_hint = "drop --swap-xy (the file is already lon, lat)" if swap else "pass --swap-xy (or write longitude first)"
 
     if is_geographic(gdf.crs):
         where, _ = placement(geoms, settings.area_bbox)
+        if where.looks_swapped:  # lat > 90 once swapped: check this before calling it "projected metres"
+            raise LoadRejected(
+                name, f"{where.inside_if_swapped} of {where.n} features fall in the configured area only with x "
+                "and y exchanged: the coordinates look lat/lon swapped",
+                fix_hint=swap_hint,
+            )
         if where.looks_projected:
             b = shapely.total_bounds(geoms)
             raise LoadRejected(
@@ -108,17 +117,15 @@ def prepare(
                            fix="drop --gcj02, or give lon/lat coordinates")
     if not gdf.crs.equals("EPSG:4326"):
         geoms = gpd.GeoSeries(geoms, crs=gdf.crs).to_crs("EPSG:4326").to_numpy()
-    if swap:
-        geoms = swap_xy(geoms)
     if gcj02:
         geoms = geometries_gcj02_to_wgs84(geoms)
 
     where, inside = placement(geoms, settings.area_bbox)
-    if not swap and where.looks_swapped:
+    if where.looks_swapped:
         raise LoadRejected(
             name, f"{where.inside_if_swapped} of {where.n} features fall in the configured area only with x and y "
             "exchanged: the coordinates look lat/lon swapped",
-            fix_hint="pass --swap-xy (or write longitude first)",
+            fix_hint=swap_hint,
         )
     if where.n and where.inside == 0:
         raise LoadRejected(
@@ -165,22 +172,31 @@ def prepare(
         problems += col_problems
         for p in col_problems:
             keep[p.index] = False
-        if col in spec.required:
+        if not writable[col].nullable:  # required, or NOT NULL with a server default the file overrides
+            named = {p.index for p in col_problems}  # a bad value is already named; it is not "empty"
+            empty = (f"column {col} is required but empty" if col in spec.required else
+                     f"column {col} is empty; fill it in, or leave the column out to take its default")
             for i in np.flatnonzero(np.array([v is None for v in values])):
+                if i in named:
+                    continue
                 keep[i] = False
-                problems.append(FeatureProblem(int(i), None if keys is None else keys[i], "rejected",
-                                               f"column {col} is required but empty"))
+                problems.append(FeatureProblem(int(i), None if keys is None else keys[i], "rejected", empty))
         names.append(col)
         columns.append(values)
 
-    key_cols = [columns[names.index(k)] for k in spec.key if k in names]
-    if len(key_cols) == len(spec.key):
+    # A key column the file lacks takes the same server default in every row (areas.valid_from,
+    # road_edges.key), so duplicates on the columns present are duplicates of the whole key.
+    key_names = [k for k in spec.key if k in names]
+    key_cols = [columns[names.index(k)] for k in key_names]
+    if key_cols:
         seen: dict[tuple, int] = {}
         for i, k in enumerate(zip(*key_cols, strict=True)):
             if k in seen:
                 keep[i] = False
+                shown = k[0] if len(k) == 1 else k
                 problems.append(FeatureProblem(i, None if keys is None else keys[i], "rejected",
-                                               f"duplicate key {'/'.join(spec.key)}={k} (also feature #{seen[k]})"))
+                                               f"duplicate key {'/'.join(key_names)}={shown!r} "
+                                               f"(also feature #{seen[k]}); give each feature its own key"))
             else:
                 seen[k] = i
 
@@ -199,27 +215,6 @@ def prepare(
     return _Prepared(names, columns, report)
 
 
-_POST_LOAD = {
-    # Fill in the community/grid of buildings loaded without them (current boundaries).
-    "buildings": """
-        UPDATE buildings b SET
-          grid_code = COALESCE(b.grid_code, g.code),
-          community_code = COALESCE(b.community_code, g.parent_code)
-        FROM areas g
-        WHERE (b.grid_code IS NULL OR b.community_code IS NULL)
-          AND g.level = 'grid' AND g.valid_to IS NULL
-          AND ST_Intersects(g.geom, ST_PointOnSurface(b.geom))""",
-    # Place events in the grid version valid when they were reported.
-    "events": """
-        UPDATE events e SET grid_area_id = g.id, grid_code = g.code,
-          community_code = COALESCE(e.community_code, g.parent_code)
-        FROM areas g
-        WHERE e.grid_area_id IS NULL AND g.level = 'grid'
-          AND g.valid_from <= e.reported_at AND (g.valid_to IS NULL OR e.reported_at < g.valid_to)
-          AND ST_Intersects(g.geom, e.geom)""",
-}
-
-
 def write_prepared(conn: psycopg.Connection, layer: str, prepared: _Prepared, *, sha256: str | None = None,
                    progress: Progress | None = None) -> LoadReport:
     """Write a prepared load on an open connection (inside the caller's transaction)."""
@@ -235,14 +230,11 @@ def write_prepared(conn: psycopg.Connection, layer: str, prepared: _Prepared, *,
                            f"({exc.diag.message_detail or exc.diag.constraint_name})",
                            fix_hint="fix the named value in the file") from exc
     report.inserted, report.updated, report.unchanged = res.inserted, res.updated, res.unchanged
-    if spec.name in _POST_LOAD and res.inserted + res.updated:
-        conn.execute(_POST_LOAD[spec.name])
-    conn.execute(
-        "INSERT INTO load_batches (layer, source, sha256, source_crs, rows_in, inserted, updated, unchanged, "
-        "repaired, outside_area) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (layer, report.source, sha256, report.source_crs, report.rows_in, res.inserted, res.updated,
-         res.unchanged, report.repaired, report.outside_area),
-    )
+    if spec.name in ops.POST_LOAD and res.inserted + res.updated:
+        ops.POST_LOAD[spec.name](conn)
+    ops.record_load(conn, layer=layer, source=report.source, sha256=sha256, source_crs=report.source_crs,
+                    rows_in=report.rows_in, inserted=res.inserted, updated=res.updated, unchanged=res.unchanged,
+                    repaired=report.repaired, outside_area=report.outside_area)
     return report
 
 

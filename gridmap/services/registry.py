@@ -18,7 +18,7 @@ from gridmap.config import Settings, get_settings
 from gridmap.core.privacy import mask_frame
 from gridmap.errors import DatabaseError, InvalidInput
 from gridmap.services import loading
-from gridmap.storage import files, migrate, queries
+from gridmap.storage import files, migrate, ops, queries
 from gridmap.storage.db import check_postgis, database_url, make_engine
 from gridmap.storage.layers import AREA_LEVEL_LAYERS, LAYERS, layer_spec
 
@@ -101,6 +101,14 @@ class Registry:
     def load_frame(self, layer: str, gdf: gpd.GeoDataFrame, **opts) -> loading.LoadReport:
         """Load a GeoDataFrame into a layer (all or nothing, upsert on the natural key)."""
         return loading.load_frame(self.engine, layer, gdf, settings=self.settings, **opts)
+
+    def redraw(self, code: str, geometry, valid_from: dt.datetime) -> int:
+        """Redraw an area's boundary from ``valid_from`` on (a new version); returns the new version's id.
+
+        The old version is closed, not changed: events keep the grid version they were placed in.
+        """
+        with self.engine.begin() as conn:
+            return ops.redraw_area(conn.connection.driver_connection, code, geometry, valid_from)
 
     def export(self, layer: str, path: str | Path, *, area: str | None = None,
                bbox: tuple[float, float, float, float] | None = None) -> int:

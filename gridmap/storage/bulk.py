@@ -134,8 +134,9 @@ def upsert_columns(
     """Insert-or-update rows keyed on ``spec.key``, all or nothing.
 
     First try a plain COPY into the table under a savepoint (the common first load: one pass, no
-    staging). If a key already exists, roll back to the savepoint and go through a temporary staging
-    table and ``INSERT ... ON CONFLICT DO UPDATE``, updating only rows that really changed.
+    staging). If a key already exists (a unique or exclusion violation), roll back to the savepoint and
+    go through a temporary staging table and ``INSERT ... ON CONFLICT DO UPDATE``, updating only rows
+    that really changed.
     """
     table = spec.table.name
     types = [pg_type(spec.table.columns[c]) for c in names]
@@ -146,7 +147,9 @@ def upsert_columns(
         with conn.transaction():
             copy_columns(conn, table, names, types, columns, progress=progress)
         return UpsertResult(n, 0, 0)
-    except psycopg.errors.UniqueViolation:
+    except (psycopg.errors.UniqueViolation, psycopg.errors.ExclusionViolation):
+        # A key already exists. (For versioned areas the exclusion constraint on (code, validity) may
+        # fire before the unique key does; ON CONFLICT below re-raises it if it is a real overlap.)
         pass
     stage = "_gm_stage"
     cols = sql.SQL(", ").join(map(sql.Identifier, names))

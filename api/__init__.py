@@ -1,0 +1,1 @@
+"""The HTTP adapter (FastAPI): parse, call one service, shape the response. No SQL here."""

@@ -1,0 +1,41 @@
+"""gridmap: a geospatial grid-management (网格化管理) GIS backend on PostGIS.
+
+>>> import gridmap as gm
+>>> db = gm.connect()                 # the embedded PostGIS (started if needed) or GRIDMAP_DATABASE_URL  # doctest: +SKIP
+>>> grids = db.layer("grids")         # a GeoDataFrame in EPSG:4326                                          # doctest: +SKIP
+"""
+
+from gridmap.config import MEASURE_CRS, STORAGE_SRID, Settings, get_settings
+from gridmap.core.crs import gcj02_to_wgs84, wgs84_to_gcj02
+from gridmap.errors import (
+    Conflict,
+    DatabaseError,
+    FeatureProblem,
+    GridmapError,
+    InvalidInput,
+    LoadRejected,
+    NotFound,
+)
+from gridmap.services.loading import LoadReport
+from gridmap.services.registry import Registry, connect
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MEASURE_CRS",
+    "STORAGE_SRID",
+    "Conflict",
+    "DatabaseError",
+    "FeatureProblem",
+    "GridmapError",
+    "InvalidInput",
+    "LoadRejected",
+    "LoadReport",
+    "NotFound",
+    "Registry",
+    "Settings",
+    "connect",
+    "gcj02_to_wgs84",
+    "get_settings",
+    "wgs84_to_gcj02",
+]

@@ -1,0 +1,159 @@
+"""Build the sample street and load it into PostGIS in one transaction.
+
+The road network and the district boundaries are real (OpenStreetMap, Tianditu; see data/README.md);
+grids, buildings, residents, businesses, fire equipment, teams and a year of events are generated
+deterministically by :mod:`gridmap.core.samplegen` from a fixed seed, at load time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import psycopg
+from sqlalchemy import Engine
+
+from gridmap.config import Settings, get_settings
+from gridmap.core import samplegen
+from gridmap.errors import Conflict, InvalidInput
+from gridmap.services import loading
+from gridmap.storage import bulk, files, ops
+from gridmap.storage.layers import pg_type
+from gridmap.storage.models import Base
+from gridmap.storage.ops import REGISTRY_TABLES
+
+#: Bump when the generator's output changes, so `gridmap setup` reloads an older sample.
+SAMPLE_VERSION = 1
+ROADS_FILE = "roads/hz_xihu_gongshu_osm_drive.gpkg"
+DISTRICTS_FILE = "boundaries/hangzhou_districts_tianditu.geojson"
+Step = Callable[[str, int, int], None]
+
+
+@dataclass
+class SampleResult:
+    loaded: bool
+    seed: int
+    counts: dict[str, int]
+    seconds: float
+    message: str
+
+
+def _paths(settings: Settings) -> tuple[Path, Path]:
+    roads, districts = settings.sample_data_dir / ROADS_FILE, settings.sample_data_dir / DISTRICTS_FILE
+    for p in (roads, districts):
+        if not p.exists():
+            raise InvalidInput(f"sample data file {p} is missing", field="GRIDMAP_SAMPLE_DATA_DIR",
+                               fix="point it at the repository's data/ folder")
+    return roads, districts
+
+
+def build(seed: int | None = None, settings: Settings | None = None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, samplegen.SampleStreet]:
+    """Read the real roads and districts and generate the street (no database)."""
+    settings = settings or get_settings()
+    roads, districts = _paths(settings)
+    nodes = files.read_file(roads, file_layer="nodes")
+    edges = files.read_file(roads, file_layer="edges")
+    dist = files.read_file(districts)
+    street = samplegen.generate_sample_street(edges, dist, seed=samplegen.DEFAULT_SEED if seed is None else seed)
+    return nodes, edges, street
+
+
+def write_sample_files(out_dir: str | Path, seed: int | None = None) -> dict[str, int]:
+    """Generate the street into one (Geo)Parquet file per layer; returns the row counts."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _, _, street = build(seed)
+    for name, frame in _frames(street).items():
+        frame.to_parquet(out / f"{name}.parquet", index=False)
+    return street.counts()
+
+
+def _frames(street: samplegen.SampleStreet) -> dict[str, pd.DataFrame]:
+    """The generated layers in load order (parents first), shaped like their tables."""
+    frames = {name: getattr(street, name) for name in (
+        "areas", "buildings", "households", "residents", "resident_pii", "businesses", "fire_equipment", "teams",
+        "team_members", "grid_staff", "events")}
+    member_ids = street.team_members.set_index("code")["id"]
+    staff = street.grid_staff
+    frames["grid_staff"] = pd.DataFrame(
+        {"grid_code": staff["grid_code"], "member_id": staff["member_code"].map(member_ids), "role": staff["role"]}
+    )
+    return frames
+
+
+def _copy_frame(conn: psycopg.Connection, table: str, df: pd.DataFrame) -> int:
+    """COPY a generated frame into ``table`` (columns by name, geometry as EWKB)."""
+    tbl = Base.metadata.tables[table]
+    names, types, columns = [], [], []
+    geom_name = df.geometry.name if isinstance(df, gpd.GeoDataFrame) else None
+    for col in df.columns:
+        if col == geom_name:
+            continue
+        values, problems = bulk.coerce_column(df[col], pg_type(tbl.columns[col]), col, None)
+        if problems:  # the generator is ours: any problem is a bug, say which
+            raise ValueError(f"sample {table}: {problems[0]}")
+        names.append(col)
+        types.append(pg_type(tbl.columns[col]))
+        columns.append(values)
+    if geom_name is not None:
+        names.append("geom")
+        types.append("bytea")
+        columns.append(bulk.ewkb(df.geometry.to_numpy()))
+    return bulk.copy_columns(conn, table, names, types, columns)
+
+
+def load_sample_street(engine: Engine, *, seed: int | None = None, replace: bool = False,
+                       settings: Settings | None = None, progress: Step | None = None) -> SampleResult:
+    """Load the sample street, all or nothing.
+
+    Does nothing when the same sample (seed and generator version) is already loaded. Refuses to wipe a
+    database that holds other data unless ``replace`` is True.
+    """
+    t0 = time.perf_counter()
+    settings = settings or get_settings()
+    seed = samplegen.DEFAULT_SEED if seed is None else seed
+    step = progress or (lambda *_: None)
+    with engine.connect() as sa_conn:
+        conn = sa_conn.connection.driver_connection
+        info = ops.get_info(conn, "sample_street")
+        if info and info.get("seed") == seed and info.get("version") == SAMPLE_VERSION and not replace:
+            return SampleResult(False, seed, info["counts"], time.perf_counter() - t0,
+                                f"the sample street (seed {seed}) is already loaded; --replace reloads it")
+        occupied = ops.registry_occupied(conn)
+        conn.rollback()
+    if occupied and not info and not replace:
+        raise Conflict("the database already holds registry data that is not the sample street",
+                       field="replace", fix="pass --replace to wipe it and load the sample street")
+
+    step("generating the sample street", 0, 3)
+    nodes, edges, street = build(seed, settings)
+    step("loading", 1, 3)
+    prep_nodes = loading.prepare(nodes, "road_nodes", settings=settings, source=ROADS_FILE)
+    prep_edges = loading.prepare(edges, "road_edges", settings=settings, source=ROADS_FILE)
+    counts = {"road_nodes": len(nodes), "road_edges": len(edges), **street.counts()}
+    with engine.begin() as sa_conn:
+        conn = sa_conn.connection.driver_connection
+        ops.truncate_registry(conn)
+        loading.write_prepared(conn, "road_nodes", prep_nodes)
+        loading.write_prepared(conn, "road_edges", prep_edges)
+        for name, frame in _frames(street).items():
+            _copy_frame(conn, name, frame)
+        for table in ("buildings", "households", "residents", "businesses", "fire_equipment", "teams",
+                      "team_members", "events"):
+            bulk.reset_identity(conn, table)
+        ops.place_events(conn)
+        value = {"seed": seed, "version": SAMPLE_VERSION, "counts": counts,
+                 "sources": {"roads": "© OpenStreetMap contributors, ODbL 1.0", "districts": "天地图 Tianditu"}}
+        ops.put_info(conn, "sample_street", value)
+    with engine.connect() as sa_conn:  # fresh statistics for the planner
+        ops.analyze(sa_conn.connection.driver_connection, REGISTRY_TABLES)
+        sa_conn.commit()
+    step("done", 3, 3)
+    secs = time.perf_counter() - t0
+    return SampleResult(True, seed, counts, secs,
+                        f"loaded the sample street (seed {seed}) in {secs:.1f} s: "
+                        + ", ".join(f"{v:,} {k}" for k, v in counts.items()))

@@ -1,0 +1,72 @@
+"""Test fixtures: a real PostGIS (never SQLite, never a mock).
+
+The suite uses its own database, ``gridmap_test``, in the embedded cluster (started if needed), created
+fresh and migrated once per session. With ``GRIDMAP_DATABASE_URL`` set, tests refuse to touch that
+server unless ``GRIDMAP_TEST_DATABASE_URL`` names a scratch database. A DB test never skips: if the
+database cannot be had, it fails.
+"""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from gridmap.config import Settings, get_settings
+from gridmap.services.registry import Registry
+from gridmap.storage import migrate
+from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
+
+TEST_DB = "gridmap_test"
+KEEP_TABLES = {"event_categories", "spatial_ref_sys", "alembic_version"}
+
+
+def _fresh_database(settings: Settings, name: str) -> str:
+    if os.environ.get("GRIDMAP_TEST_DATABASE_URL"):
+        return os.environ["GRIDMAP_TEST_DATABASE_URL"]
+    if settings.database_url:
+        pytest.fail("GRIDMAP_DATABASE_URL is set: point GRIDMAP_TEST_DATABASE_URL at a scratch database for tests")
+    cluster = cluster_for(settings)
+    cluster.start()
+    with psycopg.connect(libpq_url(cluster.url("postgres")), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return database_url(settings, dbname=name)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def db_url(settings) -> str:
+    return _fresh_database(settings, TEST_DB)
+
+
+@pytest.fixture(scope="session")
+def engine(db_url):
+    eng = make_engine(db_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def truncate_all(engine) -> None:
+    with engine.begin() as conn:
+        tables = [r[0] for r in conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))]
+        victims = [t for t in tables if t not in KEEP_TABLES]
+        if victims:
+            conn.execute(text(f"TRUNCATE {', '.join(victims)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def db(engine, settings) -> Registry:
+    """A registry on the test database, emptied after the test."""
+    reg = Registry(engine, settings)
+    truncate_all(engine)
+    yield reg
+    truncate_all(engine)
