@@ -15,6 +15,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import psycopg
+import shapely
 from sqlalchemy import Engine
 
 from gridmap.config import Settings, get_settings
@@ -77,6 +78,9 @@ def _frames(street: samplegen.SampleStreet) -> dict[str, pd.DataFrame]:
     frames = {name: getattr(street, name) for name in (
         "areas", "buildings", "households", "residents", "resident_pii", "businesses", "fire_equipment", "teams",
         "team_members", "grid_staff", "events")}
+    buildings = street.buildings.copy()
+    buildings["geometry"] = [shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in buildings.geometry]
+    frames["buildings"] = buildings
     member_ids = street.team_members.set_index("code")["id"]
     staff = street.grid_staff
     frames["grid_staff"] = pd.DataFrame(

@@ -1,0 +1,149 @@
+"""The whole sample street, generated and loaded into a real PostGIS, as `make demo` does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+import shapely
+from sqlalchemy import text
+
+from gridmap.errors import Conflict
+from gridmap.services import sample
+from gridmap.services.registry import Registry
+from gridmap.storage import migrate
+from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
+
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+SAMPLE_DB = "gridmap_test_sample"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def sample_engine(settings, db_url):
+    cluster = cluster_for(settings)
+    with psycopg.connect(libpq_url(cluster.url("postgres")), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{SAMPLE_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{SAMPLE_DB}"')
+    engine = make_engine(database_url(settings, dbname=SAMPLE_DB))
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def loaded(sample_engine, settings):
+    result = sample.load_sample_street(sample_engine, settings=settings)
+    assert result.loaded
+    return result
+
+
+def test_counts_match_the_generator(loaded, sample_engine, settings):
+    reg = Registry(sample_engine, settings)
+    counts = reg.counts()
+    expected = loaded.counts
+    assert counts["road_nodes"] == 1407 and counts["road_edges"] == 3166  # the real OSM network, whole
+    for layer in ("buildings", "households", "residents", "businesses", "fire_equipment", "teams", "team_members",
+                  "events"):
+        assert counts[layer] == expected[layer], layer
+    assert counts["areas.grid"] == 149
+    assert counts["areas.street"] == 1
+    assert counts["areas.district"] == 13
+    assert 15 <= counts["areas.community"] <= 30
+    assert counts["residents"] == 260_000
+    assert 120 <= counts["teams"] <= 180
+
+
+def test_reload_is_a_no_op_and_foreign_data_is_protected(loaded, sample_engine, settings, engine, db):
+    again = sample.load_sample_street(sample_engine, settings=settings)
+    assert not again.loaded and "already loaded" in again.message
+    # a database holding other registry data is not wiped without --replace
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO buildings (code, floors, use, geom) VALUES "
+                          "('X1', 3, 'residential', ST_Multi(ST_Buffer(ST_Point(120.1, 30.28, 4326), 0.0001)))"))
+    with pytest.raises(Conflict, match="--replace"):
+        sample.load_sample_street(engine, settings=settings)
+
+
+def test_everything_is_placed_in_its_grid(loaded, sample_engine):
+    with sample_engine.connect() as conn:
+        stray = conn.execute(text("""
+            SELECT count(*) FROM buildings b JOIN areas g ON g.code = b.grid_code AND g.valid_to IS NULL
+            WHERE NOT ST_Intersects(g.geom, ST_PointOnSurface(b.geom))""")).scalar_one()
+        assert stray == 0
+        assert conn.execute(text("SELECT count(*) FROM buildings WHERE grid_code IS NULL")).scalar_one() == 0
+        unplaced = conn.execute(text("SELECT count(*) FROM events WHERE grid_area_id IS NULL")).scalar_one()
+        assert unplaced == 0
+        # grids do not overlap (more than a square metre) and lie inside the street
+        overlap = conn.execute(text("""
+            SELECT coalesce(max(ST_Area(ST_Intersection(a.geom, b.geom)::geography)), 0)
+            FROM areas a JOIN areas b ON a.level = 'grid' AND b.level = 'grid' AND a.id < b.id
+             AND a.geom && b.geom AND ST_Intersects(a.geom, b.geom)""")).scalar_one()
+        assert overlap < 1.0
+        pop = conn.execute(text("""
+            SELECT sum(population) FROM areas WHERE level = 'grid' AND valid_to IS NULL""")).scalar_one()
+        assert pop == 260_000
+
+
+def test_redrawn_grid_keeps_old_events(loaded, sample_engine, settings):
+    reg = Registry(sample_engine, settings)
+    grids = reg.layer("grids")
+    code = grids.code.iloc[0]
+    old = grids.geometry.iloc[0]
+    with sample_engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*), min(grid_area_id), max(grid_area_id) FROM events "
+                                   "WHERE grid_code = :c"), {"c": code}).one()
+    assert before[0] > 0 and before[1] == before[2]
+    when = dt.datetime(2026, 11, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+    new_id = reg.redraw(code, shapely.buffer(old, -0.0001).geoms[0] if old.geom_type == "MultiPolygon" else old,
+                        when)
+    try:
+        with sample_engine.connect() as conn:
+            after = conn.execute(text("SELECT count(*), min(grid_area_id), max(grid_area_id) FROM events "
+                                      "WHERE grid_code = :c"), {"c": code}).one()
+        assert after == before  # past events still point at the version they fell in
+        assert new_id != before[1]
+        assert len(reg.layer("grids", at=when - dt.timedelta(days=1)).query("code == @code")) == 1
+        current = reg.layer("grids").set_index("code").geometry[code]
+        assert current.area < old.area
+    finally:
+        with sample_engine.begin() as conn:  # restore for the other tests
+            conn.execute(text("DELETE FROM areas WHERE id = :i"), {"i": new_id})
+            conn.execute(text("UPDATE areas SET valid_to = NULL WHERE code = :c"), {"c": code})
+
+
+def test_default_reads_have_no_personal_data(loaded, sample_engine, settings, tmp_path):
+    reg = Registry(sample_engine, settings)
+    some_grid = reg.layer("grids").code.iloc[3]
+    people = reg.residents(area=some_grid)
+    assert len(people) > 0
+    assert not {"name", "id_card", "phone"} & set(people.columns)
+    masked = reg.residents(area=some_grid, personal=True, actor="test", purpose="checking masks")
+    assert masked.id_card.str.fullmatch(r"\d{6}\*{8}[\dX]{4}").all()
+    assert masked.phone.str.fullmatch(r"\d{3}\*{4}\d{4}").all()
+
+
+def test_readme_python_example_runs(loaded, monkeypatch, settings):
+    """The README's Python block is a runnable example: run it on the sample street."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.setenv("GRIDMAP_DB_NAME", SAMPLE_DB)
+    from gridmap.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        block = block.replace('db.load("fire_equipment", "hydrants.geojson")', "pass")
+        block = block.replace('"buildings.gpkg"', repr(str(ROOT / "artifacts" / "readme-buildings.gpkg")))
+        ns: dict = {}
+        exec(compile(block, "README.md", "exec"), ns)
+        assert len(ns["grids"]) == 149
+        assert len(ns["community"]) >= 3
+        assert len(ns["people"]) > 0 and "id_card" not in ns["people"].columns
+        assert set(ns["hydrants"].kind) == {"hydrant"}
+    finally:
+        get_settings.cache_clear()
+
