@@ -357,3 +357,32 @@ class DatasetInfo(Base):
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     value: Mapped[dict] = mapped_column(JSONB, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+ASSIGNMENT_STATUSES = ("offered", "accepted", "declined", "timeout", "cancelled", "completed")
+ACTIVE_ASSIGNMENT = "status IN ('offered', 'accepted')"
+
+
+class Assignment(Base):
+    """An event offered to a team. At most one active (offered/accepted) assignment per team and per
+    event: the database enforces it with partial unique indexes, so no team is ever double-booked."""
+
+    __tablename__ = "assignments"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False, index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), nullable=False, index=True)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'offered'"))
+    rank: Mapped[int | None] = mapped_column(SmallInteger)
+    eta_s: Mapped[float | None] = mapped_column(Double)
+    distance_m: Mapped[float | None] = mapped_column(Double)
+    method: Mapped[str | None] = mapped_column(Text)
+    explanation: Mapped[dict | None] = mapped_column(JSONB)
+    offered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    respond_by: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    responded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    route: Mapped[WKBElement | None] = mapped_column(Geometry("LINESTRING", srid=SRID))
+    __table_args__ = (
+        CheckConstraint(_in("status", ASSIGNMENT_STATUSES), name="status"),
+        Index("uq_assignments_team_active", "team_id", unique=True, postgresql_where=text(ACTIVE_ASSIGNMENT)),
+        Index("uq_assignments_event_active", "event_id", unique=True, postgresql_where=text(ACTIVE_ASSIGNMENT)),
+    )

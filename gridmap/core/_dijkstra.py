@@ -1,0 +1,168 @@
+"""Compiled kernels (numba) for the dispatch searches.
+
+Why hand-written: the k-nearest-*teams* search must stop as soon as the k best are certain, must start
+from points part-way along edges, and must attach moving teams to the graph without rebuilding it.
+scipy.sparse.csgraph, igraph and networkx only offer whole-graph or fixed-radius Dijkstra from nodes
+(measured in scripts/bench_dispatch.py: a fixed-radius scipy search costs 3-10x more), so the search
+loop is written here, once, and compiled by numba (a well-kept LLVM JIT; results cached on disk).
+
+All arrays are preallocated by the caller and reused between queries; ``stamp`` arrays make a reset
+O(1): a value is valid only where ``stamp[i] == cur``.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+INF = np.inf
+
+
+@nb.njit(cache=True, inline="always")
+def _push(hk, hv, size, key, val):
+    i = size
+    hk[i] = key
+    hv[i] = val
+    while i > 0:
+        p = (i - 1) >> 1
+        if hk[p] <= hk[i]:
+            break
+        hk[p], hk[i] = hk[i], hk[p]
+        hv[p], hv[i] = hv[i], hv[p]
+        i = p
+    return size + 1
+
+
+@nb.njit(cache=True, inline="always")
+def _pop(hk, hv, size):
+    key = hk[0]
+    val = hv[0]
+    size -= 1
+    hk[0] = hk[size]
+    hv[0] = hv[size]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            break
+        c = left
+        if left + 1 < size and hk[left + 1] < hk[left]:
+            c = left + 1
+        if hk[i] <= hk[c]:
+            break
+        hk[c], hk[i] = hk[i], hk[c]
+        hv[c], hv[i] = hv[i], hv[c]
+        i = c
+    return key, val, size
+
+
+@nb.njit(cache=True)
+def nearest_teams(
+    rindptr, radj, radj_edge, radj_w,
+    seed_nodes, seed_costs,
+    head, nxt, slot_cost,
+    team_ok, k, horizon,
+    dist, stamp, pred_edge, cur,
+    heap_k, heap_v,
+    team_eta, team_slot, team_stamp,
+    top_team, top_eta,
+    bad_team, max_bad,
+):
+    """Reverse Dijkstra from a target to the k nearest eligible teams.
+
+    Nodes are settled in order of travel time *to* the target. A team slot hanging at node v (a team
+    on an edge leading into v) gets ETA ``dist[v] + slot_cost``; since ``slot_cost >= 0``, once the
+    k-th best ETA is <= the time being settled, no unseen team can beat it and the search stops.
+    Ineligible teams met on the way (busy, stale, wrong skill) are listed in ``bad_team`` so the
+    caller can say why a nearer team was passed over.
+
+    Returns (number of eligible teams found <= k, number of bad teams, nodes settled).
+    """
+    size = 0
+    for i in range(len(seed_nodes)):
+        s = seed_nodes[i]
+        c = seed_costs[i]
+        if stamp[s] != cur or c < dist[s]:
+            stamp[s] = cur
+            dist[s] = c
+            pred_edge[s] = -1
+            size = _push(heap_k, heap_v, size, c, s)
+    for j in range(k):
+        top_team[j] = -1
+        top_eta[j] = INF
+    n_bad = 0
+    settled = 0
+    while size > 0:
+        d, v, size = _pop(heap_k, heap_v, size)
+        if d > dist[v]:
+            continue  # stale heap entry
+        if d > horizon or top_eta[k - 1] <= d:
+            break
+        settled += 1
+        s = head[v]
+        while s >= 0:
+            team = s >> 1
+            eta = d + slot_cost[s]
+            if team_stamp[team] != cur or eta < team_eta[team]:
+                first = team_stamp[team] != cur
+                team_stamp[team] = cur
+                team_eta[team] = eta
+                team_slot[team] = s
+                if team_ok[team]:
+                    pos = -1
+                    for j in range(k):
+                        if top_team[j] == team:
+                            pos = j
+                            break
+                    if pos < 0 and eta < top_eta[k - 1]:
+                        pos = k - 1
+                        top_team[pos] = team
+                    if pos >= 0:
+                        top_eta[pos] = eta
+                        while pos > 0 and top_eta[pos - 1] > top_eta[pos]:
+                            top_eta[pos - 1], top_eta[pos] = top_eta[pos], top_eta[pos - 1]
+                            top_team[pos - 1], top_team[pos] = top_team[pos], top_team[pos - 1]
+                            pos -= 1
+                elif first and n_bad < max_bad:
+                    bad_team[n_bad] = team
+                    n_bad += 1
+            s = nxt[s]
+        for idx in range(rindptr[v], rindptr[v + 1]):
+            u = radj[idx]
+            nd = d + radj_w[idx]
+            if stamp[u] != cur or nd < dist[u]:
+                stamp[u] = cur
+                dist[u] = nd
+                pred_edge[u] = radj_edge[idx]
+                size = _push(heap_k, heap_v, size, nd, u)
+    found = 0
+    for j in range(k):
+        if top_team[j] >= 0:
+            found += 1
+    return found, n_bad, settled
+
+
+@nb.njit(cache=True)
+def multi_source_times(indptr, adj, adj_w, seed_nodes, seed_costs, horizon, dist, heap_k, heap_v):
+    """Plain multi-source Dijkstra over the whole graph up to ``horizon`` (dist must be +inf on entry).
+
+    With the *reverse* graph and the facilities as seeds this gives, for every node, the travel time
+    to the nearest facility: the many-to-one batch used for coverage.
+    """
+    size = 0
+    for i in range(len(seed_nodes)):
+        s = seed_nodes[i]
+        if seed_costs[i] < dist[s]:
+            dist[s] = seed_costs[i]
+            size = _push(heap_k, heap_v, size, seed_costs[i], s)
+    while size > 0:
+        d, v, size = _pop(heap_k, heap_v, size)
+        if d > dist[v] or d > horizon:
+            continue
+        for idx in range(indptr[v], indptr[v + 1]):
+            u = adj[idx]
+            nd = d + adj_w[idx]
+            if nd < dist[u]:
+                dist[u] = nd
+                size = _push(heap_k, heap_v, size, nd, u)
+    return dist

@@ -1,0 +1,159 @@
+"""The in-memory directed road graph: a cache of PostGIS's ``road_nodes``/``road_edges``, rebuilt at will.
+
+Nodes and edges are numbered 0..n-1 / 0..m-1; adjacency is kept as CSR arrays in both directions
+(forward for "from here", reverse for "to here" searches), weights are travel times in seconds.
+Geometry is held in EPSG:4549 metres for snapping and measuring.
+
+A point is snapped to the nearest road *edge* (not node): the edge, the fraction along it, the foot of
+the perpendicular and the walk from the point to the road. A two-way street is two directed edges
+with the same geometry (``twin``); a one-way street has no twin, so a point on it can only move on in
+the edge's direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+#: Walking speed between a point and its road (m/s), e.g. from a parked truck to a doorway.
+WALK_SPEED = 1.25
+
+
+@dataclass(frozen=True)
+class Snaps:
+    """Snaps of many points (arrays of the same length; ``edge == -1`` where no road was within reach)."""
+
+    edge: np.ndarray  # directed edge index (u -> v)
+    twin: np.ndarray  # the reverse edge v -> u on the same road, or -1 (one-way)
+    fraction: np.ndarray  # position along the edge from u, 0..1
+    distance_m: np.ndarray  # from the point to the road
+    x: np.ndarray  # the foot on the road (EPSG:4549)
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.edge)
+
+
+def _csr(n: int, src: np.ndarray, dst: np.ndarray, edge: np.ndarray, w: np.ndarray):
+    order = np.lexsort((dst, src))
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(indptr, src + 1, 1)
+    np.cumsum(indptr, out=indptr)
+    return indptr, dst[order].astype(np.int64), edge[order].astype(np.int64), w[order].astype(np.float64)
+
+
+class RoadGraph:
+    """A directed road graph with travel times, snapping and strongly-connected-component labels.
+
+    Parameters
+    ----------
+    node_ids : database ids of the nodes (any int64), in index order.
+    node_xy : (n, 2) node coordinates in EPSG:4549.
+    edge_u, edge_v : node *indexes* of each directed edge.
+    length_m, travel_time_s : per edge.
+    geoms : per edge LineString in EPSG:4549, drawn from u to v.
+    edge_ids : database ids of the edges (default 0..m-1).
+    """
+
+    def __init__(self, node_ids, node_xy, edge_u, edge_v, length_m, travel_time_s, geoms, edge_ids=None) -> None:
+        self.node_ids = np.asarray(node_ids, dtype=np.int64)
+        self.node_xy = np.asarray(node_xy, dtype=np.float64)
+        self.edge_u = np.asarray(edge_u, dtype=np.int64)
+        self.edge_v = np.asarray(edge_v, dtype=np.int64)
+        self.length_m = np.asarray(length_m, dtype=np.float64)
+        self.time_s = np.asarray(travel_time_s, dtype=np.float64)
+        self.geoms = np.asarray(geoms, dtype=object)
+        self.edge_ids = np.arange(len(self.edge_u), dtype=np.int64) if edge_ids is None else np.asarray(edge_ids)
+        n, m = len(self.node_ids), len(self.edge_u)
+        if np.any(self.time_s < 0) or not np.all(np.isfinite(self.time_s)):
+            raise ValueError("edge travel times must be finite and non-negative")
+        eidx = np.arange(m, dtype=np.int64)
+        self.indptr, self.adj, self.adj_edge, self.adj_w = _csr(n, self.edge_u, self.edge_v, eidx, self.time_s)
+        self.rindptr, self.radj, self.radj_edge, self.radj_w = _csr(n, self.edge_v, self.edge_u, eidx, self.time_s)
+        self.twin = self._twins()
+        self.lengths_geom = shapely.length(self.geoms)
+        self._tree = shapely.STRtree(self.geoms)
+        graph = csr_matrix((np.ones(m), (self.edge_u, self.edge_v)), shape=(n, n))
+        self.n_scc, self.scc = connected_components(graph, directed=True, connection="strong")
+        sizes = np.bincount(self.scc)
+        self.main_scc = int(np.argmax(sizes))
+        self._index = pd.Index(self.node_ids)
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_arrays(cls, node_ids, node_xy, src_ids, dst_ids, length_m, travel_time_s, geoms, edge_ids=None):
+        """Build from database ids of the edge end nodes (edges to unknown nodes are an error)."""
+        index = pd.Index(np.asarray(node_ids, dtype=np.int64))
+        u = index.get_indexer(np.asarray(src_ids, dtype=np.int64))
+        v = index.get_indexer(np.asarray(dst_ids, dtype=np.int64))
+        if (u < 0).any() or (v < 0).any():
+            raise ValueError("an edge refers to a node that is not in the node list")
+        return cls(node_ids, node_xy, u, v, length_m, travel_time_s, geoms, edge_ids)
+
+    def _twins(self) -> np.ndarray:
+        """For each edge u->v, the edge v->u with the closest length (same road, other way), else -1."""
+        m = len(self.edge_u)
+        fwd = pd.DataFrame({"a": self.edge_u, "b": self.edge_v, "e": np.arange(m), "len": self.length_m})
+        rev = fwd.rename(columns={"a": "b", "b": "a", "e": "t", "len": "tlen"})
+        pairs = fwd.merge(rev, on=["a", "b"])
+        pairs = pairs[pairs.e != pairs.t]
+        pairs["d"] = (pairs["len"] - pairs["tlen"]).abs()
+        pairs = pairs[pairs["d"] <= np.maximum(1.0, 0.02 * pairs["len"])]
+        best = pairs.sort_values(["e", "d"]).drop_duplicates("e")
+        twin = np.full(m, -1, dtype=np.int64)
+        twin[best.e.to_numpy()] = best.t.to_numpy()
+        return twin
+
+    # -- queries --------------------------------------------------------------------------------
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_ids)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_u)
+
+    def node_index(self, ids) -> np.ndarray:
+        return self._index.get_indexer(np.asarray(ids, dtype=np.int64))
+
+    def snap(self, x, y, max_distance: float = 1000.0) -> Snaps:
+        """Snap points (EPSG:4549) to their nearest road edge within ``max_distance`` metres.
+
+        Vectorised: one STRtree nearest query for all points, then one ``line_locate_point``.
+        """
+        x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+        y = np.atleast_1d(np.asarray(y, dtype=np.float64))
+        pts = shapely.points(x, y)
+        k = len(pts)
+        edge = np.full(k, -1, dtype=np.int64)
+        dist = np.full(k, np.inf)
+        (pi, ei), d = self._tree.query_nearest(pts, max_distance=max_distance, return_distance=True, all_matches=False)
+        edge[pi] = ei
+        dist[pi] = d
+        frac = np.zeros(k)
+        fx, fy = x.copy(), y.copy()
+        ok = edge >= 0
+        if ok.any():
+            g = self.geoms[edge[ok]]
+            along = shapely.line_locate_point(g, pts[ok])
+            glen = self.lengths_geom[edge[ok]]
+            frac[ok] = np.where(glen > 0, along / np.where(glen > 0, glen, 1.0), 0.0)
+            foot = shapely.line_interpolate_point(g, along)
+            fx[ok], fy[ok] = shapely.get_x(foot), shapely.get_y(foot)
+        twin = np.where(ok, self.twin[np.maximum(edge, 0)], -1)
+        return Snaps(edge, twin, np.clip(frac, 0.0, 1.0), dist, fx, fy)
+
+    def to_networkx(self):
+        """A networkx MultiDiGraph of the same edges (weights ``time``): the reference for tests and benchmarks."""
+        import networkx as nx
+
+        g = nx.MultiDiGraph()
+        g.add_nodes_from(range(self.n_nodes))
+        g.add_weighted_edges_from(zip(self.edge_u.tolist(), self.edge_v.tolist(), self.time_s.tolist(), strict=True),
+                                  weight="time")
+        return g

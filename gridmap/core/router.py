@@ -1,0 +1,437 @@
+"""Nearest-responder ranking over the road network: who gets there first, and why.
+
+The :class:`Router` keeps, next to a :class:`~gridmap.core.roadgraph.RoadGraph`, the live state of every
+team (position snapped to a road edge, status, skills, workload, grid) in flat arrays, plus the team
+"slots" hung on graph nodes as doubly linked lists, so a position update costs one snap and O(1) list
+surgery, never a rebuild. A query runs one reverse Dijkstra from the event (compiled, see
+``_dijkstra.py``) that stops as soon as the k best teams are certain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from shapely.ops import substring
+
+from gridmap.core import _dijkstra
+from gridmap.core.roadgraph import WALK_SPEED, RoadGraph
+
+STATUS_CODES = {"available": 0, "assigned": 1, "on_site": 2, "off_duty": 3}
+STATUS_NAMES = {v: k for k, v in STATUS_CODES.items()}
+#: Speed assumed for the straight-line fallback (points far from any road), m/s (≈ 18 km/h through town).
+FALLBACK_SPEED = 5.0
+
+
+@dataclass
+class Candidate:
+    team: str
+    eta_s: float
+    distance_m: float
+    method: str  # "road" | "straight_line"
+    rank: int | None = None
+    picked: bool = False
+    reasons: list[str] = field(default_factory=list)
+    route: shapely.LineString | None = None  # EPSG:4549
+
+
+@dataclass
+class Ranking:
+    picked: list[Candidate]
+    passed_over: list[Candidate]
+    event_snap_m: float
+    method: str
+    settled_nodes: int
+    note: str | None = None
+
+
+class Router:
+    """Live team positions on a road graph, and the k-nearest-team query.
+
+    Parameters
+    ----------
+    graph : the road graph (EPSG:4549).
+    skills : the skill vocabulary (at most 63 names).
+    stale_after_s : a position older than this is stale (default 5 minutes).
+    max_snap_m : points farther than this from any road use the straight-line fallback.
+    """
+
+    def __init__(self, graph: RoadGraph, skills: list[str], *, stale_after_s: float = 300.0,
+                 max_snap_m: float = 500.0, capacity: int = 256) -> None:
+        if len(skills) > 63:
+            raise ValueError("at most 63 skills")
+        self.g = graph
+        self.skill_bit = {s: 1 << i for i, s in enumerate(sorted(set(skills)))}
+        self.stale_after_s = stale_after_s
+        self.max_snap_m = max_snap_m
+        n, m = graph.n_nodes, graph.n_edges
+        self.head = np.full(n, -1, dtype=np.int64)
+        self._dist = np.zeros(n)
+        self._stamp = np.zeros(n, dtype=np.int64)
+        self._pred = np.full(n, -1, dtype=np.int64)
+        self._heap_k = np.zeros(m + n + 8)
+        self._heap_v = np.zeros(m + n + 8, dtype=np.int64)
+        self._cur = 0
+        self.codes: list[str] = []
+        self.index: dict[str, int] = {}
+        self._edge_teams: dict[int, set[int]] = {}
+        self._alloc(capacity)
+
+    # -- team state -----------------------------------------------------------------------------
+    def _alloc(self, cap: int) -> None:
+        old = getattr(self, "_cap", 0)
+
+        def grow(name: str, fill, dtype) -> None:
+            arr = np.full(cap if not name.startswith("slot") else 2 * cap, fill, dtype=dtype)
+            if old:
+                prev = getattr(self, name)
+                arr[: len(prev)] = prev
+            setattr(self, name, arr)
+
+        grow("x", np.nan, np.float64)
+        grow("y", np.nan, np.float64)
+        grow("pos_at", -np.inf, np.float64)  # epoch seconds
+        grow("status", STATUS_CODES["off_duty"], np.int8)
+        grow("skills", 0, np.int64)
+        grow("workload", 0, np.int64)
+        grow("grid", -1, np.int64)
+        grow("edge", -1, np.int64)
+        grow("frac", 0.0, np.float64)
+        grow("walk_s", 0.0, np.float64)
+        grow("slot_node", -1, np.int64)
+        grow("slot_cost", 0.0, np.float64)
+        grow("slot_next", -1, np.int64)
+        grow("slot_prev", -1, np.int64)
+        grow("_team_eta", 0.0, np.float64)
+        grow("_team_slot", -1, np.int64)
+        grow("_team_stamp", 0, np.int64)
+        self._cap = cap
+        self.grid_codes: list[str] = getattr(self, "grid_codes", [])
+
+    def _grid_id(self, code: str | None) -> int:
+        if code is None:
+            return -1
+        if not hasattr(self, "_grid_ids"):
+            self._grid_ids: dict[str, int] = {}
+        if code not in self._grid_ids:
+            self._grid_ids[code] = len(self.grid_codes)
+            self.grid_codes.append(code)
+        return self._grid_ids[code]
+
+    def skill_mask(self, skills) -> int:
+        mask = 0
+        for s in skills or ():
+            bit = self.skill_bit.get(s)
+            if bit is None:
+                raise KeyError(f"unknown skill {s!r}; known: {', '.join(self.skill_bit)}")
+            mask |= bit
+        return mask
+
+    def team_index(self, code: str) -> int:
+        i = self.index.get(code)
+        if i is None:
+            i = len(self.codes)
+            if i >= self._cap:
+                self._alloc(self._cap * 2)
+            self.codes.append(code)
+            self.index[code] = i
+        return i
+
+    def _unhang(self, i: int) -> None:
+        for s in (2 * i, 2 * i + 1):
+            node = self.slot_node[s]
+            if node < 0:
+                continue
+            p, nx = self.slot_prev[s], self.slot_next[s]
+            if p >= 0:
+                self.slot_next[p] = nx
+            else:
+                self.head[node] = nx
+            if nx >= 0:
+                self.slot_prev[nx] = p
+            self.slot_node[s] = self.slot_next[s] = self.slot_prev[s] = -1
+        e = self.edge[i]
+        if e >= 0:
+            for ee in (e, self.g.twin[e]):
+                if ee >= 0 and ee in self._edge_teams:
+                    self._edge_teams[ee].discard(i)
+
+    def _hang(self, s: int, node: int, cost: float) -> None:
+        self.slot_node[s] = node
+        self.slot_cost[s] = cost
+        first = self.head[node]
+        self.slot_next[s] = first
+        self.slot_prev[s] = -1
+        if first >= 0:
+            self.slot_prev[first] = s
+        self.head[node] = s
+
+    def set_team(self, code: str, *, status: str | None = None, skills=None, workload: int | None = None,
+                 grid: str | None = None) -> int:
+        """Create or update a team's non-spatial state."""
+        i = self.team_index(code)
+        if status is not None:
+            self.status[i] = STATUS_CODES[status]
+        if skills is not None:
+            self.skills[i] = self.skill_mask(skills)
+        if workload is not None:
+            self.workload[i] = workload
+        if grid is not None:
+            self.grid[i] = self._grid_id(grid)
+        return i
+
+    def move_teams(self, codes, x, y, at) -> None:
+        """Update positions (EPSG:4549) of many teams at once (one vectorised snap)."""
+        idx = np.array([self.team_index(c) for c in codes], dtype=np.int64)
+        if len(idx) == 0:
+            return
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        snaps = self.g.snap(x, y, self.max_snap_m)
+        for j, i in enumerate(idx.tolist()):
+            self._unhang(i)
+            self.x[i], self.y[i], self.pos_at[i] = x[j], y[j], float(np.asarray(at)[j] if np.ndim(at) else at)
+            e = int(snaps.edge[j])
+            self.edge[i] = e
+            if e < 0:
+                continue
+            f = float(snaps.fraction[j])
+            walk = float(snaps.distance_m[j]) / WALK_SPEED
+            self.frac[i] = f
+            self.walk_s[i] = walk
+            self._hang(2 * i, int(self.g.edge_v[e]), walk + (1.0 - f) * self.g.time_s[e])
+            self._edge_teams.setdefault(e, set()).add(i)
+            t = int(snaps.twin[j])
+            if t >= 0:
+                self._hang(2 * i + 1, int(self.g.edge_v[t]), walk + f * self.g.time_s[t])
+                self._edge_teams.setdefault(t, set()).add(i)
+
+    def remove_team(self, code: str) -> None:
+        i = self.index.get(code)
+        if i is not None:
+            self._unhang(i)
+            self.edge[i] = -1
+            self.status[i] = STATUS_CODES["off_duty"]
+
+    # -- the query ------------------------------------------------------------------------------
+    def eligibility(self, now: float, required: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        n = len(self.codes)
+        available = self.status[:n] == STATUS_CODES["available"]
+        fresh = (now - self.pos_at[:n]) <= self.stale_after_s
+        skilled = (self.skills[:n] & required) != 0 if required else np.ones(n, dtype=bool)
+        return available & fresh & skilled, available, fresh, skilled
+
+    def _team_on_edge_eta(self, e: int, f_event: float, walk_event: float) -> dict[int, tuple[float, int, float, float]]:
+        """Teams on the event's own edge (or its twin), before the event in the driving direction.
+
+        Returns team -> (ETA, edge, team fraction, event fraction) along that edge.
+        """
+        out: dict[int, tuple[float, int, float, float]] = {}
+        for edge, fe in ((e, f_event), (int(self.g.twin[e]), 1.0 - f_event)):
+            if edge < 0:
+                continue
+            for i in self._edge_teams.get(edge, ()):
+                f_team = self.frac[i] if self.edge[i] == edge else 1.0 - self.frac[i]
+                if f_team <= fe:
+                    eta = self.walk_s[i] + (fe - f_team) * self.g.time_s[edge] + walk_event
+                    if i not in out or eta < out[i][0]:
+                        out[i] = (eta, edge, f_team, fe)
+        return out
+
+    def rank(self, x: float, y: float, *, now: float, skills=(), k: int = 5, max_eta_s: float = 1800.0,
+             grid: str | None = None, tie_window_s: float = 0.0, with_routes: bool = True) -> Ranking:
+        """The k teams that reach (x, y) first by road, with the reasons for each pick and pass.
+
+        ``skills`` is any-of: a team qualifies with at least one. Within ``tie_window_s`` of each
+        other, teams of the event's own ``grid`` come first, then lighter workloads.
+        """
+        n = len(self.codes)
+        required = self.skill_mask(skills)
+        ok, available, fresh, skilled = self.eligibility(now, required)
+        snap = self.g.snap([x], [y], self.max_snap_m)
+        e = int(snap.edge[0])
+        if e < 0 or n == 0:
+            return self._straight_line(x, y, ok, k, max_eta_s, grid, tie_window_s, available, fresh, skilled,
+                                       note=None if n else "no teams are known")
+        f = float(snap.fraction[0])
+        walk_event = float(snap.distance_m[0]) / WALK_SPEED
+        seeds = [int(self.g.edge_u[e])]
+        costs = [f * self.g.time_s[e] + walk_event]
+        t = int(snap.twin[0])
+        if t >= 0:
+            seeds.append(int(self.g.edge_u[t]))
+            costs.append((1.0 - f) * self.g.time_s[t] + walk_event)
+        extra = 8 if tie_window_s > 0 else 0
+        kk = k + extra
+        top_team = np.empty(kk, dtype=np.int64)
+        top_eta = np.empty(kk)
+        bad = np.empty(32, dtype=np.int64)
+        self._cur += 1
+        found, n_bad, settled = _dijkstra.nearest_teams(
+            self.g.rindptr, self.g.radj, self.g.radj_edge, self.g.radj_w,
+            np.array(seeds, dtype=np.int64), np.array(costs),
+            self.head, self.slot_next, self.slot_cost,
+            ok, kk, max_eta_s,
+            self._dist, self._stamp, self._pred, self._cur,
+            self._heap_k, self._heap_v,
+            self._team_eta, self._team_slot, self._team_stamp,
+            top_team, top_eta, bad, len(bad),
+        )
+        etas = {int(top_team[j]): float(top_eta[j]) for j in range(kk) if top_team[j] >= 0}
+        via_edge: dict[int, tuple[float, int, float, float]] = {}
+        for i, hit in self._team_on_edge_eta(e, f, walk_event).items():
+            if ok[i] and hit[0] < etas.get(i, np.inf):
+                etas[i] = hit[0]
+                via_edge[i] = hit
+        order = sorted((eta, i) for i, eta in etas.items() if eta <= max_eta_s)
+        order = self._tie_break(order, grid, tie_window_s)[:k]
+        picked = []
+        for r, (eta, i) in enumerate(order, 1):
+            c = Candidate(self.codes[i], eta, 0.0, "road", rank=r, picked=True)
+            c.reasons.append(f"available, fresh position, skill match; ETA {eta / 60:.1f} min by road")
+            if grid is not None and self.grid[i] == self._grid_ids.get(grid, -2):
+                c.reasons.append("in the event's own grid")
+            c.reasons.append(f"workload {int(self.workload[i])}")
+            if with_routes:
+                c.route, c.distance_m = self._route(i, e, f, snap, via_edge.get(i))
+            picked.append(c)
+        worst = picked[-1].eta_s if picked else max_eta_s
+        passed = []
+        for i in bad[:n_bad].tolist():
+            eta = float(self._team_eta[i])
+            if eta > worst:
+                continue
+            c = Candidate(self.codes[i], eta, 0.0, "road")
+            if not available[i]:
+                c.reasons.append(f"busy ({STATUS_NAMES[int(self.status[i])]})")
+            if not fresh[i]:
+                c.reasons.append(f"stale: last position {(now - self.pos_at[i]) / 60:.0f} min ago")
+            if not skilled[i]:
+                c.reasons.append(f"wrong skill (needs one of {', '.join(skills)})")
+            passed.append(c)
+        note = None
+        if len(picked) < k:
+            beyond = int(ok.sum()) - len(picked)
+            note = (f"only {len(picked)} eligible team(s) within {max_eta_s / 60:.0f} min by road; "
+                    f"{beyond} other eligible team(s) are beyond the maximum ETA or cannot reach the event by road")
+        return Ranking(picked, sorted(passed, key=lambda c: c.eta_s), float(snap.distance_m[0]), "road", settled, note)
+
+    def _tie_break(self, order, grid, window):
+        if window <= 0 or not order:
+            return order
+        gid = self._grid_ids.get(grid, -2) if grid is not None and hasattr(self, "_grid_ids") else -2
+        out, group = [], [order[0]]
+        for item in order[1:]:
+            if item[0] - group[0][0] <= window:
+                group.append(item)
+            else:
+                out += sorted(group, key=lambda t: (self.grid[t[1]] != gid, self.workload[t[1]], t[0]))
+                group = [item]
+        out += sorted(group, key=lambda t: (self.grid[t[1]] != gid, self.workload[t[1]], t[0]))
+        return out
+
+    def _route(self, i: int, e_event: int, f_event: float, snap, direct):
+        """Route geometry (EPSG:4549) and road distance for team i to the event."""
+        g = self.g
+        team_pt = shapely.Point(self.x[i], self.y[i])
+        event_pt = shapely.Point(snap.x[0], snap.y[0])
+        e_team = int(self.edge[i])
+        if direct is not None:
+            _, edge, fa, fb = direct
+            part = substring(g.geoms[edge], fa, fb, normalized=True)
+            coords = [team_pt.coords[0], *part.coords, event_pt.coords[0]]
+            return shapely.LineString(coords), float((fb - fa) * g.length_m[edge])
+        s = int(self._team_slot[i])
+        team_edge = e_team if s % 2 == 0 else int(g.twin[e_team])
+        f_team = self.frac[i] if s % 2 == 0 else 1.0 - self.frac[i]
+        coords = [team_pt.coords[0], *substring(g.geoms[team_edge], f_team, 1.0, normalized=True).coords]
+        dist_m = (1.0 - f_team) * g.length_m[team_edge]
+        node = int(g.edge_v[team_edge])
+        for _ in range(g.n_edges):
+            pe = int(self._pred[node])
+            if pe < 0:
+                break
+            coords += list(g.geoms[pe].coords)[1:]
+            dist_m += g.length_m[pe]
+            node = int(g.edge_v[pe])
+        last = e_event if int(g.edge_u[e_event]) == node else int(g.twin[e_event])
+        fb = f_event if last == e_event else 1.0 - f_event
+        if last >= 0:
+            coords += list(substring(g.geoms[last], 0.0, fb, normalized=True).coords)[1:]
+            dist_m += fb * g.length_m[last]
+        coords.append(event_pt.coords[0])
+        return shapely.LineString(coords), float(dist_m)
+
+    def _straight_line(self, x, y, ok, k, max_eta_s, grid, window, available, fresh, skilled, note=None) -> Ranking:
+        """Fallback when the event is far from any road: straight-line distance at FALLBACK_SPEED."""
+        n = len(self.codes)
+        d = np.hypot(self.x[:n] - x, self.y[:n] - y)
+        eta = d / FALLBACK_SPEED
+        cand = np.flatnonzero(ok & np.isfinite(eta) & (eta <= max_eta_s))
+        order = sorted(zip(eta[cand].tolist(), cand.tolist(), strict=True))
+        order = self._tie_break(order, grid, window)[:k]
+        picked = [Candidate(self.codes[i], t, float(d[i]), "straight_line", rank=r, picked=True,
+                            reasons=["no road within reach of the event: straight-line estimate"],
+                            route=shapely.LineString([(self.x[i], self.y[i]), (x, y)]))
+                  for r, (t, i) in enumerate(order, 1)]
+        return Ranking(picked, [], float("inf"), "straight_line", 0,
+                       note or f"the event is more than {self.max_snap_m:.0f} m from any road")
+
+
+def network_times(graph: RoadGraph, from_x, from_y, to_x, to_y, *, max_snap_m: float = 500.0,
+                  horizon_s: float = np.inf) -> np.ndarray:
+    """Travel time (s) from the nearest of many origins to each of many destinations, by road (many-to-one).
+
+    One multi-source Dijkstra over the forward graph, seeded at every origin's position along its edge,
+    then one vectorised lookup per destination: O((V + E) log V + P), not a loop of one-to-one searches.
+    Destinations more than ``max_snap_m`` from a road, or not reachable within ``horizon_s``, get +inf.
+
+    Examples
+    --------
+    >>> # times = network_times(g, stations_x, stations_y, buildings_x, buildings_y)   # seconds
+    """
+    g = graph
+    src = g.snap(from_x, from_y, max_snap_m)
+    ok = src.edge >= 0
+    e = src.edge[ok]
+    walk = src.distance_m[ok] / WALK_SPEED
+    f = src.fraction[ok]
+    seeds = [g.edge_v[e]]
+    costs = [walk + (1.0 - f) * g.time_s[e]]
+    tw = src.twin[ok]
+    has = tw >= 0
+    seeds.append(g.edge_v[tw[has]])
+    costs.append(walk[has] + f[has] * g.time_s[tw[has]])
+    seed_nodes = np.concatenate(seeds).astype(np.int64)
+    seed_costs = np.concatenate(costs)
+    dist = np.full(g.n_nodes, np.inf)
+    heap_k = np.zeros(g.n_edges + len(seed_nodes) + 8)
+    heap_v = np.zeros(g.n_edges + len(seed_nodes) + 8, dtype=np.int64)
+    _dijkstra.multi_source_times(g.indptr, g.adj, g.adj_w, seed_nodes, seed_costs, horizon_s, dist, heap_k, heap_v)
+
+    dst = g.snap(to_x, to_y, max_snap_m)
+    out = np.full(len(dst), np.inf)
+    okd = dst.edge >= 0
+    de, df = dst.edge[okd], dst.fraction[okd]
+    best = dist[g.edge_u[de]] + df * g.time_s[de]
+    dtw = dst.twin[okd]
+    has = dtw >= 0
+    alt = np.full(len(de), np.inf)
+    alt[has] = dist[g.edge_u[dtw[has]]] + (1.0 - df[has]) * g.time_s[dtw[has]]
+    best = np.minimum(best, alt)
+    # an origin on the destination's own edge, before it in the driving direction
+    on_edge: dict[int, list[tuple[float, float]]] = {}
+    for ee, ff, ww, tt in zip(e.tolist(), f.tolist(), walk.tolist(), src.twin[ok].tolist(), strict=True):
+        on_edge.setdefault(ee, []).append((ff, ww))
+        if tt >= 0:
+            on_edge.setdefault(tt, []).append((1.0 - ff, ww))
+    if on_edge:
+        for j in np.flatnonzero(np.isin(de, list(on_edge)) | np.isin(dtw, list(on_edge))):
+            for edge, fd in ((int(de[j]), float(df[j])), (int(dtw[j]), 1.0 - float(df[j]))):
+                for fo, wo in on_edge.get(edge, ()):
+                    if fo <= fd:
+                        best[j] = min(best[j], wo + (fd - fo) * g.time_s[edge])
+    out[okd] = best + dst.distance_m[okd] / WALK_SPEED
+    out[out > horizon_s] = np.inf
+    return out

@@ -1,0 +1,148 @@
+"""SQL for dispatch: read the road graph and the live teams, record positions, claim teams, assignments.
+
+Every function runs on the caller's psycopg connection and transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+
+
+def road_graph(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Nodes (id, lon, lat) and directed edges (id, source, target, length_m, travel_time_s, wkb) in EPSG:4326."""
+    nodes = pd.DataFrame(
+        conn.execute("SELECT id, ST_X(geom), ST_Y(geom) FROM road_nodes ORDER BY id").fetchall(),
+        columns=["id", "lon", "lat"],
+    )
+    edges = pd.DataFrame(
+        conn.execute(
+            "SELECT id, source, target, length_m, travel_time_s, ST_AsBinary(geom) FROM road_edges ORDER BY id"
+        ).fetchall(),
+        columns=["id", "source", "target", "length_m", "travel_time_s", "wkb"],
+    )
+    return nodes, edges
+
+
+def teams(conn: psycopg.Connection, workload_since: dt.datetime) -> pd.DataFrame:
+    """Every team with its status, skills, home grid, last position and workload (assignments since ...)."""
+    rows = conn.execute(
+        """
+        SELECT t.id, t.code, t.status, t.skills, t.home_grid_code, ST_X(t.geom), ST_Y(t.geom), t.position_at,
+               (SELECT count(*) FROM assignments a WHERE a.team_id = t.id
+                 AND (a.status IN ('offered', 'accepted') OR a.offered_at >= %s)) AS workload
+        FROM teams t ORDER BY t.id""",
+        (workload_since,),
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["id", "code", "status", "skills", "grid", "lon", "lat", "position_at",
+                                       "workload"])
+
+
+def category_skills(conn: psycopg.Connection) -> dict[str, list[str]]:
+    return {code: list(skills) for code, skills in conn.execute("SELECT code, skills FROM event_categories")}
+
+
+def equipment(conn: psycopg.Connection, kinds: tuple[str, ...]) -> pd.DataFrame:
+    rows = conn.execute(
+        "SELECT code, kind, status, name, ST_X(geom), ST_Y(geom) FROM fire_equipment WHERE kind = ANY(%s) ORDER BY id",
+        (list(kinds),),
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["code", "kind", "status", "name", "lon", "lat"])
+
+
+def save_positions(conn: psycopg.Connection, codes: list[str], lon: np.ndarray, lat: np.ndarray,
+                   at: list[dt.datetime]) -> list[str]:
+    """Store last known positions; a report older than the stored one is ignored. Returns the codes updated."""
+    rows = conn.execute(
+        """
+        UPDATE teams t SET geom = ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326), position_at = u.at
+        FROM unnest(%s::text[], %s::float8[], %s::float8[], %s::timestamptz[]) AS u(code, lon, lat, at)
+        WHERE t.code = u.code AND (t.position_at IS NULL OR u.at >= t.position_at)
+        RETURNING t.code""",
+        (codes, lon.tolist(), lat.tolist(), at),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def known_teams(conn: psycopg.Connection, codes: list[str]) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT code FROM teams WHERE code = ANY(%s)", (codes,))}
+
+
+def set_team_status(conn: psycopg.Connection, code: str, status: str) -> None:
+    conn.execute("UPDATE teams SET status = %s WHERE code = %s", (status, code))
+
+
+def claim_team(conn: psycopg.Connection, code: str) -> int | None:
+    """Atomically take an AVAILABLE team (row lock + re-check). None if someone else got it first."""
+    row = conn.execute(
+        "UPDATE teams SET status = 'assigned' WHERE code = %s AND status = 'available' RETURNING id", (code,)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def event_for_dispatch(conn: psycopg.Connection, event_id: int) -> tuple | None:
+    """(id, lon, lat, category, severity, grid_code, status), locking the event row."""
+    return conn.execute(
+        "SELECT id, ST_X(geom), ST_Y(geom), category, severity, grid_code, status FROM events WHERE id = %s FOR UPDATE",
+        (event_id,),
+    ).fetchone()
+
+
+def active_assignment(conn: psycopg.Connection, event_id: int) -> tuple | None:
+    return conn.execute(
+        "SELECT a.id, t.code, a.status FROM assignments a JOIN teams t ON t.id = a.team_id "
+        "WHERE a.event_id = %s AND a.status IN ('offered', 'accepted')", (event_id,)
+    ).fetchone()
+
+
+def declined_teams(conn: psycopg.Connection, event_id: int) -> set[str]:
+    return {r[0] for r in conn.execute(
+        "SELECT t.code FROM assignments a JOIN teams t ON t.id = a.team_id "
+        "WHERE a.event_id = %s AND a.status IN ('declined', 'timeout')", (event_id,))}
+
+
+def insert_assignment(conn: psycopg.Connection, *, event_id: int, team_id: int, rank: int, eta_s: float,
+                      distance_m: float, method: str, explanation: dict, route: shapely.LineString | None,
+                      respond_by: dt.datetime, now: dt.datetime) -> int:
+    row = conn.execute(
+        """INSERT INTO assignments (event_id, team_id, status, rank, eta_s, distance_m, method, explanation,
+                                    offered_at, respond_by, route)
+           VALUES (%s, %s, 'offered', %s, %s, %s, %s, %s::jsonb, %s, %s, ST_GeomFromWKB(%s, 4326)) RETURNING id""",
+        (event_id, team_id, rank, eta_s, distance_m, method, json.dumps(explanation, ensure_ascii=False), now,
+         respond_by, None if route is None else shapely.to_wkb(route)),
+    ).fetchone()
+    return row[0]
+
+
+def set_event_status(conn: psycopg.Connection, event_id: int, status: str, *, at: dt.datetime,
+                     team_id: int | None = None) -> None:
+    column = {"dispatched": "dispatched_at", "accepted": "accepted_at", "on_site": "on_site_at",
+              "resolved": "resolved_at", "closed": "closed_at", "reported": None}[status]
+    stamp = f", {column} = %(at)s" if column else ""
+    conn.execute(
+        f"UPDATE events SET status = %(s)s, team_id = COALESCE(%(team)s, team_id){stamp} WHERE id = %(id)s",
+        {"s": status, "at": at, "team": team_id, "id": event_id},
+    )
+
+
+def assignment(conn: psycopg.Connection, assignment_id: int) -> tuple | None:
+    """(id, event_id, team code, status, respond_by), locking the row."""
+    return conn.execute(
+        "SELECT a.id, a.event_id, t.code, a.status, a.respond_by FROM assignments a JOIN teams t ON t.id = a.team_id "
+        "WHERE a.id = %s FOR UPDATE OF a", (assignment_id,)
+    ).fetchone()
+
+
+def close_assignment(conn: psycopg.Connection, assignment_id: int, status: str, at: dt.datetime) -> None:
+    conn.execute("UPDATE assignments SET status = %s, responded_at = %s WHERE id = %s", (status, at, assignment_id))
+
+
+def overdue_offers(conn: psycopg.Connection, now: dt.datetime) -> list[int]:
+    return [r[0] for r in conn.execute(
+        "SELECT id FROM assignments WHERE status = 'offered' AND respond_by < %s ORDER BY respond_by "
+        "FOR UPDATE SKIP LOCKED", (now,))]
