@@ -19,7 +19,7 @@ from gridmap.services.registry import Registry
 from gridmap.storage import migrate
 from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
 
-TEST_DB = "gridmap_test"
+TEST_DB = os.environ.get("GRIDMAP_TEST_DB_NAME", "gridmap_test")  # several suites may run side by side
 KEEP_TABLES = {"event_categories", "spatial_ref_sys", "alembic_version"}
 
 

@@ -38,7 +38,7 @@ def up(settings: Settings, *, run_migrations: bool = True) -> UpInfo:
         rev = migrate.current_revision(engine)
     finally:
         engine.dispose()
-    where = (f"embedded cluster in {settings.data_dir} on 127.0.0.1:{settings.db_port}" if settings.embedded
+    where = (f"embedded cluster in {settings.data_dir} on 127.0.0.1:{cluster_for(settings).port}" if settings.embedded
              else make_url(settings.database_url).render_as_string(hide_password=True))
     verb = "created and started" if created else ("started" if started else "already running")
     msg = f"database: {where} — {verb}; PostGIS {postgis}; schema at revision {rev}"

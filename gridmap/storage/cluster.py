@@ -17,6 +17,7 @@ import pwd
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,7 +69,8 @@ class EmbeddedCluster:
         self.pgdata = self.data_dir / "pgdata"
         self.logfile = self.data_dir / "log" / "postgres.log"
         self.credentials = self.data_dir / "credentials"
-        self.port = port
+        self.portfile = self.data_dir / "port"
+        self.wanted_port = port
         self._bindir = bindir
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -108,6 +110,32 @@ class EmbeddedCluster:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @property
+    def port(self) -> int:
+        """The port this cluster uses: the one it was last started on, else the configured one."""
+        try:
+            return int(self.portfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return self.wanted_port
+
+    @staticmethod
+    def _port_free(port: int) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+
+    def _choose_port(self) -> int:
+        """The configured port if free, else the next free one (another server may hold it)."""
+        for port in (self.port, *range(self.wanted_port, self.wanted_port + 100)):
+            if self._port_free(port):
+                return port
+        raise DatabaseError(f"no free port in {self.wanted_port}..{self.wanted_port + 99} on 127.0.0.1",
+                            field="GRIDMAP_DB_PORT", fix="set GRIDMAP_DB_PORT to a free port")
 
     # -- public -----------------------------------------------------------------------------------
     @property
@@ -179,7 +207,6 @@ class EmbeddedCluster:
                 fh.write(
                     "\n# --- gridmap embedded cluster ---\n"
                     "listen_addresses = '127.0.0.1'\n"
-                    f"port = {self.port}\n"
                     "unix_socket_directories = ''\n"
                     "max_connections = 200\n"
                     "shared_buffers = 512MB\n"
@@ -208,10 +235,12 @@ class EmbeddedCluster:
         with self._lock():
             if self.status().running:
                 return False
+            port = self._choose_port()
             self._run(
                 "pg_ctl", "start", "-D", str(self.pgdata), "-l", str(self.logfile), "-w", "-t", "120",
-                "-o", f"-p {self.port}",
+                "-o", f"-p {port}",
             )
+            self.portfile.write_text(f"{port}\n")
             return True
 
     def stop(self) -> bool:
