@@ -22,8 +22,8 @@ sample_app = typer.Typer(help="The sample street (real OSM roads + generated reg
 app.add_typer(db_app, name="db")
 app.add_typer(sample_app, name="sample")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 _state = {"verbose": False}
 
 

@@ -131,7 +131,9 @@ def placement(geoms: np.ndarray, bbox: tuple[float, float, float, float]) -> tup
     valid = ~np.isnan(b).any(axis=1)
     inside = valid & (b[:, 0] >= minx) & (b[:, 2] <= maxx) & (b[:, 1] >= miny) & (b[:, 3] <= maxy)
     swapped = valid & (b[:, 1] >= minx) & (b[:, 3] <= maxx) & (b[:, 0] >= miny) & (b[:, 2] <= maxy)
-    not_deg = valid & ((np.abs(b[:, [0, 2]]) > 180).any(axis=1) | (np.abs(b[:, [1, 3]]) > 90).any(axis=1))
+    # lat/lon swapped is not "projected": (30, 120) has |y| > 90 but lies in the area once swapped
+    beyond = (np.abs(b[:, [0, 2]]) > 180).any(axis=1) | (np.abs(b[:, [1, 3]]) > 90).any(axis=1)
+    not_deg = valid & ~swapped & beyond
     return Placement(int(valid.sum()), int(inside.sum()), int(swapped.sum()), int(not_deg.sum())), inside
 
 

@@ -5,17 +5,23 @@ from __future__ import annotations
 import pandas as pd
 
 
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or v is pd.NA
+
+
 def mask_name(name: str | None) -> str | None:
-    """张三丰 → 张**; a one-character name stays as it is masked entirely."""
-    if not name:
-        return name
-    return name[0] + "*" * max(len(name) - 1, 1)
+    """张三丰 → 张**; a one-character name is masked entirely (张 → *)."""
+    if _missing(name) or not name:
+        return None if _missing(name) else name
+    if len(name) == 1:
+        return "*"
+    return name[0] + "*" * (len(name) - 1)
 
 
 def mask_id_card(number: str | None) -> str | None:
     """330106199001011234 → 330106********1234 (region kept, birth date hidden)."""
-    if not number:
-        return number
+    if _missing(number) or not number:
+        return None if _missing(number) else number
     if len(number) < 10:
         return "*" * len(number)
     return number[:6] + "*" * (len(number) - 10) + number[-4:]
@@ -23,8 +29,8 @@ def mask_id_card(number: str | None) -> str | None:
 
 def mask_phone(phone: str | None) -> str | None:
     """13812345678 → 138****5678."""
-    if not phone:
-        return phone
+    if _missing(phone) or not phone:
+        return None if _missing(phone) else phone
     if len(phone) < 7:
         return "*" * len(phone)
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]

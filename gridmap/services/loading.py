@@ -135,10 +135,21 @@ def prepare(
 
     frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).reset_index(drop=True)
     frame = frame.rename(columns={k: v for k, v in spec.aliases.items() if k in frame.columns and v not in frame.columns})
+    writable = {c.name: c for c in spec.writable}
+    # Shapefiles cut field names to 10 characters (community_code -> community_): map an unambiguous prefix back.
+    cut = {}
+    for c in frame.columns:
+        if c not in writable and len(c) == 10:
+            full = [w for w in writable if w.startswith(c) and w not in frame.columns]
+            if len(full) == 1:
+                cut[c] = full[0]
+    frame = frame.rename(columns=cut)
+    choices = dict(spec.choices)
     for col, value in (defaults or {}).items():
         if col not in frame.columns:
             frame[col] = value
-    writable = {c.name: c for c in spec.writable}
+        else:  # e.g. `gridmap load grids`: every feature must be a grid
+            choices[col] = (value,)
     report.ignored_columns = [c for c in frame.columns if c not in writable]
     frame = frame[[c for c in frame.columns if c in writable]]
     if "code" in writable and "code" not in frame.columns:
@@ -181,6 +192,14 @@ def prepare(
                     continue
                 keep[i] = False
                 problems.append(FeatureProblem(int(i), None if keys is None else keys[i], "rejected", empty))
+        allowed = choices.get(col)
+        if allowed is not None:
+            named = {p.index for p in col_problems}
+            for i, v in enumerate(values):
+                if v is not None and v not in allowed and i not in named:
+                    keep[i] = False
+                    problems.append(FeatureProblem(i, None if keys is None else keys[i], "rejected",
+                                                   f"column {col}: {v!r} is not one of {', '.join(allowed)}"))
         names.append(col)
         columns.append(values)
 

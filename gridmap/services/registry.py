@@ -86,7 +86,12 @@ class Registry:
             if personal:
                 queries.log_pii_access(conn, actor, purpose, "resident_pii", len(gdf),
                                        {"area": area, "bbox": bbox, "unmasked": unmasked})
-        return gdf if (unmasked or not personal) else mask_frame(gdf)
+        if not personal:
+            return gdf
+        # Missing personal data (no resident_pii row, no phone) as None, not NaN: the masks take None.
+        pii = ["name", "id_card", "phone"]
+        gdf[pii] = gdf[pii].astype(object).where(gdf[pii].notna(), None)
+        return gdf if unmasked else mask_frame(gdf)
 
     def counts(self) -> dict[str, int]:
         """Row counts per layer (areas by level)."""

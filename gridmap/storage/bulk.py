@@ -38,6 +38,29 @@ def _null_mask(s: pd.Series) -> np.ndarray:
     return s.isna().to_numpy()
 
 
+def _one_timestamp(v) -> pd.Timestamp:
+    try:
+        t = pd.Timestamp(v)
+    except (ValueError, TypeError):
+        return pd.NaT
+    if t is pd.NaT:
+        return t
+    if t.tzinfo is None:
+        t = t.tz_localize(LOCAL_TZ, ambiguous="NaT", nonexistent="NaT")
+    return t.tz_convert(LOCAL_TZ)
+
+
+def _to_timestamps(s: pd.Series) -> pd.Series:
+    """Parse dates/times; text may mix ISO 8601 forms (date only, with or without an offset, "Z")."""
+    if s.dtype.kind in "mM" or isinstance(s.dtype, pd.DatetimeTZDtype):
+        return pd.to_datetime(s, errors="coerce")
+    try:  # text (object or pandas' string dtype): every value may have its own form
+        return pd.to_datetime(s.astype(object), errors="coerce", format="mixed")
+    except (ValueError, TypeError):  # offsets that differ, or naive and aware values together
+        parsed = [_one_timestamp(v) for v in s.tolist()]
+        return pd.Series(parsed, index=s.index, dtype=f"datetime64[ns, {LOCAL_TZ}]")
+
+
 def coerce_column(s: pd.Series, pgtype: str, column: str, keys: Sequence | None) -> tuple[list, list[FeatureProblem]]:
     """Convert a pandas column to Python values of a PostgreSQL type; name each value that does not fit."""
     problems: list[FeatureProblem] = []
@@ -59,7 +82,7 @@ def coerce_column(s: pd.Series, pgtype: str, column: str, keys: Sequence | None)
             bad(frac, "is not a whole number")
             lim = {"int2": 2**15, "int4": 2**31, "int8": 2**63}[pgtype]
             bad(~np.isnan(arr) & (np.abs(arr) >= lim), f"is out of range for {pgtype}")
-            if s.dtype.kind in "iu":
+            if s.dtype.kind in "iu" and not null.any():
                 return s.tolist(), problems
             return [None if np.isnan(v) else int(v) for v in arr.tolist()], problems
         return [None if v != v else v for v in num.astype(float).tolist()], problems
@@ -72,7 +95,7 @@ def coerce_column(s: pd.Series, pgtype: str, column: str, keys: Sequence | None)
         bad(~null & ~t & ~f, "is not true/false")
         return [None if n else bool(v) for n, v in zip(null, t, strict=True)], problems
     if pgtype in ("timestamptz", "date"):
-        ts = pd.to_datetime(s, errors="coerce", format="mixed") if s.dtype == object else pd.to_datetime(s, errors="coerce")
+        ts = _to_timestamps(s)
         bad(~null & ts.isna().to_numpy(), "is not a date/time (use ISO 8601, e.g. 2026-11-22T08:30:00+08:00)")
         if pgtype == "date":
             return [None if v is pd.NaT else v.date() for v in ts.tolist()], problems

@@ -119,7 +119,7 @@ def write_file(gdf: gpd.GeoDataFrame, path: str | Path, *, layer: str) -> Path:
         raise InvalidInput(f"cannot write {path.name}", field="file",
                            fix=f"use a name ending in {', '.join(sorted(WRITE_SUFFIXES))}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
+    tmp = path.with_name(f".{path.stem}.part{path.suffix}")  # keep the suffix: GDAL checks it (GPKG)
     tmp.unlink(missing_ok=True)
     if driver == "GeoParquet":
         gdf.to_parquet(tmp, index=False)

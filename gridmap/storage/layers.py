@@ -83,9 +83,23 @@ class LayerSpec:
         return [c.name for c in self.table.columns if not c.info.get("sensitive")]
 
     @property
+    def choices(self) -> dict[str, tuple[str, ...]]:
+        """Columns whose values come from a fixed list (checked per feature before the database sees them)."""
+        return CHOICES.get(self.name, {})
+
+    @property
     def sensitive_columns(self) -> list[str]:
         return [c.name for c in self.table.columns if c.info.get("sensitive")]
 
+
+CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "areas": {"level": m.AREA_LEVELS},
+    "buildings": {"use": m.BUILDING_USES},
+    "businesses": {"kind": m.BUSINESS_KINDS},
+    "fire_equipment": {"kind": m.EQUIPMENT_KINDS, "status": m.EQUIPMENT_STATUSES},
+    "teams": {"kind": m.TEAM_KINDS, "status": m.TEAM_STATUSES},
+    "events": {"channel": m.EVENT_CHANNELS, "status": m.EVENT_STATUSES},
+}
 
 _OSM_EDGE_ALIASES = {"u": "source", "v": "target", "osmid": "osm_id", "length": "length_m", "travel_time": "travel_time_s"}
 

@@ -67,10 +67,12 @@ def select_layer(
         bind["at"] = flt.at
         area_geom = f"(SELECT a.geom FROM areas a WHERE a.code = :area_code AND {_validity('a', flt.at is not None)})"
         if spec.name == "areas":
-            # the area itself and everything below it in the hierarchy
+            # the area itself and everything below it in the hierarchy, as it was at `at` (a grid may
+            # have moved to another community since); CAST, not `::`, which text() does not see as a bind
             conds.append(
-                "t.code IN (WITH RECURSIVE sub AS (SELECT :area_code::text AS code UNION "
-                "SELECT c.code FROM areas c JOIN sub ON c.parent_code = sub.code WHERE c.valid_to IS NULL) "
+                "t.code IN (WITH RECURSIVE sub AS (SELECT CAST(:area_code AS text) AS code UNION "
+                "SELECT c.code FROM areas c JOIN sub ON c.parent_code = sub.code "
+                f"WHERE {_validity('c', flt.at is not None)}) "
                 "SELECT code FROM sub)"
             )
         elif spec.kind == "polygon":
