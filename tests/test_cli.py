@@ -79,7 +79,7 @@ def projected_labelled_4326(path: Path) -> Path:
 # -- errors: one red line, exit 1, no traceback, nothing written -----------------------------------
 def test_bad_file_in_a_real_terminal_is_one_red_line(db, cli_env, tmp_path):
     bad = projected_labelled_4326(tmp_path / "metres.geojson")
-    env = {**os.environ, **cli_env, "FORCE_COLOR": "1", "COLUMNS": "300"}
+    env = {**os.environ, **cli_env, "FORCE_COLOR": "1", "COLUMNS": "300", "TERM": "xterm-256color"}  # TERM=dumb turns colour off
     env.pop("NO_COLOR", None)
     proc = subprocess.run([sys.executable, "-m", "gridmap.cli", "load", "buildings", str(bad)],
                           capture_output=True, text=True, env=env, timeout=300, cwd=os.getcwd())

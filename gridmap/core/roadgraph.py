@@ -125,9 +125,13 @@ class RoadGraph:
         """Snap points (EPSG:4549) to their nearest road edge within ``max_distance`` metres.
 
         Vectorised: one STRtree nearest query for all points, then one ``line_locate_point``.
+        A single point (the dispatch hot path) takes a scalar route to the same answer, without the
+        small-array overheads.
         """
         x = np.atleast_1d(np.asarray(x, dtype=np.float64))
         y = np.atleast_1d(np.asarray(y, dtype=np.float64))
+        if x.shape == y.shape == (1,):
+            return self._snap_one(x, y, max_distance)
         pts = shapely.points(x, y)
         k = len(pts)
         edge = np.full(k, -1, dtype=np.int64)
@@ -147,6 +151,23 @@ class RoadGraph:
             fx[ok], fy[ok] = shapely.get_x(foot), shapely.get_y(foot)
         twin = np.where(ok, self.twin[np.maximum(edge, 0)], -1)
         return Snaps(edge, twin, np.clip(frac, 0.0, 1.0), dist, fx, fy)
+
+    def _snap_one(self, x: np.ndarray, y: np.ndarray, max_distance: float) -> Snaps:
+        """:meth:`snap` of one point (``x``, ``y`` of shape (1,)): the same values, dtypes and shapes."""
+        pts = np.empty(1, dtype=object)
+        pts[0] = shapely.Point(x[0], y[0])
+        (_, ei), d = self._tree.query_nearest(pts, max_distance=max_distance, return_distance=True, all_matches=False)
+        if len(ei) == 0:
+            none = np.full(1, -1, dtype=np.int64)
+            return Snaps(none, none.copy(), np.zeros(1), np.full(1, np.inf), x.copy(), y.copy())
+        e = int(ei[0])
+        geom = self.geoms[e]
+        along = shapely.line_locate_point(geom, pts[0])
+        glen = self.lengths_geom[e]
+        frac = along / glen if glen > 0 else 0.0
+        foot = shapely.get_coordinates(shapely.line_interpolate_point(geom, along))
+        return Snaps(np.array([e], dtype=np.int64), self.twin[ei], np.array([min(max(frac, 0.0), 1.0)]), d,
+                     foot[:, 0].copy(), foot[:, 1].copy())
 
     def to_networkx(self):
         """A networkx MultiDiGraph of the same edges (weights ``time``): the reference for tests and benchmarks."""

@@ -76,6 +76,7 @@ class Router:
         self.codes: list[str] = []
         self.index: dict[str, int] = {}
         self._edge_teams: dict[int, set[int]] = {}
+        self._grid_ids: dict[str, int] = {}
         self._alloc(capacity)
 
     # -- team state -----------------------------------------------------------------------------
@@ -280,10 +281,13 @@ class Router:
         )
         etas = {int(top_team[j]): float(top_eta[j]) for j in range(kk) if top_team[j] >= 0}
         via_edge: dict[int, tuple[float, int, float, float]] = {}
+        bad_eta = {i: float(self._team_eta[i]) for i in bad[:n_bad].tolist()}
         for i, hit in self._team_on_edge_eta(e, f, walk_event).items():
             if ok[i] and hit[0] < etas.get(i, np.inf):
                 etas[i] = hit[0]
                 via_edge[i] = hit
+            elif not ok[i] and hit[0] < bad_eta.get(i, np.inf):
+                bad_eta[i] = hit[0]  # an ineligible team on the event's own street, nearer than by the block
         order = sorted((eta, i) for i, eta in etas.items() if eta <= max_eta_s)
         order = self._tie_break(order, grid, tie_window_s)[:k]
         picked = []
@@ -298,8 +302,7 @@ class Router:
             picked.append(c)
         worst = picked[-1].eta_s if picked else max_eta_s
         passed = []
-        for i in bad[:n_bad].tolist():
-            eta = float(self._team_eta[i])
+        for i, eta in bad_eta.items():
             if eta > worst:
                 continue
             c = Candidate(self.codes[i], eta, 0.0, "road")
@@ -332,36 +335,49 @@ class Router:
         return out
 
     def _route(self, i: int, e_event: int, f_event: float, snap, direct):
-        """Route geometry (EPSG:4549) and road distance for team i to the event."""
+        """Route geometry (EPSG:4549) and road distance for team i to the event.
+
+        The whole edges of the path are read in one vectorised ``get_coordinates`` (not one ``.coords``
+        per edge) and the two part-edges by :func:`_part_coords`: the coordinates and the distance are
+        the same, bit for bit, as building the line edge by edge with ``shapely.ops.substring``.
+        """
         g = self.g
-        team_pt = shapely.Point(self.x[i], self.y[i])
-        event_pt = shapely.Point(snap.x[0], snap.y[0])
+        team_xy = np.array([[self.x[i], self.y[i]]])
+        event_xy = np.array([[snap.x[0], snap.y[0]]])
         e_team = int(self.edge[i])
         if direct is not None:
             _, edge, fa, fb = direct
-            part = substring(g.geoms[edge], fa, fb, normalized=True)
-            coords = [team_pt.coords[0], *part.coords, event_pt.coords[0]]
+            coords = np.concatenate([team_xy, _part_coords(g.geoms[edge], fa, fb), event_xy])
             return shapely.LineString(coords), float((fb - fa) * g.length_m[edge])
         s = int(self._team_slot[i])
         team_edge = e_team if s % 2 == 0 else int(g.twin[e_team])
         f_team = self.frac[i] if s % 2 == 0 else 1.0 - self.frac[i]
-        coords = [team_pt.coords[0], *substring(g.geoms[team_edge], f_team, 1.0, normalized=True).coords]
+        parts = [team_xy, _part_coords(g.geoms[team_edge], f_team, 1.0)]
         dist_m = (1.0 - f_team) * g.length_m[team_edge]
-        node = int(g.edge_v[team_edge])
+        pred, edge_v = memoryview(self._pred), memoryview(g.edge_v)  # item access without numpy scalars
+        path = []
+        node = int(edge_v[team_edge])
         for _ in range(g.n_edges):
-            pe = int(self._pred[node])
+            pe = int(pred[node])
             if pe < 0:
                 break
-            coords += list(g.geoms[pe].coords)[1:]
-            dist_m += g.length_m[pe]
-            node = int(g.edge_v[pe])
+            path.append(pe)
+            node = int(edge_v[pe])
+        if path:
+            xy, which = shapely.get_coordinates(g.geoms[path], return_index=True)
+            after_first = np.empty(len(which), dtype=bool)
+            after_first[:1] = False
+            np.equal(which[1:], which[:-1], out=after_first[1:])
+            parts.append(xy[after_first])
+            for length in g.length_m[path].tolist():  # summed in order, as edge by edge
+                dist_m += length
         last = e_event if int(g.edge_u[e_event]) == node else int(g.twin[e_event])
         fb = f_event if last == e_event else 1.0 - f_event
         if last >= 0:
-            coords += list(substring(g.geoms[last], 0.0, fb, normalized=True).coords)[1:]
+            parts.append(_part_coords(g.geoms[last], 0.0, fb)[1:])
             dist_m += fb * g.length_m[last]
-        coords.append(event_pt.coords[0])
-        return shapely.LineString(coords), float(dist_m)
+        parts.append(event_xy)
+        return shapely.LineString(np.concatenate(parts)), float(dist_m)
 
     def _straight_line(self, x, y, ok, k, max_eta_s, grid, window, available, fresh, skilled, note=None) -> Ranking:
         """Fallback when the event is far from any road: straight-line distance at FALLBACK_SPEED."""
@@ -377,6 +393,32 @@ class Router:
                   for r, (t, i) in enumerate(order, 1)]
         return Ranking(picked, [], float("inf"), "straight_line", 0,
                        note or f"the event is more than {self.max_snap_m:.0f} m from any road")
+
+
+def _part_coords(geom: shapely.LineString, a: float, b: float) -> np.ndarray:
+    """Coordinates of ``substring(geom, a, b, normalized=True)``: the part of a road from fraction a to b.
+
+    For the usual case (0 <= a < b <= 1, a 2D line) this repeats shapely's own steps (GEOS interpolation
+    of both ends, the vertices strictly between them by Python-float distances along the line), so the
+    result is identical, at a fraction of the cost of ``substring``'s generic Python. Anything else (a
+    point-like part, a 3D line) goes to ``substring`` itself.
+    """
+    if not 0.0 <= a < b <= 1.0 or geom.has_z:
+        return shapely.get_coordinates(substring(geom, a, b, normalized=True))
+    length = geom.length
+    start, end = a * length, b * length
+    first, last = geom.interpolate(start), geom.interpolate(end)
+    out = [(first.x, first.y)]
+    pts = shapely.get_coordinates(geom).tolist()
+    along = 0
+    for p1, p2 in zip(pts, pts[1:], strict=False):
+        if start < along < end:
+            out.append(p1)
+        elif along >= end:
+            break
+        along += ((p2[0] - p1[0]) ** 2 + (p2[1] - p1[1]) ** 2) ** 0.5
+    out.append((last.x, last.y))
+    return np.array(out)
 
 
 def network_times(graph: RoadGraph, from_x, from_y, to_x, to_y, *, max_snap_m: float = 500.0,

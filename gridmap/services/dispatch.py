@@ -170,6 +170,13 @@ class Dispatcher:
                                fix="send WGS84 decimal degrees, longitude first")
         if any(a.tzinfo is None for a in at):
             raise InvalidInput("a position time has no time zone", field="at", fix="send ISO 8601 with an offset")
+        latest: dict[str, int] = {}  # one report per team and batch: its newest (phones deliver out of order)
+        for j, (c, a) in enumerate(zip(codes, at, strict=True)):
+            if c not in latest or a >= at[latest[c]]:
+                latest[c] = j
+        if len(latest) < len(codes):
+            sel = sorted(latest.values())
+            codes, lon, lat, at = [codes[j] for j in sel], lon[sel], lat[sel], [at[j] for j in sel]
         with self.engine.begin() as sa:
             conn = sa.connection.driver_connection
             unknown = set(codes) - sql.known_teams(conn, list(set(codes)))
@@ -257,12 +264,17 @@ class Dispatcher:
                                       f"event {event_id} is already {current[2]} by team {current[1]}")
             exclude = sql.declined_teams(conn, event_id)
             rec = self.recommend(lon, lat, category=category, grid=grid, now=now, exclude=exclude)
-            for cand in rec.picked:
+            queue = list(rec.picked)
+            while queue:
+                cand = queue.pop(0)
                 with conn.transaction():  # a savepoint per try
                     team_id = sql.claim_team(conn, cand["team"])
-                    if team_id is None:  # taken meanwhile by a concurrent dispatch
+                    if team_id is None:  # taken meanwhile by a concurrent dispatch (or another process)
                         with self._lock:
                             self.teams.set_team(cand["team"], status="assigned")
+                        if not queue:  # all taken: rank again, the cache now knows they are busy
+                            rec = self.recommend(lon, lat, category=category, grid=grid, now=now, exclude=exclude)
+                            queue = list(rec.picked)
                         continue
                     explanation = {"picked": cand["reasons"], "eta_s": cand["eta_s"], "rank": cand["rank"],
                                    "passed_over": [{"team": p["team"], "eta_s": p["eta_s"], "reasons": p["reasons"]}

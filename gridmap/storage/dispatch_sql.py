@@ -78,9 +78,14 @@ def set_team_status(conn: psycopg.Connection, code: str, status: str) -> None:
 
 
 def claim_team(conn: psycopg.Connection, code: str) -> int | None:
-    """Atomically take an AVAILABLE team (row lock + re-check). None if someone else got it first."""
+    """Atomically take an AVAILABLE team (row lock + re-check). None if someone else got it first.
+
+    A team that still holds an open offer or accepted assignment is not free, whatever its status says.
+    """
     row = conn.execute(
-        "UPDATE teams SET status = 'assigned' WHERE code = %s AND status = 'available' RETURNING id", (code,)
+        "UPDATE teams t SET status = 'assigned' WHERE t.code = %s AND t.status = 'available' AND NOT EXISTS "
+        "(SELECT 1 FROM assignments a WHERE a.team_id = t.id AND a.status IN ('offered', 'accepted')) RETURNING t.id",
+        (code,),
     ).fetchone()
     return row[0] if row else None
 
