@@ -244,6 +244,9 @@ def write_prepared(conn: psycopg.Connection, layer: str, prepared: _Prepared, *,
     except psycopg.errors.ForeignKeyViolation as exc:
         raise LoadRejected(layer, f"a feature refers to something that is not loaded: {exc.diag.message_detail}",
                            fix_hint="load the layer it refers to first (e.g. road_nodes before road_edges)") from exc
+    except psycopg.errors.CardinalityViolation as exc:
+        raise LoadRejected(layer, "the file has duplicate keys (two features would write the same row)",
+                           fix_hint=f"give each feature its own {'/'.join(spec.key)}") from exc
     except (psycopg.errors.CheckViolation, psycopg.errors.UniqueViolation, psycopg.errors.ExclusionViolation) as exc:
         raise LoadRejected(layer, f"the database refused the load: {exc.diag.message_primary} "
                            f"({exc.diag.message_detail or exc.diag.constraint_name})",

@@ -150,6 +150,45 @@ def copy_columns(
     return n
 
 
+#: From this many rows on, a load into an EMPTY table drops the secondary indexes and unique/exclusion
+#: constraints, COPYs, and builds them again (PostgreSQL's own advice for populating a database):
+#: one sorted index build is several times cheaper than a million single inserts into a GiST tree.
+BULK_REBUILD_ROWS = 50_000
+
+
+def _copy_with_index_rebuild(conn: psycopg.Connection, table: str, names, types, columns, progress) -> None:
+    """COPY into an empty table with its secondary indexes dropped and rebuilt, in the caller's transaction.
+
+    The primary key stays (other tables' foreign keys need it). Unique and exclusion constraints are
+    re-added afterwards, so a duplicate in the input still fails the load (and the caller falls back).
+    The table is locked (ACCESS EXCLUSIVE) until commit: readers wait for the load, as for TRUNCATE.
+    """
+    ident = sql.Identifier(table)
+    conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(ident))
+    constraints = conn.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype IN ('u', 'x')", (table,)
+    ).fetchall()
+    indexes = conn.execute(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)", (table,)
+    ).fetchall()
+    for name, _ in constraints:
+        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(ident, sql.Identifier(name)))
+    for name, _ in indexes:
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+    copy_columns(conn, table, names, types, columns, progress=progress)
+    for _, ddl in indexes:
+        conn.execute(ddl)
+    for name, ddl in constraints:
+        conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(ident, sql.Identifier(name)) + sql.SQL(ddl))
+
+
+def _is_empty(conn: psycopg.Connection, table: str) -> bool:
+    return conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))).fetchone()[0]
+
+
 def upsert_columns(
     conn: psycopg.Connection, spec: LayerSpec, names: Sequence[str], columns: Sequence[list],
     *, progress: Progress | None = None,
@@ -157,7 +196,7 @@ def upsert_columns(
     """Insert-or-update rows keyed on ``spec.key``, all or nothing.
 
     First try a plain COPY into the table under a savepoint (the common first load: one pass, no
-    staging). If a key already exists (a unique or exclusion violation), roll back to the savepoint and
+    staging; into an empty table with the indexes rebuilt after, see ``BULK_REBUILD_ROWS``). If a key already exists (a unique or exclusion violation), roll back to the savepoint and
     go through a temporary staging table and ``INSERT ... ON CONFLICT DO UPDATE``, updating only rows
     that really changed.
     """
@@ -168,7 +207,10 @@ def upsert_columns(
         return UpsertResult(0, 0, 0)
     try:
         with conn.transaction():
-            copy_columns(conn, table, names, types, columns, progress=progress)
+            if n >= BULK_REBUILD_ROWS and _is_empty(conn, table):
+                _copy_with_index_rebuild(conn, table, names, types, columns, progress)
+            else:
+                copy_columns(conn, table, names, types, columns, progress=progress)
         return UpsertResult(n, 0, 0)
     except (psycopg.errors.UniqueViolation, psycopg.errors.ExclusionViolation):
         # A key already exists. (For versioned areas the exclusion constraint on (code, validity) may
