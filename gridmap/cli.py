@@ -222,6 +222,47 @@ def sample_generate(
         out.print(f"{k:16s} {v:>9,}")
 
 
+# -- dispatch -------------------------------------------------------------------------------------
+dispatch_app = typer.Typer(help="Nearest-responder dispatch over the road network.", no_args_is_help=True)
+app.add_typer(dispatch_app, name="dispatch")
+
+
+def _dispatcher(at: str | None):
+    import datetime as dt
+
+    from gridmap.services.dispatch import TZ, Dispatcher
+
+    now = dt.datetime.fromisoformat(at) if at else dt.datetime.now(TZ)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=TZ)
+    return Dispatcher.from_database(_registry().engine, now=now), now
+
+
+@dispatch_app.command("recommend")
+@friendly
+def dispatch_recommend(
+    lon: Annotated[float, typer.Argument(help="Longitude (WGS84).")],
+    lat: Annotated[float, typer.Argument(help="Latitude (WGS84).")],
+    category: Annotated[str | None, typer.Option(help="Event category, e.g. fire_hazard.")] = None,
+    k: Annotated[int, typer.Option(help="How many teams.")] = 5,
+    at: Annotated[str | None, typer.Option(help="Evaluate at this time (ISO 8601); default now.")] = None,
+) -> None:
+    """The teams that reach LON LAT first by road, why each was picked or passed over, and (fire) equipment."""
+    d, now = _dispatcher(at)
+    rec = d.recommend(lon, lat, category=category, k=k, now=now)
+    table = Table("rank", "team", "ETA (min)", "road (m)", "why", title=f"{rec.method} ETA to ({lon}, {lat})")
+    for p in rec.picked:
+        table.add_row(str(p["rank"]), p["team"], f"{p['eta_s'] / 60:.1f}", f"{p['distance_m']:.0f}", "; ".join(p["reasons"]))
+    out.print(table)
+    for p in rec.passed_over[:10]:
+        out.print(f"passed over {p['team']} ({p['eta_s'] / 60:.1f} min): {'; '.join(p['reasons'])}", highlight=False)
+    for group, items in rec.equipment.items():
+        for e in items:
+            out.print(f"{group}: {e['team']} ({e['kind']}) {e['eta_s'] / 60:.1f} min by road", highlight=False)
+    if rec.note:
+        out.print(rec.note, highlight=False)
+
+
 # -- demo / serve -----------------------------------------------------------------------------------
 @app.command("setup")
 @friendly

@@ -664,3 +664,23 @@ def test_rebuild_reproduces_the_incrementally_updated_cache(eng, now):
         ka = d.recommend(float(elon[j]), float(elat[j]), category="neighbour_dispute", now=t)
         kb = fresh.recommend(float(elon[j]), float(elat[j]), category="neighbour_dispute", now=t)
         assert [(p["team"], p["eta_s"]) for p in ka.picked] == [(p["team"], p["eta_s"]) for p in kb.picked]
+
+
+def test_cli_recommend_prints_the_ranking_with_reasons_and_equipment(deng, now, monkeypatch):
+    """The operator's `gridmap dispatch recommend` on the sample street."""
+    from typer.testing import CliRunner
+
+    from gridmap.cli import app
+    from gridmap.config import get_settings
+
+    monkeypatch.setenv("GRIDMAP_DB_NAME", DISPATCH_DB)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["dispatch", "recommend", "120.10", "30.28", "--category", "fire_hazard",
+                                          "--at", now.isoformat()])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "road ETA to (120.1, 30.28)" in result.output
+    assert "skill match" in result.output
+    assert "responders:" in result.output and "hydrants:" in result.output
