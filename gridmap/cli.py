@@ -19,8 +19,14 @@ app = typer.Typer(help="gridmap: grid-management GIS backend (网格化管理) o
                   pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The database: embedded PostgreSQL + PostGIS, or GRIDMAP_DATABASE_URL.", no_args_is_help=True)
 sample_app = typer.Typer(help="The sample street (real OSM roads + generated registry).", no_args_is_help=True)
+users_app = typer.Typer(help="API users (passwords hashed with Argon2).", no_args_is_help=True)
+secret_app = typer.Typer(help="The secret key that signs API tokens.", no_args_is_help=True)
+ladders_app = typer.Typer(help="Escalation ladders (分级分流) per event category.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sample_app, name="sample")
+app.add_typer(users_app, name="users")
+app.add_typer(secret_app, name="secret")
+app.add_typer(ladders_app, name="ladders")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -255,7 +261,8 @@ def dispatch_recommend(
         table.add_row(str(p["rank"]), p["team"], f"{p['eta_s'] / 60:.1f}", f"{p['distance_m']:.0f}", "; ".join(p["reasons"]))
     out.print(table)
     for p in rec.passed_over[:10]:
-        out.print(f"passed over {p['team']} ({p['eta_s'] / 60:.1f} min): {'; '.join(p['reasons'])}", highlight=False)
+        eta = "not reached" if p["eta_s"] is None else f"{p['eta_s'] / 60:.1f} min"
+        out.print(f"passed over {p['team']} ({eta}): {'; '.join(p['reasons'])}", highlight=False)
     for group, items in rec.equipment.items():
         for e in items:
             out.print(f"{group}: {e['team']} ({e['kind']}) {e['eta_s'] / 60:.1f} min by road", highlight=False)
@@ -283,6 +290,7 @@ def setup(
     for k, v in db.counts().items():
         table.add_row(k, f"{v:,}")
     out.print(table)
+    _api_access(settings, db.engine)
     out.print(
         "\n[bold]Next:[/]\n"
         "  gridmap info                          # counts\n"
@@ -294,6 +302,84 @@ def setup(
     )
     if serve_after:
         _serve(host, port)
+
+
+def _api_access(settings, engine) -> None:
+    """What the API needs to start: a secret key (never a default one) and one demo user per role."""
+    from gridmap.services import auth
+
+    path, created = auth.write_secret(settings)
+    out.print(f"API secret key: {path} ({'created' if created else 'kept'})", highlight=False)
+    users_file, made = auth.ensure_demo_users(engine, settings)
+    if made:
+        table = Table("user", "role", "password", title=f"Demo API users (also saved in {users_file}, mode 600)")
+        for name, role, password in made:
+            table.add_row(name, role, password)
+        out.print(table)
+    else:
+        out.print(f"demo API users exist already; their passwords are in {users_file}", highlight=False)
+
+
+# -- API access -------------------------------------------------------------------------------------
+@secret_app.command("init")
+@friendly
+def secret_init(rotate: Annotated[bool, typer.Option("--rotate", help="Replace an existing key (logs everyone "
+                                                     "out).")] = False) -> None:
+    """Write a random secret key to <data_dir>/secret_key (mode 600) unless one is there."""
+    from gridmap.services import auth
+
+    path, created = auth.write_secret(get_settings(), overwrite=rotate)
+    out.print(f"{'wrote' if created else 'kept'} {path}", highlight=False)
+
+
+@users_app.command("add")
+@friendly
+def users_add(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="admin, operator, planner, grid_worker, volunteer or intake.")],
+    street: Annotated[str | None, typer.Option(help="Operators: the street's area code.")] = None,
+    member: Annotated[str | None, typer.Option(help="Grid workers/volunteers: the team member's code.")] = None,
+    password: Annotated[str | None, typer.Option(help="Default: a random one, printed once.",
+                                                 envvar="GRIDMAP_NEW_PASSWORD")] = None,
+) -> None:
+    """Create an API user."""
+    import secrets as _secrets
+
+    from sqlalchemy.orm import Session
+
+    from gridmap.services import auth
+
+    pw = password or _secrets.token_urlsafe(12)
+    with Session(_registry().engine) as session:
+        auth.create_user(session, username=username, password=pw, role=role, street_code=street, member_code=member)
+    out.print(f"created {role} {username}" + ("" if password else f" with password {pw}"), highlight=False)
+
+
+@ladders_app.command("load")
+@friendly
+def ladders_load(file: Annotated[Path, typer.Argument(help="CSV: category,rung,level,name,name_zh,"
+                                                      "time_limit_min,auto_escalate")]) -> None:
+    """Replace every escalation ladder with the file's (all or nothing)."""
+    from gridmap.services.escalation import load_ladders
+
+    out.print(f"loaded {load_ladders(_registry().engine, file)} rungs from {file}", highlight=False)
+
+
+@ladders_app.command("show")
+@friendly
+def ladders_show(category: Annotated[str | None, typer.Argument(help="One category.")] = None) -> None:
+    """The escalation ladders: rungs, handlers and time limits."""
+    from sqlalchemy.orm import Session
+
+    from gridmap.services.escalation import EscalationService
+
+    with Session(_registry().engine) as session:
+        rows = EscalationService(None, None, None).ladders(session, category)
+    table = Table("category", "rung", "handler", "limit (min)", "auto")
+    for r in rows:
+        table.add_row(r["category"], str(r["rung"]), f"{r['name']} {r['name_zh']}", str(r["time_limit_min"]),
+                      "yes" if r["auto_escalate"] else "no")
+    out.print(table)
 
 
 def _serve(host: str, port: int) -> None:

@@ -313,8 +313,28 @@ class Router:
             if not skilled[i]:
                 c.reasons.append(f"wrong skill (needs one of {', '.join(skills)})")
             passed.append(c)
+        # Eligible teams whose position is too far from any road to be routed: say so when they are close.
+        n = len(self.codes)
+        off_road = np.flatnonzero(ok & (self.edge[:n] < 0) & np.isfinite(self.x[:n]))
+        if len(off_road):
+            crow = np.hypot(self.x[off_road] - x, self.y[off_road] - y) / FALLBACK_SPEED
+            for i in off_road[crow <= worst].tolist():
+                passed.append(Candidate(self.codes[i], float(np.hypot(self.x[i] - x, self.y[i] - y) / FALLBACK_SPEED),
+                                        0.0, "straight_line",
+                                        reasons=[f"position more than {self.max_snap_m:.0f} m from any road: "
+                                                 "cannot be routed (straight-line estimate shown)"]))
         note = None
         if len(picked) < k:
+            # Name the nearest eligible teams that were not reached: beyond the maximum ETA (or cut off).
+            chosen = {self.index[c.team] for c in picked}
+            rest = np.array([i for i in np.flatnonzero(ok & (self.edge[:n] >= 0)).tolist() if i not in chosen],
+                            dtype=np.int64)
+            if len(rest):
+                crow = np.hypot(self.x[rest] - x, self.y[rest] - y)
+                for i in rest[np.argsort(crow)][: k - len(picked)].tolist():
+                    passed.append(Candidate(self.codes[i], float("inf"), 0.0, "road",
+                                            reasons=[f"beyond the maximum ETA of {max_eta_s / 60:.0f} min by road, "
+                                                     "or no road path to the event"]))
             beyond = int(ok.sum()) - len(picked)
             note = (f"only {len(picked)} eligible team(s) within {max_eta_s / 60:.0f} min by road; "
                     f"{beyond} other eligible team(s) are beyond the maximum ETA or cannot reach the event by road")

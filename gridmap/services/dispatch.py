@@ -10,6 +10,7 @@ indexes on ``assignments`` forbid a second active assignment for a team or an ev
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import threading
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -145,6 +146,10 @@ class Dispatcher:
                 x, y = t.transform(sub.lon.to_numpy(), sub.lat.to_numpy())
                 r.move_teams(sub.code.tolist(), x, y, 0.0)
             eq_routers[group] = r
+        # The graph holds ~1 shapely object per edge; keep them out of the cyclic GC's full collections
+        # (100+ ms pauses on a large city, measured in scripts/bench_dispatch.py). Refcounting still frees them.
+        gc.collect()
+        gc.freeze()
         with self._lock:
             self.graph, self.teams, self.equipment = graph, router, eq_routers
             self.team_ids = dict(zip(teams.code, teams.id, strict=True))
@@ -211,7 +216,8 @@ class Dispatcher:
 
     @staticmethod
     def _candidate(c: Candidate) -> dict:
-        return {"team": c.team, "rank": c.rank, "eta_s": round(c.eta_s, 1), "distance_m": round(c.distance_m, 1),
+        eta = round(c.eta_s, 1) if np.isfinite(c.eta_s) else None  # None: not reached (beyond the maximum)
+        return {"team": c.team, "rank": c.rank, "eta_s": eta, "distance_m": round(c.distance_m, 1),
                 "method": c.method, "reasons": c.reasons, "route": _to_4326(c.route)}
 
     def recommend(self, lon: float, lat: float, *, category: str | None = None, skills: list[str] | None = None,

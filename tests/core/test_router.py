@@ -507,3 +507,22 @@ def test_network_times_known_answers_on_the_ring():
     t = network_times(g, [100.0, 350.0], [0.0, 0.0], [300.0, 300.0, 0.0], [0.0, -25.0, 1000.0])
     assert t.tolist() == pytest.approx([20.0, 40.0, 65.0 + 200.0])
     assert np.isinf(network_times(g, [9000.0], [9000.0], [300.0], [0.0])).all()  # no origin on the map
+
+
+def test_teams_beyond_the_maximum_are_named_with_that_reason():
+    r = router_with(ring(), {"near": (100.0, 0.0), "far": (600.0, 0.0), "busy": (650.0, 0.0, "assigned")})
+    rk = r.rank(300.0, 0.0, now=NOW, skills=["fire"], k=2, max_eta_s=300.0)
+    assert [c.team for c in rk.picked] == ["near"]
+    beyond = [c for c in rk.passed_over if any("beyond the maximum ETA" in why for why in c.reasons)]
+    assert [c.team for c in beyond] == ["far"]  # the eligible one; a busy team is never "beyond"
+    assert beyond[0].eta_s == float("inf")
+
+
+def test_an_eligible_team_off_the_road_network_is_explained_not_silently_dropped():
+    # "onroad" must drive round the one-way ring (320 s); "field" is 600 m from any road (120 s as the crow flies)
+    r = router_with(ring(), {"onroad": (1000.0, 100.0), "field": (300.0, -600.0)}, max_snap_m=500.0)
+    rk = r.rank(300.0, 0.0, now=NOW, skills=["fire"], k=1)
+    assert [c.team for c in rk.picked] == ["onroad"]
+    off = {c.team: c for c in rk.passed_over}
+    assert "field" in off and "from any road" in off["field"].reasons[0]
+    assert off["field"].method == "straight_line"
