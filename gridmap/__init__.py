@@ -21,7 +21,19 @@ from gridmap.services.registry import Registry, connect
 
 __version__ = "0.1.0"
 
+
+
+def __getattr__(name: str):
+    # `gm.analysis` is imported on first use: it pulls in esda, libpysal, h3 and PuLP (seconds to import).
+    if name == "analysis":
+        import importlib
+
+        return importlib.import_module("gridmap.analysis")
+    raise AttributeError(f"module 'gridmap' has no attribute {name!r}")
+
+
 __all__ = [
+    "analysis",
     "MEASURE_CRS",
     "STORAGE_SRID",
     "Conflict",

@@ -1,0 +1,170 @@
+"""Many-to-one road travel times with the destinations snapped once: the inner loop of siting and isochrones.
+
+:func:`gridmap.core.router.network_times` snaps its destinations on every call, which is right for one
+question and wasteful for a thousand (siting evaluates every candidate site against the same buildings;
+the cost is then the snapping, not the search). :class:`Targets` holds the snaps; :func:`origin_seeds`
+seeds the search exactly as ``network_times`` does and the search itself is the project's compiled
+multi-source Dijkstra (:func:`gridmap.core._dijkstra.multi_source_times`), so
+``Targets(g, tx, ty).times(g, origin_seeds(g, fx, fy))`` equals ``network_times(g, fx, fy, tx, ty)``
+(the tests check it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from gridmap.core import _dijkstra
+from gridmap.core.roadgraph import WALK_SPEED, RoadGraph
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """Where a search starts: graph nodes with their start costs, and the origins' own edges."""
+
+    nodes: np.ndarray
+    costs: np.ndarray
+    edge: np.ndarray  # snapped edge of each origin that reached a road
+    twin: np.ndarray
+    fraction: np.ndarray
+    walk_s: np.ndarray
+
+
+def origin_seeds(g: RoadGraph, x, y, max_snap_m: float = 500.0) -> Seeds:
+    """Snap origins (EPSG:4549) to their road edges and seed both ends, as ``network_times`` does."""
+    src = g.snap(x, y, max_snap_m)
+    ok = src.edge >= 0
+    e, f, tw = src.edge[ok], src.fraction[ok], src.twin[ok]
+    walk = src.distance_m[ok] / WALK_SPEED
+    has = tw >= 0
+    nodes = np.concatenate([g.edge_v[e], g.edge_v[tw[has]]]).astype(np.int64)
+    costs = np.concatenate([walk + (1.0 - f) * g.time_s[e], walk[has] + f[has] * g.time_s[tw[has]]])
+    return Seeds(nodes, costs, e, tw, f, walk)
+
+
+def seeds_from_snap(g: RoadGraph, snaps, j: int) -> Seeds | None:
+    """The seeds of origin ``j`` of a :class:`~gridmap.core.roadgraph.Snaps` (None if it found no road):
+    snap many candidate sites at once, search from each alone."""
+    e = int(snaps.edge[j])
+    if e < 0:
+        return None
+    f = float(snaps.fraction[j])
+    tw = int(snaps.twin[j])
+    walk = float(snaps.distance_m[j]) / WALK_SPEED
+    nodes = [int(g.edge_v[e])]
+    costs = [walk + (1.0 - f) * g.time_s[e]]
+    if tw >= 0:
+        nodes.append(int(g.edge_v[tw]))
+        costs.append(walk + f * g.time_s[tw])
+    return Seeds(np.array(nodes, dtype=np.int64), np.array(costs), np.array([e]), np.array([tw]), np.array([f]),
+                 np.array([walk]))
+
+
+def node_times(g: RoadGraph, seeds: Seeds, horizon_s: float = np.inf) -> np.ndarray:
+    """Travel time (s) from the nearest seed to every node: one multi-source Dijkstra, O((V + E) log V)."""
+    dist = np.full(g.n_nodes, np.inf)
+    size = g.n_edges + len(seeds.nodes) + 8
+    _dijkstra.multi_source_times(g.indptr, g.adj, g.adj_w, seeds.nodes, seeds.costs, float(horizon_s), dist,
+                                 np.zeros(size), np.zeros(size, dtype=np.int64))
+    return dist
+
+
+class Targets:
+    """Destinations snapped to their road edges once, then timed against any number of origin sets.
+
+    Parameters
+    ----------
+    g : the road graph (EPSG:4549).
+    x, y : destination coordinates (EPSG:4549).
+    max_snap_m : destinations farther than this from a road are unreachable (+inf).
+    """
+
+    def __init__(self, g: RoadGraph, x, y, max_snap_m: float = 500.0) -> None:
+        s = g.snap(x, y, max_snap_m)
+        self._init(g, s.edge, s.twin, s.fraction, s.distance_m)
+
+    @classmethod
+    def on_edges(cls, g: RoadGraph, edge: np.ndarray, fraction: np.ndarray) -> Targets:
+        """Destinations lying on given edges at given fractions (no snapping, no walk)."""
+        self = cls.__new__(cls)
+        edge = np.asarray(edge, dtype=np.int64)
+        self._init(g, edge, g.twin[edge], np.asarray(fraction, dtype=np.float64), np.zeros(len(edge)))
+        return self
+
+    def _init(self, g, edge, twin, fraction, distance_m) -> None:
+        self.n = len(edge)
+        self.ok = edge >= 0
+        self.edge = edge[self.ok]
+        self.fraction = fraction[self.ok]
+        self.twin = twin[self.ok]
+        self.walk_s = distance_m[self.ok] / WALK_SPEED
+        self.u = g.edge_u[self.edge]
+        self.part = self.fraction * g.time_s[self.edge]
+        has = self.twin >= 0
+        self.tw_u = np.where(has, g.edge_u[np.maximum(self.twin, 0)], 0)
+        self.tw_part = np.where(has, (1.0 - self.fraction) * g.time_s[np.maximum(self.twin, 0)], np.inf)
+        self.has_twin = has
+        # targets grouped by their edge and by their twin (CSR over edge ids): the targets on an origin's own
+        # road are then found in O(1) per origin, not by a scan of all targets
+        m = g.n_edges
+        self._groups = []
+        for key, frac in ((self.edge, self.fraction), (self.twin, 1.0 - self.fraction)):
+            sel = np.flatnonzero(key >= 0)
+            order = sel[np.argsort(key[sel], kind="stable")]
+            ptr = np.zeros(m + 1, dtype=np.int64)
+            np.cumsum(np.bincount(key[sel], minlength=m), out=ptr[1:])
+            self._groups.append((order, ptr, frac))
+    def times(self, g: RoadGraph, seeds: Seeds, horizon_s: float = np.inf) -> np.ndarray:
+        """Travel time (s) from the nearest origin to each destination (+inf beyond ``horizon_s``)."""
+        dist = node_times(g, seeds, horizon_s)
+        return self.times_from(g, dist, seeds, horizon_s)
+
+    def times_from(self, g: RoadGraph, dist: np.ndarray, seeds: Seeds, horizon_s: float = np.inf) -> np.ndarray:
+        """As :meth:`times`, given the node times of ``seeds`` (to reuse one search for several target sets)."""
+        best = dist[self.u] + self.part
+        alt = np.where(self.has_twin, dist[self.tw_u] + self.tw_part, np.inf)
+        best = np.minimum(best, alt)
+        if len(seeds.edge):  # an origin on the destination's own edge, before it in the driving direction
+            self._on_own_edge(g, seeds, best)
+        out = np.full(self.n, np.inf)
+        out[self.ok] = best + self.walk_s
+        out[out > horizon_s] = np.inf
+        return out
+
+
+    def _on_own_edge(self, g: RoadGraph, seeds: Seeds, best: np.ndarray) -> None:
+        """Lower ``best`` where an origin sits on a target's own edge (or twin) before it.
+
+        O(S + H) for S origins and H targets sharing a road with one (vectorised over both)."""
+        has = seeds.twin >= 0
+        oe = np.concatenate([seeds.edge, seeds.twin[has]])
+        of = np.concatenate([seeds.fraction, 1.0 - seeds.fraction[has]])
+        ow = np.concatenate([seeds.walk_s, seeds.walk_s[has]])
+        for order, ptr, tfrac in self._groups:
+            lo = ptr[oe]
+            cnt = ptr[oe + 1] - lo
+            if not cnt.any():
+                continue
+            k = np.repeat(np.arange(len(oe)), cnt)
+            pos = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(len(k))
+            tgt = order[pos]
+            fd = tfrac[tgt]
+            cand = np.where(of[k] <= fd, ow[k] + (fd - of[k]) * g.time_s[oe[k]], np.inf)
+            np.minimum.at(best, tgt, cand)
+
+
+def edge_samples(g: RoadGraph, spacing_m: float = 25.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points every ``spacing_m`` metres along each road (one of each two-way pair), both ends included.
+
+    Returns (edge index, fraction along it, point coordinates (k, 2) in EPSG:4549).
+    """
+    keep = np.flatnonzero((g.twin < 0) | (np.arange(g.n_edges) < g.twin))
+    n_pts = np.maximum(np.ceil(g.lengths_geom[keep] / spacing_m).astype(np.int64), 1) + 1
+    edge = np.repeat(keep, n_pts)
+    starts = np.repeat(np.cumsum(n_pts) - n_pts, n_pts)
+    k = np.arange(len(edge)) - starts
+    frac = k / np.repeat(n_pts - 1, n_pts)
+    pts = shapely.line_interpolate_point(g.geoms[edge], frac, normalized=True)
+    return edge, frac, shapely.get_coordinates(pts)
