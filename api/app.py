@@ -1,68 +1,97 @@
-"""The FastAPI application, built by a factory; the database engine is created at start-up, not import.
+"""The FastAPI application, built by a factory. Nothing connects at import: the engine, the dispatcher
+(road graph and team index), the live-feed listener and the escalation sweeper are created at start-up in
+the lifespan and kept on ``app.state``; start-up is refused without a strong secret key.
 
 Run it with ``gridmap serve`` (or ``uvicorn api.app:create_app --factory``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
+from api import dashboard, errors
+from api.routes import events, teams
+from api.routes import registry as registry_routes
 from gridmap.config import Settings, get_settings
-from gridmap.errors import Conflict, DatabaseError, GridmapError, InvalidInput, LoadRejected, NotFound
+from gridmap.errors import NotFound
+from gridmap.services.auth import AuthService, TokenSigner, resolve_secret
+from gridmap.services.dispatch import Dispatcher
+from gridmap.services.escalation import EscalationService
+from gridmap.services.events import EventService, system_clock
+from gridmap.services.feed import FeedHub
+from gridmap.services.metrics import MetricsService
 from gridmap.services.registry import Registry, connect
+from gridmap.services.teams import TeamService
 
-# One table maps domain errors to HTTP status codes.
-STATUS = {InvalidInput: 422, LoadRejected: 422, NotFound: 404, Conflict: 409, DatabaseError: 503}
+log = logging.getLogger("gridmap.api")
+DESCRIPTION = """Grid-management (网格化管理) GIS backend: the spatial registry in PostGIS, events from every
+channel to closure, tiered escalation (分级分流), the volunteers' live feed and the command-centre metrics.
+
+Log in at `POST /v1/auth/token`, then send `Authorization: Bearer <token>`. Errors are JSON
+`{error, field, message, fix}`. A team's live feed: WebSocket `/v1/me/feed/ws` or server-sent events
+`GET /v1/me/feed`."""
 
 
-def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, registry: Registry | None = None, *,
+               clock: Callable | None = None) -> FastAPI:
+    """Build the app. ``clock`` (an aware-datetime callable) replaces the wall clock, e.g. in tests."""
+    now = clock or system_clock
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.registry = registry or connect(settings or get_settings())
-        yield
-        if registry is None:
-            app.state.registry.dispose()
+        cfg = settings or (registry.settings if registry is not None else get_settings())
+        signer = TokenSigner(resolve_secret(cfg), cfg.token_ttl_s)  # refuses default or weak secrets
+        reg = registry or connect(cfg)
+        try:
+            dispatcher = Dispatcher.from_database(reg.engine, now=now())
+        except NotFound as exc:  # no road network yet: the API serves, events wait for manual handling
+            log.warning("automatic dispatch is off: %s", exc)
+            dispatcher = None
+        st = app.state
+        st.settings, st.registry, st.engine, st.clock, st.dispatcher = cfg, reg, reg.engine, now, dispatcher
+        st.auth = AuthService(signer)
+        st.events = EventService(reg.engine, cfg, dispatcher, now)
+        st.escalation = EscalationService(reg.engine, dispatcher, now)
+        st.metrics = MetricsService(now)
+        st.teams = TeamService(reg.engine, dispatcher, now)
+        st.feed = FeedHub.for_engine(reg.engine, dispatcher)
+        st.feed.start()
+        sweeper = asyncio.create_task(_sweep_forever(st.escalation, cfg.escalation_interval_s))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            st.feed.stop()
+            if registry is None:
+                reg.dispose()
 
-    app = FastAPI(title="gridmap", version="0.1.0", lifespan=lifespan,
-                  description="Grid-management (网格化管理) GIS backend: the spatial registry in PostGIS.")
-
-    @app.exception_handler(GridmapError)
-    async def _domain_error(request: Request, exc: GridmapError) -> JSONResponse:
-        status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 400)
-        return JSONResponse(status_code=status, content=exc.to_dict())
-
-    @app.get("/health")
-    def health(request: Request) -> dict:
-        """Liveness and the registry's row counts."""
-        return {"status": "ok", "counts": request.app.state.registry.counts()}
-
-    @app.get("/layers")
-    def layers() -> list[str]:
-        """Names of the layers that can be read."""
-        return Registry.layers()
-
-    @app.get("/layers/{name}", response_class=Response, responses={200: {"content": {"application/geo+json": {}}}})
-    def layer(
-        request: Request, name: str,
-        area: Annotated[str | None, Query(description="street/community/grid code")] = None,
-        bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat")] = None,
-        limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
-    ) -> Response:
-        """A layer as GeoJSON (public columns only), filtered by area or bbox."""
-        box = None
-        if bbox is not None:
-            try:
-                box = tuple(float(v) for v in bbox.split(","))
-            except ValueError:
-                box = ()
-            if len(box) != 4:
-                raise InvalidInput(f"{bbox!r} is not four numbers", field="bbox",
-                                   fix="give min_lon,min_lat,max_lon,max_lat, e.g. 120.09,30.27,120.10,30.28")
-        gdf = request.app.state.registry.layer(name, area=area, bbox=box, limit=limit)
-        return Response(gdf.to_json(drop_id=True, to_wgs84=False), media_type="application/geo+json")
-
+    app = FastAPI(title="gridmap", version="0.2.0", lifespan=lifespan, description=DESCRIPTION)
+    errors.install(app)
+    limits = settings or (registry.settings if registry is not None else get_settings())
+    app.add_middleware(errors.BodyLimit, max_bytes=limits.max_body_bytes)
+    app.include_router(registry_routes.router)
+    app.include_router(events.router)
+    app.include_router(teams.router)
+    app.include_router(dashboard.router)
     return app
+
+
+async def _sweep_forever(escalation: EscalationService, interval_s: float) -> None:
+    """Time out unanswered offers and escalate overdue events, every ``interval_s`` (0: never)."""
+    if interval_s <= 0:
+        return
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await run_in_threadpool(escalation.sweep)
+        except Exception:  # noqa: BLE001 - log and try again next round; the API keeps serving
+            log.exception("escalation sweep failed")

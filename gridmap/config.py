@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Storage CRS: every geometry in PostGIS is lon/lat WGS84.
@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     area_bbox: tuple[float, float, float, float] = Field(
         default=HANGZHOU_BBOX,
         description="lon/lat bbox of the configured area: loaded features outside it are reported.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs API tokens. Unset: read from <data_dir>/secret_key (written by `gridmap setup`). "
+        "The API refuses to start without one, or with a default or short (< 32 characters) one.",
+    )
+    token_ttl_s: int = Field(default=12 * 3600, ge=60, le=30 * 86400, description="API token lifetime.")
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest request body the API accepts.")
+    escalation_interval_s: float = Field(
+        default=30.0, ge=0, description="How often the API sweeps for timed-out offers and overdue events (0: never)."
     )
 
     @field_validator("area_bbox")

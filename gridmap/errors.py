@@ -78,3 +78,19 @@ class LoadRejected(GridmapError):
             more = f"\n  … and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
             head += f"\n  {shown}{more}"
         return head
+
+
+class Unauthorized(GridmapError):
+    """No credentials, or credentials that are wrong or expired."""
+
+
+class Forbidden(GridmapError):
+    """Authenticated, but this role or scope may not do that."""
+
+
+class TooLarge(GridmapError):
+    """A request body or batch larger than allowed."""
+
+
+class ConfigError(GridmapError):
+    """The settings are unusable (e.g. a default secret); the service refuses to start."""

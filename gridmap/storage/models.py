@@ -324,6 +324,15 @@ class Event(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=SRID), nullable=False)
+    # added by the events API (migration 0003)
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"), index=True)
+    location_source: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    place_code: Mapped[str | None] = mapped_column(Text)
+    escalation_rung: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("0"))
+    rung_started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    intake_sha256: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (
         CheckConstraint(_in("channel", EVENT_CHANNELS), name="channel"),
         CheckConstraint(_in("status", EVENT_STATUSES), name="status"),
@@ -385,4 +394,88 @@ class Assignment(Base):
         CheckConstraint(_in("status", ASSIGNMENT_STATUSES), name="status"),
         Index("uq_assignments_team_active", "team_id", unique=True, postgresql_where=text(ACTIVE_ASSIGNMENT)),
         Index("uq_assignments_event_active", "event_id", unique=True, postgresql_where=text(ACTIVE_ASSIGNMENT)),
+    )
+
+
+# -- the events API (migration 0003) ---------------------------------------------------------------------
+USER_ROLES = ("admin", "operator", "planner", "grid_worker", "volunteer", "intake")
+LOCATION_SOURCES = ("wgs84", "gcj02", "building", "address", "place")
+OPEN_EVENT = "status IN ('reported', 'dispatched', 'accepted', 'on_site')"
+
+Index("ix_events_street_reported", Event.street_code, Event.reported_at)
+Index("ix_events_open_due", Event.due_at, postgresql_where=text(f"{OPEN_EVENT} AND duplicate_of IS NULL"))
+Index("ix_events_open_category", Event.category, Event.reported_at, postgresql_where=text(OPEN_EVENT))
+
+
+class EscalationRung(Base):
+    """One rung of a category's escalation ladder (分级分流): who is responsible, and for how long.
+
+    Rung 0 is the first responder (the dispatched team); an event still open when its rung's time limit
+    has passed is overdue, and is moved up automatically when the rung says ``auto_escalate``.
+    Loaded from ``data/escalation_ladders.csv`` (migration 0003, ``gridmap ladders load``).
+    """
+
+    __tablename__ = "escalation_ladders"
+    category: Mapped[str] = mapped_column(ForeignKey("event_categories.code", ondelete="CASCADE"), primary_key=True)
+    rung: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    level: Mapped[str] = mapped_column(Text, nullable=False)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    name_zh: Mapped[str] = mapped_column(Text, nullable=False)
+    time_limit_min: Mapped[int] = mapped_column(Integer, nullable=False)
+    auto_escalate: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    __table_args__ = (
+        CheckConstraint("rung BETWEEN 0 AND 20", name="rung"),
+        CheckConstraint("time_limit_min > 0", name="time_limit"),
+    )
+
+
+class EventTransition(Base):
+    """The audit trail of an event: every status change and escalation (who, when, where, note).
+
+    Append-only: a trigger refuses UPDATE and DELETE (rows go only with their event). Status changes are
+    written by a trigger on ``events``, in the same transaction, whoever makes them.
+    """
+
+    __tablename__ = "event_transitions"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False, index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    action: Mapped[str] = mapped_column(Text, nullable=False)
+    from_status: Mapped[str | None] = mapped_column(Text)
+    to_status: Mapped[str | None] = mapped_column(Text)
+    rung: Mapped[int | None] = mapped_column(SmallInteger)
+    actor: Mapped[str] = mapped_column(Text, nullable=False)
+    actor_role: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    geom: Mapped[WKBElement | None] = mapped_column(Geometry("POINT", srid=SRID))
+    detail: Mapped[dict | None] = mapped_column(JSONB)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class EventReporter(Base):
+    """Who reported an event (a resident's name and phone): personal data, kept apart like ``resident_pii``."""
+
+    __tablename__ = "event_reporters"
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text, info=SENSITIVE)
+    phone: Mapped[str | None] = mapped_column(Text, info=SENSITIVE)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="SET NULL"))
+
+
+class User(Base):
+    """An API user. ``street_code`` scopes an operator; ``member_code`` ties a grid worker/volunteer to a team."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    username: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    role: Mapped[str] = mapped_column(Text, nullable=False)
+    street_code: Mapped[str | None] = mapped_column(Text)
+    member_code: Mapped[str | None] = mapped_column(Text)  # natural key: survives a registry reload
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    __table_args__ = (
+        CheckConstraint(_in("role", USER_ROLES), name="role"),
+        CheckConstraint("role <> 'operator' OR street_code IS NOT NULL", name="operator_street"),
+        CheckConstraint("role NOT IN ('grid_worker', 'volunteer') OR member_code IS NOT NULL", name="member"),
     )

@@ -1,0 +1,418 @@
+"""Request and response bodies of the HTTP API (pydantic). Text fields refuse NUL bytes and have a length
+limit; coordinates must be finite; ids fit PostgreSQL's bigint."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from gridmap.core.lifecycle import OPERATOR_ACTIONS
+
+NO_NUL = r"^[^\x00]*$"
+Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
+Text1000 = Annotated[str, StringConstraints(max_length=1000, pattern=NO_NUL)]
+Text4000 = Annotated[str, StringConstraints(max_length=4000, pattern=NO_NUL)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")]
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Lon = Annotated[float, Field(strict=True, ge=-180, le=180, allow_inf_nan=False)]
+Lat = Annotated[float, Field(strict=True, ge=-90, le=90, allow_inf_nan=False)]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+StrictBool = Annotated[bool, Field(strict=True)]
+
+
+def _iso_only(v):
+    """A time must be ISO 8601 text: numbers (Unix seconds) are refused, they hide unit and zone mistakes."""
+    if isinstance(v, int | float | bool) or (isinstance(v, str) and v.strip().lstrip("+-").replace(".", "", 1).isdigit()):
+        raise ValueError("give an ISO 8601 time with a UTC offset, e.g. 2026-11-02T09:30:00+08:00")
+    return v
+
+
+#: an ISO 8601 date-time (numbers are not accepted as Unix times)
+Time = Annotated[dt.datetime, BeforeValidator(_iso_only)]
+Channel = Literal["hotline_12345", "chat_group", "qr_code", "patrol", "smart_alarm"]
+Status = Literal["reported", "dispatched", "accepted", "on_site", "resolved", "closed"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- intake -------------------------------------------------------------------------------------------------
+class LocationIn(_In):
+    """Where: lon/lat (WGS84, or GCJ-02 with coords='gcj02'), or a building code, an address, or a place code."""
+
+    lon: Finite | None = Field(None, description="longitude, decimal degrees", examples=[120.1206])
+    lat: Finite | None = Field(None, description="latitude, decimal degrees", examples=[30.2829])
+    coords: Literal["wgs84", "gcj02"] = Field("wgs84", description="gcj02: from Amap/Tencent maps; converted")
+    building_code: Code | None = None
+    address: Text200 | None = None
+    place_code: Code | None = Field(None, description="the place's QR code (余安码): a business or building code")
+
+
+class ReporterIn(_In):
+    """The reporting resident (personal data: stored apart, shown only to operators, every read logged)."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=NO_NUL)] | None = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 \-]{2,19}$")] | None = None
+
+
+class EventIn(_In):
+    channel: Channel
+    external_id: ExternalId = Field(description="the channel's own id (12345 ticket no., message id, device "
+                                                "event id, or a UUID made on the phone); makes retries safe")
+    category: Code = Field(examples=["neighbour_dispute"])
+    location: LocationIn
+    severity: Annotated[int, Field(strict=True)] | None = Field(None, ge=1, le=4)
+    title: Text200 | None = None
+    description: Text4000 | None = None
+    reported_at: Time | None = Field(None, description="with a UTC offset; default: now")
+    reporter: ReporterIn | None = None
+    dispatch: StrictBool = Field(True, description="offer it to the nearest available team right away")
+
+
+# -- events out ---------------------------------------------------------------------------------------------
+class LocationOut(BaseModel):
+    lon: float
+    lat: float
+    source: str | None
+    address: str | None
+    place_code: str | None
+    building_code: str | None
+
+
+class AreaOut(BaseModel):
+    street: str | None
+    community: str | None
+    grid: str | None
+    grid_area_id: int | None
+
+
+class Ref(BaseModel):
+    id: int
+    code: str
+
+
+class Milestones(BaseModel):
+    dispatched: dt.datetime | None
+    accepted: dt.datetime | None
+    on_site: dt.datetime | None
+    resolved: dt.datetime | None
+    closed: dt.datetime | None
+
+
+class EscalationOut(BaseModel):
+    rung: int
+    level: str | None
+    handler: str | None
+    handler_zh: str | None
+    started_at: dt.datetime | None
+    due_at: dt.datetime | None
+    overdue: bool
+
+
+class ReporterOut(BaseModel):
+    name: str | None
+    phone: str | None
+
+
+class EventOut(BaseModel):
+    id: int
+    code: str
+    channel: str
+    external_id: str | None
+    category: str
+    severity: int
+    title: str | None
+    description: str | None
+    status: str
+    reported_at: dt.datetime
+    location: LocationOut
+    area: AreaOut
+    team: str | None
+    duplicate_of: Ref | None
+    milestones: Milestones
+    escalation: EscalationOut
+    legal_actions: list[str]
+    reporter: ReporterOut | None = None
+
+
+class DispatchOut(BaseModel):
+    assignment_id: int | None
+    team: str | None
+    waiting: bool
+    eta_s: float | None
+    message: str
+
+
+class DuplicateOut(BaseModel):
+    id: int
+    code: str
+    distance_m: float
+    minutes_apart: float
+
+
+class IntakeOut(BaseModel):
+    event: EventOut
+    created: bool = Field(description="false: the same (channel, external_id) was reported before; this is it")
+    dispatch: DispatchOut | None
+    duplicate: DuplicateOut | None
+
+
+class TransitionOut(BaseModel):
+    id: int
+    at: dt.datetime
+    action: str
+    from_status: str | None
+    to_status: str | None
+    rung: int | None
+    actor: str
+    actor_role: str | None
+    note: str | None
+    lon: float | None
+    lat: float | None
+    detail: dict[str, Any] | None
+
+
+class ActionIn(_In):
+    note: Text1000 | None = None
+    lon: Lon | None = Field(None, description="where the actor is (WGS84)")
+    lat: Lat | None = None
+
+
+class TransitionIn(ActionIn):
+    action: Literal[OPERATOR_ACTIONS]  # type: ignore[valid-type]
+
+
+class ActOut(BaseModel):
+    event: EventOut
+    dispatch: DispatchOut | None
+
+
+class EscalateOut(BaseModel):
+    from_rung: int
+    to_rung: int
+    level: str
+    handler: str
+    handler_zh: str
+    due_at: dt.datetime
+    was_due_at: dt.datetime | None
+
+
+class RungOut(BaseModel):
+    category: str
+    rung: int
+    level: str
+    name: str
+    name_zh: str
+    time_limit_min: int
+    auto_escalate: bool
+
+
+class TimeoutOut(BaseModel):
+    event_id: int
+    team: str | None
+    waiting: bool
+
+
+class EscalatedOut(EscalateOut):
+    event_id: int
+    code: str
+
+
+class SweepOut(BaseModel):
+    at: dt.datetime
+    timeouts: list[TimeoutOut] = Field(description="offers not answered in time, and where they went next")
+    offered: list[TimeoutOut] = Field(description="waiting events now offered to a team")
+    escalated: list[EscalatedOut]
+    overdue: int
+
+
+# -- teams and assignments ----------------------------------------------------------------------------------
+class AssignmentEventOut(BaseModel):
+    id: int
+    code: str
+    category: str
+    severity: int
+    title: str | None
+    status: str
+    reported_at: dt.datetime
+    lon: float
+    lat: float
+    address: str | None
+    grid: str | None
+
+
+class AssignmentOut(BaseModel):
+    id: int
+    status: str
+    team: str
+    rank: int | None
+    eta_s: float | None
+    distance_m: float | None
+    method: str | None
+    offered_at: dt.datetime
+    respond_by: dt.datetime | None
+    responded_at: dt.datetime | None
+    route: dict[str, Any] | None = Field(description="GeoJSON LineString from the team to the event")
+    event: AssignmentEventOut
+
+
+class RespondOut(BaseModel):
+    assignment: AssignmentOut
+    event: EventOut
+    dispatch: DispatchOut | None
+
+
+class PositionIn(_In):
+    team: Code
+    lon: Finite
+    lat: Finite
+    at: Time | None = Field(None, description="when the phone took the fix (with offset); default: now")
+    coords: Literal["wgs84", "gcj02"] = "wgs84"
+
+
+class PositionsIn(_In):
+    positions: list[PositionIn] = Field(min_length=1, max_length=2000)
+
+
+class PointIn(_In):
+    lon: Finite
+    lat: Finite
+    at: Time | None = None
+    coords: Literal["wgs84", "gcj02"] = "wgs84"
+
+
+class PositionsOut(BaseModel):
+    received: int
+    updated: int = Field(description="newer than what was stored (older fixes are ignored)")
+
+
+class TeamStatusIn(_In):
+    status: Literal["available", "off_duty"]
+
+
+class TeamOut(BaseModel):
+    code: str
+    name: str
+    kind: str
+    status: str
+    skills: list[str]
+    home_grid: str | None
+    street: str | None
+    position_at: dt.datetime | None
+    lon: float | None
+    lat: float | None
+
+
+# -- access -------------------------------------------------------------------------------------------------
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_at: dt.datetime
+    username: str
+    role: str
+
+
+class LoginIn(_In):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
+
+
+class MeOut(BaseModel):
+    username: str
+    role: str
+    street: str | None
+    team: str | None
+    grids: list[str]
+
+
+class UserIn(_In):
+    username: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.\-]{3,40}$")]
+    password: Annotated[str, StringConstraints(min_length=12, max_length=200, pattern=NO_NUL)]
+    role: Literal["admin", "operator", "planner", "grid_worker", "volunteer", "intake"]
+    street_code: Code | None = None
+    member_code: Code | None = None
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    role: str
+
+
+class PlaceOut(BaseModel):
+    kind: str
+    code: str
+    name: str | None
+    place_kind: str | None
+    address: str | None
+    lon: float
+    lat: float
+    area: AreaOut | None
+
+
+class ResidentOut(BaseModel):
+    id: int
+    household_id: int
+    building_id: int
+    building_code: str | None
+    grid_code: str | None
+    community_code: str | None
+    unit: int | None
+    floor: int | None
+    room: str | None
+    sex: str | None
+    birth_year: int | None
+    is_party_member: bool
+    flags: list[str]
+    name: str | None = None
+    id_card: str | None = None
+    phone: str | None = None
+
+
+# -- metrics ------------------------------------------------------------------------------------------------
+class Durations(BaseModel):
+    avg: float | None
+    p50: float | None = None
+    p90: float | None = None
+
+
+class MetricsRow(BaseModel):
+    key: str | None
+    period: str | None
+    reported: int
+    resolved: int
+    closed: int
+    open: int
+    overdue: int
+    closure_rate: float | None = Field(description="闭环率: closed / reported")
+    resolution_rate: float | None = Field(description="(resolved + closed) / reported")
+    response_min: Durations = Field(description="reported → on site, minutes")
+    handling_min: Durations = Field(description="on site → resolved, minutes")
+    closure_min: Durations = Field(description="reported → closed, minutes")
+
+
+class MetricsOut(BaseModel):
+    group_by: str
+    period: str
+    start: dt.datetime
+    end: dt.datetime
+    street: str | None
+    rows: list[MetricsRow]
+
+
+class OverdueRow(BaseModel):
+    street_code: str | None
+    community_code: str | None
+    category: str
+    rung: int
+    overdue: int
+
+
+class OverdueOut(BaseModel):
+    at: dt.datetime
+    total: int
+    rows: list[OverdueRow]

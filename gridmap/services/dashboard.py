@@ -1,0 +1,405 @@
+"""The command-centre dashboard's use cases: what each map layer, drill-down and the side panel show.
+
+Reads only; every call opens one short read transaction. Layers come back as GeoDataFrames in
+EPSG:4326 (for :mod:`gridmap.viz`), buildings as GeoJSON tiles (cached until the registry is reloaded).
+Residents appear only as counts. ``at`` is the dashboard's clock: the current time by default, or any
+past instant to replay (the sample street's events end on its generation day).
+
+>>> from gridmap.services.dashboard import Dashboard
+>>> dash = Dashboard(gm.connect().engine)          # doctest: +SKIP
+>>> dash.grids().plot(column="safety_index")       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Engine
+
+from gridmap.errors import InvalidInput, NotFound
+from gridmap.storage import dashboard_sql as sql
+from gridmap.storage import queries
+from gridmap.storage.layers import layer_spec
+
+TZ = ZoneInfo("Asia/Shanghai")
+CRS = "EPSG:4326"
+BBox = tuple[float, float, float, float]
+
+
+@dataclass
+class DashboardPolicy:
+    """What counts as stale, overdue, recent; how much one request may return."""
+
+    stale_after_s: float = 300.0
+    #: time to get on site, by severity (4 = most severe)
+    onsite_sla_s: dict[int, float] = field(default_factory=lambda: {4: 900, 3: 1800, 2: 3600, 1: 7200})
+    #: time to resolve, by severity
+    resolve_sla_s: dict[int, float] = field(default_factory=lambda: {4: 4 * 3600, 3: 12 * 3600, 2: 24 * 3600,
+                                                                      1: 72 * 3600})
+    safety_window_days: int = 90
+    closure_period_days: int = 30
+    resolved_visible_h: float = 2.0
+    min_tile_zoom: int = 11
+    max_tile_zoom: int = 20
+    tile_cache_tiles: int = 4096
+    version_check_s: float = 5.0
+    responder_cache_s: float = 300.0
+    max_equipment: int = 20_000
+    max_teams: int = 5_000
+    max_events: int = 5_000
+    max_routes: int = 2_000
+    max_panel_events: int = 200
+    max_businesses: int = 30
+
+
+def _aware(at: dt.datetime | None) -> dt.datetime:
+    if at is None:
+        return dt.datetime.now(TZ)
+    if at.tzinfo is None:
+        raise InvalidInput(f"time {at.isoformat()} has no time zone", field="at",
+                           fix="give an ISO 8601 time with an offset, e.g. 2026-10-31T23:00:00+08:00")
+    return at
+
+
+def check_bbox(bbox: BBox | None) -> BBox | None:
+    if bbox is None:
+        return None
+    if len(bbox) != 4 or not all(np.isfinite(bbox)):
+        raise InvalidInput(f"bbox {bbox} is not four numbers", field="bbox", fix="give min_lon,min_lat,max_lon,max_lat")
+    minx, miny, maxx, maxy = bbox
+    if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
+        if -90 <= minx <= 90 and -180 <= miny <= 180 and abs(miny) > 90:
+            raise InvalidInput(f"bbox {bbox} looks lat/lon swapped", field="bbox",
+                               fix="write longitude first: min_lon,min_lat,max_lon,max_lat")
+        raise InvalidInput(f"bbox {bbox} is empty or out of range", field="bbox",
+                           fix="give min_lon,min_lat,max_lon,max_lat in degrees, min < max")
+    return (float(minx), float(miny), float(maxx), float(maxy))
+
+
+def _points(df: pd.DataFrame) -> gpd.GeoDataFrame:
+    geom = gpd.points_from_xy(df.pop("lon").astype(float), df.pop("lat").astype(float), crs=CRS)
+    return gpd.GeoDataFrame(df, geometry=geom, crs=CRS)
+
+
+def _wkb_frame(df: pd.DataFrame) -> gpd.GeoDataFrame:
+    geom = shapely.from_wkb(df.pop("wkb").map(lambda b: None if b is None else bytes(b)).to_numpy())
+    return gpd.GeoDataFrame(df, geometry=geom, crs=CRS)
+
+
+def _seconds(now: dt.datetime, then: pd.Series) -> pd.Series:
+    t = pd.to_datetime(then, utc=True)
+    return (pd.Timestamp(now).tz_convert("UTC") - t).dt.total_seconds()
+
+
+class Dashboard:
+    """Read model of the command-centre map. Thread-safe; one per app (or notebook)."""
+
+    def __init__(self, engine: Engine, policy: DashboardPolicy | None = None, *, street: str | None = None,
+                 dispatcher=None) -> None:
+        """``dispatcher``: a running :class:`~gridmap.services.dispatch.Dispatcher` to ask for road ETAs
+        (the app's); without one, the dashboard builds its own on first use and refreshes it now and then."""
+        self.engine = engine
+        self.policy = policy or DashboardPolicy()
+        self._street = street
+        self._lock = threading.RLock()
+        self._tiles: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
+        self._version: tuple | None = None
+        self._version_checked = 0.0
+        self._static: dict[str, object] = {}
+        self._shared_dispatcher = dispatcher
+        self._dispatcher = None
+        self._dispatcher_at = 0.0
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+    def _read(self):
+        return self.engine.connect()
+
+    def _fresh(self, conn) -> None:
+        """Drop cached tiles and static layers when the registry has been reloaded."""
+        if time.monotonic() - self._version_checked < self.policy.version_check_s:
+            return
+        version = sql.data_version(conn)
+        with self._lock:
+            self._version_checked = time.monotonic()
+            if version != self._version:
+                self._version = version
+                self._tiles.clear()
+                self._static.clear()
+
+    @property
+    def street(self) -> str | None:
+        if self._street is None:
+            with self._read() as sa:
+                self._street = sql.main_street(sa.connection.driver_connection)
+        return self._street
+
+    def clock(self, at: dt.datetime | None = None) -> dt.datetime:
+        return _aware(at)
+
+    def version(self) -> str:
+        """A short token that changes when the static layers change (for cache-busting URLs)."""
+        with self._read() as sa:
+            self._fresh(sa.connection.driver_connection)
+        return format(abs(hash(self._version)) % (1 << 40), "x")
+
+    def extent(self) -> BBox:
+        """The bbox of the street's buildings (or of the street when it has none)."""
+        with self._lock:
+            if "extent" in self._static:
+                return self._static["extent"]
+        with self._read() as sa:
+            conn = sa.connection.driver_connection
+            self._fresh(conn)
+            box = sql.extent(conn)
+        if box is None:
+            raise NotFound("there is nothing to show: no buildings and no street", field="buildings",
+                           fix="load the registry first (gridmap sample load, or gridmap load)")
+        with self._lock:
+            self._static["extent"] = box
+        return box
+
+    # -- layers -----------------------------------------------------------------------------------------
+    def building_tile(self, z: int, x: int, y: int) -> bytes:
+        """GeoJSON of the buildings of tile z/x/y, serialised by PostGIS (counts, never personal data)."""
+        p = self.policy
+        if not (p.min_tile_zoom <= z <= p.max_tile_zoom):
+            raise InvalidInput(f"tile zoom {z} is outside {p.min_tile_zoom}–{p.max_tile_zoom}", field="z",
+                               fix=f"request zoom {p.min_tile_zoom} to {p.max_tile_zoom}")
+        if not (0 <= x < 2**z and 0 <= y < 2**z):
+            raise InvalidInput(f"tile {z}/{x}/{y} does not exist", field="x/y", fix=f"x and y are 0 to {2**z - 1}")
+        key = (z, x, y)
+        with self._read() as sa:
+            conn = sa.connection.driver_connection
+            self._fresh(conn)
+            with self._lock:
+                if key in self._tiles:
+                    self._tiles.move_to_end(key)
+                    return self._tiles[key]
+            tile = sql.building_tile(conn, z, x, y)
+        with self._lock:
+            self._tiles[key] = tile
+            while len(self._tiles) > p.tile_cache_tiles:
+                self._tiles.popitem(last=False)
+        return tile
+
+    def boundaries(self) -> gpd.GeoDataFrame:
+        """The street, its communities and the district(s) around it (current boundaries)."""
+        with self._read() as sa:
+            conn = sa.connection.driver_connection
+            self._fresh(conn)
+            with self._lock:
+                if "boundaries" in self._static:
+                    return self._static["boundaries"]
+            gdf = _wkb_frame(sql.boundaries(conn, self.street))
+        with self._lock:
+            self._static["boundaries"] = gdf
+        return gdf
+
+    def grids(self, at: dt.datetime | None = None) -> gpd.GeoDataFrame:
+        """Grids with ``open_events`` and a ``safety_index`` (0–100, higher is safer).
+
+        The index weighs two things, each against the street itself: the events of the last
+        ``safety_window_days`` (severity-weighted, per 1,000 residents; a grid at or above the street's
+        90th percentile loses all 70 points of this part) and key places without a smart fire alarm
+        (5 or more lose all 30 points).
+        """
+        now = _aware(at)
+        since = now - dt.timedelta(days=self.policy.safety_window_days)
+        with self._read() as sa:
+            conn = sa.connection.driver_connection
+            self._fresh(conn)
+            with self._lock:
+                shapes = self._static.get("grids")
+            if shapes is None:  # population and key places change only with a load: cached
+                shapes = sql.grid_shapes(conn, self.street)
+                with self._lock:
+                    self._static["grids"] = shapes
+            live = sql.grid_events(conn, now=now, since=since)
+        df = shapes.merge(live, on="code", how="left")
+        df[["open_events", "recent_weighted"]] = df[["open_events", "recent_weighted"]].fillna(0).astype(int)
+        df = df[["code", "name", "name_zh", "community_code", "residents", "open_events", "recent_weighted",
+                 "key_places_unprotected", "wkb"]]
+        load = df["recent_weighted"] / np.maximum(df["residents"], 200) * 1000.0
+        p90 = float(np.percentile(load, 90)) if len(load) else 0.0
+        load_part = np.minimum(load / p90, 1.0) if p90 > 0 else np.zeros(len(df))
+        places_part = np.minimum(df["key_places_unprotected"] / 5.0, 1.0)
+        df["safety_index"] = np.round(100.0 - 70.0 * load_part - 30.0 * places_part, 1)
+        return _wkb_frame(df)
+
+    def equipment(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
+        with self._read() as sa:
+            df = sql.equipment(sa.connection.driver_connection, check_bbox(bbox), limit=self.policy.max_equipment)
+        return _points(df)
+
+    def teams(self, bbox: BBox | None = None, at: dt.datetime | None = None) -> gpd.GeoDataFrame:
+        """Teams with ``state``: their status, or ``stale`` when the last position is too old."""
+        now = _aware(at)
+        with self._read() as sa:
+            df = sql.teams(sa.connection.driver_connection, check_bbox(bbox), limit=self.policy.max_teams)
+        df["age_s"] = _seconds(now, df["position_at"]).round(0)
+        stale = (df["age_s"].isna() | (df["age_s"] > self.policy.stale_after_s)) & (df["status"] != "off_duty")
+        df["state"] = np.where(stale, "stale", df["status"])
+        df["event_id"] = df["event_id"].astype("Int64")
+        return _points(df)
+
+    def _overdue(self, now: dt.datetime, df: pd.DataFrame) -> pd.Series:
+        age = _seconds(now, df["reported_at"])
+        onsite = df["severity"].map(self.policy.onsite_sla_s).fillna(3600.0)
+        resolve = df["severity"].map(self.policy.resolve_sla_s).fillna(86400.0)
+        before_site = df["status"].isin(["reported", "dispatched", "accepted"])
+        on_site = df["status"] == "on_site"
+        return (before_site & (age > onsite)) | (on_site & (age > resolve))
+
+    def events(self, bbox: BBox | None = None, at: dt.datetime | None = None) -> gpd.GeoDataFrame:
+        """Open events (and recently resolved ones) with ``age_s`` and ``overdue``."""
+        now = _aware(at)
+        with self._read() as sa:
+            df = sql.events(sa.connection.driver_connection, check_bbox(bbox), now=now,
+                            resolved_since=now - dt.timedelta(hours=self.policy.resolved_visible_h),
+                            limit=self.policy.max_events)
+        df["age_s"] = _seconds(now, df["reported_at"]).round(0)
+        df["overdue"] = self._overdue(now, df)
+        return _points(df)
+
+    def routes(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
+        """Road routes of the active dispatches (offered or accepted)."""
+        with self._read() as sa:
+            df = sql.routes(sa.connection.driver_connection, check_bbox(bbox), limit=self.policy.max_routes)
+        return _wkb_frame(df)
+
+    def buildings(self, area: str | None = None, bbox: BBox | None = None) -> gpd.GeoDataFrame:
+        """Buildings with resident and business counts, for a notebook (the page uses tiles)."""
+        with self._read() as sa:
+            gdf = queries.select_layer(sa, layer_spec("buildings"), queries.AreaFilter(area=area, bbox=check_bbox(bbox)))
+            counts = sql.building_counts(sa.connection.driver_connection, [int(i) for i in gdf["id"]])
+        gdf = gdf.merge(counts, on="id", how="left")
+        gdf[["residents", "businesses"]] = gdf[["residents", "businesses"]].fillna(0).astype(int)
+        gdf["height"] = gdf["height_m"].fillna(gdf["floors"] * 3.0)
+        return gdf
+
+    # -- drill-down -------------------------------------------------------------------------------------
+    def _responders(self):
+        """The dispatch service, built once and refreshed every few minutes (equipment status)."""
+        from gridmap.services.dispatch import Dispatcher
+
+        if self._shared_dispatcher is not None:
+            return self._shared_dispatcher
+        with self._lock:
+            if self._dispatcher is None or time.monotonic() - self._dispatcher_at > self.policy.responder_cache_s:
+                self._dispatcher = Dispatcher.from_database(self.engine)
+                self._dispatcher_at = time.monotonic()
+            return self._dispatcher
+
+    def nearest_responder(self, lon: float, lat: float, at: dt.datetime | None = None) -> dict | None:
+        """The in-service micro fire station or truck with the shortest road ETA to (lon, lat), and its route."""
+        try:
+            responders = self._responders()
+        except NotFound:  # no road network loaded: no road ETA to give
+            return None
+        if responders is None:
+            return None
+        rec = responders.recommend(lon, lat, k=1, with_equipment=True, now=_aware(at))
+        found = rec.equipment.get("responders") or []
+        if not found:
+            return None
+        best = found[0]
+        with self._read() as sa:
+            info = sql.equipment_by_codes(sa.connection.driver_connection, [best["team"]]).get(best["team"], {})
+        return {"code": best["team"], "kind": best.get("kind") or info.get("kind"), "name": info.get("name"),
+                "status": info.get("status"), "eta_s": best["eta_s"], "distance_m": best["distance_m"],
+                "method": best["method"], "route": best["route"]}
+
+    def building(self, code: str, at: dt.datetime | None = None) -> dict:
+        """Address, resident COUNT, businesses inside and the nearest responder (no personal data)."""
+        with self._read() as sa:
+            conn = sa.connection.driver_connection
+            bid = sql.building_id_by_code(conn, code)
+            if bid is None:
+                raise NotFound(f"no building {code!r}", field="code", fix="pick a building on the map")
+            b = sql.building(conn, bid)
+            biz = sql.businesses_in(conn, bid, limit=self.policy.max_businesses)
+            total = sql.business_count(conn, bid)
+        b["businesses"] = biz.to_dict("records")
+        b["businesses_total"] = total
+        b["nearest_responder"] = self.nearest_responder(b["lon"], b["lat"], at)
+        return b
+
+    def event(self, event_id: int, at: dt.datetime | None = None) -> dict:
+        """An event with its timeline, team, current assignment (ETA, route) and overdue flag."""
+        now = _aware(at)
+        with self._read() as sa:
+            conn = sa.connection.driver_connection
+            e = sql.event(conn, event_id)
+            if e is None:
+                raise NotFound(f"no event {event_id}", field="event_id", fix="pick an event on the map")
+            asg = sql.assignments_of_event(conn, event_id)
+        timeline = [{"at": e[k], "what": k.removesuffix("_at").replace("_", " ")}
+                    for k in ("reported_at", "dispatched_at", "accepted_at", "on_site_at", "resolved_at", "closed_at")
+                    if e[k] is not None]
+        for a in asg.itertuples():
+            timeline.append({"at": a.offered_at, "what": f"offered to {a.team} (ETA {a.eta_s or 0:.0f} s)"})
+            if a.responded_at is not None and not pd.isna(a.responded_at):
+                timeline.append({"at": a.responded_at, "what": f"{a.team}: {a.status}"})
+        timeline.sort(key=lambda t: pd.Timestamp(t["at"]))
+        active = asg[asg["status"].isin(["offered", "accepted"])]
+        current = active.iloc[-1] if len(active) else (asg.iloc[-1] if len(asg) else None)
+        e["timeline"] = timeline
+        e["assignment"] = None if current is None else {
+            "id": int(current["id"]), "team": current["team"], "status": current["status"],
+            "eta_s": current["eta_s"], "distance_m": current["distance_m"],
+            "route": None if current["wkb"] is None else shapely.from_wkb(bytes(current["wkb"]))}
+        e["age_s"] = (now - e["reported_at"]).total_seconds()
+        e["overdue"] = bool(self._overdue(now, pd.DataFrame([e])).iloc[0])
+        return e
+
+    def team(self, code: str, at: dt.datetime | None = None) -> dict:
+        """A team, its state and its current assignment (event, ETA, route)."""
+        now = _aware(at)
+        with self._read() as sa:
+            conn = sa.connection.driver_connection
+            t = sql.team(conn, code)
+            if t is None:
+                raise NotFound(f"no team {code!r}", field="code", fix="pick a team on the map")
+            a = sql.team_assignment(conn, t["id"])
+        age = None if t["position_at"] is None else (now - t["position_at"]).total_seconds()
+        stale = t["status"] != "off_duty" and (age is None or age > self.policy.stale_after_s)
+        t["age_s"] = age
+        t["state"] = "stale" if stale else t["status"]
+        if a is not None:
+            a["route"] = None if a["wkb"] is None else shapely.from_wkb(bytes(a.pop("wkb")))
+            a.pop("wkb", None)
+        t["assignment"] = a
+        return t
+
+    # -- side panel -------------------------------------------------------------------------------------
+    def summary(self, at: dt.datetime | None = None) -> dict:
+        """Headline figures and the open-events list (state, age, overdue), most urgent first."""
+        now = _aware(at)
+        day_start = now.astimezone(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+        period_start = now - dt.timedelta(days=self.policy.closure_period_days)
+        with self._read() as sa:
+            conn = sa.connection.driver_connection
+            fig = sql.figures(conn, self.street, now=now, day_start=day_start, period_start=period_start)
+            df = sql.open_events(conn, self.street, now=now, limit=self.policy.max_panel_events)
+        df["age_s"] = _seconds(now, df["reported_at"]).round(0)
+        df["overdue"] = self._overdue(now, df)
+        df = df.sort_values(["overdue", "severity", "age_s"], ascending=[False, False, False])
+        closure = fig["closed_period"] / fig["reported_period"] if fig["reported_period"] else None
+        return {
+            "now": now.isoformat(),
+            "figures": {"open_events": int(fig["open_events"]),
+                        "median_response_s_today": fig["median_response_s_today"],
+                        "reported_today": int(fig["reported_today"]), "closure_rate": closure,
+                        "closure_period_days": self.policy.closure_period_days,
+                        "overdue": int(df["overdue"].sum())},
+            "events": df.to_dict("records"),
+        }

@@ -1,0 +1,540 @@
+"""Events: intake from every channel, placement, near-duplicates, the lifecycle and its audit trail.
+
+Intake (:meth:`EventService.intake`) writes the event, its reporter (personal data, apart) and the first
+audit row in ONE transaction and returns only after the commit; the same (channel, external id) again
+returns the same event. Dispatch to the nearest team runs after that commit, through the
+:class:`~gridmap.services.dispatch.Dispatcher`. Every status change writes an audit row in the same
+transaction (a trigger on ``events`` reads who/why/where from :func:`events_sql.set_actor`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from sqlalchemy import Connection, Engine, RowMapping
+from sqlalchemy.orm import Session
+
+from gridmap.config import MEASURE_CRS, Settings
+from gridmap.core.crs import transformer
+from gridmap.core.lifecycle import OPEN_STATUSES, is_open, legal_actions, next_status
+from gridmap.core.location import check_lonlat
+from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
+from gridmap.services.auth import Principal
+from gridmap.services.escalation import due_for, escalate_in
+from gridmap.storage import events_sql as sql
+from gridmap.storage import queries
+
+TZ = ZoneInfo("Asia/Shanghai")
+Clock = Callable[[], dt.datetime]
+CHANNELS = ("hotline_12345", "chat_group", "qr_code", "patrol", "smart_alarm")
+#: which roles may report through which channel
+CHANNEL_ROLES = {"admin": CHANNELS, "intake": CHANNELS, "operator": ("hotline_12345", "chat_group", "patrol"),
+                 "grid_worker": ("patrol",), "volunteer": ("patrol",)}
+
+
+class _Raced(Exception):
+    """A concurrent intake committed the same (channel, external id) first."""
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(TZ)
+
+
+@dataclass
+class IntakePolicy:
+    dedup_radius_m: float = 100.0
+    dedup_window: dt.timedelta = dt.timedelta(minutes=30)
+    max_clock_skew: dt.timedelta = dt.timedelta(minutes=5)
+    max_age: dt.timedelta = dt.timedelta(days=30)
+
+
+@dataclass
+class Location:
+    lon: float | None = None
+    lat: float | None = None
+    coords: str = "wgs84"
+    building_code: str | None = None
+    address: str | None = None
+    place_code: str | None = None
+
+
+@dataclass
+class Report:
+    channel: str
+    external_id: str
+    category: str
+    location: Location
+    severity: int | None = None
+    title: str | None = None
+    description: str | None = None
+    reported_at: dt.datetime | None = None
+    reporter_name: str | None = None
+    reporter_phone: str | None = None
+    dispatch: bool = True
+
+    def fingerprint(self) -> str:
+        d = asdict(self)
+        d.pop("dispatch")
+        d["reported_at"] = self.reported_at.isoformat() if self.reported_at else None
+        return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass
+class IntakeResult:
+    event: dict
+    created: bool
+    dispatch: dict | None = None
+    duplicate: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def event_out(row: RowMapping, now: dt.datetime, *, reporter: dict | None = None) -> dict:
+    """An event as the API shows it (never any personal data unless ``reporter`` is passed)."""
+    overdue = bool(row["due_at"] is not None and is_open(row["status"]) and row["due_at"] < now
+                   and row["duplicate_of"] is None)
+    out = {
+        "id": row["id"], "code": row["code"], "channel": row["channel"], "external_id": row["external_id"],
+        "category": row["category"], "severity": row["severity"], "title": row["title"],
+        "description": row["description"], "status": row["status"], "reported_at": row["reported_at"],
+        "location": {"lon": row["lon"], "lat": row["lat"], "source": row["location_source"],
+                     "address": row["address"], "place_code": row["place_code"], "building_code": row["building_code"]},
+        "area": {"street": row["street_code"], "community": row["community_code"], "grid": row["grid_code"],
+                 "grid_area_id": row["grid_area_id"]},
+        "team": row["team_code"],
+        "duplicate_of": None if row["duplicate_of"] is None else {"id": row["duplicate_of"],
+                                                                   "code": row["duplicate_of_code"]},
+        "milestones": {k: row[f"{k}_at"] for k in ("dispatched", "accepted", "on_site", "resolved", "closed")},
+        "escalation": {"rung": row["escalation_rung"], "level": row["rung_level"], "handler": row["rung_name"],
+                       "handler_zh": row["rung_name_zh"], "started_at": row["rung_started_at"],
+                       "due_at": row["due_at"], "overdue": overdue},
+        "legal_actions": [a for a in legal_actions(row["status"]) if a != "timeout"] if row["duplicate_of"] is None else [],
+    }
+    if reporter is not None:
+        out["reporter"] = reporter
+    return out
+
+
+def assignment_out(row: RowMapping) -> dict:
+    """An assignment for the team's phone: the task, where, how far; no personal data."""
+    return {
+        "id": row["id"], "status": row["status"], "team": row["team_code"], "rank": row["rank"],
+        "eta_s": row["eta_s"], "distance_m": row["distance_m"], "method": row["method"],
+        "offered_at": row["offered_at"], "respond_by": row["respond_by"], "responded_at": row["responded_at"],
+        "route": json.loads(row["route_geojson"]) if row["route_geojson"] else None,
+        "event": {"id": row["event_id"], "code": row["event_code"], "category": row["category"],
+                  "severity": row["severity"], "title": row["title"], "status": row["event_status"],
+                  "reported_at": row["reported_at"], "lon": row["lon"], "lat": row["lat"], "address": row["address"],
+                  "grid": row["grid_code"]},
+    }
+
+
+class EventService:
+    """Use cases on events. Build one per app (it holds the dispatcher and the clock)."""
+
+    def __init__(self, engine: Engine, settings: Settings, dispatcher=None, clock: Clock = system_clock,
+                 policy: IntakePolicy | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.policy = policy or IntakePolicy()
+
+    # -- intake -----------------------------------------------------------------------------------------
+    def intake(self, session: Session, p: Principal, report: Report) -> IntakeResult:
+        """Take an event in from a channel: validate, locate, place, link near-duplicates; commit; dispatch."""
+        allowed = CHANNEL_ROLES.get(p.role, ())
+        if report.channel not in allowed:
+            raise Forbidden(f"role {p.role!r} may not report through channel {report.channel!r}", field="channel",
+                            fix=f"allowed: {', '.join(allowed)}" if allowed else "this role reports no events")
+        now = self.clock()
+        at = report.reported_at or now
+        if at.tzinfo is None:
+            raise InvalidInput(f"reported_at {at.isoformat()} has no time zone", field="reported_at",
+                               fix="send ISO 8601 with an offset, e.g. 2026-11-22T09:30:00+08:00")
+        if at > now + self.policy.max_clock_skew:
+            raise InvalidInput(f"reported_at {at.isoformat()} is in the future (now {now.isoformat()})",
+                               field="reported_at", fix="send the time the report was made, or leave it out")
+        if at < now - self.policy.max_age:
+            raise InvalidInput(f"reported_at {at.isoformat()} is more than {self.policy.max_age.days} days old",
+                               field="reported_at", fix="enter old tickets with `gridmap load events`")
+        fingerprint = report.fingerprint()
+        try:
+            return self._intake(session, p, report, at, fingerprint)
+        except _Raced:  # the same (channel, external id) was committed meanwhile: answer with that event
+            return self._intake(session, p, report, at, fingerprint)
+
+    def _intake(self, session: Session, p: Principal, report: Report, at: dt.datetime,
+                fingerprint: str) -> IntakeResult:
+        now = self.clock()
+        with session.begin():  # four round trips: context, lock, insert (+ reporter + trail), commit
+            conn = session.connection()
+            loc = self._locate(conn, report)
+            ctx = sql.intake_context(conn, channel=report.channel, external_id=report.external_id,
+                                     category=report.category, lon=loc["lon"], lat=loc["lat"], at=at)
+            if ctx["existing_id"] is not None:
+                return self._replay(conn, ctx, fingerprint, report, now)
+            if ctx["category"] is None:
+                raise InvalidInput(f"unknown category {report.category!r}", field="category",
+                                   fix=f"use one of {', '.join(sql.category_codes(conn))}")
+            if ctx["grid_area_id"] is None:
+                raise InvalidInput(f"({loc['lon']:.6f}, {loc['lat']:.6f}) falls in no grid of the managed area "
+                                   f"valid at {at.isoformat()}", field="location",
+                                   fix="check the coordinates (send coords='gcj02' for Amap/Tencent points), "
+                                       "or give building_code, address or place_code instead")
+            sql.lock_category(conn, report.category)  # near-duplicate check and insert, one category at a time
+            due = at + dt.timedelta(minutes=ctx["time_limit_min"]) if ctx["time_limit_min"] else None
+            values = {
+                "channel": report.channel, "external_id": report.external_id, "category": report.category,
+                "severity": report.severity or ctx["default_severity"], "title": report.title,
+                "description": report.description, "reported_at": at, "street_code": ctx["street_code"],
+                "community_code": ctx["community_code"], "grid_code": ctx["grid_code"],
+                "grid_area_id": ctx["grid_area_id"], "building_id": loc["building_id"], "lon": loc["lon"],
+                "lat": loc["lat"], "location_source": loc["source"], "address": loc["address"],
+                "place_code": loc["place_code"], "due_at": due, "intake_sha256": fingerprint,
+                "reporter_name": report.reporter_name, "reporter_phone": report.reporter_phone,
+                "actor": p.username, "role": p.role, "auto_dispatch": report.dispatch,
+            }
+            row = sql.insert_reported(conn, values, radius_m=self.policy.dedup_radius_m,
+                                      window=self.policy.dedup_window)
+            if row is None:
+                raise _Raced
+        # committed: from here on the event exists whatever happens to dispatch
+        duplicate = None
+        if row["dup_id"] is not None:
+            duplicate = {"id": row["dup_id"], "code": row["dup_code"], "distance_m": round(row["dup_distance_m"], 1),
+                         "minutes_apart": round(abs((at - row["dup_reported_at"]).total_seconds()) / 60, 1)}
+        dispatch, at_dispatch = None, self.clock()
+        if report.dispatch and duplicate is None:
+            dispatch = self._dispatch(row["id"], at_dispatch, where={"lon": loc["lon"], "lat": loc["lat"],
+                                                                    "category": report.category,
+                                                                    "grid": ctx["grid_code"]})
+        sent = dispatch is not None and dispatch["assignment_id"] is not None
+        out = {**values, "id": row["id"], "code": row["code"], "status": "dispatched" if sent else "reported",
+               "building_code": loc["building_code"], "team_id": None, "team_code": dispatch["team"] if sent else None,
+               "duplicate_of": row["dup_id"], "duplicate_of_code": row["dup_code"],
+               "dispatched_at": at_dispatch if sent else None, "accepted_at": None, "on_site_at": None,
+               "resolved_at": None, "closed_at": None, "escalation_rung": 0, "rung_started_at": at,
+               "due_at": None if duplicate else due, "rung_level": ctx["rung_level"], "rung_name": ctx["rung_name"],
+               "rung_name_zh": ctx["rung_name_zh"]}
+        return IntakeResult(event_out(out, self.clock()), True, dispatch, duplicate)
+
+    def _replay(self, conn: Connection, existing: RowMapping, fingerprint: str, report: Report,
+                now: dt.datetime) -> IntakeResult:
+        if existing["existing_sha256"] not in (None, fingerprint):
+            raise Conflict(f"external_id {report.external_id!r} of channel {report.channel} was used for a different "
+                           "report", field="external_id",
+                           fix="retry with exactly the same body, or give the new report its own external_id")
+        return IntakeResult(event_out(sql.event(conn, existing["existing_id"]), now), False)
+
+    def _locate(self, conn: Connection, report: Report) -> dict:
+        loc = report.location
+        given = [n for n in ("place_code", "building_code", "address") if getattr(loc, n)]
+        has_xy = loc.lon is not None or loc.lat is not None
+        if report.channel == "qr_code" and not loc.place_code:
+            raise InvalidInput("a QR-code report needs the scanned place code", field="location.place_code",
+                               fix="send the code printed on the place's 余安码 (a business or building code)")
+        if loc.place_code:
+            place = sql.place_location(conn, loc.place_code)
+            if place is None:
+                raise NotFound(f"no place with code {loc.place_code!r}", field="location.place_code",
+                               fix="scan the code again; it is a business (S…) or building (B…) code")
+            return {"lon": place["lon"], "lat": place["lat"], "building_id": place["building_id"],
+                    "building_code": place["building_code"], "address": place["address"],
+                    "place_code": place["code"], "source": "place"}
+        if loc.building_code or loc.address:
+            b = sql.building_location(conn, code=loc.building_code) if loc.building_code else \
+                sql.building_location(conn, address=loc.address)
+            if b is None:
+                what = f"building {loc.building_code!r}" if loc.building_code else f"address {loc.address!r}"
+                raise NotFound(f"no {what}", field=f"location.{given[0]}",
+                               fix="check it against the building register, or send lon/lat instead")
+            return {"lon": b["lon"], "lat": b["lat"], "building_id": b["id"], "building_code": b["code"],
+                    "address": b["address"], "place_code": None,
+                    "source": "building" if loc.building_code else "address"}
+        if not has_xy or loc.lon is None or loc.lat is None:
+            raise InvalidInput("no location", field="location",
+                               fix="send lon and lat (WGS84, or coords='gcj02'), or building_code, address or "
+                                   "place_code")
+        if loc.coords not in ("wgs84", "gcj02"):
+            raise InvalidInput(f"unknown coordinate system {loc.coords!r}", field="location.coords",
+                               fix="use 'wgs84' (GPS) or 'gcj02' (Amap/Tencent maps)")
+        lon, lat = check_lonlat(loc.lon, loc.lat, self.settings.area_bbox, gcj02=loc.coords == "gcj02")
+        return {"lon": lon, "lat": lat, "building_id": None, "building_code": None, "address": None,
+                "place_code": None, "source": loc.coords}
+
+    # -- dispatch ---------------------------------------------------------------------------------------
+    def _dispatch(self, event_id: int, now: dt.datetime | None = None, *, where: dict | None = None) -> dict:
+        """Offer the event to the nearest available team. ``where`` (lon, lat, category, grid) lets the
+        in-memory ranking answer 'nobody can take it' without a database round trip; whenever it sees a
+        candidate, the dispatcher's atomic claim in the database decides."""
+        if self.dispatcher is None:
+            return {"assignment_id": None, "team": None, "waiting": True, "eta_s": None,
+                    "message": "automatic dispatch is off: the road network is not loaded"}
+        now = now or self.clock()
+        if where is not None:
+            try:
+                rec = self.dispatcher.recommend(where["lon"], where["lat"], category=where["category"],
+                                                grid=where["grid"], now=now)
+            except GridmapError as exc:
+                return {"assignment_id": None, "team": None, "waiting": True, "eta_s": None, "message": str(exc)}
+            if not rec.picked:
+                return {"assignment_id": None, "team": None, "waiting": True, "eta_s": None,
+                        "message": f"event {event_id} is waiting: no available team can take it now"
+                                   + (f" ({rec.note})" if rec.note else "")}
+        try:
+            r = self.dispatcher.dispatch(event_id, now=now)
+        except GridmapError as exc:
+            return {"assignment_id": None, "team": None, "waiting": True, "eta_s": None, "message": str(exc)}
+        eta = None
+        if r.recommendation is not None and r.team:
+            eta = next((c["eta_s"] for c in r.recommendation.picked if c["team"] == r.team), None)
+        return {"assignment_id": r.assignment_id, "team": r.team, "waiting": r.waiting, "eta_s": eta,
+                "message": r.message}
+
+    def dispatch(self, session: Session, p: Principal, event_id: int) -> dict:
+        """An operator (re-)dispatches an event to the nearest available team."""
+        p.require("admin", "operator", what="dispatch events")
+        with session.begin():
+            ev = self._read(session.connection(), p, event_id)
+            if ev["duplicate_of"] is not None:
+                raise Conflict(f"event {ev['code']} is a near-duplicate of {ev['duplicate_of_code']}",
+                               field="event_id", fix=f"dispatch {ev['duplicate_of_code']} instead")
+            if ev["status"] != "dispatched":
+                next_status(ev["status"], "dispatch")  # raises if dispatching is not legal now
+        return self._dispatch(event_id)
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def _read(self, conn: Connection, p: Principal, event_id: int, *, lock: bool = False) -> RowMapping:
+        ev = sql.event(conn, event_id, lock=lock)
+        if ev is None:
+            raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
+        if p.role == "admin":
+            return ev
+        if p.role == "operator":
+            p.check_street(ev["street_code"], f"event {ev['code']}")
+            return ev
+        if p.is_team:
+            if ev["grid_code"] in p.grids or sql.team_ever_assigned(conn, ev["id"], p.team_id):
+                return ev
+            raise Forbidden(f"event {ev['code']} is neither in your grid nor assigned to your team", field="event_id",
+                            fix="you see the events of your own grid(s) and your team's assignments")
+        raise Forbidden(f"role {p.role!r} does not read individual events", field="role",
+                        fix="planners use /v1/metrics; intake clients only report")
+
+    def get(self, session: Session, p: Principal, event_id: int, *, purpose: str | None = None) -> dict:
+        """One event. Operators and admins also get the reporter's contact: that read is logged."""
+        with session.begin():
+            conn = session.connection()
+            ev = self._read(conn, p, event_id)
+            rep = None
+            if p.sees_personal_data:
+                r = sql.reporter(conn, event_id)
+                if r is not None:
+                    rep = {"name": r["name"], "phone": r["phone"]}
+                    queries.log_pii_access(conn, p.username, purpose or "event handling", "event_reporters", 1,
+                                           {"event_id": event_id, "role": p.role})
+            return event_out(ev, self.clock(), reporter=rep)
+
+    def list(self, session: Session, p: Principal, *, status: list[str] | None = None, category: str | None = None,
+             channel: str | None = None, area: str | None = None, overdue: bool | None = None,
+             since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 100,
+             offset: int = 0) -> list[dict]:
+        where, params = [], {}
+        if p.role == "operator":
+            where.append("e.street_code = :scope_street")
+            params["scope_street"] = p.street
+        elif p.is_team:
+            where.append("e.grid_code = ANY(:scope_grids) OR EXISTS (SELECT 1 FROM assignments a "
+                         "WHERE a.event_id = e.id AND a.team_id = :scope_team)")
+            params.update(scope_grids=list(p.grids), scope_team=p.team_id)
+        elif p.role != "admin":
+            raise Forbidden(f"role {p.role!r} does not list individual events", field="role",
+                            fix="planners use /v1/metrics")
+        if status:
+            where.append("e.status = ANY(:status)")
+            params["status"] = status
+        for name, value in (("category", category), ("channel", channel)):
+            if value is not None:
+                where.append(f"e.{name} = :{name}")
+                params[name] = value
+        if area is not None:
+            where.append("e.street_code = :area OR e.community_code = :area OR e.grid_code = :area")
+            params["area"] = area
+        now = self.clock()
+        if overdue is not None:
+            cond = f"e.due_at < :now AND e.status IN {OPEN_STATUSES} AND e.duplicate_of IS NULL"
+            where.append(cond if overdue else f"NOT ({cond}) OR e.due_at IS NULL")
+            params["now"] = now
+        if since is not None:
+            where.append("e.reported_at >= :since")
+            params["since"] = since
+        if until is not None:
+            where.append("e.reported_at < :until")
+            params["until"] = until
+        with session.begin():
+            rows = sql.events(session.connection(), where=where, params=params, limit=limit, offset=offset)
+        return [event_out(r, now) for r in rows]
+
+    def history(self, session: Session, p: Principal, event_id: int) -> list[dict]:
+        """The audit trail of an event, oldest first."""
+        with session.begin():
+            conn = session.connection()
+            self._read(conn, p, event_id)
+            return [dict(r) for r in sql.transitions(conn, event_id)]
+
+    # -- the lifecycle ----------------------------------------------------------------------------------
+    def act(self, session: Session, p: Principal, event_id: int, action: str, *, note: str | None = None,
+            lon: float | None = None, lat: float | None = None) -> dict:
+        """An operator moves an event along its lifecycle (on behalf of the rung responsible for it)."""
+        p.require("admin", "operator", what=f"{action} events")
+        now = self.clock()
+        redispatch = False
+        with session.begin():
+            conn = session.connection()
+            ev = self._read(conn, p, event_id, lock=True)
+            if ev["duplicate_of"] is not None:
+                raise Conflict(f"event {ev['code']} is a near-duplicate of {ev['duplicate_of_code']}", field="event_id",
+                               fix=f"act on {ev['duplicate_of_code']}; duplicates close with it")
+            new = next_status(ev["status"], action)
+            sql.set_actor(conn, actor=p.username, role=p.role, action=action, note=note, lon=lon, lat=lat, at=now)
+            active = sql.active_assignment(conn, event_id)
+            team_status = None
+            if action == "accept" and active is not None and active["status"] == "offered":
+                sql.close_assignment(conn, active["id"], "accepted", now)
+            elif action == "arrive" and active is not None:
+                team_status = "on_site"
+            elif action == "resolve" and active is not None:
+                sql.close_assignment(conn, active["id"], "completed", now)
+                team_status = "available"
+            if team_status:
+                sql.set_team_status(conn, active["team_id"], team_status)
+            if action == "reopen":
+                sql.reopen(conn, event_id, now, due_for(conn, ev["category"], ev["escalation_rung"], now))
+                redispatch = True
+            else:
+                sql.set_status(conn, event_id, new, now)
+            if action == "close":
+                sql.set_action(conn, "close_with_master")
+                sql.close_duplicates(conn, event_id, now)
+        if team_status:
+            self._cache_team(active["team_code"], team_status)
+        out = {"event": None, "dispatch": self._dispatch(event_id) if redispatch else None}
+        with session.begin():
+            out["event"] = event_out(sql.event(session.connection(), event_id), self.clock())
+        return out
+
+    def respond(self, session: Session, p: Principal, assignment_id: int, action: str, *, note: str | None = None,
+                lon: float | None = None, lat: float | None = None) -> dict:
+        """A team answers its assignment: accept, decline, arrive (on site), resolve, or hand_up (escalate)."""
+        now = self.clock()
+        team_status = None
+        with session.begin():
+            conn = session.connection()
+            a = sql.assignment(conn, assignment_id, lock=True)
+            if a is None:
+                raise NotFound(f"no assignment {assignment_id}", field="assignment_id", fix="check the id")
+            if p.is_team:
+                if a["team_id"] != p.team_id:
+                    raise Forbidden(f"assignment {assignment_id} belongs to another team", field="assignment_id",
+                                    fix="answer only your own team's assignments (GET /v1/me/assignments)")
+            elif p.role in ("admin", "operator"):
+                ev0 = sql.event(conn, a["event_id"])
+                p.check_street(ev0["street_code"], f"assignment {assignment_id}")
+            else:
+                raise Forbidden(f"role {p.role!r} does not answer assignments", field="role",
+                                fix="the team's grid worker or volunteer answers it")
+            ev = sql.event(conn, a["event_id"], lock=True)
+            want = {"accept": ("offered",), "decline": ("offered",), "arrive": ("accepted",),
+                    "resolve": ("accepted",), "hand_up": ("offered", "accepted")}[action]
+            if a["status"] not in want:
+                raise Conflict(f"assignment {assignment_id} is {a['status']}", field="assignment_id",
+                               fix=f"'{action}' needs an assignment that is {' or '.join(want)}")
+            if a["status"] == "offered" and a["respond_by"] is not None and a["respond_by"] < now:
+                raise Conflict(f"the offer of assignment {assignment_id} expired at {a['respond_by'].isoformat()}",
+                               field="assignment_id", fix="the event goes to the next team; wait for a new offer")
+            sql.set_actor(conn, actor=p.username, role=p.role, action=action, note=note, lon=lon, lat=lat, at=now)
+            if action == "hand_up":
+                sql.close_assignment(conn, assignment_id, "cancelled", now)
+                sql.set_team_status(conn, a["team_id"], "available")
+                team_status = "available"
+                escalate_in(conn, ev, at=now, actor=p.username, role=p.role, action="hand_up", note=note, lon=lon,
+                            lat=lat)
+            else:
+                new = next_status(ev["status"], action)
+                if action == "accept":
+                    sql.close_assignment(conn, assignment_id, "accepted", now)
+                elif action == "decline":
+                    sql.close_assignment(conn, assignment_id, "declined", now)
+                    team_status = "available"
+                elif action == "arrive":
+                    team_status = "on_site"
+                elif action == "resolve":
+                    sql.close_assignment(conn, assignment_id, "completed", now)
+                    team_status = "available"
+                if team_status:
+                    sql.set_team_status(conn, a["team_id"], team_status)
+                sql.set_status(conn, ev["id"], new, now)
+        if team_status:
+            self._cache_team(a["team_code"], team_status)
+        redispatch = self._dispatch(a["event_id"]) if action == "decline" else None
+        with session.begin():
+            conn = session.connection()
+            return {"assignment": assignment_out(sql.assignment(conn, assignment_id)),
+                    "event": event_out(sql.event(conn, a["event_id"]), self.clock()), "dispatch": redispatch}
+
+    def _cache_team(self, code: str, status: str) -> None:
+        """Tell this process's dispatch cache at once (other processes hear it through LISTEN/NOTIFY)."""
+        if self.dispatcher is not None:
+            set_cached_team_status(self.dispatcher, code, status)
+
+    # -- the team's feed --------------------------------------------------------------------------------
+    def my_assignments(self, session: Session, p: Principal, *, active_only: bool = True, limit: int = 50) -> list[dict]:
+        if not p.is_team:
+            raise Forbidden(f"role {p.role!r} has no team feed", field="role",
+                            fix="log in as the team's grid worker or volunteer")
+        statuses = ("offered", "accepted") if active_only else ("offered", "accepted", "declined", "timeout",
+                                                                 "cancelled", "completed")
+        with session.begin():
+            rows = sql.team_assignments(session.connection(), p.team_id, statuses, limit)
+        return [assignment_out(r) for r in rows]
+
+    def assignment(self, session: Session, p: Principal, assignment_id: int) -> dict:
+        with session.begin():
+            a = sql.assignment(session.connection(), assignment_id)
+        if a is None:
+            raise NotFound(f"no assignment {assignment_id}", field="assignment_id", fix="check the id")
+        if p.is_team and a["team_id"] != p.team_id:
+            raise Forbidden(f"assignment {assignment_id} belongs to another team", field="assignment_id",
+                            fix="read only your own team's assignments (GET /v1/me/assignments)")
+        if p.role in ("planner", "intake"):
+            raise Forbidden(f"role {p.role!r} does not read assignments", field="role", fix="use /v1/metrics")
+        if p.role == "operator":
+            with session.begin():
+                ev = sql.event(session.connection(), a["event_id"])
+            p.check_street(ev["street_code"], f"assignment {assignment_id}")
+        return assignment_out(a)
+
+
+def set_cached_team_status(dispatcher, code: str, status: str) -> None:
+    """Update a dispatcher's in-memory team index (the database already holds the new status)."""
+    teams = getattr(dispatcher, "teams", None)
+    if teams is None or code not in getattr(teams, "index", {}):
+        return
+    with dispatcher._lock:  # the Dispatcher's own lock guards its index (see services/dispatch.py)
+        teams.set_team(code, status=status)
+
+
+def set_cached_team_position(dispatcher, code: str, lon: float, lat: float, at_epoch: float) -> None:
+    """Move a team in a dispatcher's in-memory index (a position another process stored)."""
+    teams = getattr(dispatcher, "teams", None)
+    if teams is None or code not in getattr(teams, "index", {}) or lon is None or lat is None:
+        return
+    x, y = transformer("EPSG:4326", MEASURE_CRS).transform(lon, lat)
+    with dispatcher._lock:
+        teams.move_teams([code], np.array([x]), np.array([y]), np.array([float(at_epoch)]))

@@ -1,0 +1,94 @@
+"""Live push: what the database announces on commit (LISTEN gridmap_feed) fanned out inside one process.
+
+Triggers on ``assignments`` and ``teams`` (migration 0003) NOTIFY every change on commit, whichever
+process made it. One listener thread per API process receives them and
+
+* hands each assignment change to the subscribers of that team (a volunteer's WebSocket / SSE feed);
+* applies each team status change and position report to this process's dispatch cache, so that several
+  API processes agree on who is free and where.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import defaultdict
+
+from sqlalchemy import Engine
+
+from gridmap.services.events import set_cached_team_position, set_cached_team_status
+from gridmap.storage import events_sql as sql
+from gridmap.storage.db import libpq_url
+
+log = logging.getLogger(__name__)
+CHANNEL = "gridmap_feed"
+
+
+class FeedHub:
+    def __init__(self, libpq_url: str, dispatcher=None) -> None:
+        self.url = libpq_url
+        self.dispatcher = dispatcher
+        self._subs: dict[int, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = defaultdict(set)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_engine(cls, engine: Engine, dispatcher=None) -> FeedHub:
+        return cls(libpq_url(engine.url.render_as_string(hide_password=False)), dispatcher)
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def start(self, timeout_s: float = 10.0) -> None:
+        self._thread = threading.Thread(target=self._run, name="gridmap-feed", daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for msg in sql.notifications(self.url, CHANNEL, self._stop, poll_s=0.2, on_listen=self._ready.set):
+                    self._handle(msg)
+            except Exception:  # noqa: BLE001 - the database went away: retry, never kill the API
+                log.exception("live feed listener lost its connection; reconnecting")
+                time.sleep(1.0)
+
+    # -- fan-out ----------------------------------------------------------------------------------------
+    def _handle(self, msg: dict) -> None:
+        if msg.get("kind") == "team" and self.dispatcher is not None:
+            set_cached_team_status(self.dispatcher, msg.get("team"), msg.get("status"))
+            return
+        if msg.get("kind") == "position" and self.dispatcher is not None:
+            set_cached_team_position(self.dispatcher, msg.get("team"), msg.get("lon"), msg.get("lat"), msg.get("at"))
+            return
+        if msg.get("kind") != "assignment":
+            return
+        with self._lock:
+            subs = list(self._subs.get(msg.get("team_id"), ()))
+        for loop, q in subs:
+            with contextlib.suppress(RuntimeError):  # that loop has closed: the subscriber is gone
+                loop.call_soon_threadsafe(q.put_nowait, msg)
+
+    def subscribe(self, team_id: int) -> asyncio.Queue:
+        q: asyncio.Queue = asyncio.Queue()
+        with self._lock:
+            self._subs[team_id].add((asyncio.get_running_loop(), q))
+        return q
+
+    def unsubscribe(self, team_id: int, q: asyncio.Queue) -> None:
+        with self._lock:
+            self._subs[team_id] = {s for s in self._subs.get(team_id, set()) if s[1] is not q}
+            if not self._subs[team_id]:
+                del self._subs[team_id]
+
+    def subscribers(self, team_id: int) -> int:
+        with self._lock:
+            return len(self._subs.get(team_id, ()))

@@ -1,0 +1,148 @@
+"""GeoDataFrames to the compact JSON that deck.gl layers draw: features, points and paths.
+
+The same encoders feed a notebook (data inlined in the deck) and the dashboard's HTTP endpoints (data
+fetched per viewport), so a layer's accessors see the same fields either way. Coordinates are rounded
+to 6 decimals (about 0.1 m); JSON is written by orjson, with datetimes as ISO 8601 and NaN/NaT as null.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+from collections.abc import Iterable
+
+import geopandas as gpd
+import numpy as np
+import orjson
+import pandas as pd
+import shapely
+
+from gridmap.errors import InvalidInput
+
+#: deck.gl draws lon/lat: every frame is brought to WGS84 before it is encoded.
+DRAW_CRS = "EPSG:4326"
+PRECISION = 6
+_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def check_crs(gdf: gpd.GeoDataFrame, what: str = "frame") -> gpd.GeoDataFrame:
+    """Return ``gdf`` in EPSG:4326, reprojecting it if needed; a frame without a CRS is refused.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> g = gpd.GeoDataFrame(geometry=[shapely.Point(500000, 3350000)], crs="EPSG:4549")
+    >>> round(check_crs(g).geometry.x[0], 3)
+    120.0
+    """
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise InvalidInput(f"{what} is a {type(gdf).__name__}, not a GeoDataFrame", field=what,
+                           fix="pass a GeoDataFrame, e.g. gm.connect().layer(...)")
+    if gdf.crs is None:
+        raise InvalidInput(f"{what} has no CRS", field=f"{what}.crs",
+                           fix="set it with gdf.set_crs('EPSG:4326') (or the CRS the coordinates are really in)")
+    if not gdf.crs.equals(DRAW_CRS):
+        gdf = gdf.to_crs(DRAW_CRS)
+    return gdf
+
+
+def _value(v):
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, float | np.floating):
+        return None if math.isnan(v) else float(v)
+    if isinstance(v, pd.Timestamp | dt.datetime):
+        return None if pd.isna(v) else v.isoformat()
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v
+
+
+def _columns(gdf: gpd.GeoDataFrame, columns: Iterable[str] | None) -> list[str]:
+    geom = gdf.geometry.name
+    cols = [c for c in (columns if columns is not None else gdf.columns) if c != geom]
+    missing = [c for c in cols if c not in gdf.columns]
+    if missing:
+        raise InvalidInput(f"column(s) {', '.join(missing)} are not in the frame", field="columns",
+                           fix=f"choose from {', '.join(c for c in gdf.columns if c != geom)}")
+    return cols
+
+
+def _records(df: pd.DataFrame, cols: list[str]) -> list[dict]:
+    if not cols:
+        return [{} for _ in range(len(df))]
+    values = [[_value(v) for v in df[c].tolist()] for c in cols]
+    return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _round(geoms: np.ndarray) -> np.ndarray:
+    return shapely.transform(geoms, lambda c: np.round(c, PRECISION))
+
+
+def features(gdf: gpd.GeoDataFrame, columns: Iterable[str] | None = None, *, what: str = "frame") -> dict:
+    """A GeoJSON FeatureCollection (dict) of ``gdf`` with ``columns`` as properties."""
+    gdf = check_crs(gdf, what)
+    cols = _columns(gdf, columns)
+    geoms = _round(gdf.geometry.to_numpy())
+    gj = shapely.to_geojson(geoms)
+    props = _records(gdf, cols)
+    feats = [{"type": "Feature", "geometry": orjson.loads(g) if g is not None else None, "properties": p}
+             for g, p in zip(gj, props, strict=True)]
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def points(gdf: gpd.GeoDataFrame, columns: Iterable[str] | None = None, *, what: str = "frame") -> list[dict]:
+    """One record per point: ``{"position": [lon, lat], <columns>...}`` (rows without a geometry dropped)."""
+    gdf = check_crs(gdf, what)
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    cols = _columns(gdf, columns)
+    if len(gdf) and not (gdf.geom_type == "Point").all():
+        raise InvalidInput(f"{what} has {', '.join(sorted(set(gdf.geom_type) - {'Point'}))} geometries",
+                           field=what, fix="pass points (e.g. gdf.representative_point()) for a point layer")
+    xy = np.round(shapely.get_coordinates(gdf.geometry.to_numpy()), PRECISION).tolist()
+    recs = _records(gdf, cols)
+    for r, p in zip(recs, xy, strict=True):
+        r["position"] = p
+    return recs
+
+
+def line_coords(geom: shapely.Geometry | None) -> list[list[float]] | None:
+    """The vertices of a (Multi)LineString as ``[[lon, lat], ...]`` (parts joined), rounded."""
+    if geom is None or geom.is_empty:
+        return None
+    if geom.geom_type == "MultiLineString":
+        parts = [np.asarray(g.coords) for g in geom.geoms]
+        xy = np.concatenate(parts) if parts else np.empty((0, 2))
+    else:
+        xy = np.asarray(geom.coords)
+    return np.round(xy[:, :2], PRECISION).tolist()
+
+
+def paths(gdf: gpd.GeoDataFrame, columns: Iterable[str] | None = None, *, what: str = "frame") -> list[dict]:
+    """One record per line: ``{"path": [[lon, lat], ...], <columns>...}``."""
+    gdf = check_crs(gdf, what)
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    cols = _columns(gdf, columns)
+    recs = _records(gdf, cols)
+    for r, g in zip(recs, gdf.geometry, strict=True):
+        r["path"] = line_coords(g)
+    return recs
+
+
+def _default(v):
+    out = _value(v)
+    if out is v:
+        raise TypeError(f"cannot encode {type(v).__name__}")
+    return out
+
+
+def dumps(obj) -> bytes:
+    """orjson with numpy, pandas timestamps, Decimal and NaN (as null) handled."""
+    return orjson.dumps(obj, default=_default, option=_OPTS)

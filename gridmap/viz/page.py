@@ -1,0 +1,56 @@
+"""The command-centre page: one HTML shell around the pydeck deck, with a side panel and live refresh.
+
+The page holds no data: it loads the deck (pydeck JSON) and every layer's data from the app, per
+viewport or as vector tiles. Scripts and styles are the app's own files (``static/``) and the deck.gl
+bundle of the pydeck wheel, served by the app; the page references nothing outside its own host.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from gridmap.viz import layers as L
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+#: Hover text per layer; ``{field}`` is read from the picked object (or its ``properties``).
+TOOLTIPS = {
+    "buildings": "<b>{address}</b><br>楼栋 building {code} · {floors} floors · {use}<br>"
+                 "居民 residents: <b class='gm-residents'>{residents}</b> · 商户 businesses: {businesses}",
+    "grids": "<b>网格 grid {code}</b> {name_zh}<br>open events: {open_events} · safety index: {safety_index}"
+             "<br>residents: {residents}",
+    "boundaries": "<b>{name_zh}</b> {name} ({level})",
+    "equipment": "<b>{kind}</b> {name}<br>{code} · {status}",
+    "teams": "<b>{name}</b> ({code})<br>{kind} · <b>{state}</b>",
+    "events": "<b>{category_zh}</b> {category} · severity {severity}<br>{status} · {title}",
+    "routes": "team {team} → event {event_id}<br>ETA {eta_s} s · {distance_m} m",
+}
+
+LEGEND = {
+    "buildings (residents)": [[f"≥ {b}", list(c)] for b, c in zip(L.RESIDENT_BREAKS, L.RESIDENT_COLORS, strict=True)],
+    "teams": [[k, list(v)] for k, v in L.TEAM_COLORS.items()],
+    "events": [[k, list(v)] for k, v in L.EVENT_COLORS.items() if k != "closed"],
+    "equipment": [[k, list(v)] for k, v in L.EQUIPMENT_COLORS.items()],
+}
+
+
+def dashboard_html(config: dict, *, bundle_url: str, static_url: str, title: str = "gridmap 指挥中心") -> str:
+    """The page. ``config`` tells the script where the deck and the data are (see ``static/dashboard.js``)."""
+    cfg = {"tooltips": TOOLTIPS, "legend": LEGEND, **config}
+    # JSON inside <script>: escape "</" so that no value can close the tag
+    cfg_json = json.dumps(cfg, ensure_ascii=False).replace("</", "<\\/")
+    template = (STATIC_DIR / "dashboard.html").read_text(encoding="utf-8")
+    return (template.replace("{{title}}", html.escape(title))
+            .replace("{{bundle_url}}", html.escape(bundle_url, quote=True))
+            .replace("{{static_url}}", html.escape(static_url.rstrip("/"), quote=True))
+            .replace("{{config}}", cfg_json))
+
+
+def static_file(name: str) -> Path:
+    """A file of the page (``dashboard.js``, ``dashboard.css``); names outside ``static/`` are refused."""
+    p = (STATIC_DIR / name).resolve()
+    if p.parent != STATIC_DIR or not p.is_file():
+        raise FileNotFoundError(name)
+    return p
