@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(postgresql-15 postgresql-15-postgis-3 postgresql-15-pgrouting chromium fonts-noto-cjk)
+# libatomic1: the Node.js driver inside the playwright wheel needs it (minimal Debian lacks it)
+APT_PACKAGES=(postgresql-15 postgresql-15-postgis-3 postgresql-15-pgrouting chromium fonts-noto-cjk libatomic1)
 VENV=.venv
 PY=${PYTHON:-python3}
 
