@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from gridmap.config import Settings, get_settings
+from gridmap.services import sample
 from gridmap.services.registry import Registry
 from gridmap.storage import migrate
 from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
@@ -34,6 +35,51 @@ def _fresh_database(settings: Settings, name: str) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     return database_url(settings, dbname=name)
+
+
+def _admin(settings: Settings) -> psycopg.Connection:
+    cluster = cluster_for(settings)
+    cluster.start()
+    return psycopg.connect(libpq_url(cluster.url("postgres")), autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def sample_template(settings, db_url) -> str:
+    """A database holding the whole sample street, migrated and loaded once per session: the template
+    that :func:`sample_street_db` copies (``CREATE DATABASE ... TEMPLATE``, a file copy of about a second,
+    where a load takes 15-25 s). Nothing may stay connected to it, so its engine is disposed at once."""
+    name = f"{TEST_DB}_sample_template"
+    with _admin(settings) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    engine = make_engine(database_url(settings, dbname=name))
+    try:
+        migrate.upgrade(engine)
+        result = sample.load_sample_street(engine, settings=settings)
+        assert result.loaded, result.message
+    finally:
+        engine.dispose()
+    return name
+
+
+def sample_db_name(suffix: str) -> str:
+    return f"{TEST_DB}_{suffix}"
+
+
+@pytest.fixture(scope="session")
+def sample_street_db(settings, sample_template):
+    """``sample_street_db(suffix, **engine_kw)``: a fresh database ``<test db>_<suffix>`` with the whole
+    sample street (a copy of the template), and an engine on it. Each suite that writes to the sample
+    street gets its own copy; the caller disposes the engine."""
+
+    def make(suffix: str, **engine_kw):
+        name = sample_db_name(suffix)
+        with _admin(settings) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{sample_template}"')
+        return make_engine(database_url(settings, dbname=name), **engine_kw)
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import threading
 
 import networkx as nx
 import numpy as np
-import psycopg
 import pytest
 import shapely
 from sqlalchemy import text
@@ -22,13 +21,9 @@ from gridmap.core.crs import transformer
 from gridmap.core.roadgraph import WALK_SPEED
 from gridmap.core.router import FALLBACK_SPEED, STATUS_CODES, network_times
 from gridmap.errors import Conflict, InvalidInput, NotFound
-from gridmap.services import sample
 from gridmap.services.dispatch import RESPONDER_KINDS, Dispatcher, DispatchPolicy
-from gridmap.storage import migrate
-from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
-DISPATCH_DB = "gridmap_test_dispatch"
 TO_XY = transformer("EPSG:4326", MEASURE_CRS)
 TO_LONLAT = transformer(MEASURE_CRS, "EPSG:4326")
 SKILL_SETS = [[], ["fire"], ["mediation"], ["patrol", "security"], ["elderly_care", "first_aid"]]
@@ -36,14 +31,8 @@ SKILL_SETS = [[], ["fire"], ["mediation"], ["patrol", "security"], ["elderly_car
 
 # -- the database, loaded once, restored after every test that writes ---------------------------------------
 @pytest.fixture(scope="module")
-def deng(settings, db_url):
-    cluster = cluster_for(settings)
-    with psycopg.connect(libpq_url(cluster.url("postgres")), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DISPATCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DISPATCH_DB}"')
-    engine = make_engine(database_url(settings, dbname=DISPATCH_DB))
-    migrate.upgrade(engine)
-    assert sample.load_sample_street(engine, settings=settings).loaded
+def deng(sample_street_db):
+    engine = sample_street_db("dispatch")
     with engine.begin() as conn:
         conn.execute(text("CREATE SCHEMA testkit"))
         conn.execute(text("CREATE TABLE testkit.teams AS SELECT id, status, geom, position_at FROM teams"))
@@ -673,7 +662,7 @@ def test_cli_recommend_prints_the_ranking_with_reasons_and_equipment(deng, now, 
     from gridmap.cli import app
     from gridmap.config import get_settings
 
-    monkeypatch.setenv("GRIDMAP_DB_NAME", DISPATCH_DB)
+    monkeypatch.setenv("GRIDMAP_DB_NAME", deng.url.database)
     get_settings.cache_clear()
     try:
         result = CliRunner().invoke(app, ["dispatch", "recommend", "120.10", "30.28", "--category", "fire_hazard",

@@ -201,8 +201,8 @@ class FireEquipment(Base):
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'in_service'"))
     last_inspected: Mapped[dt.date | None] = mapped_column(Date)
     station_code: Mapped[str | None] = mapped_column(Text)
-    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id", ondelete="SET NULL"))
-    business_id: Mapped[int | None] = mapped_column(ForeignKey("businesses.id", ondelete="SET NULL"))
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id", ondelete="SET NULL"), index=True)
+    business_id: Mapped[int | None] = mapped_column(ForeignKey("businesses.id", ondelete="SET NULL"), index=True)
     geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=SRID), nullable=False)
     __table_args__ = (
         CheckConstraint(_in("kind", EQUIPMENT_KINDS), name="kind"),
@@ -248,7 +248,8 @@ class GridStaff(Base):
 
     __tablename__ = "grid_staff"
     grid_code: Mapped[str] = mapped_column(Text, primary_key=True)
-    member_id: Mapped[int] = mapped_column(ForeignKey("team_members.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("team_members.id", ondelete="CASCADE"), primary_key=True,
+                                           index=True)
     role: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'primary'"))
     __table_args__ = (CheckConstraint("role IN ('primary', 'assistant')", name="role"),)
 
@@ -314,8 +315,8 @@ class Event(Base):
     community_code: Mapped[str | None] = mapped_column(Text)
     grid_code: Mapped[str | None] = mapped_column(Text, index=True)
     grid_area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"), index=True)
-    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id", ondelete="SET NULL"))
-    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id", ondelete="SET NULL"), index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), index=True)
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'reported'"))
     dispatched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -459,7 +460,7 @@ class EventReporter(Base):
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str | None] = mapped_column(Text, info=SENSITIVE)
     phone: Mapped[str | None] = mapped_column(Text, info=SENSITIVE)
-    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="SET NULL"))
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="SET NULL"), index=True)
 
 
 class User(Base):

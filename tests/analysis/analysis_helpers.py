@@ -49,4 +49,5 @@ def points(xy, crs: str = CRS, **columns) -> gpd.GeoDataFrame:
 STREET = "330106900"  # the sample street (示例街道)
 #: The sample street's database: the suite's test database name (as tests/conftest.py reads it) + "_street",
 #: so suites run side by side (GRIDMAP_TEST_DB_NAME) never share it.
-STREET_DB = f"{os.environ.get('GRIDMAP_TEST_DB_NAME', 'gridmap_test')}_street"
+STREET_SUFFIX = "street"
+STREET_DB = f"{os.environ.get('GRIDMAP_TEST_DB_NAME', 'gridmap_test')}_{STREET_SUFFIX}"

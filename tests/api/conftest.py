@@ -9,7 +9,6 @@ every team reports its position at the current (simulated) time.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 import socket
 import threading
@@ -18,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -27,13 +25,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from api.app import create_app
-from gridmap.services import auth, sample
+from gridmap.services import auth
 from gridmap.services.registry import Registry
-from gridmap.storage import migrate
-from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
 
 pytestmark = [pytest.mark.db]
-API_DB = os.environ.get("GRIDMAP_TEST_DB_NAME", "gridmap_test") + "_api"
 TZ = ZoneInfo("Asia/Shanghai")
 START = dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ)  # the day after the sample street's year of events
 PASSWORD = "correct horse battery staple"
@@ -57,15 +52,8 @@ class Clock:
 
 
 @pytest.fixture(scope="session")
-def api_engine(settings):
-    cluster = cluster_for(settings)
-    cluster.start()
-    with psycopg.connect(libpq_url(cluster.url("postgres")), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{API_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{API_DB}"')
-    engine = make_engine(database_url(settings, dbname=API_DB), pool_size=10, max_overflow=20)
-    migrate.upgrade(engine)
-    assert sample.load_sample_street(engine, settings=settings).loaded
+def api_engine(sample_street_db):
+    engine = sample_street_db("api", pool_size=10, max_overflow=20)
     with engine.begin() as conn:
         conn.execute(text("CREATE SCHEMA testkit"))
         conn.execute(text("CREATE TABLE testkit.teams AS SELECT id, status FROM teams"))

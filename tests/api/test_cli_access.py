@@ -7,14 +7,14 @@ from typer.testing import CliRunner
 
 from gridmap.cli import app
 from gridmap.config import get_settings
-from tests.api.conftest import API_DB, login, query
+from tests.api.conftest import login, query
 
 pytestmark = [pytest.mark.db]
 
 
 @pytest.fixture
 def env(api_engine, tmp_path, monkeypatch):
-    monkeypatch.setenv("GRIDMAP_DB_NAME", API_DB)
+    monkeypatch.setenv("GRIDMAP_DB_NAME", api_engine.url.database)
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()
