@@ -201,8 +201,11 @@ def test_router_index_matches_its_own_snapping(base):
             assert r.slot_node[2 * i + 1] == -1
 
 
-def test_top1_team_and_eta_equal_networkx_on_1000_random_events(base, deng, now):
+@pytest.mark.parametrize("method", ["dijkstra", "hierarchy"])
+def test_top1_team_and_eta_equal_networkx_on_1000_random_events(base, deng, now, method):
+    """Both searches (the plain Dijkstra and the contraction hierarchy with team buckets) against networkx."""
     d, g, r = base, base.graph, base.teams
+    assert d.hierarchy is not None and r.hierarchy is d.hierarchy  # the dispatcher built and attached it
     ref = Reference(d, deng)
     assert g.n_nodes == 1407 and g.n_edges == 3166 and g.n_scc > 1  # the real network, stubs and all
     pools = {tuple(s): eligible_positions(deng, now, s, d.policy.stale_after_s) for s in SKILL_SETS}
@@ -214,7 +217,8 @@ def test_top1_team_and_eta_equal_networkx_on_1000_random_events(base, deng, now)
         x, y = rng.uniform(lo[0], hi[0]), rng.uniform(lo[1], hi[1])
         skills = SKILL_SETS[q % len(SKILL_SETS)]
         pool = pools[tuple(skills)]
-        rk = r.rank(x, y, now=now.timestamp(), skills=skills, k=5, max_eta_s=1e9, with_routes=q % 25 == 0)
+        rk = r.rank(x, y, now=now.timestamp(), skills=skills, k=5, max_eta_s=1e9, with_routes=q % 25 == 0,
+                    method=method)
         if rk.method == "straight_line":
             fallback += 1
             assert g.snap([x], [y], 1e6).distance_m[0] > r.max_snap_m
@@ -242,6 +246,7 @@ def test_top1_team_and_eta_equal_networkx_on_1000_random_events(base, deng, now)
             assert top.route.coords[0] == pytest.approx(pool[top.team])
             assert top.distance_m > 0 or top.eta_s < 60
     assert by_road > 800 and fallback > 0  # both paths were exercised
+    assert rk.search in (method, "none")
 
 
 # -- (2) concurrency -----------------------------------------------------------------------------------------
@@ -643,6 +648,10 @@ def test_rebuild_reproduces_the_incrementally_updated_cache(eng, now):
         ra = a.rank(x, y, now=t.timestamp(), skills=skills, k=5, tie_window_s=15.0, grid="330106900006003", with_routes=False)
         rb = b.rank(x, y, now=t.timestamp(), skills=skills, k=5, tie_window_s=15.0, grid="330106900006003", with_routes=False)
         assert [(c.team, round(c.eta_s, 6)) for c in ra.picked] == [(c.team, round(c.eta_s, 6)) for c in rb.picked]
+        # the hierarchy's buckets followed every move of the working hour, too
+        rh = a.rank(x, y, now=t.timestamp(), skills=skills, k=5, tie_window_s=15.0, grid="330106900006003",
+                    with_routes=False, method="hierarchy")
+        assert [(c.team, round(c.eta_s, 6)) for c in rh.picked] == [(c.team, round(c.eta_s, 6)) for c in rb.picked]
         pa = {c.team: (round(c.eta_s, 6), c.reasons) for c in ra.passed_over}
         pb = {c.team: (round(c.eta_s, 6), c.reasons) for c in rb.passed_over}
         assert all(pa[c] == pb[c] for c in set(pa) & set(pb))
@@ -653,6 +662,32 @@ def test_rebuild_reproduces_the_incrementally_updated_cache(eng, now):
         ka = d.recommend(float(elon[j]), float(elat[j]), category="neighbour_dispute", now=t)
         kb = fresh.recommend(float(elon[j]), float(elat[j]), category="neighbour_dispute", now=t)
         assert [(p["team"], p["eta_s"]) for p in ka.picked] == [(p["team"], p["eta_s"]) for p in kb.picked]
+
+
+def test_a_hierarchy_built_in_the_background_changes_no_answer(base, deng, now):
+    """Big networks get their hierarchy in a background thread; meanwhile and afterwards the answers are
+    those of a dispatcher without one (teams, ETAs, equipment)."""
+    plain = Dispatcher.from_database(deng, DispatchPolicy(hierarchy=False), now=now)
+    assert plain.hierarchy is None and plain.teams.hierarchy is None
+    bg = Dispatcher.from_database(deng, DispatchPolicy(hierarchy_background_nodes=0), now=now)
+    assert bg.wait_for_hierarchy(120)
+    assert all(r.hierarchy is bg.hierarchy for r in (bg.teams, *bg.equipment.values()))
+    g = base.graph
+    rng = np.random.default_rng(5)
+    ex, ey = points_on(g, rng.choice(main_edges(g), 25, replace=False), 0.3)
+    for lon, lat in zip(*lonlat(ex, ey), strict=True):
+        a = plain.recommend(float(lon), float(lat), category="fire_hazard", now=now)
+        b = bg.recommend(float(lon), float(lat), category="fire_hazard", now=now)
+        assert [(p["team"], p["eta_s"]) for p in a.picked] == [(p["team"], p["eta_s"]) for p in b.picked]
+        for kind in ("responders", "hydrants"):
+            assert [(p["team"], p["eta_s"]) for p in a.equipment[kind]] == \
+                   [(p["team"], p["eta_s"]) for p in b.equipment[kind]]
+    # the equipment indexes answer the same by either search (on this small street "auto" takes Dijkstra)
+    for x, y in g.node_xy[rng.integers(g.n_nodes, size=20)]:
+        for r in bg.equipment.values():
+            a = r.rank(x, y, now=0.0, k=3, method="dijkstra")
+            b = r.rank(x, y, now=0.0, k=3, method="hierarchy")
+            assert [(c.team, round(c.eta_s, 6)) for c in a.picked] == [(c.team, round(c.eta_s, 6)) for c in b.picked]
 
 
 def test_cli_recommend_prints_the_ranking_with_reasons_and_equipment(deng, now, monkeypatch):

@@ -3,8 +3,17 @@
 The :class:`Router` keeps, next to a :class:`~gridmap.core.roadgraph.RoadGraph`, the live state of every
 team (position snapped to a road edge, status, skills, workload, grid) in flat arrays, plus the team
 "slots" hung on graph nodes as doubly linked lists, so a position update costs one snap and O(1) list
-surgery, never a rebuild. A query runs one reverse Dijkstra from the event (compiled, see
-``_dijkstra.py``) that stops as soon as the k best teams are certain.
+surgery, never a rebuild. A query runs one of two compiled searches, both stopping as soon as the k best
+teams are certain:
+
+- a reverse Dijkstra from the event (``_dijkstra.py``): cheapest when eligible teams are dense, since it
+  settles only the nodes nearer than the k-th team;
+- with a :class:`~gridmap.core.hierarchy.Hierarchy` attached (:meth:`Router.use_hierarchy`), a backward
+  upward search of the contraction hierarchy that reads the teams' buckets (``_ch.py``): its cost does not
+  grow with the k-th team's distance, so it wins when eligible teams are few and spread thin.
+
+``method="auto"`` picks by the expected work of each (see :meth:`Router.rank`); both give the same
+teams and ETAs (the tests check it on the real network).
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ import numpy as np
 import shapely
 from shapely.ops import substring
 
-from gridmap.core import _dijkstra
+from gridmap.core import _ch, _dijkstra
+from gridmap.core.hierarchy import Buckets, Hierarchy
 from gridmap.core.roadgraph import WALK_SPEED, RoadGraph
 
 STATUS_CODES = {"available": 0, "assigned": 1, "on_site": 2, "off_duty": 3}
@@ -44,6 +54,7 @@ class Ranking:
     method: str
     settled_nodes: int
     note: str | None = None
+    search: str = "dijkstra"  # "dijkstra" | "hierarchy" | "none" (straight-line fallback)
 
 
 class Router:
@@ -77,6 +88,8 @@ class Router:
         self.index: dict[str, int] = {}
         self._edge_teams: dict[int, set[int]] = {}
         self._grid_ids: dict[str, int] = {}
+        self.hierarchy: Hierarchy | None = None
+        self.buckets: Buckets | None = None
         self._alloc(capacity)
 
     # -- team state -----------------------------------------------------------------------------
@@ -107,7 +120,13 @@ class Router:
         grow("_team_eta", 0.0, np.float64)
         grow("_team_slot", -1, np.int64)
         grow("_team_stamp", 0, np.int64)
+        grow("_h_team_eta", 0.0, np.float64)
+        grow("_h_team_slot", -1, np.int64)
+        grow("_h_team_meet", -1, np.int64)
+        grow("_h_team_stamp", 0, np.int64)
         self._cap = cap
+        if getattr(self, "buckets", None) is not None:
+            self.buckets.ensure_slots(2 * cap)
         self.grid_codes: list[str] = getattr(self, "grid_codes", [])
 
     def _grid_id(self, code: str | None) -> int:
@@ -119,6 +138,22 @@ class Router:
             self._grid_ids[code] = len(self.grid_codes)
             self.grid_codes.append(code)
         return self._grid_ids[code]
+
+    def use_hierarchy(self, hierarchy: Hierarchy | None) -> None:
+        """Attach a contraction hierarchy of this router's graph (None detaches it): every team slot is
+        queued for its bucket search, run on the first hierarchy query."""
+        if hierarchy is not None and hierarchy.graph is not self.g:
+            raise ValueError("the hierarchy was built for another road graph")
+        self.hierarchy = hierarchy
+        self.buckets = Buckets(hierarchy, 2 * self._cap) if hierarchy is not None else None
+        if self.buckets is not None:
+            for slot in np.flatnonzero(self.slot_node >= 0).tolist():
+                self.buckets.set(slot, int(self.slot_node[slot]), float(self.slot_cost[slot]))
+
+    def refresh_buckets(self) -> int:
+        """Run the bucket searches of the slots moved since the last refresh (a no-op without a
+        hierarchy); a hierarchy query does it anyway, this moves the cost out of the query."""
+        return self.buckets.refresh() if self.buckets is not None else 0
 
     def skill_mask(self, skills) -> int:
         mask = 0
@@ -152,6 +187,8 @@ class Router:
             if nx >= 0:
                 self.slot_prev[nx] = p
             self.slot_node[s] = self.slot_next[s] = self.slot_prev[s] = -1
+            if self.buckets is not None:
+                self.buckets.clear(s)
         e = self.edge[i]
         if e >= 0:
             for ee in (e, self.g.twin[e]):
@@ -167,6 +204,8 @@ class Router:
         if first >= 0:
             self.slot_prev[first] = s
         self.head[node] = s
+        if self.buckets is not None:
+            self.buckets.set(s, node, cost)
 
     def set_team(self, code: str, *, status: str | None = None, skills=None, workload: int | None = None,
                  grid: str | None = None) -> int:
@@ -240,12 +279,34 @@ class Router:
                         out[i] = (eta, edge, f_team, fe)
         return out
 
+    #: Cost model of the automatic choice between the two searches (µs; measured by bench_dispatch on this
+    #: machine: a Dijkstra settles a node in ~0.2 µs, a hierarchy query without routes takes ~50-150 µs; the
+    #: cost of a queued bucket search is measured as it runs, see ``Buckets.us_per_search``). Only the
+    #: choice depends on them, never an answer.
+    DIJKSTRA_US_PER_NODE = 0.2
+    HIERARCHY_QUERY_US = 150.0
+
+    def choose_search(self, n_eligible: int, k: int) -> str:
+        """'dijkstra' or 'hierarchy' for a query wanting k of ``n_eligible`` teams (see the class doc).
+
+        A Dijkstra settles about ``nodes * k / eligible`` nodes before the k-th team (teams spread
+        evenly); the hierarchy costs a near-constant query plus the searches of the slots moved since
+        the last one.
+        """
+        if self.hierarchy is None:
+            return "dijkstra"
+        nodes = self.g.n_nodes * k / max(n_eligible, 1)
+        hier = self.HIERARCHY_QUERY_US + self.buckets.us_per_search * self.buckets.pending
+        return "hierarchy" if hier < self.DIJKSTRA_US_PER_NODE * nodes else "dijkstra"
+
     def rank(self, x: float, y: float, *, now: float, skills=(), k: int = 5, max_eta_s: float = 1800.0,
-             grid: str | None = None, tie_window_s: float = 0.0, with_routes: bool = True) -> Ranking:
+             grid: str | None = None, tie_window_s: float = 0.0, with_routes: bool = True,
+             method: str = "auto") -> Ranking:
         """The k teams that reach (x, y) first by road, with the reasons for each pick and pass.
 
         ``skills`` is any-of: a team qualifies with at least one. Within ``tie_window_s`` of each
-        other, teams of the event's own ``grid`` come first, then lighter workloads.
+        other, teams of the event's own ``grid`` come first, then lighter workloads. ``method`` is the
+        search: "dijkstra", "hierarchy" (needs :meth:`use_hierarchy`) or "auto" (:meth:`choose_search`).
         """
         n = len(self.codes)
         required = self.skill_mask(skills)
@@ -268,20 +329,50 @@ class Router:
         top_team = np.empty(kk, dtype=np.int64)
         top_eta = np.empty(kk)
         bad = np.empty(32, dtype=np.int64)
-        self._cur += 1
-        found, n_bad, settled = _dijkstra.nearest_teams(
-            self.g.rindptr, self.g.radj, self.g.radj_edge, self.g.radj_w,
-            np.array(seeds, dtype=np.int64), np.array(costs),
-            self.head, self.slot_next, self.slot_cost,
-            ok, kk, max_eta_s,
-            self._dist, self._stamp, self._pred, self._cur,
-            self._heap_k, self._heap_v,
-            self._team_eta, self._team_slot, self._team_stamp,
-            top_team, top_eta, bad, len(bad),
-        )
+        if method == "auto":
+            method = self.choose_search(int(np.count_nonzero(ok)), kk)
+        elif method == "hierarchy" and self.hierarchy is None:
+            raise ValueError("method='hierarchy' needs a hierarchy: call use_hierarchy() first")
+        elif method not in ("dijkstra", "hierarchy"):
+            raise ValueError(f"method must be 'auto', 'dijkstra' or 'hierarchy', not {method!r}")
+        seed_nodes, seed_costs = np.array(seeds, dtype=np.int64), np.array(costs)
+        if method == "hierarchy":
+            h, bk = self.hierarchy, self.buckets
+            bk.refresh()
+            h._cur += 1
+            cur = h._cur
+            found, n_bad, settled = _ch.nearest_by_buckets(
+                h.b_ptr, h.b_nbr, h.b_w, h.b_arc, h.f_ptr, h.f_nbr, h.f_w,
+                seed_nodes, seed_costs,
+                bk.bk_ptr, bk.bk_slot, bk.bk_d, bk.bk_gen,
+                bk.ov_head, bk.ov_next, bk.ov_slot, bk.ov_d, bk.ov_gen,
+                bk.slot_gen, ok, kk, max_eta_s,
+                h._dist, h._stamp, cur, h._pred_arc, h._pred_node, h._hk, h._hv,
+                self._h_team_eta, self._h_team_slot, self._h_team_meet, self._h_team_stamp,
+                top_team, top_eta, bad, 0,
+            )
+            team_eta_arr, team_slot_arr = self._h_team_eta, self._h_team_slot
+            # buckets meet teams in no particular order: take the nearest ineligible ones met, not the first
+            met_bad = np.flatnonzero((self._h_team_stamp[:n] == cur) & ~ok)
+            met_bad = met_bad[np.argsort(self._h_team_eta[met_bad], kind="stable")][: len(bad)]
+            n_bad = len(met_bad)
+            bad[:n_bad] = met_bad
+        else:
+            self._cur += 1
+            found, n_bad, settled = _dijkstra.nearest_teams(
+                self.g.rindptr, self.g.radj, self.g.radj_edge, self.g.radj_w,
+                seed_nodes, seed_costs,
+                self.head, self.slot_next, self.slot_cost,
+                ok, kk, max_eta_s,
+                self._dist, self._stamp, self._pred, self._cur,
+                self._heap_k, self._heap_v,
+                self._team_eta, self._team_slot, self._team_stamp,
+                top_team, top_eta, bad, len(bad),
+            )
+            team_eta_arr, team_slot_arr = self._team_eta, self._team_slot
         etas = {int(top_team[j]): float(top_eta[j]) for j in range(kk) if top_team[j] >= 0}
         via_edge: dict[int, tuple[float, int, float, float]] = {}
-        bad_eta = {i: float(self._team_eta[i]) for i in bad[:n_bad].tolist()}
+        bad_eta = {i: float(team_eta_arr[i]) for i in bad[:n_bad].tolist()}
         for i, hit in self._team_on_edge_eta(e, f, walk_event).items():
             if ok[i] and hit[0] < etas.get(i, np.inf):
                 etas[i] = hit[0]
@@ -298,7 +389,9 @@ class Router:
                 c.reasons.append("in the event's own grid")
             c.reasons.append(f"workload {int(self.workload[i])}")
             if with_routes:
-                c.route, c.distance_m = self._route(i, e, f, snap, via_edge.get(i))
+                direct = via_edge.get(i)
+                path = self._hierarchy_path(i) if method == "hierarchy" and direct is None else None
+                c.route, c.distance_m = self._route(i, e, f, snap, direct, int(team_slot_arr[i]), path)
             picked.append(c)
         worst = picked[-1].eta_s if picked else max_eta_s
         passed = []
@@ -338,7 +431,8 @@ class Router:
             beyond = int(ok.sum()) - len(picked)
             note = (f"only {len(picked)} eligible team(s) within {max_eta_s / 60:.0f} min by road; "
                     f"{beyond} other eligible team(s) are beyond the maximum ETA or cannot reach the event by road")
-        return Ranking(picked, sorted(passed, key=lambda c: c.eta_s), float(snap.distance_m[0]), "road", settled, note)
+        return Ranking(picked, sorted(passed, key=lambda c: c.eta_s), float(snap.distance_m[0]), "road", settled, note,
+                       search=method)
 
     def _tie_break(self, order, grid, window):
         if window <= 0 or not order:
@@ -354,9 +448,21 @@ class Router:
         out += sorted(group, key=lambda t: (self.grid[t[1]] != gid, self.workload[t[1]], t[0]))
         return out
 
-    def _route(self, i: int, e_event: int, f_event: float, snap, direct):
+    def _hierarchy_path(self, i: int) -> np.ndarray:
+        """Original edges of team i's route found by the last hierarchy query: up from the team's slot
+        node to the meeting node (a forward upward search, re-run with predecessors), then down to the
+        event's seed node (the query's own predecessors), shortcuts unpacked."""
+        h = self.hierarchy
+        s = int(self._h_team_slot[i])
+        meet = int(self._h_team_meet[i])
+        h._up([int(self.slot_node[s])], [float(self.slot_cost[s])], forward=True, second=True, stop=meet)
+        return h.unpack(h.up_arcs(meet, second=True) + h.down_arcs(meet))
+
+    def _route(self, i: int, e_event: int, f_event: float, snap, direct, slot: int, path=None):
         """Route geometry (EPSG:4549) and road distance for team i to the event.
 
+        ``path`` is the original edges from the team's edge end to the event's edge start (the
+        hierarchy's unpacked path); without it the path is read from the last Dijkstra's predecessors.
         The whole edges of the path are read in one vectorised ``get_coordinates`` (not one ``.coords``
         per edge) and the two part-edges by :func:`_part_coords`: the coordinates and the distance are
         the same, bit for bit, as building the line edge by edge with ``shapely.ops.substring``.
@@ -369,21 +475,23 @@ class Router:
             _, edge, fa, fb = direct
             coords = np.concatenate([team_xy, _part_coords(g.geoms[edge], fa, fb), event_xy])
             return shapely.LineString(coords), float((fb - fa) * g.length_m[edge])
-        s = int(self._team_slot[i])
-        team_edge = e_team if s % 2 == 0 else int(g.twin[e_team])
-        f_team = self.frac[i] if s % 2 == 0 else 1.0 - self.frac[i]
+        team_edge = e_team if slot % 2 == 0 else int(g.twin[e_team])
+        f_team = self.frac[i] if slot % 2 == 0 else 1.0 - self.frac[i]
         parts = [team_xy, _part_coords(g.geoms[team_edge], f_team, 1.0)]
         dist_m = (1.0 - f_team) * g.length_m[team_edge]
-        pred, edge_v = memoryview(self._pred), memoryview(g.edge_v)  # item access without numpy scalars
-        path = []
-        node = int(edge_v[team_edge])
-        for _ in range(g.n_edges):
-            pe = int(pred[node])
-            if pe < 0:
-                break
-            path.append(pe)
-            node = int(edge_v[pe])
-        if path:
+        node = int(g.edge_v[team_edge])
+        if path is None:
+            pred, edge_v = memoryview(self._pred), memoryview(g.edge_v)  # item access without numpy scalars
+            path = []
+            for _ in range(g.n_edges):
+                pe = int(pred[node])
+                if pe < 0:
+                    break
+                path.append(pe)
+                node = int(edge_v[pe])
+        elif len(path):
+            node = int(g.edge_v[path[-1]])
+        if len(path):
             xy, which = shapely.get_coordinates(g.geoms[path], return_index=True)
             after_first = np.empty(len(which), dtype=bool)
             after_first[:1] = False
@@ -412,7 +520,7 @@ class Router:
                             route=shapely.LineString([(self.x[i], self.y[i]), (x, y)]))
                   for r, (t, i) in enumerate(order, 1)]
         return Ranking(picked, [], float("inf"), "straight_line", 0,
-                       note or f"the event is more than {self.max_snap_m:.0f} m from any road")
+                       note or f"the event is more than {self.max_snap_m:.0f} m from any road", search="none")
 
 
 def _part_coords(geom: shapely.LineString, a: float, b: float) -> np.ndarray:

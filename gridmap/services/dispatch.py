@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from gridmap.config import MEASURE_CRS
 from gridmap.core.crs import to_measure_crs, transformer
+from gridmap.core.hierarchy import Hierarchy
 from gridmap.core.roadgraph import RoadGraph
 from gridmap.core.router import Candidate, Ranking, Router, network_times
 from gridmap.errors import Conflict, InvalidInput, NotFound
@@ -43,6 +44,12 @@ class DispatchPolicy:
     tie_window_s: float = 15.0
     max_snap_m: float = 500.0
     workload_window_h: float = 24.0
+    #: Build a contraction hierarchy of the road graph, so that sparse teams (and the few micro fire
+    #: stations) are found without settling every node within their ETA. Graphs of more than
+    #: ``hierarchy_background_nodes`` nodes get it built in a background thread; until it is ready the
+    #: plain Dijkstra answers (the same answers, a little slower).
+    hierarchy: bool = True
+    hierarchy_background_nodes: int = 50_000
 
 
 @dataclass
@@ -93,6 +100,8 @@ class Dispatcher:
         self.equipment: dict[str, Router] = {}
         self.team_ids: dict[str, int] = {}
         self.category_skills: dict[str, list[str]] = {}
+        self.hierarchy: Hierarchy | None = None
+        self._hierarchy_thread: threading.Thread | None = None
 
     @classmethod
     def from_database(cls, engine: Engine, policy: DispatchPolicy | None = None, now: dt.datetime | None = None):
@@ -155,6 +164,36 @@ class Dispatcher:
             self.team_ids = dict(zip(teams.code, teams.id, strict=True))
             self.equipment_kind = dict(zip(equipment.code, equipment.kind, strict=True))
             self.category_skills = categories
+            self.hierarchy = None
+        if self.policy.hierarchy:
+            if graph.n_nodes > self.policy.hierarchy_background_nodes:
+                self._hierarchy_thread = threading.Thread(target=self._attach_hierarchy, args=(graph,),
+                                                          name="gridmap-hierarchy", daemon=True)
+                self._hierarchy_thread.start()
+            else:
+                self._attach_hierarchy(graph)
+
+    def _attach_hierarchy(self, graph: RoadGraph) -> None:
+        """Build the contraction hierarchy of ``graph`` and give it to every router, unless the cache was
+        rebuilt meanwhile (then this graph is gone and the hierarchy is dropped)."""
+        h = Hierarchy(graph)
+        with self._lock:
+            if self.graph is not graph:
+                return
+            self.hierarchy = h
+            for r in (self.teams, *self.equipment.values()):
+                r.use_hierarchy(h)
+                r.refresh_buckets()
+            if graph.n_nodes:  # load the query kernels now (numba's disk cache), not in the first request
+                x, y = graph.node_xy[0]
+                self.teams.rank(float(x), float(y), now=0.0, k=1, method="hierarchy")
+
+    def wait_for_hierarchy(self, timeout: float | None = None) -> bool:
+        """Block until a background hierarchy build has finished; True if a hierarchy is attached."""
+        t = self._hierarchy_thread
+        if t is not None:
+            t.join(timeout)
+        return self.hierarchy is not None
 
     # -- positions and status ---------------------------------------------------------------------
     def report_positions(self, updates: list[tuple[str, float, float, dt.datetime]]) -> int:
@@ -193,6 +232,7 @@ class Dispatcher:
             x, y = transformer("EPSG:4326", MEASURE_CRS).transform(lon[keep], lat[keep])
             with self._lock:
                 self.teams.move_teams([codes[j] for j in keep], x, y, np.array([at[j].timestamp() for j in keep]))
+                self.teams.refresh_buckets()  # the hierarchy's team buckets: one compiled batch, here, not in a query
         return len(keep)
 
     def set_team_status(self, code: str, status: str) -> None:

@@ -1,0 +1,716 @@
+"""Compiled kernels (numba) of the contraction hierarchy: building it, searching it, unpacking its paths.
+
+Why hand-written: a contraction hierarchy (Geisberger et al. 2008) is what lets "the k nearest teams" be
+answered without settling every node within the k-th team's ETA. When few teams are eligible and they
+are spread thin, the k-th one is 15-30 minutes away and a plain Dijkstra must settle ~20,000 nodes of a
+250,000-node city however it is written. With the hierarchy, each team's position is searched once,
+upwards, when it moves (its "bucket" entries), and an event's query is one small upward search that
+reads those buckets (the many-to-many scheme of Knopp et al. 2007), stopping as soon as the k best
+are certain. The Python routing libraries at hand don't do this: scipy/igraph/networkx have no
+hierarchy; pandana's CH answers whole-network aggregations, not one k-nearest query with moving
+targets; RoutingKit's CCH bindings take integer weights, rebuild their search per call and were
+measured for this question at 8-22 ms (issue 3). So the hierarchy is written here, once, compiled.
+
+Conventions: node indexes are the road graph's; a CH arc is either an original road edge (``orig >= 0``)
+or a shortcut ``tail -> mid -> head`` made of two CH arcs (``c1``, ``c2``). After contraction every
+node has its *upward* arcs: ``fwd`` (v -> w, rank w > rank v) and ``bwd`` (w -> v, rank w > rank v,
+stored at v). A shortest path s -> t is up from s along ``fwd`` and down to t, i.e. up from t along
+``bwd``; the two upward searches meet at the path's highest node.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+INF = np.inf
+
+
+# -- small heap (key float64, value int64), as in _dijkstra.py -------------------------------------------
+@nb.njit(cache=True, inline="always")
+def _push(hk, hv, size, key, val):
+    i = size
+    hk[i] = key
+    hv[i] = val
+    while i > 0:
+        p = (i - 1) >> 1
+        if hk[p] <= hk[i]:
+            break
+        hk[p], hk[i] = hk[i], hk[p]
+        hv[p], hv[i] = hv[i], hv[p]
+        i = p
+    return size + 1
+
+
+@nb.njit(cache=True, inline="always")
+def _pop(hk, hv, size):
+    key = hk[0]
+    val = hv[0]
+    size -= 1
+    hk[0] = hk[size]
+    hv[0] = hv[size]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            break
+        c = left
+        if left + 1 < size and hk[left + 1] < hk[left]:
+            c = left + 1
+        if hk[i] <= hk[c]:
+            break
+        hk[c], hk[i] = hk[i], hk[c]
+        hv[c], hv[i] = hv[i], hv[c]
+        i = c
+    return key, val, size
+
+
+# -- the dynamic graph during contraction ------------------------------------------------------------------
+# Each node has an out-list and an in-list of (neighbour, weight, CH arc) in a shared pool; a list that
+# outgrows its block moves to the pool's end with twice the room. Contracted nodes are removed from their
+# neighbours' lists, so a witness search only ever sees the remaining graph.
+@nb.njit(cache=True)
+def _grow1(a, need):
+    n = max(need, 2 * a.shape[0])
+    b = np.empty(n, dtype=a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+@nb.njit(cache=True)
+def _list_remove(to, w, arc, start, length, node, x):
+    """Remove neighbour x from node's list (swap with the last); no-op if absent."""
+    s = start[node]
+    n = length[node]
+    for i in range(s, s + n):
+        if to[i] == x:
+            last = s + n - 1
+            to[i] = to[last]
+            w[i] = w[last]
+            arc[i] = arc[last]
+            length[node] = n - 1
+            return
+
+
+@nb.njit(cache=True)
+def _list_find(to, start, length, node, x):
+    s = start[node]
+    for i in range(s, s + length[node]):
+        if to[i] == x:
+            return i
+    return -1
+
+
+@nb.njit(cache=True)
+def _witness(out_to, out_w, out_start, out_len, src, skip, limit, targets, n_targets, max_settle,
+             dist, stamp, cur, hk, hv):
+    """Dijkstra from ``src`` in the remaining graph without node ``skip``, up to cost ``limit`` or
+    ``max_settle`` settled nodes or until every target is settled. ``dist`` is valid where stamp == cur."""
+    stamp[src] = cur
+    dist[src] = 0.0
+    size = _push(hk, hv, 0, 0.0, src)
+    settled = 0
+    left = n_targets
+    while size > 0:
+        d, v, size = _pop(hk, hv, size)
+        if d > dist[v]:
+            continue
+        if d > limit:
+            break
+        for j in range(n_targets):
+            if targets[j] == v:
+                left -= 1
+                break
+        if left <= 0:
+            break
+        settled += 1
+        if settled > max_settle:
+            break
+        s = out_start[v]
+        for i in range(s, s + out_len[v]):
+            u = out_to[i]
+            if u == skip:
+                continue
+            nd = d + out_w[i]
+            if nd <= limit and (stamp[u] != cur or nd < dist[u]):
+                stamp[u] = cur
+                dist[u] = nd
+                if size >= hk.shape[0]:
+                    return  # heap full: stop early (more shortcuts, never a wrong one)
+                size = _push(hk, hv, size, nd, u)
+
+
+@nb.njit(cache=True)
+def _simulate(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, arc_hops,
+              out_arc, in_arc, max_settle, dist, stamp, cur, hk, hv, targets):
+    """Shortcuts that contracting v would add, and the original edges they would stand for.
+    Returns (shortcuts, their hops, stamp counter after the searches)."""
+    n_sc = 0
+    hops = 0
+    so = out_start[v]
+    no = out_len[v]
+    if no == 0 or in_len[v] == 0:
+        return 0, 0, cur
+    max_out = 0.0
+    for j in range(no):
+        targets[j] = out_to[so + j]
+        if out_w[so + j] > max_out:
+            max_out = out_w[so + j]
+    si = in_start[v]
+    for i in range(si, si + in_len[v]):
+        u = in_to[i]
+        a = in_w[i]
+        cur += 1
+        _witness(out_to, out_w, out_start, out_len, u, v, a + max_out, targets, no, max_settle,
+                 dist, stamp, cur, hk, hv)
+        for j in range(so, so + no):
+            x = out_to[j]
+            if x == u:
+                continue
+            via = a + out_w[j]
+            if stamp[x] != cur or dist[x] > via:
+                n_sc += 1
+                hops += arc_hops[in_arc[i]] + arc_hops[out_arc[j]]
+    return n_sc, hops, cur
+
+
+@nb.njit(cache=True)
+def _priority(v, n_sc, hops, out_len, in_len, arc_hops, out_arc, out_start, in_arc, in_start, depth):
+    removed = out_len[v] + in_len[v]
+    removed_hops = 0
+    for i in range(out_start[v], out_start[v] + out_len[v]):
+        removed_hops += arc_hops[out_arc[i]]
+    for i in range(in_start[v], in_start[v] + in_len[v]):
+        removed_hops += arc_hops[in_arc[i]]
+    eq = n_sc / removed if removed > 0 else 0.0
+    hq = hops / removed_hops if removed_hops > 0 else 0.0
+    return 2.0 * eq + hq + depth[v]
+
+
+@nb.njit(cache=True)
+def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_degree):
+    """Build the hierarchy of a directed graph (no self loops, no parallel arcs).
+
+    Node order by lazy updates of the priority 2·(added/removed arcs) + (added/removed original edges)
+    + depth (as in OSRM's contractor); witness searches limited to ``max_settle`` settled nodes while
+    contracting and ``sim_settle`` while estimating (a limit can only add needless shortcuts, never
+    lose a path).
+
+    Returns (rank, fwd_tail, fwd_head, fwd_arc, bwd_node, bwd_from, bwd_arc, arc_tail, arc_head,
+    arc_w, arc_c1, arc_c2, arc_orig, arc_hops): the upward arcs of every node and the CH arcs themselves
+    (``arc_hops``: how many original edges an arc stands for).
+    """
+    m = tail.shape[0]
+    # CH arcs
+    cap_arcs = 2 * m + 16
+    arc_tail = np.empty(cap_arcs, np.int64)
+    arc_head = np.empty(cap_arcs, np.int64)
+    arc_w = np.empty(cap_arcs, np.float64)
+    arc_c1 = np.empty(cap_arcs, np.int64)
+    arc_c2 = np.empty(cap_arcs, np.int64)
+    arc_orig = np.empty(cap_arcs, np.int64)
+    arc_hops = np.empty(cap_arcs, np.int64)
+    n_arcs = m
+    for i in range(m):
+        arc_tail[i] = tail[i]
+        arc_head[i] = head[i]
+        arc_w[i] = weight[i]
+        arc_c1[i] = -1
+        arc_c2[i] = -1
+        arc_orig[i] = orig[i]
+        arc_hops[i] = 1
+    # adjacency pools
+    out_len = np.zeros(n, np.int64)
+    in_len = np.zeros(n, np.int64)
+    for i in range(m):
+        out_len[tail[i]] += 1
+        in_len[head[i]] += 1
+    out_start = np.empty(n, np.int64)
+    in_start = np.empty(n, np.int64)
+    out_cap = np.empty(n, np.int64)
+    in_cap = np.empty(n, np.int64)
+    po = 0
+    pi = 0
+    for v in range(n):
+        out_start[v] = po
+        out_cap[v] = out_len[v] + 2
+        po += out_cap[v]
+        in_start[v] = pi
+        in_cap[v] = in_len[v] + 2
+        pi += in_cap[v]
+    pool = max(po, pi) * 3 + 64
+    out_to = np.empty(pool, np.int64)
+    out_w = np.empty(pool, np.float64)
+    out_arc = np.empty(pool, np.int64)
+    in_to = np.empty(pool, np.int64)
+    in_w = np.empty(pool, np.float64)
+    in_arc = np.empty(pool, np.int64)
+    fill_o = np.zeros(n, np.int64)
+    fill_i = np.zeros(n, np.int64)
+    for i in range(m):
+        a = tail[i]
+        b = head[i]
+        k = out_start[a] + fill_o[a]
+        out_to[k] = b
+        out_w[k] = weight[i]
+        out_arc[k] = i
+        fill_o[a] += 1
+        k = in_start[b] + fill_i[b]
+        in_to[k] = a
+        in_w[k] = weight[i]
+        in_arc[k] = i
+        fill_i[b] += 1
+    end_o = po
+    end_i = pi
+
+    # search state
+    dist = np.zeros(n, np.float64)
+    stamp = np.zeros(n, np.int64)
+    cur = 0
+    hk = np.empty(1 << 16, np.float64)
+    hv = np.empty(1 << 16, np.int64)
+    targets = np.empty(64, np.int64)
+
+    depth = np.zeros(n, np.float64)
+    prio = np.empty(n, np.float64)
+    contracted = np.zeros(n, np.bool_)
+    rank = np.full(n, -1, np.int64)
+    seen = np.full(n, -1, np.int64)
+
+    # the node-order queue (lazy: an entry is current only if its key equals prio[v])
+    qcap = 4 * n + 16
+    qk = np.empty(qcap, np.float64)
+    qv = np.empty(qcap, np.int64)
+    qsize = 0
+    for v in range(n):
+        need = out_len[v]
+        if need > targets.shape[0]:
+            targets = np.empty(2 * need, np.int64)
+        n_sc, hops, cur = _simulate(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len,
+                                    arc_hops, out_arc, in_arc, sim_settle, dist, stamp, cur, hk, hv, targets)
+        prio[v] = _priority(v, n_sc, hops, out_len, in_len, arc_hops, out_arc, out_start, in_arc, in_start, depth)
+        qsize = _push(qk, qv, qsize, prio[v], v)
+
+    # the upward arcs, recorded as each node is contracted
+    up_cap = 2 * m + 16
+    fwd_tail = np.empty(up_cap, np.int64)
+    fwd_head = np.empty(up_cap, np.int64)
+    fwd_arc = np.empty(up_cap, np.int64)
+    n_fwd = 0
+    bwd_node = np.empty(up_cap, np.int64)
+    bwd_from = np.empty(up_cap, np.int64)
+    bwd_arc = np.empty(up_cap, np.int64)
+    n_bwd = 0
+
+    order = 0
+    while qsize > 0:
+        p, v, qsize = _pop(qk, qv, qsize)
+        if contracted[v] or p != prio[v]:
+            continue
+        # lazy update: re-evaluate; if it got worse than the next best, put it back
+        need = out_len[v]
+        if need > targets.shape[0]:
+            targets = np.empty(2 * need, np.int64)
+        n_sc, hops, cur = _simulate(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len,
+                                    arc_hops, out_arc, in_arc, sim_settle, dist, stamp, cur, hk, hv, targets)
+        newp = _priority(v, n_sc, hops, out_len, in_len, arc_hops, out_arc, out_start, in_arc, in_start, depth)
+        if qsize > 0 and newp > qk[0]:
+            prio[v] = newp
+            if qsize >= qk.shape[0]:
+                qk = _grow1(qk, qsize + 1)
+                qv = _grow1(qv, qsize + 1)
+            qsize = _push(qk, qv, qsize, newp, v)
+            continue
+
+        # record v's upward arcs (its remaining neighbours are all of higher rank)
+        so = out_start[v]
+        no = out_len[v]
+        si = in_start[v]
+        ni = in_len[v]
+        if n_fwd + no >= fwd_tail.shape[0]:
+            fwd_tail = _grow1(fwd_tail, n_fwd + no + 1)
+            fwd_head = _grow1(fwd_head, n_fwd + no + 1)
+            fwd_arc = _grow1(fwd_arc, n_fwd + no + 1)
+        for j in range(so, so + no):
+            fwd_tail[n_fwd] = v
+            fwd_head[n_fwd] = out_to[j]
+            fwd_arc[n_fwd] = out_arc[j]
+            n_fwd += 1
+        if n_bwd + ni >= bwd_node.shape[0]:
+            bwd_node = _grow1(bwd_node, n_bwd + ni + 1)
+            bwd_from = _grow1(bwd_from, n_bwd + ni + 1)
+            bwd_arc = _grow1(bwd_arc, n_bwd + ni + 1)
+        for j in range(si, si + ni):
+            bwd_node[n_bwd] = v
+            bwd_from[n_bwd] = in_to[j]
+            bwd_arc[n_bwd] = in_arc[j]
+            n_bwd += 1
+
+        # the shortcuts
+        if no > 0 and ni > 0:
+            if no > targets.shape[0]:
+                targets = np.empty(2 * no, np.int64)
+            max_out = 0.0
+            for j in range(no):
+                targets[j] = out_to[so + j]
+                if out_w[so + j] > max_out:
+                    max_out = out_w[so + j]
+            for i in range(si, si + ni):
+                u = in_to[i]
+                a = in_w[i]
+                a_arc = in_arc[i]
+                cur += 1
+                _witness(out_to, out_w, out_start, out_len, u, v, a + max_out, targets, no, max_settle,
+                         dist, stamp, cur, hk, hv)
+                for j in range(so, so + no):
+                    x = out_to[j]
+                    if x == u:
+                        continue
+                    via = a + out_w[j]
+                    if stamp[x] == cur and dist[x] <= via:
+                        continue  # a witness path: no shortcut needed
+                    # the shortcut u -> x via v
+                    if n_arcs >= arc_tail.shape[0]:
+                        arc_tail = _grow1(arc_tail, n_arcs + 1)
+                        arc_head = _grow1(arc_head, n_arcs + 1)
+                        arc_w = _grow1(arc_w, n_arcs + 1)
+                        arc_c1 = _grow1(arc_c1, n_arcs + 1)
+                        arc_c2 = _grow1(arc_c2, n_arcs + 1)
+                        arc_orig = _grow1(arc_orig, n_arcs + 1)
+                        arc_hops = _grow1(arc_hops, n_arcs + 1)
+                    sc = n_arcs
+                    arc_tail[sc] = u
+                    arc_head[sc] = x
+                    arc_w[sc] = via
+                    arc_c1[sc] = a_arc
+                    arc_c2[sc] = out_arc[j]
+                    arc_orig[sc] = -1
+                    arc_hops[sc] = arc_hops[a_arc] + arc_hops[out_arc[j]]
+                    n_arcs += 1
+                    k = _list_find(out_to, out_start, out_len, u, x)
+                    if k >= 0:
+                        if out_w[k] > via:  # a parallel arc gets the better weight
+                            out_w[k] = via
+                            out_arc[k] = sc
+                            k2 = _list_find(in_to, in_start, in_len, x, u)
+                            in_w[k2] = via
+                            in_arc[k2] = sc
+                        continue
+                    # append u -> x to u's out-list and x's in-list (moving a full list to the pool's end)
+                    if out_len[u] == out_cap[u]:
+                        newcap = 2 * out_cap[u] + 2
+                        if end_o + newcap > out_to.shape[0]:
+                            out_to = _grow1(out_to, end_o + newcap)
+                            out_w = _grow1(out_w, end_o + newcap)
+                            out_arc = _grow1(out_arc, end_o + newcap)
+                        s0 = out_start[u]
+                        for t in range(out_len[u]):
+                            out_to[end_o + t] = out_to[s0 + t]
+                            out_w[end_o + t] = out_w[s0 + t]
+                            out_arc[end_o + t] = out_arc[s0 + t]
+                        out_start[u] = end_o
+                        out_cap[u] = newcap
+                        end_o += newcap
+                    k = out_start[u] + out_len[u]
+                    out_to[k] = x
+                    out_w[k] = via
+                    out_arc[k] = sc
+                    out_len[u] += 1
+                    if in_len[x] == in_cap[x]:
+                        newcap = 2 * in_cap[x] + 2
+                        if end_i + newcap > in_to.shape[0]:
+                            in_to = _grow1(in_to, end_i + newcap)
+                            in_w = _grow1(in_w, end_i + newcap)
+                            in_arc = _grow1(in_arc, end_i + newcap)
+                        s0 = in_start[x]
+                        for t in range(in_len[x]):
+                            in_to[end_i + t] = in_to[s0 + t]
+                            in_w[end_i + t] = in_w[s0 + t]
+                            in_arc[end_i + t] = in_arc[s0 + t]
+                        in_start[x] = end_i
+                        in_cap[x] = newcap
+                        end_i += newcap
+                    k = in_start[x] + in_len[x]
+                    in_to[k] = u
+                    in_w[k] = via
+                    in_arc[k] = sc
+                    in_len[x] += 1
+
+        # take v out of the remaining graph, and update its neighbours
+        contracted[v] = True
+        rank[v] = order
+        order += 1
+        for j in range(so, so + no):
+            x = out_to[j]
+            _list_remove(in_to, in_w, in_arc, in_start, in_len, x, v)
+            if depth[x] < depth[v] + 1.0:
+                depth[x] = depth[v] + 1.0
+        for j in range(si, si + ni):
+            u = in_to[j]
+            _list_remove(out_to, out_w, out_arc, out_start, out_len, u, v)
+            if depth[u] < depth[v] + 1.0:
+                depth[u] = depth[v] + 1.0
+        out_len[v] = 0
+        in_len[v] = 0
+        # neighbours' priorities change: re-estimate them (each distinct neighbour once)
+        for side in range(2):
+            s = so if side == 0 else si
+            cnt = no if side == 0 else ni
+            for j in range(s, s + cnt):
+                x = out_to[j] if side == 0 else in_to[j]
+                if contracted[x] or seen[x] == order:
+                    continue
+                seen[x] = order
+                if out_len[x] + in_len[x] > max_update_degree:
+                    continue  # dense core: left to the lazy re-evaluation when x comes up
+                need = out_len[x]
+                if need > targets.shape[0]:
+                    targets = np.empty(2 * need, np.int64)
+                n_sc, hops, cur = _simulate(x, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len,
+                                            arc_hops, out_arc, in_arc, sim_settle, dist, stamp, cur, hk, hv,
+                                            targets)
+                prio[x] = _priority(x, n_sc, hops, out_len, in_len, arc_hops, out_arc, out_start, in_arc,
+                                    in_start, depth)
+                if qsize >= qk.shape[0]:
+                    qk = _grow1(qk, qsize + 1)
+                    qv = _grow1(qv, qsize + 1)
+                qsize = _push(qk, qv, qsize, prio[x], x)
+    return (rank, fwd_tail[:n_fwd].copy(), fwd_head[:n_fwd].copy(), fwd_arc[:n_fwd].copy(),
+            bwd_node[:n_bwd].copy(), bwd_from[:n_bwd].copy(), bwd_arc[:n_bwd].copy(),
+            arc_tail[:n_arcs].copy(), arc_head[:n_arcs].copy(), arc_w[:n_arcs].copy(),
+            arc_c1[:n_arcs].copy(), arc_c2[:n_arcs].copy(), arc_orig[:n_arcs].copy(), arc_hops[:n_arcs].copy())
+
+
+# -- searches on the hierarchy -----------------------------------------------------------------------------
+@nb.njit(cache=True)
+def up_search(r_ptr, r_nbr, r_w, r_arc, s_ptr, s_nbr, s_w, src_nodes, src_costs, horizon,
+              dist, stamp, cur, pred_arc, pred_node, hk, hv, out_node, out_d, stop_node=-1):
+    """Upward Dijkstra from ``src_nodes`` (start costs ``src_costs``) with stall-on-demand.
+
+    Relaxes the arcs ``r_*`` (the forward upward arcs for a search *from* a point, the backward ones for
+    a search *to* it) and stalls a node v when an arc of ``s_*`` (the other direction's upward arcs,
+    i.e. arcs between v and a higher node, in the direction that would reach v from it) shows a shorter
+    way to v than the search's own: such a v cannot be the highest node of a shortest path.
+    Writes the settled, not stalled nodes with their distances to ``out_node``/``out_d`` and returns
+    their count (-1 if ``out_node`` is too small). With ``stop_node`` >= 0 the search ends when that
+    node is settled (a route to a known meeting node needs nothing more).
+    """
+    size = 0
+    for i in range(src_nodes.shape[0]):
+        s = src_nodes[i]
+        c = src_costs[i]
+        if stamp[s] != cur or c < dist[s]:
+            stamp[s] = cur
+            dist[s] = c
+            pred_arc[s] = -1
+            pred_node[s] = -1
+            size = _push(hk, hv, size, c, s)
+    n_out = 0
+    while size > 0:
+        d, v, size = _pop(hk, hv, size)
+        if d > dist[v]:
+            continue
+        if d > horizon:
+            break
+        stalled = False
+        for i in range(s_ptr[v], s_ptr[v + 1]):
+            x = s_nbr[i]
+            if stamp[x] == cur and dist[x] + s_w[i] < d:
+                stalled = True
+                break
+        if stalled:
+            continue
+        if n_out >= out_node.shape[0]:
+            return -1
+        out_node[n_out] = v
+        out_d[n_out] = d
+        n_out += 1
+        if v == stop_node:
+            break
+        for i in range(r_ptr[v], r_ptr[v + 1]):
+            x = r_nbr[i]
+            nd = d + r_w[i]
+            if stamp[x] != cur or nd < dist[x]:
+                stamp[x] = cur
+                dist[x] = nd
+                pred_arc[x] = r_arc[i]
+                pred_node[x] = v
+                if size >= hk.shape[0]:
+                    return -1
+                size = _push(hk, hv, size, nd, x)
+    return n_out
+
+
+@nb.njit(cache=True)
+def fill_buckets(f_ptr, f_nbr, f_w, f_arc, b_ptr, b_nbr, b_w, slots, nodes, costs, horizon,
+                 dist, stamp, cur, pred_arc, pred_node, hk, hv, tmp_node, tmp_d,
+                 out_node, out_slot, out_d):
+    """The bucket entries of many team slots: one forward upward search per slot.
+
+    Returns (entries written, stamp counter); entries = -1 if an output array is too small."""
+    n = 0
+    src = np.empty(1, np.int64)
+    cost = np.empty(1, np.float64)
+    for i in range(slots.shape[0]):
+        cur += 1
+        src[0] = nodes[i]
+        cost[0] = costs[i]
+        got = up_search(f_ptr, f_nbr, f_w, f_arc, b_ptr, b_nbr, b_w, src, cost, horizon,
+                        dist, stamp, cur, pred_arc, pred_node, hk, hv, tmp_node, tmp_d)
+        if got < 0 or n + got > out_node.shape[0]:
+            return -1, cur
+        for j in range(got):
+            out_node[n] = tmp_node[j]
+            out_slot[n] = slots[i]
+            out_d[n] = tmp_d[j]
+            n += 1
+    return n, cur
+
+
+@nb.njit(cache=True)
+def link_overlay(ov_head, ov_next, ov_node, first, count):
+    """Hang overlay entries first..first+count-1 on their nodes' lists."""
+    for e in range(first, first + count):
+        v = ov_node[e]
+        ov_next[e] = ov_head[v]
+        ov_head[v] = e
+
+
+@nb.njit(cache=True)
+def nearest_by_buckets(
+    b_ptr, b_nbr, b_w, b_arc, f_ptr, f_nbr, f_w,
+    seed_nodes, seed_costs,
+    bk_ptr, bk_slot, bk_d, bk_gen,
+    ov_head, ov_next, ov_slot, ov_d, ov_gen,
+    slot_gen, team_ok, k, horizon,
+    dist, stamp, cur, pred_arc, pred_node, hk, hv,
+    team_eta, team_slot, team_meet, team_stamp,
+    top_team, top_eta, bad_team, max_bad,
+):
+    """The k nearest eligible teams of a target, by the hierarchy and the teams' buckets.
+
+    One backward upward search from the target's seeds; at each settled node its bucket entries give
+    ``entry distance + distance to the target`` for the teams that reach that node on their way up.
+    The search settles in order of distance to the target and every entry adds a non-negative part,
+    so once the k-th best ETA is <= the distance being settled no team can still beat it: stop.
+    Ineligible teams met on the way go to ``bad_team`` (with ``team_eta``), as in
+    ``_dijkstra.nearest_teams``. Returns (eligible teams found <= k, bad teams, nodes settled).
+    """
+    size = 0
+    for i in range(seed_nodes.shape[0]):
+        s = seed_nodes[i]
+        c = seed_costs[i]
+        if stamp[s] != cur or c < dist[s]:
+            stamp[s] = cur
+            dist[s] = c
+            pred_arc[s] = -1
+            pred_node[s] = -1
+            size = _push(hk, hv, size, c, s)
+    for j in range(k):
+        top_team[j] = -1
+        top_eta[j] = INF
+    n_bad = 0
+    settled = 0
+    while size > 0:
+        d, v, size = _pop(hk, hv, size)
+        if d > dist[v]:
+            continue
+        if d > horizon or top_eta[k - 1] <= d:
+            break
+        stalled = False
+        for i in range(f_ptr[v], f_ptr[v + 1]):
+            x = f_nbr[i]
+            if stamp[x] == cur and dist[x] + f_w[i] < d:
+                stalled = True
+                break
+        if stalled:
+            continue
+        settled += 1
+        # the bucket of v: the static part, then the overlay of recent moves
+        for part in range(2):
+            if part == 0:
+                e = bk_ptr[v]
+                stop = bk_ptr[v + 1]
+            else:
+                e = ov_head[v]
+                stop = -1
+            while e != stop:
+                if part == 0:
+                    s = bk_slot[e]
+                    ok_gen = bk_gen[e] == slot_gen[s]
+                    eta = bk_d[e] + d
+                    nxt = e + 1
+                else:
+                    s = ov_slot[e]
+                    ok_gen = ov_gen[e] == slot_gen[s]
+                    eta = ov_d[e] + d
+                    nxt = ov_next[e]
+                e = nxt
+                if not ok_gen:
+                    continue
+                team = s >> 1
+                if team_stamp[team] == cur and eta >= team_eta[team]:
+                    continue
+                first = team_stamp[team] != cur
+                team_stamp[team] = cur
+                team_eta[team] = eta
+                team_slot[team] = s
+                team_meet[team] = v
+                if team_ok[team]:
+                    pos = -1
+                    for j in range(k):
+                        if top_team[j] == team:
+                            pos = j
+                            break
+                    if pos < 0 and eta < top_eta[k - 1]:
+                        pos = k - 1
+                        top_team[pos] = team
+                    if pos >= 0:
+                        top_eta[pos] = eta
+                        while pos > 0 and top_eta[pos - 1] > top_eta[pos]:
+                            top_eta[pos - 1], top_eta[pos] = top_eta[pos], top_eta[pos - 1]
+                            top_team[pos - 1], top_team[pos] = top_team[pos], top_team[pos - 1]
+                            pos -= 1
+                elif first and n_bad < max_bad:
+                    bad_team[n_bad] = team
+                    n_bad += 1
+        for i in range(b_ptr[v], b_ptr[v + 1]):
+            x = b_nbr[i]
+            nd = d + b_w[i]
+            if stamp[x] != cur or nd < dist[x]:
+                stamp[x] = cur
+                dist[x] = nd
+                pred_arc[x] = b_arc[i]
+                pred_node[x] = v
+                size = _push(hk, hv, size, nd, x)
+    found = 0
+    for j in range(k):
+        if top_team[j] >= 0:
+            found += 1
+    return found, n_bad, settled
+
+
+@nb.njit(cache=True)
+def unpack(arcs, n_arcs, arc_c1, arc_c2, arc_orig, out):
+    """The original edges, in order, of a sequence of CH arcs (shortcuts expanded recursively).
+    Returns the count, or -1 if ``out`` is too small."""
+    stack = np.empty(64, np.int64)
+    n = 0
+    for i in range(n_arcs):
+        sp = 1
+        stack[0] = arcs[i]
+        while sp > 0:
+            sp -= 1
+            a = stack[sp]
+            if arc_orig[a] >= 0:
+                if n >= out.shape[0]:
+                    return -1
+                out[n] = arc_orig[a]
+                n += 1
+            else:
+                if sp + 2 > stack.shape[0]:
+                    stack = _grow1(stack, sp + 2)
+                stack[sp] = arc_c2[a]
+                stack[sp + 1] = arc_c1[a]
+                sp += 2
+    return n
