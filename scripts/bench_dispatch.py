@@ -1,8 +1,19 @@
 """Benchmark: one full dispatch decision, gridmap against pgRouting, networkx and scipy, in one run.
 
 What is timed is ``Router.rank(x, y, now=..., skills=[skill], k=5, with_routes=True)``: snap the event to
-its road edge, the compiled early-stopping reverse Dijkstra to the 5 nearest eligible teams, the
-explanations (picked and passed over) and the 5 route geometries. HTTP and the database are not timed.
+its road edge, the search for the 5 nearest eligible teams, the explanations (picked and passed over) and
+the 5 route geometries. HTTP and the database are not timed. The router has the graph's contraction
+hierarchy attached, as ``Dispatcher`` builds it, and ``method="auto"`` chooses per query between its two
+compiled searches, both stopping as soon as the 5 best are certain: the reverse Dijkstra (dense teams)
+and the hierarchy's backward upward search over the teams' buckets (sparse teams). Rows for each search
+forced alone show what the choice is worth, and a "churn" row moves 10 % of the teams (untimed) before
+every query, so the bucket searches of the moved teams are paid inside the timed query (or the choice
+falls back to the Dijkstra).
+
+A second table is the planners' batch mode: the travel time from the nearest of 100 stations to every
+node of the city (one multi-source search), gridmap against scipy (``dijkstra(indices=..., min_only=True)``),
+networkx (``multi_source_dijkstra_path_length``) and pgRouting (``pgr_drivingDistance`` from a virtual
+super-source joined to the stations at cost 0), all checked equal before timing.
 
 gridmap answers with the default maximum ETA (30 min); teams and events sit up to 40 m off the road
 on the street and anywhere in the box in the city, and ETAs include the walk to and from the road.
@@ -50,6 +61,7 @@ import gc
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +82,9 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # a checkout witho
 from _synthetic_city import make_city  # noqa: E402
 
 from gridmap.config import MEASURE_CRS, get_settings  # noqa: E402
+from gridmap.core import _dijkstra  # noqa: E402
 from gridmap.core.crs import to_measure_crs, transformer  # noqa: E402
+from gridmap.core.hierarchy import Hierarchy  # noqa: E402
 from gridmap.core.roadgraph import WALK_SPEED, RoadGraph  # noqa: E402
 from gridmap.core.router import STATUS_CODES, Router  # noqa: E402
 from gridmap.services.dispatch import ALL_SKILLS  # noqa: E402
@@ -224,19 +238,40 @@ class Stopwatch:
         self.cpu[i] = (time.thread_time_ns() - self._c) / 1e6
 
 
-def run_gridmap(sc: Scene, q: int, keep: int) -> tuple[list, Stopwatch, float, np.ndarray]:
-    """Time q decisions; keep the first ``keep`` answers for checking (a service does not hoard them either)."""
+def run_gridmap(sc: Scene, q: int, keep: int, method: str = "auto", churn: float = 0.0, seed: int = 0):
+    """Time q decisions; keep the first ``keep`` answers for checking (a service does not hoard them either).
+
+    With ``churn`` > 0 that share of the teams moves (along the roads, untimed) before each query, as phones
+    report, so the query pays for the buckets of the moved teams (or the cost model takes the Dijkstra).
+    Returns (answers kept, stopwatch, share with K teams found, nodes settled, searches taken).
+    """
     out, ts, settled, found = [], Stopwatch(q), np.empty(q, dtype=np.int64), 0
     r = sc.router
+    searches: Counter = Counter()
+    rng = np.random.default_rng(seed)
+    n_move = int(round(churn * sc.n_teams))
     for i in range(q):
+        if n_move:
+            who = rng.choice(sc.n_teams, n_move, replace=False)
+            r.move_teams([sc.teams.codes[j] for j in who], sc.teams.x[who] + rng.normal(0, 30, n_move),
+                         sc.teams.y[who] + rng.normal(0, 30, n_move), sc.teams.pos_at[who])
         ts.start()
-        res = r.rank(sc.ex[i], sc.ey[i], now=NOW, skills=[sc.eskill[i]], k=K, with_routes=True)
+        res = r.rank(sc.ex[i], sc.ey[i], now=NOW, skills=[sc.eskill[i]], k=K, with_routes=True, method=method)
         ts.stop(i)
         found += len(res.picked) == K
         settled[i] = res.settled_nodes
+        searches[res.search] += 1
         if i < keep:
             out.append(res)
-    return out, ts, found / q, settled
+    if n_move:  # put the teams back where the other methods see them
+        r.move_teams(sc.teams.codes, sc.teams.x, sc.teams.y, sc.teams.pos_at)
+        r.refresh_buckets()
+    return out, ts, found / q, settled, searches
+
+
+def searches_label(searches: Counter) -> str:
+    n = sum(searches.values())
+    return ", ".join(f"{k} {v / n:.0%}" for k, v in searches.most_common())
 
 
 def run_scipy(sc: Scene, rev: csr_matrix, kd: cKDTree, q: int):
@@ -426,6 +461,91 @@ def load_teams(conn: psycopg.Connection, sc: Scene) -> None:
     conn.execute("ANALYZE bench_teams")
 
 
+# -- batch mode (planners): every node's time from the nearest station ---------------------------------------
+def batch_table(console: Console, g: RoadGraph, conn_args, rng, n_stations: int, repeat: int = 5) -> None:
+    """The many-to-one batch: the time from the nearest of ``n_stations`` stations to every node, one search."""
+    fwd = reversed_csr(g).T.tocsr()  # the forward graph, parallel edges at their minimum
+    stations = rng.choice(np.flatnonzero(g.scc == g.main_scc), n_stations, replace=False)
+    sx, sy = g.node_xy[stations].T
+
+    def gm_nodes():  # the peers' model: the stations sit on their nodes
+        dist = np.full(g.n_nodes, np.inf)
+        hk = np.empty(g.n_edges + n_stations + 8)
+        hv = np.empty(g.n_edges + n_stations + 8, dtype=np.int64)
+        return _dijkstra.multi_source_times(g.indptr, g.adj, g.adj_w, stations.astype(np.int64), np.zeros(n_stations),
+                                            np.inf, dist, hk, hv)
+
+    def gm_edges():  # gridmap's own model: stations snapped to their road edges, then the same search
+        src = g.snap(sx + 7.0, sy + 7.0, 500.0)
+        seeds = np.concatenate([g.edge_v[src.edge], g.edge_v[src.twin[src.twin >= 0]]]).astype(np.int64)
+        walk = src.distance_m / WALK_SPEED
+        costs = np.concatenate([walk + (1 - src.fraction) * g.time_s[src.edge],
+                                (walk + src.fraction * g.time_s[src.twin])[src.twin >= 0]])
+        dist = np.full(g.n_nodes, np.inf)
+        hk = np.empty(g.n_edges + len(seeds) + 8)
+        hv = np.empty(g.n_edges + len(seeds) + 8, dtype=np.int64)
+        return _dijkstra.multi_source_times(g.indptr, g.adj, g.adj_w, seeds, costs, np.inf, dist, hk, hv)
+
+    def sp():
+        return dijkstra(fwd, directed=True, indices=stations, min_only=True)
+
+    hnx = nx.DiGraph()
+    coo = fwd.tocoo()
+    hnx.add_weighted_edges_from(zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True))
+
+    def nxr():
+        d = nx.multi_source_dijkstra_path_length(hnx, set(stations.tolist()), weight="weight")
+        out = np.full(g.n_nodes, np.inf)
+        out[np.fromiter(d.keys(), dtype=np.int64)] = np.fromiter(d.values(), dtype=float)
+        return out
+
+    settings = conn_args[0]
+    conn = psycopg.connect(libpq_url(cluster_for(settings).url(BENCH_DB)), autocommit=True)
+    super_id = int(g.node_ids.max()) + 1
+    conn.execute("DROP TABLE IF EXISTS batch_sources")
+    conn.execute("CREATE TABLE batch_sources AS SELECT -row_number() OVER () AS id, %s::bigint AS source, "
+                 "node AS target, 0.0::float8 AS cost, -1.0::float8 AS reverse_cost FROM unnest(%s::bigint[]) AS node",
+                 (super_id, g.node_ids[stations].tolist()))
+    pg_sql = ("SELECT node, agg_cost FROM pgr_drivingDistance('SELECT id, source, target, cost, reverse_cost "
+              "FROM city_edges UNION ALL SELECT id, source, target, cost, reverse_cost FROM batch_sources', "
+              "%s::bigint, 1e9::float8)")
+
+    def pgr():
+        rows = conn.execute(pg_sql, (super_id,)).fetchall()
+        out = np.full(g.n_nodes, np.inf)
+        ids = np.array([r[0] for r in rows if r[0] != super_id], dtype=np.int64)
+        out[g.node_index(ids)] = [r[1] for r in rows if r[0] != super_id]
+        return out
+
+    ref = sp()
+    for name, fn in (("gridmap", gm_nodes), ("networkx", nxr), ("pgRouting", pgr)):
+        got = fn()
+        both = np.isfinite(ref)
+        if not (np.array_equal(np.isfinite(got), both) and np.allclose(got[both], ref[both], atol=1e-6, rtol=0)):
+            raise SystemExit(f"batch: {name} disagrees with scipy")
+    table = Table(title=f"batch mode: time from the nearest of {n_stations} stations to each of {g.n_nodes:,} nodes "
+                        "(one multi-source search; all answers checked equal to scipy's)")
+    for col in ("method", "runs", "p50 ms", "min ms", "÷ gridmap p50"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    results = []
+    for name, fn, runs in (("gridmap multi-source Dijkstra (stations on nodes)", gm_nodes, repeat),
+                           ("gridmap, stations snapped to their road edges", gm_edges, repeat),
+                           ("scipy dijkstra(min_only=True)", sp, repeat),
+                           ("networkx multi_source_dijkstra_path_length", nxr, 2),
+                           ("pgRouting drivingDistance from a super-source", pgr, 2)):
+        ts = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t0) * 1e3)
+        results.append((name, runs, float(np.median(ts)), float(np.min(ts))))
+    base = results[0][2]
+    for name, runs, p50, mn in results:
+        table.add_row(name, str(runs), f"{p50:,.1f}", f"{mn:,.1f}", "1" if p50 == base else f"{p50 / base:,.1f}×")
+    conn.close()
+    console.print(table)
+
+
 # -- report --------------------------------------------------------------------------------------------
 @dataclass
 class Row:
@@ -509,6 +629,22 @@ def main() -> None:
         setup[f"city: Router with {n:,} teams (set_team + move_teams)"] = time.perf_counter() - t0
         scenes.append(sc)
 
+    # the contraction hierarchy of each graph (as the Dispatcher builds it) and the teams' buckets
+    hier = {}
+    for name, g in graphs.items():
+        c0 = time.process_time()
+        hier[name], setup[f"{name}: contraction hierarchy (wall)"] = timed(f"{name}: contraction hierarchy",
+                                                                            console, Hierarchy, g)
+        setup[f"{name}: contraction hierarchy (CPU)"] = time.process_time() - c0
+        st = hier[name].stats
+        console.print(f"    {st.arcs:,} arcs, {st.shortcuts:,} shortcuts, {st.upward_arcs:,} upward arcs")
+    for sc in scenes:
+        sc.router.use_hierarchy(hier[sc.graph_name])
+        t0 = time.perf_counter()
+        sc.router.refresh_buckets()
+        setup[f"{sc.graph_name}: bucket searches of {sc.n_teams:,} teams ({sc.router.buckets.entries:,} entries)"] = \
+            time.perf_counter() - t0
+
     settings = get_settings()
     conn = bench_db(settings)
     for name, g in graphs.items():
@@ -523,7 +659,9 @@ def main() -> None:
     t0 = time.perf_counter()
     for sc in scenes:
         for i in range(3):
-            sc.router.rank(sc.ex[i], sc.ey[i], now=NOW, skills=[sc.eskill[i]], k=K, with_routes=True)
+            for method in ("dijkstra", "hierarchy"):
+                sc.router.rank(sc.ex[i], sc.ey[i], now=NOW, skills=[sc.eskill[i]], k=K, with_routes=True,
+                               method=method)
     setup["numba warm-up (first queries)"] = time.perf_counter() - t0
 
     rows: list[Row] = []
@@ -532,13 +670,24 @@ def main() -> None:
         rev, kd, h = peers[sc.graph_name]
         label = f"{sc.graph_name} / {sc.n_teams:,} teams"
         gc.collect()
-        ranks, ts, found, settled = min((run_gridmap(sc, q_grid, q_check) for _ in range(args.repeat)),
-                                        key=lambda run: np.percentile(run[1].wall, 99))
-        rows.append(Row(sc.graph_name, sc.n_teams, "gridmap Router.rank", ts.wall, found, ts.cpu))
+        ranks, ts, found, settled, searches = min(
+            (run_gridmap(sc, q_grid, q_check) for _ in range(args.repeat)), key=lambda run: np.percentile(run[1].wall, 99))
+        rows.append(Row(sc.graph_name, sc.n_teams, f"gridmap Router.rank ({searches_label(searches)})", ts.wall,
+                        found, ts.cpu))
         n_ok = check_like_with_like(sc, ranks, rev, h, q_check)
         console.print(f"  {label}: gridmap p50 {rows[-1].p50:.3f} ms, nodes settled p50 {np.median(settled):,.0f} "
                       f"p99 {np.percentile(settled, 99):,.0f}; top-1 ETA = scipy and networkx references on "
                       f"{n_ok} events")
+        for method in ("dijkstra", "hierarchy"):
+            alone, ts, found, _, _ = min((run_gridmap(sc, q_grid, q_check, method) for _ in range(args.repeat)),
+                                         key=lambda run: np.percentile(run[1].wall, 99))
+            for a, b in zip(ranks, alone, strict=True):  # the same answers whichever search runs
+                if [(c.team, round(c.eta_s, 6)) for c in a.picked] != [(c.team, round(c.eta_s, 6)) for c in b.picked]:
+                    raise SystemExit(f"{label}: {method} alone answers differently: {a.picked} vs {b.picked}")
+            rows.append(Row(sc.graph_name, sc.n_teams, f"gridmap, {method} only", ts.wall, found, ts.cpu))
+        _, ts, found, _, searches = run_gridmap(sc, q_grid, 0, churn=0.10, seed=args.seed)
+        rows.append(Row(sc.graph_name, sc.n_teams, f"gridmap, 10 % of teams moved before each query "
+                                                   f"({searches_label(searches)})", ts.wall, found, ts.cpu))
         gc.collect()
         sp, ts = min((run_scipy(sc, rev, kd, q_peer) for _ in range(args.repeat)),
                      key=lambda run: np.percentile(run[1].wall, 99))
@@ -576,7 +725,7 @@ def main() -> None:
         table.add_column(col, justify="left" if col in ("graph", "method") else "right")
     base = {}
     for row in rows:
-        if row.method.startswith("gridmap"):
+        if row.method.startswith("gridmap Router.rank"):
             base[(row.graph, row.teams)] = row
         b = base[(row.graph, row.teams)]
         g = graphs[row.graph]
@@ -606,6 +755,7 @@ def main() -> None:
             checks.add_row(f"{graph}, {teams:,} teams", f"{peer.method.split(',')[0]} p50 ÷ gridmap p50 ≥ {target:g}",
                            f"{ratio:,.1f}", met)
     console.print(checks)
+    batch_table(console, city, conn_args=(settings,), rng=rng, n_stations=100)
     setup_table = Table(title="set-up (not timed above)")
     setup_table.add_column("step")
     setup_table.add_column("seconds", justify="right")
