@@ -1,28 +1,55 @@
-"""HTTP adapter of the command-centre dashboard: the page, its deck, its data per viewport, its tiles.
+"""HTTP adapter of the command-centre dashboard: the login, the page, its deck, its data per viewport, its tiles.
 
 Everything the page needs comes from here (no CDN): the deck.gl bundle of the pydeck wheel, the page's
 script and stylesheet, the deck (pydeck JSON), vector tiles of buildings and small per-viewport JSON
 layers. Large responses are gzip-compressed; JSON is written by orjson; every list is bounded.
+
+Sessions. ``POST /dashboard/login`` checks the password with the API's own user store and signer
+(:class:`~gridmap.services.auth.AuthService`: Argon2 hashes, HMAC-signed expiring tokens) and puts the
+signed token in a cookie: ``HttpOnly`` (no script on the page can read it), ``SameSite=Strict`` (no other
+site's page, link or form makes the browser send it), ``Path=/dashboard`` (never sent to ``/v1``), and
+``Secure`` when the app is reached over https. A cookie rather than a bearer header because deck.gl fetches
+the tiles and layer data itself: a cookie rides along on every one of those requests without custom
+headers, and the token never sits in JavaScript (no localStorage to steal). The cookie is accepted only
+by GET (read) endpoints; this router has no write endpoint, ``/v1`` never reads the cookie (anything that
+changes state needs ``Authorization: Bearer``), and login/logout, the two POSTs here, refuse another
+site's Origin. A bearer header works on every data endpoint too (scripts, the benchmark). Logout clears
+the cookie; the token itself stays valid until it expires (tokens are stateless, as on ``/v1``).
+
+Who sees what is the service's rule (:meth:`~gridmap.services.dashboard.Dashboard.view_for`): admins and
+planners everything, operators their street (filtered in SQL), other roles a 403. Without a session every
+data endpoint answers 401 with a JSON error naming the fix; the page itself answers with the login form.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 import threading
 from typing import Annotated
+from urllib.parse import parse_qs, urlsplit
 
 import pydeck
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 import gridmap.viz as gv
-from gridmap.errors import InvalidInput
+from api.errors import error_response, status_of
+from gridmap.errors import Forbidden, GridmapError, InvalidInput, Unauthorized
+from gridmap.services.auth import Principal
 from gridmap.services.dashboard import Dashboard
 from gridmap.viz import page as viz_page
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 BASE = "/dashboard"
+LOGIN_URL = f"{BASE}/login"
+LOGOUT_URL = f"{BASE}/logout"
+COOKIE = "gridmap_dashboard"
+LOGIN_FIX = (f"log in at {LOGIN_URL} (the browser keeps the session in a cookie), or send "
+             "'Authorization: Bearer <token>' with a token from POST /v1/auth/token")
 REFRESH_MS = 3000
 _lock = threading.Lock()
 _bundle: dict[str, bytes] = {}
@@ -38,6 +65,169 @@ def get_dashboard(request: Request) -> Dashboard:
 
 
 DashDep = Annotated[Dashboard, Depends(get_dashboard)]
+
+
+# -- sessions ----------------------------------------------------------------------------------------------
+def _token(request: Request) -> str | None:
+    """A bearer header anywhere; the session cookie only on reads (GET/HEAD)."""
+    scheme, _, cred = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and cred.strip():
+        return cred.strip()
+    if request.method in ("GET", "HEAD"):
+        return request.cookies.get(COOKIE) or None
+    return None
+
+
+def session_principal(request: Request) -> Principal:
+    """The signed-in user of the screen, or 401 naming the fix (log in at /dashboard/login)."""
+    state = request.app.state
+    token = _token(request)
+    if not token:
+        raise Unauthorized("no command-centre session", field="session", fix=LOGIN_FIX)
+    try:
+        return state.auth.signer.verify(token, state.clock())
+    except Unauthorized as exc:
+        raise Unauthorized(f"{exc.message}: the session has ended", field="session", fix=LOGIN_FIX) from None
+
+
+def get_view(request: Request, p: Annotated[Principal, Depends(session_principal)]) -> Dashboard:
+    """The dashboard as the caller may see it (403 for roles without the screen)."""
+    return get_dashboard(request).view_for(p)
+
+
+ViewDep = Annotated[Dashboard, Depends(get_view)]
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse a POST sent by another site's page (the browser names it in Origin)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return  # not a browser, or a same-origin form in an old browser; SameSite=Strict still holds
+    host = request.headers.get("host", "")
+    if origin == "null" or urlsplit(origin).netloc != host:
+        raise Forbidden(f"a request from {origin} to the command-centre login", field="Origin",
+                        fix=f"open the screen at its own address ({request.url.scheme}://{host}{BASE}) and log in there")
+
+
+def _safe_next(value: str | None) -> str:
+    """Where to go after login: a path of this screen only (never another host)."""
+    if not value or not isinstance(value, str):
+        return BASE
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not value.startswith(BASE) or "\\" in value or value.startswith("//"):
+        return BASE
+    return value
+
+
+def _login_page(request: Request, *, next_url: str, error: str | None = None, notice: str | None = None,
+                status: int = 200) -> HTMLResponse:
+    body = gv.login_html(action=LOGIN_URL, next_url=_safe_next(next_url), static_url=f"{BASE}/static", error=error,
+                         notice=notice)
+    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _set_session(response: Response, request: Request, token: str, expires: dt.datetime) -> None:
+    max_age = max(int((expires - request.app.state.clock()).total_seconds()), 0)
+    response.set_cookie(COOKIE, token, max_age=max_age, path=BASE, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+
+
+def _clear_session(response: Response, request: Request) -> None:
+    response.delete_cookie(COOKIE, path=BASE, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+
+
+async def _credentials(request: Request) -> tuple[dict, bool]:
+    """The login body, JSON or an HTML form (urlencoded); and whether the caller wants JSON back."""
+    ctype = request.headers.get("content-type", "")
+    raw = await request.body()
+    if "application/json" in ctype:
+        try:
+            data = json.loads(raw or b"null")
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise InvalidInput("the body is not a JSON object", field="body",
+                               fix='send {"username": "...", "password": "..."}')
+        return data, True
+    if "application/x-www-form-urlencoded" in ctype or not ctype:
+        try:
+            form = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
+        except (UnicodeDecodeError, ValueError):
+            raise InvalidInput("the form is not readable", field="body", fix="send username and password") from None
+        wants_json = "application/json" in request.headers.get("accept", "")
+        return {k: v[0] for k, v in form.items()}, wants_json
+    raise InvalidInput(f"content type {ctype!r} is not a login form", field="Content-Type",
+                       fix="send application/json or application/x-www-form-urlencoded")
+
+
+def _login_fields(data: dict) -> tuple[str, str]:
+    out = []
+    for name, limit in (("username", 100), ("password", 200)):
+        v = data.get(name)
+        if not isinstance(v, str) or not v or len(v) > limit or "\x00" in v:
+            raise InvalidInput(f"{name} is missing or not a string of 1 to {limit} characters", field=name,
+                               fix=f"fill in the {name}")
+        out.append(v)
+    return out[0], out[1]
+
+
+# -- login and logout --------------------------------------------------------------------------------------
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None,  # noqa: A002
+               expired: bool = False) -> HTMLResponse:
+    """The login form of the command-centre screen."""
+    notice = "会话已结束 your session has ended (expired or logged out): log in again" if expired else None
+    return _login_page(request, next_url=next or BASE, notice=notice)
+
+
+@router.post("/login", response_model=None)
+async def login(request: Request) -> Response:
+    """Check username and password; on success set the session cookie (HttpOnly, SameSite=Strict).
+
+    JSON in, JSON out (``{username, role, street, expires_at, next}``) for the page's script; an HTML form
+    in, a redirect (303) to the screen out, or the form again with the message.
+    """
+    state = request.app.state
+    wants_json = True
+    next_url = BASE
+    try:
+        _same_origin(request)
+        data, wants_json = await _credentials(request)
+        next_url = _safe_next(data.get("next"))
+        username, password = _login_fields(data)
+
+        def check() -> tuple[str, dt.datetime, Principal]:
+            with Session(state.engine, expire_on_commit=False) as session:
+                return state.auth.login(session, username, password, state.clock())
+
+        token, expires, p = await run_in_threadpool(check)
+        get_dashboard(request).view_for(p)  # a role without the screen gets no session at all
+    except GridmapError as exc:
+        if wants_json:
+            return error_response(exc)
+        msg = "用户名或密码错误 unknown user or wrong password" if isinstance(exc, Unauthorized) else \
+            f"{exc.message}. {exc.fix or ''}".strip()
+        return _login_page(request, next_url=next_url, error=msg, status=status_of(exc))
+    if wants_json:
+        response: Response = JSONResponse({"username": p.username, "role": p.role, "street": p.street,
+                                           "expires_at": expires.isoformat(), "next": next_url})
+    else:
+        response = RedirectResponse(next_url, status_code=303)
+    _set_session(response, request, token, expires)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/logout", response_model=None)
+def logout(request: Request) -> Response:
+    """End the browser's session (clears the cookie); then the login form."""
+    _same_origin(request)
+    if "application/json" in request.headers.get("accept", ""):
+        response: Response = JSONResponse({"logged_out": True})
+    else:
+        response = RedirectResponse(LOGIN_URL, status_code=303)
+    _clear_session(response, request)
+    return response
 AtQuery = Annotated[dt.datetime | None, Query(description="the dashboard clock (ISO 8601 with offset); default now")]
 BBoxQuery = Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat (the viewport)")]
 
@@ -72,25 +262,44 @@ def _urls(dash: Dashboard, at: dt.datetime | None) -> dict[str, str]:
     q = f"?at={at.isoformat().replace('+', '%2B')}" if at else ""
     api = f"{BASE}/api"
     return {"grids": f"{api}/grids.json{q}", "boundaries": f"{api}/boundaries.json",
-            "buildings": f"{BASE}/tiles/buildings/{{z}}/{{x}}/{{y}}.json?v={dash.version()}",
+            # the view in the URL too: a browser shared by two accounts never reuses one's cached tiles for the other
+            "buildings": f"{BASE}/tiles/buildings/{{z}}/{{x}}/{{y}}.json?v={dash.version()}&view={dash.scope or 'all'}",
             "equipment": f"{api}/equipment.json", "routes": f"{api}/routes.json",
             "teams": f"{api}/teams.json{q}", "events": f"{api}/events.json{q}"}
 
 
 # -- the page and its assets ------------------------------------------------------------------------------
 @router.get("", response_class=HTMLResponse)
-def dashboard_page(dash: DashDep, at: AtQuery = None,
+def dashboard_page(request: Request, base: DashDep, at: AtQuery = None,
                    grid_color: Annotated[str, Query(pattern="^(open_events|safety)$")] = "open_events") -> HTMLResponse:
-    """The command-centre map (指挥中心): 3D buildings, grids, equipment, teams, events, live side panel."""
+    """The command-centre map (指挥中心): 3D buildings, grids, equipment, teams, events, live side panel.
+    Without a valid session: the login form (and a stale cookie is cleared)."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        p = session_principal(request)
+    except Unauthorized:
+        stale = COOKIE in request.cookies
+        page = _login_page(request, next_url=here, notice="会话已结束 your session has ended (expired or not valid): "
+                                                          "log in again" if stale else None)
+        if stale:
+            _clear_session(page, request)
+        return page
+    try:
+        dash = base.view_for(p)
+    except Forbidden as exc:
+        return _login_page(request, next_url=here, error=f"{exc.message}. {exc.fix}", status=403)
     config = {"deckUrl": f"{BASE}/deck.json", "api": f"{BASE}/api", "refreshMs": REFRESH_MS,
               "at": at.isoformat() if at else None, "gridColor": grid_color, "extent": list(dash.extent()),
-              "viewport": ["equipment", "teams", "events", "routes"], "live": ["grids", "teams", "events", "routes"]}
+              "viewport": ["equipment", "teams", "events", "routes"], "live": ["grids", "teams", "events", "routes"],
+              "loginUrl": LOGIN_URL, "user": {"username": p.username, "role": p.role, "street": dash.scope}}
+    who = f"{p.username} · {p.role}" + (f" · 街道 street {dash.scope}" if dash.scope else "")
     return HTMLResponse(gv.dashboard_html(config, bundle_url=f"{BASE}/static/deckgl-{pydeck.__version__}.js",
-                                          static_url=f"{BASE}/static"), headers={"Cache-Control": "no-store"})
+                                          static_url=f"{BASE}/static", user=who, logout_url=LOGOUT_URL),
+                        headers={"Cache-Control": "no-store"})
 
 
 @router.get("/deck.json")
-def deck_json(request: Request, dash: DashDep, at: AtQuery = None,
+def deck_json(request: Request, dash: ViewDep, at: AtQuery = None,
               grid_color: Annotated[str, Query(pattern="^(open_events|safety)$")] = "open_events") -> Response:
     """The deck (pydeck JSON, no basemap): layers with the URLs of their data."""
     d = gv.dashboard_deck(_urls(dash, at), dash.extent(), grid_color=grid_color)
@@ -120,38 +329,40 @@ def static_asset(request: Request, name: str) -> Response:
 
 # -- data ------------------------------------------------------------------------------------------------
 @router.get("/tiles/buildings/{z}/{x}/{y}.json")
-def building_tile(request: Request, dash: DashDep, z: int, x: int, y: int) -> Response:
+def building_tile(request: Request, dash: ViewDep, z: int, x: int, y: int) -> Response:
     """The buildings of one web-mercator tile as GeoJSON (resident and business counts; no personal data)."""
-    return _send(request, dash.building_tile(z, x, y), "application/json", cache="public, max-age=300")
+    # private: what a tile holds depends on who asks (an operator's street), so no shared cache may keep it
+    return _send(request, dash.building_tile(z, x, y), "application/json", cache="private, max-age=300")
 
 
 @router.get("/api/boundaries.json")
-def boundaries(request: Request, dash: DashDep) -> Response:
+def boundaries(request: Request, dash: ViewDep) -> Response:
     """District, street and community boundaries (GeoJSON)."""
-    return _json(request, gv.features(dash.boundaries(), ["code", "level", "name", "name_zh"]), cache="max-age=60")
+    return _json(request, gv.features(dash.boundaries(), ["code", "level", "name", "name_zh"]),
+                 cache="private, max-age=60")
 
 
 @router.get("/api/grids.json")
-def grids(request: Request, dash: DashDep, at: AtQuery = None) -> Response:
+def grids(request: Request, dash: ViewDep, at: AtQuery = None) -> Response:
     """Grids with open events and safety index (GeoJSON)."""
     return _json(request, gv.features(dash.grids(at)))
 
 
 @router.get("/api/equipment.json")
-def equipment(request: Request, dash: DashDep, bbox: BBoxQuery = None) -> Response:
+def equipment(request: Request, dash: ViewDep, bbox: BBoxQuery = None) -> Response:
     """Fire equipment in the viewport (points)."""
     return _json(request, gv.points(dash.equipment(_bbox(bbox)), ["code", "kind", "status", "name"]))
 
 
 @router.get("/api/teams.json")
-def teams(request: Request, dash: DashDep, bbox: BBoxQuery = None, at: AtQuery = None) -> Response:
+def teams(request: Request, dash: ViewDep, bbox: BBoxQuery = None, at: AtQuery = None) -> Response:
     """Teams in the viewport with their state (points)."""
     return _json(request, gv.points(dash.teams(_bbox(bbox), at),
                                     ["code", "name", "kind", "status", "state", "age_s", "event_id"]))
 
 
 @router.get("/api/events.json")
-def events(request: Request, dash: DashDep, bbox: BBoxQuery = None, at: AtQuery = None) -> Response:
+def events(request: Request, dash: ViewDep, bbox: BBoxQuery = None, at: AtQuery = None) -> Response:
     """Open (and just resolved) events in the viewport (points)."""
     return _json(request, gv.points(dash.events(_bbox(bbox), at),
                                     ["id", "code", "category", "category_zh", "severity", "status", "title",
@@ -159,7 +370,7 @@ def events(request: Request, dash: DashDep, bbox: BBoxQuery = None, at: AtQuery 
 
 
 @router.get("/api/routes.json")
-def routes(request: Request, dash: DashDep, bbox: BBoxQuery = None) -> Response:
+def routes(request: Request, dash: ViewDep, bbox: BBoxQuery = None) -> Response:
     """Routes of active dispatches in the viewport (paths)."""
     return _json(request, gv.paths(dash.routes(_bbox(bbox)),
                                    ["assignment_id", "event_id", "team", "status", "eta_s", "distance_m", "severity"]))
@@ -174,7 +385,7 @@ def _route(d: dict | None) -> dict | None:
 
 
 @router.get("/api/buildings/{code}")
-def building(request: Request, dash: DashDep, code: str, at: AtQuery = None) -> Response:
+def building(request: Request, dash: ViewDep, code: str, at: AtQuery = None) -> Response:
     """A building: address, resident count, businesses, nearest micro fire station/truck and its road ETA."""
     b = dash.building(code, at)
     b["nearest_responder"] = _route(b["nearest_responder"])
@@ -182,7 +393,7 @@ def building(request: Request, dash: DashDep, code: str, at: AtQuery = None) -> 
 
 
 @router.get("/api/events/{event_id}")
-def event(request: Request, dash: DashDep, event_id: int, at: AtQuery = None) -> Response:
+def event(request: Request, dash: ViewDep, event_id: int, at: AtQuery = None) -> Response:
     """An event: timeline, team, ETA and route."""
     e = dash.event(event_id, at)
     e["assignment"] = _route(e["assignment"])
@@ -190,7 +401,7 @@ def event(request: Request, dash: DashDep, event_id: int, at: AtQuery = None) ->
 
 
 @router.get("/api/teams/{code}")
-def team(request: Request, dash: DashDep, code: str, at: AtQuery = None) -> Response:
+def team(request: Request, dash: ViewDep, code: str, at: AtQuery = None) -> Response:
     """A team and its current assignment."""
     t = dash.team(code, at)
     t["assignment"] = _route(t["assignment"])
@@ -198,6 +409,6 @@ def team(request: Request, dash: DashDep, code: str, at: AtQuery = None) -> Resp
 
 
 @router.get("/api/summary")
-def summary(request: Request, dash: DashDep, at: AtQuery = None) -> Response:
+def summary(request: Request, dash: ViewDep, at: AtQuery = None) -> Response:
     """Headline figures and the open events (state, age, overdue)."""
     return _json(request, dash.summary(at))

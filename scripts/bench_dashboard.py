@@ -4,9 +4,13 @@ For each size, the sample street is cut down (1k: the buildings nearest its cent
 shifted copies of itself (10k, 100k), the app is served on a free loopback port, and the page is opened
 in Debian's Chromium with software WebGL (SwiftShader). Reported per size:
 
-  dashboard (cold)   first load: empty server caches; time from navigation start until every layer has
-                     drawn (deck.gl reports all layers loaded and a frame is rendered), bytes transferred
-  dashboard (warm)   a second browser context (no browser cache), server caches warm
+  login              the page opens on the login form; filling it in and submitting it until the map's page
+                     has started (the POST /dashboard/login with its Argon2 check, then the navigation)
+  dashboard (cold)   first load after logging in as an admin: empty server caches; time from the map page's
+                     navigation start until every layer has drawn (deck.gl reports all layers loaded and a
+                     frame is rendered), bytes transferred by that page
+  dashboard (warm)   a second browser context (no browser cache, a new login), server caches warm
+  operator (cold)    the same as an operator: every layer confined to the street in SQL (its own caches)
   inline (peer)      the notebook way: ``gridmap.viz.to_html`` with every building inlined in one page
                      (one GeoJsonLayer, the same styling), opened from a file: what pydeck does by default
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import secrets
 import socket
 import tempfile
@@ -34,11 +39,12 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 import gridmap.viz as gv
 from api.app import create_app
 from gridmap.config import get_settings
-from gridmap.services import sample
+from gridmap.services import auth, sample
 from gridmap.services.dashboard import Dashboard
 from gridmap.services.registry import Registry
 from gridmap.storage import migrate
@@ -69,6 +75,20 @@ def fresh_db(settings):
         conn.execute(text("CREATE INDEX bench_events_building ON events (building_id)"))
         conn.execute(text("CREATE INDEX bench_equipment_building ON fire_equipment (building_id)"))
     return engine
+
+
+def bench_users(engine) -> dict[str, dict]:
+    """An admin and an operator of the sample street, with random passwords (the screen needs a login)."""
+    with engine.connect() as conn:
+        street = conn.execute(text("SELECT code FROM areas WHERE level = 'street' AND valid_to IS NULL "
+                                   "ORDER BY population DESC NULLS LAST LIMIT 1")).scalar_one()
+    users = {}
+    with Session(engine) as session:
+        for role, extra in (("admin", {}), ("operator", {"street_code": street})):
+            name, password = f"bench_{role}", secrets.token_urlsafe(16)
+            auth.create_user(session, username=name, password=password, role=role, **extra)
+            users[role] = {"username": name, "password": password}
+    return users
 
 
 def set_buildings(engine, n: int) -> None:
@@ -122,15 +142,22 @@ def transferred(pg) -> int:
         performance.getEntriesByType('resource')).reduce((s, e) => s + (e.transferSize || e.encodedBodySize || 0), 0)"""))
 
 
-def open_dashboard(browser, url: str, at: str) -> dict:
+def open_dashboard(browser, url: str, at: str, user: dict) -> dict:
     ctx = browser.new_context(viewport=VIEWPORT)
     foreign: list[str] = []
     ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith(url) else (foreign.append(r.request.url),
                                                                                         r.abort()))
     pg = ctx.new_page()
     pg.goto(f"{url}/dashboard?at={at}")
+    pg.wait_for_selector("#gm-login", timeout=60_000)  # no session yet: the login form
+    pg.fill("#gm-username", user["username"])
+    pg.fill("#gm-password", user["password"])
+    t0 = time.perf_counter()
+    with pg.expect_navigation(timeout=60_000):
+        pg.click("#gm-login-submit")
+    login_ms = (time.perf_counter() - t0) * 1000
     pg.wait_for_function("window.gridmap && window.gridmap.ready()", timeout=300_000, polling=100)
-    out = {"ms": pg.evaluate("window.gridmap.state.drawnAt"), "bytes": transferred(pg),
+    out = {"ms": pg.evaluate("window.gridmap.state.drawnAt"), "bytes": transferred(pg), "login_ms": login_ms,
            "buildings": len(pg.evaluate("window.gridmap.buildingCodes()")), "foreign": len(foreign),
            "requests": pg.evaluate("performance.getEntriesByType('resource').length")}
     ctx.close()
@@ -167,6 +194,7 @@ def main() -> None:
     settings = get_settings()
     console.print(f"building the bench database {DB} (the sample street) …")
     engine = fresh_db(settings)
+    users = bench_users(engine)
     with engine.connect() as conn:
         at = conn.execute(text("SELECT max(position_at) FROM teams")).scalar_one().isoformat().replace("+", "%2B")
     rows = []
@@ -177,27 +205,32 @@ def main() -> None:
             set_buildings(engine, n)
             srv, th, url = serve(engine, settings)
             try:
-                cold = open_dashboard(browser, url, at)
-                warm = open_dashboard(browser, url, at)
+                cold = open_dashboard(browser, url, at, users["admin"])
+                warm = open_dashboard(browser, url, at, users["admin"])
+                oper = open_dashboard(browser, url, at, users["operator"])
             finally:
                 srv.should_exit = True
                 th.join(10)
             peer = open_inline(browser, engine)
             assert cold["buildings"] == warm["buildings"] == n, (n, cold, warm)
-            assert cold["foreign"] == warm["foreign"] == 0
-            rows.append((n, cold, warm, peer))
-            console.print(f"{n:,} buildings: cold {cold}, warm {warm}, inline {peer}")
+            assert cold["foreign"] == warm["foreign"] == oper["foreign"] == 0
+            cold["load"] = os.getloadavg()[0]
+            rows.append((n, cold, warm, oper, peer))
+            console.print(f"{n:,} buildings: cold {cold}, warm {warm}, operator {oper}, inline {peer}")
         browser.close()
     table = Table(title="command-centre page: time until every layer has drawn, and bytes transferred "
                         "(headless Chromium, SwiftShader; 2 cores)")
-    for c in ("buildings", "dashboard cold", "bytes", "requests", "dashboard warm", "bytes", "inline peer",
-              "HTML bytes", "peer build"):
+    for c in ("buildings", "login", "dashboard cold", "bytes", "requests", "dashboard warm", "bytes",
+              "operator cold", "inline peer", "HTML bytes", "peer build", "load (1 min)"):
         table.add_column(c, justify="right")
-    for n, cold, warm, peer in sorted(rows):
-        table.add_row(f"{n:,}", f"{cold['ms'] / 1000:.2f} s", f"{cold['bytes'] / 1e6:.2f} MB", str(cold["requests"]),
-                      f"{warm['ms'] / 1000:.2f} s", f"{warm['bytes'] / 1e6:.2f} MB", f"{peer['ms'] / 1000:.2f} s",
-                      f"{peer['bytes'] / 1e6:.1f} MB", f"{peer['build_s']:.1f} s")
+    for n, cold, warm, oper, peer in sorted(rows, key=lambda r: r[0]):
+        table.add_row(f"{n:,}", f"{cold['login_ms']:.0f} ms", f"{cold['ms'] / 1000:.2f} s",
+                      f"{cold['bytes'] / 1e6:.2f} MB", str(cold["requests"]), f"{warm['ms'] / 1000:.2f} s",
+                      f"{warm['bytes'] / 1e6:.2f} MB", f"{oper['ms'] / 1000:.2f} s ({oper['buildings']:,})",
+                      f"{peer['ms'] / 1000:.2f} s", f"{peer['bytes'] / 1e6:.1f} MB", f"{peer['build_s']:.1f} s",
+                      f"{cold['load']:.2f}")
     console.print(table)
+    console.print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     console.print("Every layer (grids, boundaries, buildings, equipment, routes, teams, events) is drawn; the "
                   "page never contacted anything but the app. Target: the sample street (~9k) under 5 s.")
     engine.dispose()

@@ -270,7 +270,8 @@ def ensure_demo_users(engine: Engine, settings: Settings) -> tuple[Path, list[tu
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("# gridmap demo users (username role password); log in at POST /v1/auth/token\n")
+        f.write("# gridmap demo users (username role password); log in at POST /v1/auth/token, or in a browser "
+                "at /dashboard (the command-centre screen: admin, operator, planner)\n")
         for name, role, password in made:
             f.write(f"{name} {role} {password}\n")
     return path, made

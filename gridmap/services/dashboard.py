@@ -5,6 +5,11 @@ EPSG:4326 (for :mod:`gridmap.viz`), buildings as GeoJSON tiles (cached until the
 Residents appear only as counts. ``at`` is the dashboard's clock: the current time by default, or any
 past instant to replay (the sample street's events end on its generation day).
 
+Who sees what (:meth:`Dashboard.view_for`): admins and planners the whole screen; an operator a view
+confined to their street (every layer, drill-down and figure filtered in SQL); nobody else. The screen
+carries no personal data for anyone: residents and team members as counts, events without their reporter
+or free-text description, and phone or ID-card numbers typed into an event's title are blanked.
+
 >>> from gridmap.services.dashboard import Dashboard
 >>> dash = Dashboard(gm.connect().engine)          # doctest: +SKIP
 >>> dash.grids().plot(column="safety_index")       # doctest: +SKIP
@@ -13,6 +18,7 @@ past instant to replay (the sample street's events end on its generation day).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -25,7 +31,8 @@ import pandas as pd
 import shapely
 from sqlalchemy import Engine
 
-from gridmap.errors import InvalidInput, NotFound
+from gridmap.errors import Forbidden, InvalidInput, NotFound
+from gridmap.services.auth import Principal
 from gridmap.storage import dashboard_sql as sql
 from gridmap.storage import queries
 from gridmap.storage.layers import layer_spec
@@ -33,6 +40,17 @@ from gridmap.storage.layers import layer_spec
 TZ = ZoneInfo("Asia/Shanghai")
 CRS = "EPSG:4326"
 BBox = tuple[float, float, float, float]
+#: Numbers people type into a title: mobile and landline phones, ID cards (18 digits, last may be X).
+_PERSONAL_NUMBERS = re.compile(r"(?<![\dA-Za-z])(?:\d{17}[\dXx]|1[3-9]\d{9}|0\d{2,3}-?\d{7,8})(?![\dA-Za-z])")
+
+
+def redact(text: str | None) -> str | None:
+    """Blank phone and ID-card numbers in free text (an event's title) for the screen.
+
+    >>> redact("王先生 13812345678 反映噪音")
+    '王先生 *** 反映噪音'
+    """
+    return None if text is None else _PERSONAL_NUMBERS.sub("***", text)
 
 
 @dataclass
@@ -104,12 +122,21 @@ class Dashboard:
     """Read model of the command-centre map. Thread-safe; one per app (or notebook)."""
 
     def __init__(self, engine: Engine, policy: DashboardPolicy | None = None, *, street: str | None = None,
-                 dispatcher=None) -> None:
-        """``dispatcher``: a running :class:`~gridmap.services.dispatch.Dispatcher` to ask for road ETAs
-        (the app's); without one, the dashboard builds its own on first use and refreshes it now and then."""
+                 dispatcher=None, confine: bool = False) -> None:
+        """``street``: the street the grids, boundaries and figures show (default: the most populous).
+        ``confine``: show nothing outside ``street`` (an operator's view): every layer and drill-down is
+        filtered to it in SQL. ``dispatcher``: a running :class:`~gridmap.services.dispatch.Dispatcher` to
+        ask for road ETAs (the app's); without one, the dashboard builds its own on first use and refreshes
+        it now and then."""
+        if confine and not street:
+            raise InvalidInput("a confined dashboard needs its street", field="street",
+                               fix="give the street's area code, e.g. street='330106900'")
         self.engine = engine
         self.policy = policy or DashboardPolicy()
         self._street = street
+        self._confine = confine
+        self._views: dict[str, Dashboard] = {}
+        self._parent: Dashboard | None = None
         self._lock = threading.RLock()
         self._tiles: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
         self._version: tuple | None = None
@@ -142,6 +169,39 @@ class Dashboard:
                 self._street = sql.main_street(sa.connection.driver_connection)
         return self._street
 
+    @property
+    def scope(self) -> str | None:
+        """The street every read is confined to, or None (the whole registry)."""
+        return self._street if self._confine else None
+
+    def confined_to(self, street: str) -> Dashboard:
+        """The view of one street (cached: one per street, sharing this one's engine, policy and responders)."""
+        with self._lock:
+            view = self._views.get(street)
+            if view is None:
+                view = Dashboard(self.engine, self.policy, street=street, dispatcher=self._shared_dispatcher,
+                                 confine=True)
+                view._parent = self
+                self._views[street] = view
+            return view
+
+    def view_for(self, principal: Principal) -> Dashboard:
+        """What ``principal`` may see: admins and planners this dashboard, an operator their street's view.
+
+        Grid workers, volunteers and intake accounts are refused: they have their own API feed.
+        """
+        if principal.role in ("admin", "planner"):
+            return self
+        if principal.role == "operator":
+            if not principal.street:
+                raise Forbidden(f"operator {principal.username} has no street", field="street",
+                                fix="an admin must give the operator a street (gridmap users add ... --street)")
+            return self.confined_to(principal.street)
+        raise Forbidden(f"the command-centre screen is for operators, planners and admins, not role "
+                        f"{principal.role!r}", field="role",
+                        fix="grid workers and volunteers read their assignments at GET /v1/me/assignments (live: "
+                            "/v1/me/feed); intake accounts report at POST /v1/events")
+
     def clock(self, at: dt.datetime | None = None) -> dt.datetime:
         return _aware(at)
 
@@ -152,20 +212,24 @@ class Dashboard:
         return format(abs(hash(self._version)) % (1 << 40), "x")
 
     def extent(self) -> BBox:
-        """The bbox of the street's buildings (or of the street when it has none)."""
+        """The bbox of the buildings (or of the street when there are none); of the street's boundary when
+        the view is confined to it."""
         with self._lock:
             if "extent" in self._static:
                 return self._static["extent"]
         with self._read() as sa:
             conn = sa.connection.driver_connection
             self._fresh(conn)
-            box = sql.extent(conn)
+            box = sql.extent(conn, self.scope)
         if box is None:
             raise NotFound("there is nothing to show: no buildings and no street", field="buildings",
                            fix="load the registry first (gridmap sample load, or gridmap load)")
         with self._lock:
             self._static["extent"] = box
         return box
+
+    def _where(self) -> str:
+        return f" in your street {self.scope}" if self.scope is not None else ""
 
     # -- layers -----------------------------------------------------------------------------------------
     def building_tile(self, z: int, x: int, y: int) -> bytes:
@@ -184,7 +248,7 @@ class Dashboard:
                 if key in self._tiles:
                     self._tiles.move_to_end(key)
                     return self._tiles[key]
-            tile = sql.building_tile(conn, z, x, y)
+            tile = sql.building_tile(conn, z, x, y, self.scope)
         with self._lock:
             self._tiles[key] = tile
             while len(self._tiles) > p.tile_cache_tiles:
@@ -223,7 +287,7 @@ class Dashboard:
                 shapes = sql.grid_shapes(conn, self.street)
                 with self._lock:
                     self._static["grids"] = shapes
-            live = sql.grid_events(conn, now=now, since=since)
+            live = sql.grid_events(conn, now=now, since=since, street=self.scope)
         df = shapes.merge(live, on="code", how="left")
         df[["open_events", "recent_weighted"]] = df[["open_events", "recent_weighted"]].fillna(0).astype(int)
         df = df[["code", "name", "name_zh", "community_code", "residents", "open_events", "recent_weighted",
@@ -237,14 +301,16 @@ class Dashboard:
 
     def equipment(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
         with self._read() as sa:
-            df = sql.equipment(sa.connection.driver_connection, check_bbox(bbox), limit=self.policy.max_equipment)
+            df = sql.equipment(sa.connection.driver_connection, check_bbox(bbox), limit=self.policy.max_equipment,
+                               street=self.scope)
         return _points(df)
 
     def teams(self, bbox: BBox | None = None, at: dt.datetime | None = None) -> gpd.GeoDataFrame:
         """Teams with ``state``: their status, or ``stale`` when the last position is too old."""
         now = _aware(at)
         with self._read() as sa:
-            df = sql.teams(sa.connection.driver_connection, check_bbox(bbox), limit=self.policy.max_teams)
+            df = sql.teams(sa.connection.driver_connection, check_bbox(bbox), limit=self.policy.max_teams,
+                           street=self.scope)
         df["age_s"] = _seconds(now, df["position_at"]).round(0)
         stale = (df["age_s"].isna() | (df["age_s"] > self.policy.stale_after_s)) & (df["status"] != "off_duty")
         df["state"] = np.where(stale, "stale", df["status"])
@@ -265,19 +331,23 @@ class Dashboard:
         with self._read() as sa:
             df = sql.events(sa.connection.driver_connection, check_bbox(bbox), now=now,
                             resolved_since=now - dt.timedelta(hours=self.policy.resolved_visible_h),
-                            limit=self.policy.max_events)
+                            limit=self.policy.max_events, street=self.scope)
         df["age_s"] = _seconds(now, df["reported_at"]).round(0)
         df["overdue"] = self._overdue(now, df)
+        df["title"] = df["title"].map(redact)
         return _points(df)
 
     def routes(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
         """Road routes of the active dispatches (offered or accepted)."""
         with self._read() as sa:
-            df = sql.routes(sa.connection.driver_connection, check_bbox(bbox), limit=self.policy.max_routes)
+            df = sql.routes(sa.connection.driver_connection, check_bbox(bbox), limit=self.policy.max_routes,
+                            street=self.scope)
         return _wkb_frame(df)
 
     def buildings(self, area: str | None = None, bbox: BBox | None = None) -> gpd.GeoDataFrame:
         """Buildings with resident and business counts, for a notebook (the page uses tiles)."""
+        if self.scope is not None and area is None:
+            area = self.scope
         with self._read() as sa:
             gdf = queries.select_layer(sa, layer_spec("buildings"), queries.AreaFilter(area=area, bbox=check_bbox(bbox)))
             counts = sql.building_counts(sa.connection.driver_connection, [int(i) for i in gdf["id"]])
@@ -293,6 +363,8 @@ class Dashboard:
 
         if self._shared_dispatcher is not None:
             return self._shared_dispatcher
+        if self._parent is not None:
+            return self._parent._responders()
         with self._lock:
             if self._dispatcher is None or time.monotonic() - self._dispatcher_at > self.policy.responder_cache_s:
                 self._dispatcher = Dispatcher.from_database(self.engine)
@@ -300,7 +372,8 @@ class Dashboard:
             return self._dispatcher
 
     def nearest_responder(self, lon: float, lat: float, at: dt.datetime | None = None) -> dict | None:
-        """The in-service micro fire station or truck with the shortest road ETA to (lon, lat), and its route."""
+        """The in-service micro fire station or truck with the shortest road ETA to (lon, lat), and its route
+        (in a confined view: the nearest of the dispatcher's picks that belongs to the street)."""
         try:
             responders = self._responders()
         except NotFound:  # no road network loaded: no road ETA to give
@@ -311,9 +384,13 @@ class Dashboard:
         found = rec.equipment.get("responders") or []
         if not found:
             return None
-        best = found[0]
         with self._read() as sa:
-            info = sql.equipment_by_codes(sa.connection.driver_connection, [best["team"]]).get(best["team"], {})
+            known = sql.equipment_by_codes(sa.connection.driver_connection, [f["team"] for f in found], self.scope)
+        found = [f for f in found if f["team"] in known] if self.scope is not None else found
+        if not found:
+            return None
+        best = found[0]
+        info = known.get(best["team"], {})
         return {"code": best["team"], "kind": best.get("kind") or info.get("kind"), "name": info.get("name"),
                 "status": info.get("status"), "eta_s": best["eta_s"], "distance_m": best["distance_m"],
                 "method": best["method"], "route": best["route"]}
@@ -322,9 +399,9 @@ class Dashboard:
         """Address, resident COUNT, businesses inside and the nearest responder (no personal data)."""
         with self._read() as sa:
             conn = sa.connection.driver_connection
-            bid = sql.building_id_by_code(conn, code)
+            bid = sql.building_id_by_code(conn, code, self.scope)
             if bid is None:
-                raise NotFound(f"no building {code!r}", field="code", fix="pick a building on the map")
+                raise NotFound(f"no building {code!r}{self._where()}", field="code", fix="pick a building on the map")
             b = sql.building(conn, bid)
             biz = sql.businesses_in(conn, bid, limit=self.policy.max_businesses)
             total = sql.business_count(conn, bid)
@@ -338,9 +415,9 @@ class Dashboard:
         now = _aware(at)
         with self._read() as sa:
             conn = sa.connection.driver_connection
-            e = sql.event(conn, event_id)
+            e = sql.event(conn, event_id, self.scope)
             if e is None:
-                raise NotFound(f"no event {event_id}", field="event_id", fix="pick an event on the map")
+                raise NotFound(f"no event {event_id}{self._where()}", field="event_id", fix="pick an event on the map")
             asg = sql.assignments_of_event(conn, event_id)
         timeline = [{"at": e[k], "what": k.removesuffix("_at").replace("_", " ")}
                     for k in ("reported_at", "dispatched_at", "accepted_at", "on_site_at", "resolved_at", "closed_at")
@@ -352,6 +429,7 @@ class Dashboard:
         timeline.sort(key=lambda t: pd.Timestamp(t["at"]))
         active = asg[asg["status"].isin(["offered", "accepted"])]
         current = active.iloc[-1] if len(active) else (asg.iloc[-1] if len(asg) else None)
+        e["title"] = redact(e["title"])
         e["timeline"] = timeline
         e["assignment"] = None if current is None else {
             "id": int(current["id"]), "team": current["team"], "status": current["status"],
@@ -366,15 +444,16 @@ class Dashboard:
         now = _aware(at)
         with self._read() as sa:
             conn = sa.connection.driver_connection
-            t = sql.team(conn, code)
+            t = sql.team(conn, code, self.scope)
             if t is None:
-                raise NotFound(f"no team {code!r}", field="code", fix="pick a team on the map")
-            a = sql.team_assignment(conn, t["id"])
+                raise NotFound(f"no team {code!r}{self._where()}", field="code", fix="pick a team on the map")
+            a = sql.team_assignment(conn, t["id"], self.scope)
         age = None if t["position_at"] is None else (now - t["position_at"]).total_seconds()
         stale = t["status"] != "off_duty" and (age is None or age > self.policy.stale_after_s)
         t["age_s"] = age
         t["state"] = "stale" if stale else t["status"]
         if a is not None:
+            a["title"] = redact(a["title"])
             a["route"] = None if a["wkb"] is None else shapely.from_wkb(bytes(a.pop("wkb")))
             a.pop("wkb", None)
         t["assignment"] = a
@@ -388,8 +467,11 @@ class Dashboard:
         period_start = now - dt.timedelta(days=self.policy.closure_period_days)
         with self._read() as sa:
             conn = sa.connection.driver_connection
-            fig = sql.figures(conn, self.street, now=now, day_start=day_start, period_start=period_start)
-            df = sql.open_events(conn, self.street, now=now, limit=self.policy.max_panel_events)
+            unplaced = self.scope is None  # events placed in no street: only on the unconfined screen
+            fig = sql.figures(conn, self.street, now=now, day_start=day_start, period_start=period_start,
+                              unplaced=unplaced)
+            df = sql.open_events(conn, self.street, now=now, limit=self.policy.max_panel_events, unplaced=unplaced)
+        df["title"] = df["title"].map(redact)
         df["age_s"] = _seconds(now, df["reported_at"]).round(0)
         df["overdue"] = self._overdue(now, df)
         df = df.sort_values(["overdue", "severity", "age_s"], ascending=[False, False, False])

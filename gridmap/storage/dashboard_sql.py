@@ -3,6 +3,10 @@
 Every function runs on the caller's psycopg connection (and transaction) and returns plain rows,
 DataFrames or bytes; geometries leave as WKB (EPSG:4326) or, for tiles, as Mapbox Vector Tiles.
 Bounding boxes are ``(min_lon, min_lat, max_lon, max_lat)``; every spatial filter uses the GiST indexes.
+
+``street`` confines a read to one street (an operator's screen): grids and buildings by their community,
+teams by their home grid, events and routes by the event's street, fire equipment by the street's current
+boundary. ``None`` reads everywhere. The filter is in the SQL: rows of other streets never leave PostGIS.
 """
 
 from __future__ import annotations
@@ -18,6 +22,20 @@ ACTIVE_ASSIGNMENT_STATUSES = ("offered", "accepted")
 _ENVELOPE = "ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, 4326)"
 
 
+#: The current communities / grids of street %(street)s (NULL: no confinement, the caller tests that first).
+_STREET_COMMUNITIES = ("SELECT code FROM areas WHERE level = 'community' AND valid_to IS NULL "
+                       "AND parent_code = %(street)s")
+_STREET_GRIDS = (f"SELECT code FROM areas WHERE level = 'grid' AND valid_to IS NULL "
+                 f"AND parent_code IN ({_STREET_COMMUNITIES})")
+_STREET_SHAPE = "SELECT geom FROM areas WHERE level = 'street' AND valid_to IS NULL AND code = %(street)s"
+
+
+def _in_street(column: str, what: str = "communities") -> str:
+    """``column`` lies in street %(street)s (or no street is given)."""
+    sub = _STREET_COMMUNITIES if what == "communities" else _STREET_GRIDS
+    return f"(%(street)s::text IS NULL OR {column} IN ({sub}))"
+
+
 def _bbox(bbox: tuple[float, float, float, float] | None) -> dict:
     if bbox is None:
         return {"minx": -180.0, "miny": -90.0, "maxx": 180.0, "maxy": 90.0}
@@ -30,12 +48,13 @@ def _frame(cur: psycopg.Cursor, rows: list[tuple]) -> pd.DataFrame:
 
 
 # -- buildings as tiles -----------------------------------------------------------------------------------
-def building_tile(conn: psycopg.Connection, z: int, x: int, y: int) -> bytes:
+def building_tile(conn: psycopg.Connection, z: int, x: int, y: int, street: str | None = None) -> bytes:
     """GeoJSON (a FeatureCollection, serialised by PostGIS) of the buildings of web-mercator tile z/x/y.
 
     A building belongs to exactly one tile, the one its point-on-surface falls in (half-open bounds), and
     is never clipped. Properties: ``code``, ``address``, ``floors``, ``height`` (metres; from ``height_m``
-    or 3 m a floor), ``use``, ``residents`` and ``businesses`` (counts: no personal data).
+    or 3 m a floor), ``use``, ``residents`` and ``businesses`` (counts: no personal data). With ``street``,
+    only the buildings of that street's communities.
     """
     sql = """
     WITH box AS (SELECT ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4326) AS g),
@@ -43,7 +62,7 @@ def building_tile(conn: psycopg.Connection, z: int, x: int, y: int) -> bytes:
     b AS (
         SELECT b.id, b.code, b.address, b.floors, COALESCE(b.height_m, b.floors * 3.0) AS height, b.use, b.geom,
                ST_PointOnSurface(b.geom) AS pos
-        FROM buildings b, lim WHERE b.geom && lim.g
+        FROM buildings b, lim WHERE b.geom && lim.g AND {in_street}
     ),
     mine AS (SELECT b.* FROM b, lim WHERE ST_X(b.pos) >= lim.x0 AND ST_X(b.pos) < lim.x1
                                       AND ST_Y(b.pos) >= lim.y0 AND ST_Y(b.pos) < lim.y1),
@@ -56,8 +75,8 @@ def building_tile(conn: psycopg.Connection, z: int, x: int, y: int) -> bytes:
     )
     SELECT '{"type":"FeatureCollection","features":[' || COALESCE(string_agg(ST_AsGeoJSON(q.*, 'geom', 6), ','), '')
            || ']}' FROM q
-    """
-    row = conn.execute(sql, {"z": z, "x": x, "y": y}).fetchone()
+    """.replace("{in_street}", _in_street("b.community_code"))
+    row = conn.execute(sql, {"z": z, "x": x, "y": y, "street": street}).fetchone()
     return row[0].encode()
 
 
@@ -139,45 +158,54 @@ def grid_shapes(conn: psycopg.Connection, street: str | None) -> pd.DataFrame:
     return _frame(cur, cur.fetchall())
 
 
-def grid_events(conn: psycopg.Connection, *, now: dt.datetime, since: dt.datetime) -> pd.DataFrame:
+def grid_events(conn: psycopg.Connection, *, now: dt.datetime, since: dt.datetime,
+                street: str | None = None) -> pd.DataFrame:
     """Per grid code: open events, and ``recent_weighted``, the summed severity (1–4) of events reported in
-    [since, now). Every grid with such events; the caller keeps those it shows."""
+    [since, now). Every grid with such events (of ``street`` if given); the caller keeps those it shows."""
     cur = conn.execute(
         f"""SELECT grid_code AS code,
                    count(*) FILTER (WHERE status IN {OPEN_STATUSES})::int AS open_events,
                    COALESCE(sum(severity) FILTER (WHERE reported_at >= %(since)s), 0)::int AS recent_weighted
             FROM events WHERE grid_code IS NOT NULL AND reported_at <= %(now)s
               AND (status IN {OPEN_STATUSES} OR reported_at >= %(since)s)
+              AND (%(street)s::text IS NULL OR street_code = %(street)s)
             GROUP BY 1""",
-        {"now": now, "since": since})
+        {"now": now, "since": since, "street": street})
     return _frame(cur, cur.fetchall())
 
 
 # -- per-viewport point layers ------------------------------------------------------------------------------
-def equipment(conn: psycopg.Connection, bbox, *, limit: int) -> pd.DataFrame:
+def equipment(conn: psycopg.Connection, bbox, *, limit: int, street: str | None = None) -> pd.DataFrame:
+    """Fire equipment in the bbox (and inside the current boundary of ``street``, if given)."""
     cur = conn.execute(
-        f"""SELECT id, code, kind, status, name, last_inspected, ST_X(geom) AS lon, ST_Y(geom) AS lat
-            FROM fire_equipment WHERE geom && {_ENVELOPE} ORDER BY id LIMIT %(limit)s""",
-        _bbox(bbox) | {"limit": limit})
+        f"""SELECT f.id, f.code, f.kind, f.status, f.name, f.last_inspected, ST_X(f.geom) AS lon, ST_Y(f.geom) AS lat
+            FROM fire_equipment f WHERE f.geom && {_ENVELOPE}
+              AND (%(street)s::text IS NULL OR EXISTS (SELECT 1 FROM ({_STREET_SHAPE}) s
+                                                       WHERE ST_Intersects(s.geom, f.geom)))
+            ORDER BY f.id LIMIT %(limit)s""",
+        _bbox(bbox) | {"limit": limit, "street": street})
     return _frame(cur, cur.fetchall())
 
 
-def teams(conn: psycopg.Connection, bbox, *, limit: int) -> pd.DataFrame:
-    """Teams with a known position in the bbox, with their active assignment (if any)."""
+def teams(conn: psycopg.Connection, bbox, *, limit: int, street: str | None = None) -> pd.DataFrame:
+    """Teams with a known position in the bbox, with their active assignment (if any); with ``street``, only
+    the teams whose home grid is in that street (where they are now does not matter)."""
     cur = conn.execute(
         f"""SELECT t.id, t.code, t.name, t.kind, t.status, t.position_at, t.home_grid_code,
                    ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, a.id AS assignment_id, a.event_id,
                    a.status AS assignment_status
             FROM teams t
             LEFT JOIN assignments a ON a.team_id = t.id AND a.status IN {ACTIVE_ASSIGNMENT_STATUSES}
-            WHERE t.geom IS NOT NULL AND t.geom && {_ENVELOPE} ORDER BY t.id LIMIT %(limit)s""",
-        _bbox(bbox) | {"limit": limit})
+            WHERE t.geom IS NOT NULL AND t.geom && {_ENVELOPE} AND {_in_street("t.home_grid_code", "grids")}
+            ORDER BY t.id LIMIT %(limit)s""",
+        _bbox(bbox) | {"limit": limit, "street": street})
     return _frame(cur, cur.fetchall())
 
 
 def events(conn: psycopg.Connection, bbox, *, now: dt.datetime, resolved_since: dt.datetime,
-           limit: int) -> pd.DataFrame:
-    """Open events (and those resolved since ``resolved_since``, not yet closed) reported by ``now``."""
+           limit: int, street: str | None = None) -> pd.DataFrame:
+    """Open events (and those resolved since ``resolved_since``, not yet closed) reported by ``now`` (in
+    ``street``, if given). No reporter and no free text: the title only."""
     cur = conn.execute(
         f"""SELECT e.id, e.code, e.channel, e.category, c.name_zh AS category_zh, e.severity, e.status, e.title,
                    e.reported_at, e.dispatched_at, e.on_site_at, e.grid_code, t.code AS team,
@@ -186,20 +214,23 @@ def events(conn: psycopg.Connection, bbox, *, now: dt.datetime, resolved_since: 
             LEFT JOIN event_categories c ON c.code = e.category
             WHERE e.geom && {_ENVELOPE} AND e.reported_at <= %(now)s
               AND (e.status IN {OPEN_STATUSES} OR (e.status = 'resolved' AND e.resolved_at >= %(since)s))
+              AND (%(street)s::text IS NULL OR e.street_code = %(street)s)
             ORDER BY e.reported_at DESC, e.id DESC LIMIT %(limit)s""",
-        _bbox(bbox) | {"now": now, "since": resolved_since, "limit": limit})
+        _bbox(bbox) | {"now": now, "since": resolved_since, "limit": limit, "street": street})
     return _frame(cur, cur.fetchall())
 
 
-def routes(conn: psycopg.Connection, bbox, *, limit: int) -> pd.DataFrame:
-    """Routes of the active dispatches (offered or accepted assignments) that touch the bbox."""
+def routes(conn: psycopg.Connection, bbox, *, limit: int, street: str | None = None) -> pd.DataFrame:
+    """Routes of the active dispatches (offered or accepted assignments) that touch the bbox (to events of
+    ``street``, if given)."""
     cur = conn.execute(
         f"""SELECT a.id AS assignment_id, a.event_id, t.code AS team, a.status, a.eta_s, a.distance_m,
                    a.offered_at, e.severity, ST_AsBinary(a.route) AS wkb
             FROM assignments a JOIN teams t ON t.id = a.team_id JOIN events e ON e.id = a.event_id
             WHERE a.status IN {ACTIVE_ASSIGNMENT_STATUSES} AND a.route IS NOT NULL AND a.route && {_ENVELOPE}
+              AND (%(street)s::text IS NULL OR e.street_code = %(street)s)
             ORDER BY a.id LIMIT %(limit)s""",
-        _bbox(bbox) | {"limit": limit})
+        _bbox(bbox) | {"limit": limit, "street": street})
     return _frame(cur, cur.fetchall())
 
 
@@ -217,8 +248,9 @@ def building(conn: psycopg.Connection, building_id: int) -> dict | None:
     return None if row is None else dict(zip([d.name for d in cur.description], row, strict=True))
 
 
-def building_id_by_code(conn: psycopg.Connection, code: str) -> int | None:
-    row = conn.execute("SELECT id FROM buildings WHERE code = %s", (code,)).fetchone()
+def building_id_by_code(conn: psycopg.Connection, code: str, street: str | None = None) -> int | None:
+    row = conn.execute(f"SELECT id FROM buildings WHERE code = %(code)s AND {_in_street('community_code')}",
+                       {"code": code, "street": street}).fetchone()
     return row[0] if row else None
 
 
@@ -229,14 +261,17 @@ def businesses_in(conn: psycopg.Connection, building_id: int, *, limit: int) -> 
     return _frame(cur, cur.fetchall())
 
 
-def event(conn: psycopg.Connection, event_id: int) -> dict | None:
+def event(conn: psycopg.Connection, event_id: int, street: str | None = None) -> dict | None:
+    """One event for the map's drill-down. Never the reporter (``event_reporters``) nor the free-text
+    description, where callers write names and phone numbers: the title only."""
     cur = conn.execute(
         """SELECT e.id, e.code, e.channel, e.category, c.name_zh AS category_zh, e.severity, e.status, e.title,
-                  e.description, e.reported_at, e.dispatched_at, e.accepted_at, e.on_site_at, e.resolved_at,
+                  e.reported_at, e.dispatched_at, e.accepted_at, e.on_site_at, e.resolved_at,
                   e.closed_at, e.grid_code, e.community_code, t.code AS team, t.name AS team_name,
                   ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat
            FROM events e LEFT JOIN teams t ON t.id = e.team_id LEFT JOIN event_categories c ON c.code = e.category
-           WHERE e.id = %s""", (event_id,))
+           WHERE e.id = %(id)s AND (%(street)s::text IS NULL OR e.street_code = %(street)s)""",
+        {"id": event_id, "street": street})
     row = cur.fetchone()
     return None if row is None else dict(zip([d.name for d in cur.description], row, strict=True))
 
@@ -250,48 +285,59 @@ def assignments_of_event(conn: psycopg.Connection, event_id: int) -> pd.DataFram
     return _frame(cur, cur.fetchall())
 
 
-def team(conn: psycopg.Connection, code: str) -> dict | None:
+def team(conn: psycopg.Connection, code: str, street: str | None = None) -> dict | None:
+    """One team: its members as a COUNT (never who they are)."""
     cur = conn.execute(
         """SELECT t.id, t.code, t.name, t.kind, t.status, t.skills, t.home_grid_code, t.position_at,
                   ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat,
                   (SELECT count(*) FROM team_members m WHERE m.team_id = t.id)::int AS members
-           FROM teams t WHERE t.code = %s""", (code,))
+           FROM teams t WHERE t.code = %(code)s AND """ + _in_street("t.home_grid_code", "grids"),
+        {"code": code, "street": street})
     row = cur.fetchone()
     return None if row is None else dict(zip([d.name for d in cur.description], row, strict=True))
 
 
-def team_assignment(conn: psycopg.Connection, team_id: int) -> dict | None:
-    """The team's active assignment with its event, else the event it is on site at (status on_site)."""
+def team_assignment(conn: psycopg.Connection, team_id: int, street: str | None = None) -> dict | None:
+    """The team's active assignment with its event, else the event it is on site at (status on_site); with
+    ``street``, only an event of that street."""
     cur = conn.execute(
         f"""SELECT a.id AS assignment_id, a.status AS assignment_status, a.eta_s, a.distance_m, a.offered_at,
                    a.respond_by, e.id AS event_id, e.code AS event_code, e.category, e.severity, e.status AS event_status,
                    e.title, e.reported_at, ST_AsBinary(a.route) AS wkb
             FROM assignments a JOIN events e ON e.id = a.event_id
-            WHERE a.team_id = %(t)s AND a.status IN {ACTIVE_ASSIGNMENT_STATUSES}
+            WHERE a.team_id = %(t)s AND a.status IN {ACTIVE_ASSIGNMENT_STATUSES} AND {_street_events(street, False, "e.")}
             UNION ALL
             SELECT NULL, NULL, NULL, NULL, NULL, NULL, e.id, e.code, e.category, e.severity, e.status, e.title,
                    e.reported_at, NULL
-            FROM events e WHERE e.team_id = %(t)s AND e.status IN {OPEN_STATUSES}
-            ORDER BY 1 NULLS LAST LIMIT 1""", {"t": team_id})
+            FROM events e WHERE e.team_id = %(t)s AND e.status IN {OPEN_STATUSES} AND {_street_events(street, False, "e.")}
+            ORDER BY 1 NULLS LAST LIMIT 1""", {"t": team_id, "street": street})
     row = cur.fetchone()
     return None if row is None else dict(zip([d.name for d in cur.description], row, strict=True))
 
 
 # -- the side panel ------------------------------------------------------------------------------------------
-def open_events(conn: psycopg.Connection, street: str | None, *, now: dt.datetime, limit: int) -> pd.DataFrame:
+def _street_events(street: str | None, unplaced: bool, alias: str = "") -> str:
+    """Events of ``street`` (and, when ``unplaced``, those placed in no street, e.g. outside every grid)."""
+    col = f"{alias}street_code"
+    also = f" OR {col} IS NULL" if unplaced else ""
+    return f"(%(street)s::text IS NULL OR {col} = %(street)s{also})"
+
+
+def open_events(conn: psycopg.Connection, street: str | None, *, now: dt.datetime, limit: int,
+                unplaced: bool = True) -> pd.DataFrame:
+    """Open events of ``street`` (all streets if None), oldest first; ``unplaced``: with those of no street."""
     cur = conn.execute(
         f"""SELECT e.id, e.code, e.category, c.name_zh AS category_zh, e.severity, e.status, e.title,
                    e.reported_at, e.dispatched_at, e.on_site_at, e.grid_code, t.code AS team
             FROM events e LEFT JOIN teams t ON t.id = e.team_id LEFT JOIN event_categories c ON c.code = e.category
-            WHERE e.status IN {OPEN_STATUSES} AND e.reported_at <= %(now)s
-              AND (%(street)s::text IS NULL OR e.street_code = %(street)s OR e.street_code IS NULL)
+            WHERE e.status IN {OPEN_STATUSES} AND e.reported_at <= %(now)s AND {_street_events(street, unplaced, "e.")}
             ORDER BY e.reported_at, e.id LIMIT %(limit)s""",
         {"now": now, "street": street, "limit": limit})
     return _frame(cur, cur.fetchall())
 
 
 def figures(conn: psycopg.Connection, street: str | None, *, now: dt.datetime, day_start: dt.datetime,
-            period_start: dt.datetime) -> dict:
+            period_start: dt.datetime, unplaced: bool = True) -> dict:
     """Open events, response times (reported → on site) today, and closure in the period, in one pass."""
     cur = conn.execute(
         f"""SELECT
@@ -304,7 +350,7 @@ def figures(conn: psycopg.Connection, street: str | None, *, now: dt.datetime, d
               count(*) FILTER (WHERE reported_at >= %(period)s AND status = 'closed') AS closed_period
             FROM events
             WHERE reported_at <= %(now)s AND (status IN {OPEN_STATUSES} OR reported_at >= %(period)s)
-              AND (%(street)s::text IS NULL OR street_code = %(street)s OR street_code IS NULL)""",
+              AND {_street_events(street, unplaced)}""",
         {"now": now, "day": day_start, "period": period_start, "street": street})
     row = cur.fetchone()
     return dict(zip([d.name for d in cur.description], row, strict=True))
@@ -316,8 +362,13 @@ def latest_activity(conn: psycopg.Connection) -> dt.datetime | None:
                         "(SELECT max(position_at) FROM teams))").fetchone()[0]
 
 
-def equipment_by_codes(conn: psycopg.Connection, codes: list[str]) -> dict[str, dict]:
-    cur = conn.execute("SELECT code, kind, name, status FROM fire_equipment WHERE code = ANY(%s)", (codes,))
+def equipment_by_codes(conn: psycopg.Connection, codes: list[str], street: str | None = None) -> dict[str, dict]:
+    """Kind, name and status of the given equipment (of those inside ``street``, if given)."""
+    cur = conn.execute(
+        f"""SELECT f.code, f.kind, f.name, f.status FROM fire_equipment f WHERE f.code = ANY(%(codes)s)
+              AND (%(street)s::text IS NULL OR EXISTS (SELECT 1 FROM ({_STREET_SHAPE}) s
+                                                       WHERE ST_Intersects(s.geom, f.geom)))""",
+        {"codes": codes, "street": street})
     return {r[0]: {"kind": r[1], "name": r[2], "status": r[3]} for r in cur.fetchall()}
 
 

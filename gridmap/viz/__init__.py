@@ -33,7 +33,7 @@ from gridmap.viz.layers import (
     step_expr,
     teams_layer,
 )
-from gridmap.viz.page import TOOLTIPS, dashboard_html
+from gridmap.viz.page import TOOLTIPS, dashboard_html, login_html
 
 __all__ = [
     "LAYER_IDS",
@@ -53,6 +53,7 @@ __all__ = [
     "grids_layer",
     "has_external_refs",
     "line_coords",
+    "login_html",
     "match_expr",
     "paths",
     "points",

@@ -1,4 +1,5 @@
-"""The command-centre page: one HTML shell around the pydeck deck, with a side panel and live refresh.
+"""The command-centre page: one HTML shell around the pydeck deck, with a side panel and live refresh;
+and its login form.
 
 The page holds no data: it loads the deck (pydeck JSON) and every layer's data from the app, per
 viewport or as vector tiles. Scripts and styles are the app's own files (``static/``) and the deck.gl
@@ -36,8 +37,10 @@ LEGEND = {
 }
 
 
-def dashboard_html(config: dict, *, bundle_url: str, static_url: str, title: str = "gridmap 指挥中心") -> str:
-    """The page. ``config`` tells the script where the deck and the data are (see ``static/dashboard.js``)."""
+def dashboard_html(config: dict, *, bundle_url: str, static_url: str, title: str = "gridmap 指挥中心",
+                   user: str = "", logout_url: str = "") -> str:
+    """The page. ``config`` tells the script where the deck and the data are (see ``static/dashboard.js``);
+    ``user`` is the signed-in account as shown beside the logout button (posting to ``logout_url``)."""
     cfg = {"tooltips": TOOLTIPS, "legend": LEGEND, **config}
     # JSON inside <script>: escape "</" so that no value can close the tag
     cfg_json = json.dumps(cfg, ensure_ascii=False).replace("</", "<\\/")
@@ -45,7 +48,26 @@ def dashboard_html(config: dict, *, bundle_url: str, static_url: str, title: str
     return (template.replace("{{title}}", html.escape(title))
             .replace("{{bundle_url}}", html.escape(bundle_url, quote=True))
             .replace("{{static_url}}", html.escape(static_url.rstrip("/"), quote=True))
+            .replace("{{user}}", html.escape(user))
+            .replace("{{logout_url}}", html.escape(logout_url, quote=True))
             .replace("{{config}}", cfg_json))
+
+
+def login_html(*, action: str, next_url: str, static_url: str, error: str | None = None,
+               notice: str | None = None, title: str = "gridmap 指挥中心") -> str:
+    """The login form of the command-centre screen (same stylesheet; its script is ``static/login.js``).
+
+    ``error`` is shown under the form (wrong credentials, a role without access); ``notice`` above it
+    (e.g. the session has expired). Every value is HTML-escaped.
+    """
+    template = (STATIC_DIR / "login.html").read_text(encoding="utf-8")
+    values = {"title": html.escape(title), "action": html.escape(action, quote=True),
+              "next": html.escape(next_url, quote=True), "static_url": html.escape(static_url.rstrip("/"), quote=True),
+              "error": html.escape(error or ""), "error_hidden": "" if error else "hidden",
+              "notice": html.escape(notice or ""), "notice_hidden": "" if notice else "hidden"}
+    for k, v in values.items():
+        template = template.replace("{{" + k + "}}", v)
+    return template
 
 
 def static_file(name: str) -> Path:

@@ -1,12 +1,15 @@
 """The command-centre page in a real headless Chromium (software WebGL), against the whole sample street.
 
-Checks: only the app is ever contacted; every layer draws (deck.gl picking finds its objects, the canvas
-is not blank, every building of the street is in the loaded tiles); picking at known buildings returns
-them; the tooltip shows the right resident count; clicks drill down; a new event appears by itself.
+Checks: the screen opens on a login form, refuses a wrong password without touching any data endpoint,
+and after login: only the app is ever contacted; every layer draws (deck.gl picking finds its objects, the
+canvas is not blank, every building of the street is in the loaded tiles); picking at known buildings
+returns them; the tooltip shows the right resident count; clicks drill down; a new event appears by
+itself. Logging out, or a session that ends, brings back the login form.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 
@@ -17,7 +20,7 @@ from sqlalchemy import text
 from gridmap.services.dispatch import Dispatcher
 from gridmap.viz.layers import SAFETY_BREAKS, SAFETY_COLORS
 
-from .conftest import ARTIFACTS, new_event, open_dashboard
+from .conftest import ARTIFACTS, COOKIE_NAME, data_requests, log_in, new_event, open_dashboard
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 LAYERS = ["grids", "boundaries", "buildings", "equipment", "routes", "teams", "events"]
@@ -54,8 +57,8 @@ def map_pixels(pg) -> tuple[int, float]:
     return len(np.unique(packed)), float(np.mean(packed != packed[0]))
 
 
-def test_page_is_offline_and_every_layer_draws(page, server, dash_engine, sample_now, dispatched):
-    open_dashboard(page, server, sample_now)
+def test_page_is_offline_and_every_layer_draws(page, server, dash_engine, sample_now, dispatched, dash_users):
+    open_dashboard(page, server, sample_now, dash_users["admin"])
     # only the app was contacted, and it served the deck.gl bundle of the pydeck wheel
     assert page.guard.app and all(u.startswith(server) or u.startswith("data:") for u in page.guard.app)
     assert any(re.search(r"/dashboard/static/deckgl-[\d.]+\.js$", u) for u in page.guard.app)
@@ -94,8 +97,8 @@ def pick_when_drawn(pg, x: float, y: float, layer: str, key: str, want, timeout_
     return pg.evaluate("([x, y, layer]) => window.gridmap.pick(x, y, [layer], 2)", [x, y, layer])
 
 
-def test_picking_tooltip_and_click_at_known_buildings(page, server, dash_engine, sample_now):
-    open_dashboard(page, server, sample_now)
+def test_picking_tooltip_and_click_at_known_buildings(page, server, dash_engine, sample_now, dash_users):
+    open_dashboard(page, server, sample_now, dash_users["admin"])
     blds = known_buildings(dash_engine)
     left = page.locator("#gm-map").bounding_box()["x"]
     for i, b in enumerate(blds):
@@ -124,8 +127,8 @@ def test_picking_tooltip_and_click_at_known_buildings(page, server, dash_engine,
     page.screenshot(path=str(ARTIFACTS / "building_detail.png"))
 
 
-def test_new_event_appears_live_and_drills_down(page, server, dash_engine, sample_now, dispatched):
-    open_dashboard(page, server, sample_now)
+def test_new_event_appears_live_and_drills_down(page, server, dash_engine, sample_now, dispatched, dash_users):
+    open_dashboard(page, server, sample_now, dash_users["admin"])
     ids = page.evaluate("() => window.gridmap.deck.props.layers.find(l => l.id === 'events').props.data.map(e => e.id)")
     with dash_engine.connect() as conn:
         # on a road (no roof above it to catch the click), inside the street
@@ -142,7 +145,9 @@ def test_new_event_appears_live_and_drills_down(page, server, dash_engine, sampl
             return get('events').some(e => e.id === id) && get('routes').some(r => r.event_id === id)
                 && get('teams').some(t => t.code === team && t.state === 'assigned'); }""",
         arg=[eid, res.team], timeout=15_000, polling=250)
-    assert page.evaluate(f"document.querySelectorAll('#gm-events-body tr[data-id=\"{eid}\"]').length") == 1
+    # the side panel's list comes from its own request of the same refresh: wait for it as well
+    page.wait_for_function("id => document.querySelectorAll(`#gm-events-body tr[data-id=\"${id}\"]`).length === 1",
+                           arg=eid, timeout=15_000, polling=250)
     # click the event on the map: its timeline, team, ETA and route
     ev = {"lon": lon, "lat": lat, "height": 0.0}
     x, y = focus(page, ev, zoom=16)
@@ -160,8 +165,8 @@ def test_new_event_appears_live_and_drills_down(page, server, dash_engine, sampl
     assert page.locator("#gm-detail-event").inner_text() == "TEST-DASH-LIVE"
 
 
-def test_side_panel_and_grid_switch(page, server, dash_engine, sample_now):
-    open_dashboard(page, server, sample_now)
+def test_side_panel_and_grid_switch(page, server, dash_engine, sample_now, dash_users):
+    open_dashboard(page, server, sample_now, dash_users["admin"])
     with dash_engine.connect() as conn:
         n_open = conn.execute(text("SELECT count(*) FROM events WHERE status IN "
                                    "('reported', 'dispatched', 'accepted', 'on_site') AND reported_at <= :t"),
@@ -186,3 +191,69 @@ def test_side_panel_and_grid_switch(page, server, dash_engine, sample_now):
         assert colour == list(SAFETY_COLORS[k])
     assert len({tuple(c) for _, c in got}) > 1
     page.screenshot(path=str(ARTIFACTS / "safety_index.png"))
+
+
+def test_login_form_refuses_a_wrong_password_then_an_operator_logs_in_and_out(page, server, dash_engine, sample_now,
+                                                                              dash_users):
+    op = dash_users["operator"]
+    page.allowed_errors.append(r"status of 401")  # the browser logs the refused login
+    q = sample_now.isoformat().replace("+", "%2B")
+    page.goto(f"{server}/dashboard?at={q}")
+    # no session: the app's own login form (no map script, no data), styled like the page
+    assert page.locator("#gm-login").is_visible() and page.locator("#gm-login-error").is_hidden()
+    assert "登录" in page.locator("#gm-login-submit").inner_text()
+    assert page.evaluate("typeof window.gridmap") == "undefined"
+    log_in(page, op, password=op["password"] + "-wrong", succeeds=False)
+    page.wait_for_selector("#gm-login-error:not([hidden])", timeout=20_000)
+    assert "wrong password" in page.locator("#gm-login-error").inner_text()
+    assert page.locator("#gm-password").input_value() == ""  # cleared for the next try
+    page.screenshot(path=str(ARTIFACTS / "login_error.png"))
+    assert data_requests(page.guard) == [], data_requests(page.guard)  # nothing was fetched without a session
+    assert [c for c in page.context.cookies() if c["name"] == COOKIE_NAME] == []
+
+    # the right password: the map of the operator's street, every layer drawn, the user named beside logout
+    log_in(page, op)
+    page.wait_for_function("window.gridmap && window.gridmap.ready()", timeout=90_000)
+    cookie = next(c for c in page.context.cookies() if c["name"] == COOKIE_NAME)
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/dashboard"
+    assert page.evaluate("document.cookie") == ""  # the page's scripts never see the token
+    assert op["username"] in page.locator("#gm-user-name").inner_text()
+    counts = page.evaluate("window.gridmap.layerCounts()")
+    with dash_engine.connect() as conn:
+        n_events = conn.execute(text(
+            "SELECT count(*) FROM events WHERE street_code = :s AND reported_at <= :t AND (status IN "
+            "('reported', 'dispatched', 'accepted', 'on_site') OR (status = 'resolved' AND resolved_at >= :t2))"),
+            {"s": op["street"], "t": sample_now, "t2": sample_now - dt.timedelta(hours=2)}).scalar_one()
+    assert counts["grids"] == 149 and counts["events"] == n_events > 0
+    drawn = page.evaluate("""(ids) => { const d = window.gridmap.deck; const c = d.getViewports()[0];
+        return Object.fromEntries(ids.map(id => [id, d.pickObjects({x: 0, y: 0, width: c.width, height: c.height,
+                                                                   layerIds: [id], maxObjects: 3}).length])); }""",
+                          LAYERS)
+    assert all(n > 0 for n in drawn.values()), drawn
+    page.screenshot(path=str(ARTIFACTS / "operator_map.png"))
+
+    # log out: the login form again, the cookie gone, and the data endpoints closed to this browser
+    with page.expect_navigation():
+        page.click("#gm-logout button")
+    page.wait_for_selector("#gm-login", timeout=20_000)
+    assert [c for c in page.context.cookies() if c["name"] == COOKIE_NAME] == []
+    r = page.request.get(f"{server}/dashboard/api/summary")
+    assert r.status == 401 and "/dashboard/login" in r.json()["fix"]
+
+
+def test_an_ended_session_returns_to_the_login_form(page, server, sample_now, dash_users):
+    open_dashboard(page, server, sample_now, dash_users["planner"])
+    page.allowed_errors.append(r"status of 401")  # the browser logs the refused requests
+    # the session ends under the open page (here: the cookie is replaced by one that is not validly signed)
+    cookie = next(c for c in page.context.cookies() if c["name"] == COOKIE_NAME)
+    page.context.clear_cookies()
+    page.context.add_cookies([cookie | {"value": cookie["value"][:-4] + "AAAA"}])
+    # the next live refresh gets 401: the page goes back to the form, saying why, instead of a broken map
+    page.wait_for_selector("#gm-login-notice:not([hidden])", timeout=30_000)
+    assert "session has ended" in page.locator("#gm-login-notice").inner_text()
+    assert page.evaluate("typeof window.gridmap") == "undefined"
+    page.screenshot(path=str(ARTIFACTS / "session_ended.png"))
+    # logging in again returns to the map it was showing (the same clock)
+    log_in(page, dash_users["planner"])
+    page.wait_for_function("window.gridmap && window.gridmap.ready()", timeout=90_000)
+    assert "at=" in page.url

@@ -1,18 +1,25 @@
 """The dashboard's HTTP endpoints and service on the whole sample street (no browser): tiles, per-viewport
-layers, drill-down, figures, bounded sizes, compression, and no personal data anywhere."""
+layers, drill-down, figures, bounded sizes, compression, and no personal data anywhere; sessions (login,
+logout, expiry, 401 on every data endpoint) and roles (403 for team and intake accounts, an operator's
+street only, no personal data in drill-down for anyone)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
 import math
+import re
 
 import httpx
 import pytest
 from sqlalchemy import text
 
+from api.app import create_app
 from gridmap.errors import InvalidInput
+from gridmap.services import auth
 from gridmap.services.dashboard import Dashboard, DashboardPolicy
+
+from .conftest import COOKIE_NAME, OTHER
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -28,10 +35,19 @@ def tile_range(bbox, z):
     return range(tx(bbox[0]), tx(bbox[2]) + 1), range(ty(bbox[3]), ty(bbox[1]) + 1)
 
 
+def logged_in(base_url: str, user: dict, **kw) -> httpx.Client:
+    """An HTTP client holding a dashboard session (the cookie POST /dashboard/login sets)."""
+    c = httpx.Client(base_url=base_url, timeout=60, **kw)
+    r = c.post("/dashboard/login", json={"username": user["username"], "password": user["password"]})
+    assert r.status_code == 200, r.text
+    return c
+
+
 @pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server, timeout=60) as c:
-        yield c
+def client(server, dash_users):
+    c = logged_in(server, dash_users["admin"])
+    yield c
+    c.close()
 
 
 def q(at: dt.datetime) -> dict:
@@ -168,7 +184,7 @@ def test_event_and_team_drilldown(client, dash_engine, dispatched, sample_now):
 def test_responses_are_compressed_and_the_deck_is_offline(client, server):
     r = client.get("/dashboard/api/grids.json", headers={"Accept-Encoding": "gzip"})
     assert r.headers["content-encoding"] == "gzip" and int(r.headers["content-length"]) < len(r.content) / 3
-    raw = httpx.get(server + "/dashboard/api/grids.json", headers={"Accept-Encoding": "identity"})
+    raw = client.get("/dashboard/api/grids.json", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in raw.headers and raw.json() == r.json()
     b = client.get("/dashboard/static/deckgl-0.9.3.js", headers={"Accept-Encoding": "gzip"})
     assert b.status_code == 200 and "createDeck" in b.text and b.headers["cache-control"].startswith("public")
@@ -180,6 +196,7 @@ def test_responses_are_compressed_and_the_deck_is_offline(client, server):
     urls = [layer["data"] for layer in deck["layers"] if isinstance(layer["data"], str)]
     assert len(urls) == 7 and all(u.startswith("/dashboard/") for u in urls)
     page = client.get("/dashboard").text
+    assert 'id="gm-map"' in page  # the map, not the login form: the client has a session
     assert "http://" not in page and "https://" not in page
     assert client.get("/dashboard/static/../app.py").status_code == 404
 
@@ -187,3 +204,297 @@ def test_responses_are_compressed_and_the_deck_is_offline(client, server):
 def test_service_rejects_a_naive_clock(dash_engine):
     with pytest.raises(InvalidInput, match="time zone"):
         Dashboard(dash_engine).summary(dt.datetime(2026, 10, 31, 12))
+
+
+# -- sessions and roles -----------------------------------------------------------------------------------------
+PUBLIC = {("/dashboard", "GET"), ("/dashboard/login", "GET"), ("/dashboard/login", "POST"),
+          ("/dashboard/logout", "POST"), ("/dashboard/static/deckgl-{version}.js", "GET"),
+          ("/dashboard/static/{name}", "GET")}
+SAMPLE_PARAMS = {"z": "13", "x": "6825", "y": "3392", "code": "B000001", "event_id": "1"}
+
+
+def dashboard_routes(settings) -> list[tuple[str, str]]:
+    """Every (path, method) under /dashboard, read from the app: its OpenAPI paths (whichever module adds
+    them) and the dashboard router's own routes (those hidden from the schema too). A new endpoint is in."""
+    from api import dashboard
+
+    found = {(path, m.upper()) for path, ops in create_app(settings).openapi()["paths"].items()
+             if path.startswith("/dashboard") for m in ops}
+    found |= {(r.path, m) for r in dashboard.router.routes for m in (getattr(r, "methods", None) or ())}
+    return sorted((p, m) for p, m in found if m != "HEAD")
+
+
+def fill(path: str) -> str:
+    return re.sub(r"{(\w+)}", lambda m: SAMPLE_PARAMS[m.group(1)], path)
+
+
+def test_every_data_endpoint_needs_a_session(server, settings, client):
+    routes = dashboard_routes(settings)
+    data = [(p, m) for p, m in routes if (p, m) not in PUBLIC]
+    assert {r for r in routes if r in PUBLIC} == PUBLIC  # the public ones are exactly these
+    assert len(data) >= 12 and all(m == "GET" for _, m in data), data  # reads only: the cookie changes nothing
+    bad = client.cookies.get(COOKIE_NAME)[:-3] + "xyz"
+    with httpx.Client(base_url=server, timeout=60) as anon:
+        for path, _ in data:
+            for headers in ({}, {"Cookie": f"{COOKIE_NAME}={bad}"}):
+                r = anon.get(fill(path), headers=headers)
+                assert r.status_code == 401, (path, headers, r.status_code)
+                err = r.json()
+                assert err["field"] == "session" and "/dashboard/login" in err["fix"], (path, err)
+            assert client.get(fill(path)).status_code in (200, 404), path  # the admin's session opens it
+        # the page itself answers with the login form, not the map
+        page = anon.get("/dashboard")
+        assert page.status_code == 200 and 'id="gm-login"' in page.text and "gm-config" not in page.text
+        # the session cookie is not a credential for the API: /v1 reads only the bearer header
+        r = anon.get("/v1/me", headers={"Cookie": f"{COOKIE_NAME}={client.cookies.get(COOKIE_NAME)}"})
+        assert r.status_code == 401
+
+
+def test_login_logout_and_the_cookie(server, dash_users):
+    admin = dash_users["admin"]
+    with httpx.Client(base_url=server, timeout=60) as c:
+        r = c.post("/dashboard/login", json={"username": admin["username"], "password": "not-the-password"})
+        assert r.status_code == 401 and "wrong password" in r.json()["message"] and COOKIE_NAME not in r.headers.get(
+            "set-cookie", "")
+        # the HTML form (no script): the form again with the message, or a redirect with the cookie
+        r = c.post("/dashboard/login", data={"username": admin["username"], "password": "not-the-password"})
+        assert r.status_code == 401 and 'id="gm-login-error"' in r.text and "wrong password" in r.text
+        r = c.post("/dashboard/login", data={"username": admin["username"], "password": admin["password"],
+                                             "next": "https://elsewhere.example/x"})
+        assert r.status_code == 303 and r.headers["location"] == "/dashboard"  # never off this screen
+        cookie = r.headers["set-cookie"]
+        assert all(k in cookie for k in ("HttpOnly", "SameSite=strict", "Path=/dashboard", "Max-Age=")), cookie
+        assert c.get("/dashboard/api/summary").status_code == 200
+        assert 'id="gm-map"' in c.get("/dashboard").text
+        # a login or logout posted by another site's page is refused
+        r = c.post("/dashboard/logout", headers={"Origin": "http://evil.example"})
+        assert r.status_code == 403 and r.json()["field"] == "Origin"
+        assert c.get("/dashboard/api/summary").status_code == 200
+        r = c.post("/dashboard/login", json={"username": admin["username"], "password": admin["password"]},
+                   headers={"Origin": "http://evil.example"})
+        assert r.status_code == 403 and "set-cookie" not in r.headers
+        # logout clears the cookie: the data endpoints are closed again
+        r = c.post("/dashboard/logout")
+        assert r.status_code == 303 and r.headers["location"] == "/dashboard/login"
+        assert c.get("/dashboard/api/summary").status_code == 401
+        # bad bodies name the field
+        r = c.post("/dashboard/login", json={"username": admin["username"]})
+        assert r.status_code == 422 and r.json()["field"] == "password"
+        r = c.post("/dashboard/login", content=b"[1]", headers={"Content-Type": "application/json"})
+        assert r.status_code == 422 and r.json()["field"] == "body"
+
+
+@pytest.mark.parametrize("role", ["volunteer", "grid_worker", "intake"])
+def test_roles_without_the_screen_get_403(server, dash_users, role):
+    user = dash_users[role]
+    creds = {"username": user["username"], "password": user["password"]}
+    with httpx.Client(base_url=server, timeout=60) as c:
+        r = c.post("/dashboard/login", json=creds)
+        assert r.status_code == 403 and "set-cookie" not in r.headers
+        assert "operators, planners and admins" in r.json()["message"]
+        token = c.post("/v1/auth/token", json=creds).json()["access_token"]
+        for path in ("/dashboard/api/summary", "/dashboard/api/events.json", "/dashboard/deck.json"):
+            r = c.get(path, headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 403 and "operators, planners and admins" in r.json()["message"], path
+            assert "/v1/me" in r.json()["fix"] or "/v1/events" in r.json()["fix"]
+
+
+def codes(rows, key="code") -> set:
+    return {r.get(key) if "properties" not in r else r["properties"][key] for r in rows}
+
+
+def test_an_operator_sees_only_their_street(scope_app):
+    s = scope_app
+    main_op, other_op, admin = (logged_in_tc(s, s.users[k]) for k in ("operator", "other_operator", "admin"))
+    at = {"at": s.now.isoformat()}
+    with s.engine.connect() as conn:
+        street = s.users["operator"]["street"]
+        main_events = {r[0] for r in conn.execute(text(
+            "SELECT code FROM events WHERE street_code = :s AND reported_at <= :t AND (status IN ('reported', "
+            "'dispatched', 'accepted', 'on_site') OR (status = 'resolved' AND resolved_at >= :t2))"),
+            {"s": street, "t": s.now, "t2": s.now - dt.timedelta(hours=2)})}
+        main_teams = {r[0] for r in conn.execute(text(
+            "SELECT t.code FROM teams t JOIN areas g ON g.code = t.home_grid_code AND g.valid_to IS NULL JOIN areas c "
+            "ON c.code = g.parent_code AND c.valid_to IS NULL WHERE c.parent_code = :s AND t.geom IS NOT NULL"),
+            {"s": street})}
+        main_equipment = {r[0] for r in conn.execute(text(
+            "SELECT f.code FROM fire_equipment f JOIN areas a ON a.code = :s AND a.valid_to IS NULL "
+            "AND ST_Intersects(a.geom, f.geom)"), {"s": street})}
+        main_event_id, main_building, main_team = conn.execute(text(
+            "SELECT (SELECT id FROM events WHERE street_code = :s ORDER BY id LIMIT 1), "
+            "(SELECT code FROM buildings WHERE community_code LIKE :s || '%' ORDER BY id LIMIT 1), "
+            "(SELECT min(code) FROM teams WHERE code <> :t)"), {"s": street, "t": OTHER["team"]}).one()
+        other_event_id = conn.execute(text("SELECT id FROM events WHERE code = :c"), {"c": OTHER["event"]}).scalar_one()
+    assert len(main_events) > 50 and len(main_teams) > 50 and len(main_equipment) > 50
+
+    def layer(c, name, **params):
+        r = c.get(f"/dashboard/api/{name}", params=at | params)
+        assert r.status_code == 200, (name, r.text)
+        return r.json()
+
+    # the operator of the sample street: exactly their street, nothing of the other
+    assert codes(layer(main_op, "events.json")) == main_events
+    assert codes(layer(main_op, "teams.json")) == main_teams
+    assert codes(layer(main_op, "equipment.json")) == main_equipment
+    grids = codes(layer(main_op, "grids.json")["features"])
+    assert len(grids) == 149 and OTHER["grid"] not in grids
+    summary = layer(main_op, "summary")
+    assert OTHER["event"] not in codes(summary["events"]) and summary["figures"]["open_events"] == len(summary["events"])
+
+    # the operator of the other street: none of the sample street's events, teams, equipment, grids, buildings
+    assert codes(layer(other_op, "events.json")) == {OTHER["event"]}
+    assert codes(layer(other_op, "teams.json")) == {OTHER["team"]}
+    assert codes(layer(other_op, "equipment.json")) == {OTHER["equipment"]}
+    assert codes(layer(other_op, "grids.json")["features"]) == {OTHER["grid"]}
+    assert layer(other_op, "routes.json") == []
+    summary = layer(other_op, "summary")
+    assert codes(summary["events"]) == {OTHER["event"]} and summary["figures"]["open_events"] == 1
+    levels = {f["properties"]["code"]: f["properties"]["level"] for f in layer(other_op, "boundaries.json")["features"]}
+    assert {c for c, lv in levels.items() if lv != "district"} == {OTHER["street"], OTHER["community"]}
+    # drill-down into the other street: not found (not "forbidden": it does not even confirm it exists)
+    for path in (f"/dashboard/api/events/{main_event_id}", f"/dashboard/api/buildings/{main_building}",
+                 f"/dashboard/api/teams/{main_team}"):
+        r = other_op.get(path, params=at)
+        assert r.status_code == 404 and "in your street" in r.json()["message"], path
+        assert admin.get(path, params=at).status_code == 200, path
+    for path in (f"/dashboard/api/events/{other_event_id}", f"/dashboard/api/buildings/{OTHER['building']}",
+                 f"/dashboard/api/teams/{OTHER['team']}"):
+        assert other_op.get(path, params=at).status_code == 200, path
+        assert main_op.get(path, params=at).status_code == 404, path
+
+    # building tiles: each operator's tiles hold only their buildings; the admin's both
+    deck = other_op.get("/dashboard/deck.json").json()
+    tiles_url = next(la["data"] for la in deck["layers"] if la["id"] == "buildings")
+    assert "view=" + OTHER["street"] in tiles_url
+    x0, y0 = box_of(s.engine, OTHER["street"])[:2]
+    z, x, y = tile_of(x0 + 0.01, y0 + 0.01, 14)  # the tile of the other street's building
+
+    def tile_codes(c) -> set[str]:
+        return {f["properties"]["code"] for f in c.get(f"/dashboard/tiles/buildings/{z}/{x}/{y}.json").json()["features"]}
+
+    seen = {who: tile_codes(c) for who, c in (("main", main_op), ("other", other_op), ("admin", admin))}
+    assert seen["other"] == {OTHER["building"]} and OTHER["building"] not in seen["main"]
+    assert OTHER["building"] in seen["admin"]
+    xs, ys = tile_range(box_of(s.engine, street), 13)
+    for tx in xs:
+        for ty in ys:
+            assert other_op.get(f"/dashboard/tiles/buildings/13/{tx}/{ty}.json").json()["features"] == []
+    # the admin sees both streets
+    assert {OTHER["event"]} | main_events <= codes(layer(admin, "events.json"))
+    for c in (main_op, other_op, admin):
+        c.close()
+
+
+def logged_in_tc(s, user: dict):
+    """A client of the in-process app holding ``user``'s dashboard session."""
+    from fastapi.testclient import TestClient
+
+    c = TestClient(s.app)
+    r = c.post("/dashboard/login", json={"username": user["username"], "password": user["password"]})
+    assert r.status_code == 200, r.text
+    return c
+
+
+def box_of(engine, area: str) -> tuple[float, float, float, float]:
+    with engine.connect() as conn:
+        return tuple(conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+                                       "ST_Extent(geom) e FROM areas WHERE code = :c AND valid_to IS NULL) s"),
+                                  {"c": area}).one())
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
+    r = math.radians(lat)
+    return z, int((lon + 180) / 360 * 2**z), int((1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * 2**z)
+
+
+def test_drilldown_holds_no_personal_data_for_anyone(scope_app):
+    s = scope_app
+    intake = s.users["intake"]
+    name, phone = "王小明", "13812345678"
+    with s.engine.connect() as conn:
+        lon, lat = conn.execute(text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM buildings "
+                                     "ORDER BY id OFFSET 2000 LIMIT 1) q")).one()
+    tok = s.client.post("/v1/auth/token", json={"username": intake["username"],
+                                                "password": intake["password"]}).json()["access_token"]
+    r = s.client.post("/v1/events", headers={"Authorization": f"Bearer {tok}"}, json={
+        "channel": "hotline_12345", "external_id": "DASH-PII-1", "category": "neighbour_dispute",
+        "location": {"lon": lon, "lat": lat},  # reported now: the screen's default clock is now too
+        "title": f"{name}来电 {phone} 邻里纠纷", "description": f"联系人 {name} 电话 {phone}",
+        "reporter": {"name": name, "phone": phone}})
+    assert r.status_code == 201, r.text
+    eid = r.json()["event"]["id"]
+    with s.engine.connect() as conn:
+        assert conn.execute(text("SELECT name, phone FROM event_reporters WHERE event_id = :e"), {"e": eid}).one() \
+            == (name, phone)  # the reporter is in the database...
+        team = conn.execute(text("SELECT t.code FROM teams t JOIN team_members m ON m.team_id = t.id "
+                                 "GROUP BY t.code ORDER BY count(*) DESC, t.code LIMIT 1")).scalar_one()
+        members = conn.execute(text("SELECT m.name, m.phone FROM team_members m JOIN teams t ON t.id = m.team_id "
+                                    "WHERE t.code = :t"), {"t": team}).all()
+    at: dict = {}
+    for role in ("planner", "operator", "admin"):
+        c = logged_in_tc(s, s.users[role])
+        for path in (f"/dashboard/api/events/{eid}", "/dashboard/api/events.json", "/dashboard/api/summary"):
+            r = c.get(path, params=at)
+            assert r.status_code == 200, (role, path)
+            # ... but not on this screen, for anyone: no reporter, no description, the phone blanked in the title
+            assert phone not in r.text and "reporter" not in r.text and "联系人" not in r.text, (role, path)
+        e = c.get(f"/dashboard/api/events/{eid}", params=at).json()
+        assert "description" not in e and e["title"] == f"{name}来电 *** 邻里纠纷"
+        # a team: how many members, never who they are
+        t = c.get(f"/dashboard/api/teams/{team}", params=at)
+        assert t.json()["members"] == len(members) > 0
+        for m_name, m_phone in members:
+            assert m_name not in t.text and (m_phone is None or m_phone not in t.text), role
+        c.close()
+
+
+def test_an_expired_session_gets_401_and_the_login_form(scope_app):
+    s = scope_app
+    c = logged_in_tc(s, s.users["planner"])
+    assert c.get("/dashboard/api/summary").status_code == 200
+    s.clock.offset = dt.timedelta(seconds=s.ttl_s + 60)
+    try:
+        r = c.get("/dashboard/api/summary")
+        assert r.status_code == 401 and "expired" in r.json()["message"] and "/dashboard/login" in r.json()["fix"]
+        page = c.get("/dashboard")
+        assert page.status_code == 200 and 'id="gm-login"' in page.text and "session has ended" in page.text
+        assert f'{COOKIE_NAME}=""' in page.headers["set-cookie"] or "Max-Age=0" in page.headers["set-cookie"]
+    finally:
+        s.clock.offset = dt.timedelta(0)
+    c.close()
+
+
+def test_an_operator_logs_in_with_a_bearer_token_too(scope_app):
+    s = scope_app
+    op = s.users["other_operator"]
+    tok = s.client.post("/v1/auth/token", json={"username": op["username"], "password": op["password"]}).json()
+    from fastapi.testclient import TestClient
+
+    r = TestClient(s.app).get("/dashboard/api/events.json", params={"at": s.now.isoformat()},
+                              headers={"Authorization": f"Bearer {tok['access_token']}"})
+    assert r.status_code == 200 and codes(r.json()) == {OTHER["event"]}
+
+
+def test_the_demo_users_of_gridmap_setup_open_the_screen(scope_app, settings, tmp_path):
+    """``gridmap setup`` writes one demo user per role to <data_dir>/demo_users.txt: the operator (of the sample
+    street), the planner and the admin log in to the screen with those passwords; the team accounts may not."""
+    s = scope_app
+    path, made = auth.ensure_demo_users(s.engine, settings.model_copy(update={"data_dir": tmp_path}))
+    lines = [ln.split() for ln in path.read_text(encoding="utf-8").splitlines() if not ln.startswith("#")]
+    demo = {role: (name, password) for name, role, password in lines}
+    assert {"admin", "operator", "planner", "volunteer", "grid_worker", "intake"} <= set(demo) and len(made) == 6
+    assert "/dashboard" in path.read_text(encoding="utf-8").splitlines()[0]
+    from fastapi.testclient import TestClient
+
+    for role, status in (("operator", 200), ("planner", 200), ("admin", 200), ("volunteer", 403),
+                         ("grid_worker", 403), ("intake", 403)):
+        c = TestClient(s.app)
+        name, password = demo[role]
+        r = c.post("/dashboard/login", json={"username": name, "password": password})
+        assert r.status_code == status, (role, r.text)
+        if status == 200:
+            assert r.json()["role"] == role and 'id="gm-map"' in c.get("/dashboard").text
+        if role == "operator":
+            assert r.json()["street"] == s.users["operator"]["street"]  # the sample street
+            assert c.get("/dashboard/api/summary").json()["figures"]["open_events"] > 0
+        c.close()

@@ -12,6 +12,29 @@
     t0: performance.now(), drawnAt: null, drawn: false, bytes: 0, errors: [], selection: [], waiters: [],
   };
 
+  // ---- session ------------------------------------------------------------------------------------------
+  // The session is an HttpOnly cookie (this script never sees it) that every fetch of the app carries,
+  // deck.gl's tile and layer loads included. When the app answers 401 (expired, logged out in another tab,
+  // the key rotated), stop and go back to the login form, which brings the user back here afterwards.
+  let sessionLost = false;
+  function onSessionLost() {
+    if (sessionLost) return;
+    sessionLost = true;
+    state.stopped = true;
+    $('gm-status').textContent = 'session ended: back to the login form …';
+    const next = window.location.pathname + window.location.search;
+    window.location.replace(`${cfg.loginUrl}?expired=1&next=${encodeURIComponent(next)}`);
+  }
+  const appFetch = window.fetch.bind(window);
+  window.fetch = async function (input, init) {
+    const r = await appFetch(input, init);
+    if (r.status === 401) {
+      const url = new URL(typeof input === 'string' ? input : input.url, window.location.href);
+      if (url.origin === window.location.origin) onSessionLost();
+    }
+    return r;
+  };
+
   // ---- helpers ------------------------------------------------------------------------------------------
   function withParams(url, params) {
     const u = new URL(url, window.location.origin);
@@ -201,6 +224,7 @@
       `<span class="sw" style="background: rgb(${c[0]},${c[1]},${c[2]})"></span>${esc(n)}`).join(' ')}</div>`).join('');
   }
   async function tick() {
+    if (state.stopped) return;
     state.tick += 1;
     replaceLayers(cfg.live);
     try { await refreshPanel(); } catch (err) { state.errors.push(String(err)); }
