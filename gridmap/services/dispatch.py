@@ -221,12 +221,13 @@ class Dispatcher:
         if len(latest) < len(codes):
             sel = sorted(latest.values())
             codes, lon, lat, at = [codes[j] for j in sel], lon[sel], lat[sel], [at[j] for j in sel]
-        with self.engine.begin() as sa:
+        with self.engine.begin() as sa:  # one statement; an unknown code rolls the whole batch back
             conn = sa.connection.driver_connection
-            unknown = set(codes) - sql.known_teams(conn, list(set(codes)))
+            saved, unknown = sql.save_positions(conn, codes, lon, lat, at)
             if unknown:
-                raise NotFound(f"unknown team(s) {', '.join(sorted(unknown))}", field="team", fix="check the codes")
-            updated = set(sql.save_positions(conn, codes, lon, lat, at))
+                raise NotFound(f"unknown team(s) {', '.join(sorted(set(unknown)))}", field="team",
+                               fix="check the codes")
+            updated = set(saved)
         keep = [j for j, c in enumerate(codes) if c in updated]
         if keep:
             x, y = transformer("EPSG:4326", MEASURE_CRS).transform(lon[keep], lat[keep])

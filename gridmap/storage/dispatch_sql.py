@@ -56,17 +56,25 @@ def equipment(conn: psycopg.Connection, kinds: tuple[str, ...]) -> pd.DataFrame:
 
 
 def save_positions(conn: psycopg.Connection, codes: list[str], lon: np.ndarray, lat: np.ndarray,
-                   at: list[dt.datetime]) -> list[str]:
-    """Store last known positions; a report older than the stored one is ignored. Returns the codes updated."""
-    rows = conn.execute(
+                   at: list[dt.datetime]) -> tuple[list[str], list[str]]:
+    """Store last known positions in one statement; a report older than the stored one is ignored.
+
+    Returns (codes updated, codes of no team). Parameters go in binary (``%b``): psycopg's text
+    dumping of a 1,000-element array quotes every element (a regex each), which cost more than the
+    UPDATE itself (measured in scripts/bench_positions.py). The caller rolls back if any code is unknown.
+    """
+    row = conn.execute(
         """
-        UPDATE teams t SET geom = ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326), position_at = u.at
-        FROM unnest(%s::text[], %s::float8[], %s::float8[], %s::timestamptz[]) AS u(code, lon, lat, at)
-        WHERE t.code = u.code AND (t.position_at IS NULL OR u.at >= t.position_at)
-        RETURNING t.code""",
-        (codes, lon.tolist(), lat.tolist(), at),
-    ).fetchall()
-    return [r[0] for r in rows]
+        WITH u AS (SELECT * FROM unnest(%b::text[], %b::float8[], %b::float8[], %b::timestamptz[])
+                   AS u(code, lon, lat, at)),
+        upd AS (UPDATE teams t SET geom = ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326), position_at = u.at
+                FROM u WHERE t.code = u.code AND (t.position_at IS NULL OR u.at >= t.position_at)
+                RETURNING t.code)
+        SELECT ARRAY(SELECT code FROM upd),
+               ARRAY(SELECT u.code FROM u WHERE NOT EXISTS (SELECT 1 FROM teams t WHERE t.code = u.code))""",
+        (codes, np.asarray(lon, dtype=float).tolist(), np.asarray(lat, dtype=float).tolist(), at),
+    ).fetchone()
+    return list(row[0]), list(row[1])
 
 
 def known_teams(conn: psycopg.Connection, codes: list[str]) -> set[str]:
