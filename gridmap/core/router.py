@@ -24,7 +24,7 @@ import numpy as np
 import shapely
 from shapely.ops import substring
 
-from gridmap.core import _ch, _dijkstra
+from gridmap.core import _ch, _dijkstra, _routes
 from gridmap.core.hierarchy import Buckets, Hierarchy
 from gridmap.core.roadgraph import WALK_SPEED, RoadGraph
 
@@ -463,9 +463,8 @@ class Router:
 
         ``path`` is the original edges from the team's edge end to the event's edge start (the
         hierarchy's unpacked path); without it the path is read from the last Dijkstra's predecessors.
-        The whole edges of the path are read in one vectorised ``get_coordinates`` (not one ``.coords``
-        per edge) and the two part-edges by :func:`_part_coords`: the coordinates and the distance are
-        the same, bit for bit, as building the line edge by edge with ``shapely.ops.substring``.
+        The line is built in one compiled pass over the edges' flat vertices (``_routes.py``); the tests
+        check it against the same route cut with ``shapely.ops.substring``.
         """
         g = self.g
         team_xy = np.array([[self.x[i], self.y[i]]])
@@ -476,9 +475,7 @@ class Router:
             coords = np.concatenate([team_xy, _part_coords(g.geoms[edge], fa, fb), event_xy])
             return shapely.LineString(coords), float((fb - fa) * g.length_m[edge])
         team_edge = e_team if slot % 2 == 0 else int(g.twin[e_team])
-        f_team = self.frac[i] if slot % 2 == 0 else 1.0 - self.frac[i]
-        parts = [team_xy, _part_coords(g.geoms[team_edge], f_team, 1.0)]
-        dist_m = (1.0 - f_team) * g.length_m[team_edge]
+        f_team = float(self.frac[i] if slot % 2 == 0 else 1.0 - self.frac[i])
         node = int(g.edge_v[team_edge])
         if path is None:
             pred, edge_v = memoryview(self._pred), memoryview(g.edge_v)  # item access without numpy scalars
@@ -491,21 +488,15 @@ class Router:
                 node = int(edge_v[pe])
         elif len(path):
             node = int(g.edge_v[path[-1]])
-        if len(path):
-            xy, which = shapely.get_coordinates(g.geoms[path], return_index=True)
-            after_first = np.empty(len(which), dtype=bool)
-            after_first[:1] = False
-            np.equal(which[1:], which[:-1], out=after_first[1:])
-            parts.append(xy[after_first])
-            for length in g.length_m[path].tolist():  # summed in order, as edge by edge
-                dist_m += length
+        path = np.asarray(path, dtype=np.int64)
         last = e_event if int(g.edge_u[e_event]) == node else int(g.twin[e_event])
         fb = f_event if last == e_event else 1.0 - f_event
-        if last >= 0:
-            parts.append(_part_coords(g.geoms[last], 0.0, fb)[1:])
-            dist_m += fb * g.length_m[last]
-        parts.append(event_xy)
-        return shapely.LineString(np.concatenate(parts)), float(dist_m)
+        ec = _routes.EdgeCoords.of(g)
+        out = np.empty((_routes.route_size(ec, team_edge, path, last), 2))
+        n, dist_m = _routes.route_coords(ec.xy, ec.along, ec.ptr, ec.length, g.length_m, float(self.x[i]),
+                                         float(self.y[i]), team_edge, f_team, path, len(path), last, float(fb),
+                                         float(snap.x[0]), float(snap.y[0]), out)
+        return shapely.LineString(out[:n]), float(dist_m)
 
     def _straight_line(self, x, y, ok, k, max_eta_s, grid, window, available, fresh, skilled, note=None) -> Ranking:
         """Fallback when the event is far from any road: straight-line distance at FALLBACK_SPEED."""
