@@ -343,7 +343,7 @@ class Router:
             cur = h._cur
             found, n_bad, settled = _ch.nearest_by_buckets(
                 h.b_ptr, h.b_nbr, h.b_w, h.b_arc, h.f_ptr, h.f_nbr, h.f_w,
-                seed_nodes, seed_costs,
+                h.inner[seed_nodes], seed_costs,
                 bk.bk_ptr, bk.bk_slot, bk.bk_d, bk.bk_gen,
                 bk.ov_head, bk.ov_next, bk.ov_slot, bk.ov_d, bk.ov_gen,
                 bk.slot_gen, ok, kk, max_eta_s,
