@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from api import dashboard, errors
+from api.routes import dispatch as dispatch_routes
 from api.routes import events, teams
 from api.routes import registry as registry_routes
 from gridmap.config import Settings, get_settings
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(registry_routes.router)
     app.include_router(events.router)
     app.include_router(teams.router)
+    app.include_router(dispatch_routes.router)
     app.include_router(dashboard.router)
     return app
 

@@ -62,6 +62,7 @@ class Recommendation:
     passed_over: list[dict]
     note: str | None
     equipment: dict[str, list[dict]] = field(default_factory=dict)
+    search: str = "dijkstra"  # which search ranked the teams: "dijkstra", "hierarchy" or "none"
 
 
 @dataclass
@@ -291,7 +292,7 @@ class Dispatcher:
                                                        max_eta_s=self.policy.max_eta_s).picked]
                       for name in ("responders", "hydrants")}
         return Recommendation(lon, lat, need, ranking.method, [self._candidate(c) for c in ranking.picked],
-                              [self._candidate(c) for c in ranking.passed_over], ranking.note, eq)
+                              [self._candidate(c) for c in ranking.passed_over], ranking.note, eq, ranking.search)
 
     # -- assignment -----------------------------------------------------------------------------
     def dispatch(self, event_id: int, *, now: dt.datetime | None = None) -> DispatchResult:
@@ -397,7 +398,7 @@ class Dispatcher:
         t = transformer("EPSG:4326", MEASURE_CRS)
         px, py = t.transform(np.asarray(lon, float), np.asarray(lat, float))
         with self._lock:
-            if kind in self.equipment_kind.values():
+            if kind in (*RESPONDER_KINDS, "hydrant"):  # equipment (none of the kind loaded: all +inf)
                 group = "hydrants" if kind == "hydrant" else "responders"
                 r = self.equipment[group]
                 n = len(r.codes)
