@@ -4,13 +4,16 @@ Why hand-written: shapely 2's ``STRtree.query_nearest`` is exact, but per point 
 whole edges and calls ``GEOSDistance`` (a ``DistanceOp`` object, its envelope tests and component
 extraction) on every candidate edge; ``line_locate_point`` and ``line_interpolate_point`` then walk the
 snapped edge twice more. Measured on the sample street (3,166 edges, 10,908 segments; 9,000 points up to
-40 m off the road; 2 cores at load ~1): ``query_nearest`` ≈ 6.5 µs a point, ``line_locate_point`` and
+40 m off the road; 2 cores at load ~1): ``query_nearest`` ≈ 7 µs a point, ``line_locate_point`` and
 ``line_interpolate_point`` ≈ 0.25 µs each, the glue ≈ 0.1 µs: ~62 ms for the 8,966 buildings of the
-coverage question, whose multi-source Dijkstra takes 0.2 ms; one point costs ≈ 35 µs, nearly all of it
-fixed cost. geopandas' ``sjoin_nearest`` is that same GEOS tree plus a frame join, and no other well-kept
-library answers "nearest point on a set of polylines, with its position along the polyline": scipy's and
-scikit-learn's trees index points, not segments, and densifying the roads into points would make the
-answer approximate. So the search is written here; ``scripts/bench_snap.py`` times it against both.
+coverage question, whose multi-source Dijkstra takes 0.2 ms; one point costs ≈ 25-35 µs, nearly all of
+it fixed cost. geopandas' ``sjoin_nearest`` is that same GEOS tree plus a frame join, and no other
+well-kept library answers "nearest point on a set of polylines, with its position along the polyline":
+scipy's and scikit-learn's trees index points, not segments, and densifying the roads into points would
+make the answer approximate. So the search is written here. ``scripts/bench_snap.py`` times it against
+both: ≈ 0.2 µs of CPU a point on the street and on the 250k-node city (0.8 µs for 10,000 points scattered
+over the city, where every query misses the cache), ≈ 4-5 µs for one point through ``RoadGraph.snap``,
+most of that the Python call and the six one-element arrays.
 
 The index (:class:`SnapIndex`, built once per road graph): every edge's polyline cut into its segments,
 each with the measure of its start along the edge (accumulated as GEOS accumulates
