@@ -23,46 +23,9 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from gridmap.core._dijkstra import _offer, _pop, _push  # the same heap and top-k list as the Dijkstra
+
 INF = np.inf
-
-
-# -- small heap (key float64, value int64), as in _dijkstra.py -------------------------------------------
-@nb.njit(cache=True, inline="always")
-def _push(hk, hv, size, key, val):
-    i = size
-    hk[i] = key
-    hv[i] = val
-    while i > 0:
-        p = (i - 1) >> 1
-        if hk[p] <= hk[i]:
-            break
-        hk[p], hk[i] = hk[i], hk[p]
-        hv[p], hv[i] = hv[i], hv[p]
-        i = p
-    return size + 1
-
-
-@nb.njit(cache=True, inline="always")
-def _pop(hk, hv, size):
-    key = hk[0]
-    val = hv[0]
-    size -= 1
-    hk[0] = hk[size]
-    hv[0] = hv[size]
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= size:
-            break
-        c = left
-        if left + 1 < size and hk[left + 1] < hk[left]:
-            c = left + 1
-        if hk[i] <= hk[c]:
-            break
-        hk[c], hk[i] = hk[i], hk[c]
-        hv[c], hv[i] = hv[i], hv[c]
-        i = c
-    return key, val, size
 
 
 # -- the dynamic graph during contraction ------------------------------------------------------------------
@@ -90,6 +53,32 @@ def _list_remove(to, w, arc, start, length, node, x):
             arc[i] = arc[last]
             length[node] = n - 1
             return
+
+
+@nb.njit(cache=True)
+def _append(to, w, arc, start, length, cap, end, node, x, wt, a):
+    """Append (x, wt, a) to node's list; a full list first moves to the pool's end with twice the room
+    (the pool grows when it must). Returns the (possibly new) pool arrays and the pool's end."""
+    if length[node] == cap[node]:
+        newcap = 2 * cap[node] + 2
+        if end + newcap > to.shape[0]:
+            to = _grow1(to, end + newcap)
+            w = _grow1(w, end + newcap)
+            arc = _grow1(arc, end + newcap)
+        s0 = start[node]
+        for t in range(length[node]):
+            to[end + t] = to[s0 + t]
+            w[end + t] = w[s0 + t]
+            arc[end + t] = arc[s0 + t]
+        start[node] = end
+        cap[node] = newcap
+        end += newcap
+    k = start[node] + length[node]
+    to[k] = x
+    w[k] = wt
+    arc[k] = a
+    length[node] += 1
+    return to, w, arc, end
 
 
 @nb.njit(cache=True)
@@ -396,45 +385,11 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
                             in_w[k2] = via
                             in_arc[k2] = sc
                         continue
-                    # append u -> x to u's out-list and x's in-list (moving a full list to the pool's end)
-                    if out_len[u] == out_cap[u]:
-                        newcap = 2 * out_cap[u] + 2
-                        if end_o + newcap > out_to.shape[0]:
-                            out_to = _grow1(out_to, end_o + newcap)
-                            out_w = _grow1(out_w, end_o + newcap)
-                            out_arc = _grow1(out_arc, end_o + newcap)
-                        s0 = out_start[u]
-                        for t in range(out_len[u]):
-                            out_to[end_o + t] = out_to[s0 + t]
-                            out_w[end_o + t] = out_w[s0 + t]
-                            out_arc[end_o + t] = out_arc[s0 + t]
-                        out_start[u] = end_o
-                        out_cap[u] = newcap
-                        end_o += newcap
-                    k = out_start[u] + out_len[u]
-                    out_to[k] = x
-                    out_w[k] = via
-                    out_arc[k] = sc
-                    out_len[u] += 1
-                    if in_len[x] == in_cap[x]:
-                        newcap = 2 * in_cap[x] + 2
-                        if end_i + newcap > in_to.shape[0]:
-                            in_to = _grow1(in_to, end_i + newcap)
-                            in_w = _grow1(in_w, end_i + newcap)
-                            in_arc = _grow1(in_arc, end_i + newcap)
-                        s0 = in_start[x]
-                        for t in range(in_len[x]):
-                            in_to[end_i + t] = in_to[s0 + t]
-                            in_w[end_i + t] = in_w[s0 + t]
-                            in_arc[end_i + t] = in_arc[s0 + t]
-                        in_start[x] = end_i
-                        in_cap[x] = newcap
-                        end_i += newcap
-                    k = in_start[x] + in_len[x]
-                    in_to[k] = u
-                    in_w[k] = via
-                    in_arc[k] = sc
-                    in_len[x] += 1
+                    # append u -> x to u's out-list and x's in-list
+                    out_to, out_w, out_arc, end_o = _append(out_to, out_w, out_arc, out_start, out_len, out_cap,
+                                                            end_o, u, x, via, sc)
+                    in_to, in_w, in_arc, end_i = _append(in_to, in_w, in_arc, in_start, in_len, in_cap,
+                                                         end_i, x, u, via, sc)
 
         # take v out of the remaining graph, and update its neighbours
         contracted[v] = True
@@ -657,20 +612,7 @@ def nearest_by_buckets(
                 team_slot[team] = s
                 team_meet[team] = v
                 if team_ok[team]:
-                    pos = -1
-                    for j in range(k):
-                        if top_team[j] == team:
-                            pos = j
-                            break
-                    if pos < 0 and eta < top_eta[k - 1]:
-                        pos = k - 1
-                        top_team[pos] = team
-                    if pos >= 0:
-                        top_eta[pos] = eta
-                        while pos > 0 and top_eta[pos - 1] > top_eta[pos]:
-                            top_eta[pos - 1], top_eta[pos] = top_eta[pos], top_eta[pos - 1]
-                            top_team[pos - 1], top_team[pos] = top_team[pos], top_team[pos - 1]
-                            pos -= 1
+                    _offer(team, eta, k, top_team, top_eta)
                 elif first and n_bad < max_bad:
                     bad_team[n_bad] = team
                     n_bad += 1

@@ -56,6 +56,25 @@ def _pop(hk, hv, size):
     return key, val, size
 
 
+@nb.njit(cache=True, inline="always")
+def _offer(team, eta, k, top_team, top_eta):
+    """Keep the k best (top_eta ascending): put ``team`` in at ``eta``, or move it up if it is there."""
+    pos = -1
+    for j in range(k):
+        if top_team[j] == team:
+            pos = j
+            break
+    if pos < 0 and eta < top_eta[k - 1]:
+        pos = k - 1
+        top_team[pos] = team
+    if pos >= 0:
+        top_eta[pos] = eta
+        while pos > 0 and top_eta[pos - 1] > top_eta[pos]:
+            top_eta[pos - 1], top_eta[pos] = top_eta[pos], top_eta[pos - 1]
+            top_team[pos - 1], top_team[pos] = top_team[pos], top_team[pos - 1]
+            pos -= 1
+
+
 @nb.njit(cache=True)
 def nearest_teams(
     rindptr, radj, radj_edge, radj_w,
@@ -109,20 +128,7 @@ def nearest_teams(
                 team_eta[team] = eta
                 team_slot[team] = s
                 if team_ok[team]:
-                    pos = -1
-                    for j in range(k):
-                        if top_team[j] == team:
-                            pos = j
-                            break
-                    if pos < 0 and eta < top_eta[k - 1]:
-                        pos = k - 1
-                        top_team[pos] = team
-                    if pos >= 0:
-                        top_eta[pos] = eta
-                        while pos > 0 and top_eta[pos - 1] > top_eta[pos]:
-                            top_eta[pos - 1], top_eta[pos] = top_eta[pos], top_eta[pos - 1]
-                            top_team[pos - 1], top_team[pos] = top_team[pos], top_team[pos - 1]
-                            pos -= 1
+                    _offer(team, eta, k, top_team, top_eta)
                 elif first and n_bad < max_bad:
                     bad_team[n_bad] = team
                     n_bad += 1

@@ -8,22 +8,16 @@ disconnected parts) and on the sample street's real OSM network.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from gridmap.config import MEASURE_CRS
-from gridmap.core.crs import to_measure_crs, transformer
 from gridmap.core.hierarchy import Buckets, Hierarchy
 from gridmap.core.roadgraph import RoadGraph
 from gridmap.core.router import Router
 
-ROADS = Path(__file__).resolve().parents[2] / "data" / "roads" / "hz_xihu_gongshu_osm_drive.gpkg"
 SKILLS = ["fire", "mediation", "patrol"]
 
 
@@ -117,16 +111,6 @@ def test_random_digraphs_equal_scipy_everywhere(seed):
 
 
 # -- the real network ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def street() -> RoadGraph:
-    nodes = gpd.read_file(ROADS, layer="nodes", columns=["osmid"])
-    edges = gpd.read_file(ROADS, layer="edges", columns=["u", "v", "length", "travel_time"])
-    t = transformer("EPSG:4326", MEASURE_CRS)
-    x, y = t.transform(nodes.geometry.x.to_numpy(), nodes.geometry.y.to_numpy())
-    return RoadGraph.from_arrays(nodes["osmid"], np.column_stack([x, y]), edges["u"], edges["v"], edges["length"],
-                                 edges["travel_time"], to_measure_crs(edges.geometry.to_numpy()))
-
-
 @pytest.fixture(scope="module")
 def street_h(street) -> Hierarchy:
     return Hierarchy(street)

@@ -3,20 +3,13 @@ street network (multi-vertex OSM edges) and on hand-made edges with known answer
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
 from shapely.ops import substring
 
-from gridmap.config import MEASURE_CRS
 from gridmap.core import _routes
-from gridmap.core.crs import to_measure_crs, transformer
 from gridmap.core.roadgraph import RoadGraph
-
-ROADS = Path(__file__).resolve().parents[2] / "data" / "roads" / "hz_xihu_gongshu_osm_drive.gpkg"
 
 
 def reference(g, tx, ty, team_edge, f_team, path, last, f_last, ex, ey):
@@ -40,16 +33,6 @@ def build(g, *args):
     n, dist = _routes.route_coords(ec.xy, ec.along, ec.ptr, ec.length, g.length_m, args[0], args[1], team_edge,
                                    args[3], path, len(path), last, args[6], args[7], args[8], out)
     return out[:n], dist
-
-
-@pytest.fixture(scope="module")
-def street() -> RoadGraph:
-    nodes = gpd.read_file(ROADS, layer="nodes", columns=["osmid"])
-    edges = gpd.read_file(ROADS, layer="edges", columns=["u", "v", "length", "travel_time"])
-    t = transformer("EPSG:4326", MEASURE_CRS)
-    x, y = t.transform(nodes.geometry.x.to_numpy(), nodes.geometry.y.to_numpy())
-    return RoadGraph.from_arrays(nodes["osmid"], np.column_stack([x, y]), edges["u"], edges["v"], edges["length"],
-                                 edges["travel_time"], to_measure_crs(edges.geometry.to_numpy()))
 
 
 def test_random_walks_on_the_real_street_equal_shapely(street):

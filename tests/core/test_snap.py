@@ -10,35 +10,17 @@ far away, on grid lines) on the real OSM street network and on hand-made and ran
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
 
-from gridmap.config import MEASURE_CRS
 from gridmap.core import _snap
-from gridmap.core.crs import to_measure_crs, transformer
 from gridmap.core.roadgraph import RoadGraph
 from gridmap.core.router import network_times
 
-ROADS = Path(__file__).resolve().parents[2] / "data" / "roads" / "hz_xihu_gongshu_osm_drive.gpkg"
 TIE_M = 1e-9  # two distances this close are a tie: either edge is right
 TOL_M = 1e-9  # distance and foot
 TOL_FRAC = 1e-12
-
-
-@pytest.fixture(scope="module")
-def street() -> RoadGraph:
-    """The sample street's OSM drive network in EPSG:4549, built as ``scripts/bench_dispatch.py`` builds it."""
-    nodes = gpd.read_file(ROADS, layer="nodes", columns=["osmid", "x", "y"])
-    edges = gpd.read_file(ROADS, layer="edges", columns=["u", "v", "length", "travel_time"])
-    t = transformer("EPSG:4326", MEASURE_CRS)
-    nx_, ny_ = t.transform(nodes.geometry.x.to_numpy(), nodes.geometry.y.to_numpy())
-    geoms = to_measure_crs(edges.geometry.to_numpy())
-    return RoadGraph.from_arrays(nodes["osmid"], np.column_stack([nx_, ny_]), edges["u"], edges["v"],
-                                 edges["length"], edges["travel_time"], geoms, np.arange(1, len(edges) + 1))
 
 
 def lines_graph(lines, two_way=()) -> RoadGraph:
