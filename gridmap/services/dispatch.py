@@ -295,8 +295,14 @@ class Dispatcher:
                               [self._candidate(c) for c in ranking.passed_over], ranking.note, eq, ranking.search)
 
     # -- assignment -----------------------------------------------------------------------------
-    def dispatch(self, event_id: int, *, now: dt.datetime | None = None) -> DispatchResult:
-        """Offer the event to the best available team (atomically), or report it as waiting."""
+    def dispatch(self, event_id: int, *, now: dt.datetime | None = None,
+                 ranked: Recommendation | None = None) -> DispatchResult:
+        """Offer the event to the best available team (atomically), or report it as waiting.
+
+        ``ranked`` is a :meth:`recommend` for the event's own point, category and grid at ``now`` that the
+        caller has already made (e.g. to see whether anyone can take it); it is used unless some team has
+        declined the event. A team it lists that was taken meanwhile is skipped, as always.
+        """
         now = _now(now)
         with self.engine.begin() as sa:
             conn = sa.connection.driver_connection
@@ -306,38 +312,34 @@ class Dispatcher:
             _, lon, lat, category, severity, grid, status = row
             if status in ("resolved", "closed"):
                 raise Conflict(f"event {event_id} is {status}", field="event_id", fix="reopen it first")
-            current = sql.active_assignment(conn, event_id)
+            current, exclude = sql.dispatch_state(conn, event_id)  # active assignment, declined teams
             if current is not None:
                 return DispatchResult(event_id, current[0], current[1], False, None,
                                       f"event {event_id} is already {current[2]} by team {current[1]}")
-            exclude = sql.declined_teams(conn, event_id)
-            rec = self.recommend(lon, lat, category=category, grid=grid, now=now, exclude=exclude)
+            rec = ranked if ranked is not None and not exclude else \
+                self.recommend(lon, lat, category=category, grid=grid, now=now, exclude=exclude)
             queue = list(rec.picked)
             while queue:
                 cand = queue.pop(0)
-                with conn.transaction():  # a savepoint per try
-                    team_id = sql.claim_team(conn, cand["team"])
-                    if team_id is None:  # taken meanwhile by a concurrent dispatch (or another process)
-                        with self._lock:
-                            self.teams.set_team(cand["team"], status="assigned")
-                        if not queue:  # all taken: rank again, the cache now knows they are busy
-                            rec = self.recommend(lon, lat, category=category, grid=grid, now=now, exclude=exclude)
-                            queue = list(rec.picked)
-                        continue
-                    explanation = {"picked": cand["reasons"], "eta_s": cand["eta_s"], "rank": cand["rank"],
-                                   "passed_over": [{"team": p["team"], "eta_s": p["eta_s"], "reasons": p["reasons"]}
-                                                   for p in rec.passed_over],
-                                   "alternatives": [p["team"] for p in rec.picked if p["team"] != cand["team"]]}
-                    try:
-                        aid = sql.insert_assignment(
-                            conn, event_id=event_id, team_id=team_id, rank=cand["rank"], eta_s=cand["eta_s"],
-                            distance_m=cand["distance_m"], method=cand["method"], explanation=explanation,
-                            route=cand["route"], respond_by=now + dt.timedelta(seconds=self.policy.offer_timeout_s),
-                            now=now)
-                    except psycopg.errors.UniqueViolation:
-                        raise Conflict(f"event {event_id} was dispatched concurrently", field="event_id",
-                                       fix="read its assignment") from None
-                    sql.set_event_status(conn, event_id, "dispatched", at=now, team_id=team_id)
+                explanation = {"picked": cand["reasons"], "eta_s": cand["eta_s"], "rank": cand["rank"],
+                               "passed_over": [{"team": p["team"], "eta_s": p["eta_s"], "reasons": p["reasons"]}
+                                               for p in rec.passed_over],
+                               "alternatives": [p["team"] for p in rec.picked if p["team"] != cand["team"]]}
+                try:  # claim the team, insert the offer, mark the event dispatched: one statement
+                    aid = sql.offer(conn, team=cand["team"], event_id=event_id, rank=cand["rank"],
+                                    eta_s=cand["eta_s"], distance_m=cand["distance_m"], method=cand["method"],
+                                    explanation=explanation, route=cand["route"],
+                                    respond_by=now + dt.timedelta(seconds=self.policy.offer_timeout_s), now=now)
+                except psycopg.errors.UniqueViolation:
+                    raise Conflict(f"event {event_id} was dispatched concurrently", field="event_id",
+                                   fix="read its assignment") from None
+                if aid is None:  # the team was taken meanwhile by a concurrent dispatch (or another process)
+                    with self._lock:
+                        self.teams.set_team(cand["team"], status="assigned")
+                    if not queue:  # all taken: rank again, the cache now knows they are busy
+                        rec = self.recommend(lon, lat, category=category, grid=grid, now=now, exclude=exclude)
+                        queue = list(rec.picked)
+                    continue
                 with self._lock:
                     self.teams.set_team(cand["team"], status="assigned",
                                         workload=int(self.teams.workload[self.teams.index[cand["team"]]]) + 1)

@@ -85,51 +85,62 @@ def set_team_status(conn: psycopg.Connection, code: str, status: str) -> None:
     conn.execute("UPDATE teams SET status = %s WHERE code = %s", (status, code))
 
 
-def claim_team(conn: psycopg.Connection, code: str) -> int | None:
-    """Atomically take an AVAILABLE team (row lock + re-check). None if someone else got it first.
-
-    A team that still holds an open offer or accepted assignment is not free, whatever its status says.
-    """
-    row = conn.execute(
-        "UPDATE teams t SET status = 'assigned' WHERE t.code = %s AND t.status = 'available' AND NOT EXISTS "
-        "(SELECT 1 FROM assignments a WHERE a.team_id = t.id AND a.status IN ('offered', 'accepted')) RETURNING t.id",
-        (code,),
-    ).fetchone()
-    return row[0] if row else None
-
-
 def event_for_dispatch(conn: psycopg.Connection, event_id: int) -> tuple | None:
     """(id, lon, lat, category, severity, grid_code, status), locking the event row."""
     return conn.execute(
         "SELECT id, ST_X(geom), ST_Y(geom), category, severity, grid_code, status FROM events WHERE id = %s FOR UPDATE",
-        (event_id,),
+        (event_id,), prepare=True,
     ).fetchone()
 
 
-def active_assignment(conn: psycopg.Connection, event_id: int) -> tuple | None:
-    return conn.execute(
-        "SELECT a.id, t.code, a.status FROM assignments a JOIN teams t ON t.id = a.team_id "
-        "WHERE a.event_id = %s AND a.status IN ('offered', 'accepted')", (event_id,)
-    ).fetchone()
-
-
-def declined_teams(conn: psycopg.Connection, event_id: int) -> set[str]:
-    return {r[0] for r in conn.execute(
-        "SELECT t.code FROM assignments a JOIN teams t ON t.id = a.team_id "
-        "WHERE a.event_id = %s AND a.status IN ('declined', 'timeout')", (event_id,))}
-
-
-def insert_assignment(conn: psycopg.Connection, *, event_id: int, team_id: int, rank: int, eta_s: float,
-                      distance_m: float, method: str, explanation: dict, route: shapely.LineString | None,
-                      respond_by: dt.datetime, now: dt.datetime) -> int:
+def dispatch_state(conn: psycopg.Connection, event_id: int) -> tuple[tuple | None, set[str]]:
+    """In one round trip: the event's active assignment (id, team code, status) or None, and the teams that
+    declined it or let the offer lapse. Lock the event first (:func:`event_for_dispatch`, an earlier
+    statement), so that this sees what a concurrent dispatch of the same event committed."""
     row = conn.execute(
-        """INSERT INTO assignments (event_id, team_id, status, rank, eta_s, distance_m, method, explanation,
-                                    offered_at, respond_by, route)
-           VALUES (%s, %s, 'offered', %s, %s, %s, %s, %s::jsonb, %s, %s, ST_GeomFromWKB(%s, 4326)) RETURNING id""",
-        (event_id, team_id, rank, eta_s, distance_m, method, json.dumps(explanation, ensure_ascii=False), now,
-         respond_by, None if route is None else shapely.to_wkb(route)),
+        """
+        SELECT (SELECT ARRAY[a.id::text, t.code, a.status] FROM assignments a JOIN teams t ON t.id = a.team_id
+                WHERE a.event_id = %(e)s AND a.status IN ('offered', 'accepted') LIMIT 1),
+               ARRAY(SELECT t.code FROM assignments a JOIN teams t ON t.id = a.team_id
+                     WHERE a.event_id = %(e)s AND a.status IN ('declined', 'timeout'))""",
+        {"e": event_id}, prepare=True,
     ).fetchone()
-    return row[0]
+    active = None if row[0] is None else (int(row[0][0]), row[0][1], row[0][2])
+    return active, set(row[1])
+
+
+def offer(conn: psycopg.Connection, *, team: str, event_id: int, rank: int, eta_s: float, distance_m: float,
+          method: str, explanation: dict, route: shapely.LineString | None, respond_by: dt.datetime,
+          now: dt.datetime) -> int | None:
+    """In one statement: claim ``team``, offer it the event and mark the event dispatched to it. Returns the
+    assignment's id, or None (nothing written) if the team was not free.
+
+    The claim is a conditional update of an AVAILABLE team (row lock and re-check, so two dispatches never
+    both get it); a team that still holds an open offer or accepted assignment is not free, whatever its
+    status says.
+    """
+    row = conn.execute(
+        """
+        WITH c AS (
+            UPDATE teams t SET status = 'assigned'
+            WHERE t.code = %(team)s AND t.status = 'available' AND NOT EXISTS
+                  (SELECT 1 FROM assignments a WHERE a.team_id = t.id AND a.status IN ('offered', 'accepted'))
+            RETURNING t.id),
+        a AS (
+            INSERT INTO assignments (event_id, team_id, status, rank, eta_s, distance_m, method, explanation,
+                                     offered_at, respond_by, route)
+            SELECT %(event)s, c.id, 'offered', %(rank)s, %(eta)s, %(dist)s, %(method)s, %(explanation)s::jsonb,
+                   %(now)s, %(respond_by)s, ST_GeomFromWKB(%(route)s, 4326)
+            FROM c RETURNING id, team_id),
+        e AS (
+            UPDATE events SET status = 'dispatched', team_id = a.team_id, dispatched_at = %(now)s
+            FROM a WHERE events.id = %(event)s RETURNING events.id)
+        SELECT a.id, (SELECT count(*) FROM e) FROM a""",
+        {"team": team, "event": event_id, "rank": rank, "eta": eta_s, "dist": distance_m, "method": method,
+         "explanation": json.dumps(explanation, ensure_ascii=False), "now": now, "respond_by": respond_by,
+         "route": None if route is None else shapely.to_wkb(route)}, prepare=True,
+    ).fetchone()
+    return None if row is None else row[0]
 
 
 def set_event_status(conn: psycopg.Connection, event_id: int, status: str, *, at: dt.datetime,
