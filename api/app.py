@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
@@ -59,6 +60,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         st.settings, st.registry, st.engine, st.clock, st.dispatcher = cfg, reg, reg.engine, now, dispatcher
         st.auth = AuthService(signer)
         st.events = EventService(reg.engine, cfg, dispatcher, now)
+        st.events.warm_up()  # before the server answers: the first requests must not pay for it
+        # As many request threads as pooled connections: a request beyond them waits for a thread (in order, on
+        # the event loop) instead of opening a connection of its own, a new PostgreSQL backend each time.
+        pool_size = getattr(reg.engine.pool, "size", None)
+        if callable(pool_size):
+            anyio.to_thread.current_default_thread_limiter().total_tokens = max(4, pool_size())
+        await _build_routes(app)
         st.escalation = EscalationService(reg.engine, dispatcher, now)
         st.metrics = MetricsService(now)
         st.teams = TeamService(reg.engine, dispatcher, now)
@@ -85,6 +93,26 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(dispatch_routes.router)
     app.include_router(dashboard.router)
     return app
+
+
+async def _build_routes(app: FastAPI) -> None:
+    """FastAPI builds the routes of each included router (their pydantic models) on the first request that
+    looks at them: ~50 ms at once, holding the event loop, that the first requests of a new process would
+    wait for. In-process requests that change nothing make it build them all now: one that matches no route,
+    and an intake without credentials (401), which also runs the intake route's body and dependencies."""
+    body = b'{"channel": "patrol", "external_id": "-", "category": "-", "location": {"lon": 0, "lat": 0}}'
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        pass
+
+    for method, path in (("GET", "/.well-known/gridmap/build-routes"), ("POST", "/v1/events")):
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await app({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+                   "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                   "headers": headers, "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0)}, receive, send)
 
 
 async def _sweep_forever(escalation: EscalationService, interval_s: float) -> None:

@@ -65,10 +65,32 @@ def libpq_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs) -> Engine:
+    """An engine with a connection pool sized for one API worker process: a request holds at most one
+    connection at a time, so ``pool_size`` is the number of concurrent requests served without opening a
+    connection (a connection beyond it is opened and closed again per use, a new PostgreSQL backend each
+    time). The pool opens connections only when they are needed, and hands out the one used last (LIFO):
+    under light load the same few warm connections serve, and the others may time out on the server."""
     kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 5)
-    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_use_lifo", True)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
+
+
+def open_pool(engine: Engine, n: int | None = None, warm=None) -> int:
+    """Open ``n`` pooled connections now (default: the pool's size) and run ``warm(connection)`` on each, so
+    that the first requests of a server pay neither for new PostgreSQL backends nor for their cold caches
+    (PostGIS loads in each backend on first use, the catalog entries of each table on first touch).
+    Returns how many were opened."""
+    size = getattr(engine.pool, "size", None)
+    n = n if n is not None else (size() if callable(size) else 0)
+    with contextlib.ExitStack() as stack:
+        for _ in range(n):
+            conn = stack.enter_context(engine.connect())
+            if warm is not None:
+                warm(conn)
+                conn.rollback()
+    return n
 
 
 def check_postgis(engine: Engine) -> str:
