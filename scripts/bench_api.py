@@ -3,13 +3,19 @@
     .venv/bin/python scripts/bench_api.py [--events 2000] [--concurrency 16 | --rate 200] [--workers 2] [--fresh]
 
 It uses its own database (``gridmap_bench_api`` in the embedded cluster, the sample street loaded once),
-starts ``uvicorn api.app:create_app --factory`` as a separate process, and drives it with a lean asyncio
-HTTP/1.1 load generator (closed loop, N concurrent keep-alive connections). Phases:
+starts the API as a separate process — ``python -m api.serve`` (uvicorn workers with a listening socket
+each), or with ``--server uvicorn`` plain ``uvicorn --workers N`` (one shared socket) — and drives it with a
+lean asyncio HTTP/1.1 load generator (closed loop, N concurrent keep-alive connections). Each row says how
+the connections were spread over the worker processes (from ``ss``). Phases:
 
 1. ``intake``          POST /v1/events with dispatch=false           (the peer: intake alone)
 2. ``intake+dispatch`` POST /v1/events, dispatched to the nearest team before the answer
 3. ``kill -9``         the same load; the server's process group is SIGKILLed mid-run, restarted, and every
                        event that was acknowledged with 201 is looked up in the database.
+
+The server is restarted before each phase (fresh caches); timing starts once /health answers, i.e. after
+the app's start-up (road graph, connection pool, compiled kernels). The machine is shared: each phase's
+row shows the 1-minute load average when it started (other processes' load included).
 
 Every team reports its position (batched) before each phase, as the phones would. Target on the
 2-core machine: >= 200 events/s with p99 <= 100 ms for phase 2, and zero acknowledged events lost.
@@ -84,15 +90,19 @@ def prepare(fresh: bool):
 
 
 class Server:
-    def __init__(self, port: int, workers: int, secret: str) -> None:
-        self.port, self.workers, self.secret = port, workers, secret
+    def __init__(self, port: int, workers: int, secret: str, kind: str = "gridmap") -> None:
+        self.port, self.workers, self.secret, self.kind = port, workers, secret, kind
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         env = dict(os.environ, GRIDMAP_DB_NAME=DB, GRIDMAP_SECRET_KEY=self.secret, GRIDMAP_ESCALATION_INTERVAL_S="0")
-        cmd = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning",
-               "--no-access-log"]
+        if self.kind == "uvicorn":
+            cmd = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning",
+                   "--no-access-log"]
+        else:
+            cmd = [sys.executable, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--workers", str(self.workers), "--log-level", "warning", "--no-access-log"]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -168,6 +178,18 @@ class Conn:
             self.writer.close()
 
 
+async def spread(port: int, after_s: float = 0.5) -> list[int]:
+    """How many of the server's established connections each worker process holds (``ss``), after ``after_s``."""
+    await asyncio.sleep(after_s)
+    try:
+        out = (await asyncio.to_thread(subprocess.run, ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                                       capture_output=True, text=True, timeout=10)).stdout
+    except (OSError, subprocess.SubprocessError):  # no ss (iproute2) on this machine
+        return []
+    pids = Counter(line.split("pid=")[1].split(",")[0] for line in out.splitlines() if "pid=" in line)
+    return sorted(pids.values(), reverse=True)
+
+
 async def drive(base: str, headers: dict, bodies: list[dict], concurrency: int, *,
                 stop_after_s: float | None = None) -> dict:
     """Closed loop: ``concurrency`` keep-alive connections send ``bodies`` as fast as answers come back."""
@@ -209,12 +231,14 @@ async def drive(base: str, headers: dict, bodies: list[dict], concurrency: int, 
         finally:
             conn.close()
 
+    per_worker = asyncio.create_task(spread(int(port)))
     await asyncio.gather(*(client() for _ in range(concurrency)))
     wall = time.perf_counter() - t0
+    per_worker = per_worker.result() if per_worker.done() else []
     a = np.array(lat_ms) if lat_ms else np.array([np.nan])
     return {"n": len(lat_ms), "wall_s": wall, "rps": len(lat_ms) / wall, "p50": float(np.percentile(a, 50)),
             "p99": float(np.percentile(a, 99)), "max": float(a.max()), "codes": codes, "acked": acked,
-            "errors": errors, "waiting": waiting}
+            "errors": errors, "waiting": waiting, "spread": per_worker}
 
 
 async def drive_rate(base: str, headers: dict, bodies: list[dict], rate: float, pool: int) -> dict:
@@ -248,6 +272,7 @@ async def drive_rate(base: str, headers: dict, bodies: list[dict], rate: float, 
         conns.put_nowait(c)
 
     t0 = time.perf_counter()
+    per_worker = asyncio.create_task(spread(int(port), after_s=0.1))
     tasks = []
     for i, b in enumerate(bodies):
         at = t0 + i / rate
@@ -257,12 +282,13 @@ async def drive_rate(base: str, headers: dict, bodies: list[dict], rate: float, 
         tasks.append(asyncio.create_task(one(at, json.dumps(b, ensure_ascii=False).encode())))
     await asyncio.gather(*tasks)
     wall = time.perf_counter() - t0
+    per_worker = await per_worker
     while not conns.empty():
         conns.get_nowait().close()
     a = np.array(lat_ms) if lat_ms else np.array([np.nan])
     return {"n": len(lat_ms), "wall_s": wall, "rps": len(lat_ms) / wall, "p50": float(np.percentile(a, 50)),
             "p99": float(np.percentile(a, 99)), "max": float(a.max()), "codes": codes, "acked": [],
-            "errors": errors, "waiting": waiting}
+            "errors": errors, "waiting": waiting, "spread": per_worker}
 
 
 def bodies_for(run: str, n: int, spots, dispatch: bool, rng: random.Random) -> list[dict]:
@@ -287,17 +313,20 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.0,
                     help="open loop: start this many requests per second (phases 1-2), whatever the answers do")
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--server", choices=["gridmap", "uvicorn"], default="gridmap",
+                    help="gridmap: python -m api.serve (a socket per worker); uvicorn: uvicorn --workers (shared)")
     ap.add_argument("--kill-after", type=float, default=3.0, help="seconds into phase 3 to SIGKILL the server")
     ap.add_argument("--fresh", action="store_true", help="rebuild the benchmark database")
     ap.add_argument("--seed", type=int, default=4)
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     rng = random.Random(args.seed)
     engine, spots, teams = prepare(args.fresh)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    server = Server(port, args.workers, secrets.token_urlsafe(48))
+    server = Server(port, args.workers, secrets.token_urlsafe(48), args.server)
     run = uuid.uuid4().hex[:8]
     rows = []
     try:
@@ -315,6 +344,7 @@ def main() -> None:
             server.start()  # fresh caches, after the reset
             refresh_positions(base, admin, teams)
             bodies = bodies_for(f"{run}{name[-1]}", args.events, spots, dispatch, rng)
+            load_at_start = os.getloadavg()[0]
             if args.rate:
                 res = asyncio.run(drive_rate(base, intake, bodies, args.rate, max(args.concurrency, 64)))
             else:
@@ -324,7 +354,7 @@ def main() -> None:
                     "SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM assignments a WHERE a.event_id = e.id)), "
                     "count(*) FILTER (WHERE e.duplicate_of IS NOT NULL) FROM events e WHERE e.external_id LIKE :p"),
                     {"p": f"{run}{name[-1]}-%"}).one()
-            rows.append((name, res, assigned, dups))
+            rows.append((name, res, assigned, dups, load_at_start))
         # phase 3: SIGKILL mid-run
         bodies = bodies_for(f"{run}k", args.events * 5, spots, True, rng)
 
@@ -338,6 +368,7 @@ def main() -> None:
             await killer
             return res
 
+        load_kill = os.getloadavg()[0]
         killed = asyncio.run(phase3())
         server.start()
         acked = killed["acked"]
@@ -353,23 +384,33 @@ def main() -> None:
         engine.dispose()
 
     load = f"open loop at {args.rate:.0f} requests/s" if args.rate else f"closed loop, {args.concurrency} connections"
-    print(f"\nevents API over loopback: {args.workers} uvicorn worker(s), {load}, {args.events} requests per phase, "
-          f"{os.cpu_count()} CPUs, load average before: {os.getloadavg()[0]:.1f}\n")
+    serving = "api.serve" if args.server == "gridmap" else "uvicorn --workers"
+    print(f"\nevents API over loopback: {args.workers} uvicorn worker(s) ({serving}), {load}, {args.events} requests per phase, "
+          f"{os.cpu_count()} CPUs, load average at the start of the run: {load_before:.1f}\n")
     print(f"{'phase':<18}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}  {'answers':<14}{'to a team':>10}"
-          f"{'duplicates':>11}")
-    for name, res, assigned, dups in rows:
+          f"{'duplicates':>11}{'load':>6}  connections per worker")
+    for name, res, assigned, dups, load_at_start in rows:
         codes = ", ".join(f"{k}: {v}" for k, v in sorted(res["codes"].items()))
         print(f"{name:<18}{res['rps']:>10.0f}{res['p50']:>9.1f}{res['p99']:>9.1f}{res['max']:>9.1f}  {codes:<14}"
-              f"{assigned:>10}{dups:>11}")
+              f"{assigned:>10}{dups:>11}{load_at_start:>6.1f}  {'/'.join(map(str, res['spread'])) or '?'}")
     for name, res, *_ in rows:
+        if res["errors"]:
+            print(f"  {name}: {res['errors']} requests failed (connection error or no answer in 30 s)")
         for why, n in res["waiting"].most_common(3):
             print(f"  {name}: {n} answered 'waiting' ({why.strip()})")
-    ok = rows[1][1]["rps"] >= 200 and rows[1][1]["p99"] <= 100
-    print(f"\ntarget (intake+dispatch >= 200 events/s, p99 <= 100 ms): {'met' if ok else 'NOT met'}")
+    res = rows[1][1]
+    if args.rate:  # open loop: the throughput is the offered rate, if the server keeps up with it
+        ok = args.rate >= 200 and res["n"] == args.events and res["rps"] >= 0.98 * args.rate and res["p99"] <= 100
+        what = f"keeps up with {args.rate:.0f} events/s offered (>= 200), p99 <= 100 ms"
+    else:
+        ok = res["rps"] >= 200 and res["p99"] <= 100
+        what = "intake+dispatch >= 200 events/s, p99 <= 100 ms"
+    print(f"\ntarget ({what}): {'met' if ok else 'NOT met'}")
     lost = len(acked) - found
     print(f"kill -9 after {args.kill_after:.1f} s: {len(acked)} events acknowledged with 201, {found} of them in the "
           f"database after restart, {lost} lost; {stored - found} more were committed but their answer never "
-          f"arrived (a client retry with the same external_id gets them); {killed['errors']} requests cut off")
+          f"arrived (a client retry with the same external_id gets them); {killed['errors']} requests cut off "
+          f"(load {load_kill:.1f})")
     if lost:
         raise SystemExit(1)
 

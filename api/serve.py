@@ -1,0 +1,215 @@
+"""Serve the API from several uvicorn worker processes, with the connections dealt out evenly among them.
+
+    python -m api.serve --host 127.0.0.1 --port 8000 --workers 2
+
+Why not ``uvicorn --workers N``: its workers share one listening socket, and the worker that wakes up first
+accepts every connection waiting in the queue (uvloop accepts until the queue is empty). A burst of
+keep-alive connections therefore lands on one process — 16 connections opened at once went 16/0, 15/1,
+13/3 over two workers — and that process, one core at most because of the GIL, serves all of them while the
+other idles: its requests queue (the tail of ``scripts/bench_api.py``). A socket per worker
+(``SO_REUSEPORT``) leaves it to a hash of the client's address: 12/4, 11/5 and 8/8 in the same test.
+
+Here the supervisor process accepts, and hands each new connection (its file descriptor, over a Unix
+socket) to the next worker in turn that is up; the worker serves it with uvicorn's own HTTP protocol, as if
+it had accepted it. A connection costs the supervisor one accept and one ``sendmsg``; requests do not pass
+through it. The supervisor listens only once every worker has built its app (the lifespan: road graph,
+connection pool, compiled kernels), replaces a worker that dies, and stops them all, gracefully, on SIGTERM
+or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+
+import uvicorn
+
+log = logging.getLogger("gridmap.api.serve")
+APP = "api.app:create_app"
+BACKLOG = 2048
+
+
+class _Worker(uvicorn.Server):
+    """A uvicorn server without a listening socket of its own: it serves the connections it is handed."""
+
+    def __init__(self, config: uvicorn.Config, channel: socket.socket, ready, slot: int) -> None:
+        super().__init__(config)
+        self.channel, self.ready, self.slot = channel, ready, slot
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=[])  # the app's lifespan; no listener
+        loop = asyncio.get_running_loop()
+        config = self.config
+
+        def protocol():  # what uvicorn's own listener would build for each connection
+            return config.http_protocol_class(config=config, server_state=self.server_state,
+                                              app_state=self.lifespan.state, _loop=loop)
+
+        def receive() -> None:
+            try:
+                msg, fds, _flags, _addr = socket.recv_fds(self.channel, 1, 1)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not msg and not fds:  # the supervisor is gone
+                loop.remove_reader(self.channel.fileno())
+                self.should_exit = True
+                return
+            for fd in fds:
+                loop.create_task(loop.connect_accepted_socket(protocol, socket.socket(fileno=fd)))
+
+        self.channel.setblocking(False)
+        loop.add_reader(self.channel.fileno(), receive)
+        self.ready[self.slot] = os.getpid()
+
+    async def shutdown(self, sockets=None) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self.channel.fileno())
+        await super().shutdown(sockets=sockets)
+
+
+def _work(app: str, channel: socket.socket, ready, slot: int, options: dict) -> None:
+    config = uvicorn.Config(app, factory=True, **options)
+    _Worker(config, channel, ready, slot).run()
+
+
+class Supervisor:
+    """Accepts on (host, port) and deals the connections out to ``workers`` worker processes in turn.
+
+    ``app`` is the app factory (``module:callable``) each worker runs.
+    """
+
+    def __init__(self, host: str, port: int, workers: int, options: dict, app: str = APP) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
+        self.host, self.port, self.n, self.options, self.app = host, port, workers, options, app
+        self.ctx = mp.get_context("spawn")
+        self.ready = self.ctx.Array("i", workers, lock=False)  # a worker's pid once it serves, else 0
+        self.procs: list = [None] * workers
+        self.channels: list[socket.socket | None] = [None] * workers
+        self.next = 0
+        self.stopping = False
+
+    def _spawn(self, slot: int) -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.ready[slot] = 0
+        p = self.ctx.Process(target=_work, args=(self.app, theirs, self.ready, slot, self.options), name=f"gridmap-api-{slot}")
+        p.start()
+        theirs.close()
+        old = self.channels[slot]
+        if old is not None:
+            old.close()
+        self.procs[slot], self.channels[slot] = p, mine
+
+    def _hand_over(self, conn: socket.socket) -> bool:
+        for _ in range(self.n):
+            slot, self.next = self.next, (self.next + 1) % self.n
+            if self.ready[slot] and self.procs[slot].is_alive():
+                try:
+                    socket.send_fds(self.channels[slot], [b"c"], [conn.fileno()])
+                    return True
+                except OSError:  # that worker just went away
+                    continue
+        return False
+
+    def run(self) -> int:
+        listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((self.host, self.port))  # fails here, at once, if the address is taken
+        wake_r, wake_w = socket.socketpair()
+        wake_w.setblocking(False)
+        signal.set_wakeup_fd(wake_w.fileno())
+
+        def stop(_signum, _frame) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        for slot in range(self.n):
+            self._spawn(slot)
+        status = 0
+        try:
+            # start-up: listen once every worker has built its app
+            while not self.stopping and not all(self.ready):
+                dead = [p for p in self.procs if not p.is_alive()]
+                if dead:
+                    log.error("worker %s exited with %s while starting; stopping", dead[0].name, dead[0].exitcode)
+                    return 1
+                time.sleep(0.05)
+            listener.listen(BACKLOG)
+            listener.setblocking(False)
+            sel = selectors.DefaultSelector()
+            sel.register(listener, selectors.EVENT_READ, "accept")
+            sel.register(wake_r, selectors.EVENT_READ, "signal")
+            while not self.stopping:
+                for slot, p in enumerate(self.procs):
+                    if not p.is_alive():
+                        log.warning("worker %s exited with %s; starting a new one", p.name, p.exitcode)
+                        self._spawn(slot)
+                for key, _ in sel.select(timeout=0.5):
+                    if key.data == "signal":
+                        with contextlib.suppress(BlockingIOError):
+                            wake_r.recv(64)
+                        continue
+                    while True:
+                        try:
+                            conn, _addr = listener.accept()
+                        except (BlockingIOError, InterruptedError):
+                            break
+                        with conn:
+                            if not self._hand_over(conn):
+                                log.error("no worker is up to take a connection; closing it")
+        finally:
+            listener.close()
+            for p in self.procs:
+                if p is not None and p.is_alive():
+                    os.kill(p.pid, signal.SIGTERM)
+            for p in self.procs:
+                if p is not None:
+                    p.join(30)
+                    if p.is_alive():
+                        p.kill()
+                        p.join()
+                        status = 1
+            for c in self.channels:
+                if c is not None:
+                    c.close()
+            signal.set_wakeup_fd(-1)
+        return status
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 2, *, app: str = APP, **options) -> int:
+    """Serve the app factory ``app`` with ``workers`` processes until SIGTERM/SIGINT; returns the exit status.
+
+    ``options`` go to :class:`uvicorn.Config` (``log_level``, ``access_log``, ...).
+    """
+    if workers == 1:
+        uvicorn.run(app, factory=True, host=host, port=port, **options)
+        return 0
+    return Supervisor(host, port, workers, options, app).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m api.serve", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--app", default=APP, help=f"the app factory, module:callable (default {APP})")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--log-level", default="info")
+    ap.add_argument("--no-access-log", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
+    return serve(args.host, args.port, args.workers, app=args.app, log_level=args.log_level,
+                 access_log=not args.no_access_log)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""``python -m api.serve``: the supervisor deals connections out evenly to its workers (uvicorn's shared
+socket lets one worker take a whole burst), replaces a worker that dies, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.db]
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes of supervisor ``pid`` (not multiprocessing's resource tracker)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+                cmdline = Path(f"/proc/{d}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid and b"spawn_main" in cmdline:
+                out.append(int(d))
+    return out
+
+
+def _established(port: int) -> set[int]:
+    """Socket inodes of the established TCP connections whose local port is ``port``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "01":
+                inodes.add(int(f[9]))
+    return inodes
+
+
+def _held(pid: int, inodes: set[int]) -> int:
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and int(link[8:-1]) in inodes:
+            n += 1
+    return n
+
+
+def _get_health(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _wait_health(base: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the server exited with {proc.returncode}"
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the server did not answer /health")
+
+
+@pytest.fixture
+def served(api_engine, api_settings):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, GRIDMAP_DATABASE_URL=api_engine.url.render_as_string(hide_password=False),
+               GRIDMAP_SECRET_KEY=secrets.token_urlsafe(48), GRIDMAP_ESCALATION_INTERVAL_S="0")
+    proc = subprocess.Popen([sys.executable, "-m", "api.serve", "--port", str(port), "--workers", "2",
+                             "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env,
+                            start_new_session=True)
+    try:
+        _wait_health(f"http://127.0.0.1:{port}", proc)
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def test_connections_are_dealt_out_evenly_and_a_dead_worker_is_replaced(served):
+    proc, port = served
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]  # a burst, all at once
+    try:
+        assert all(b" 200 " in _get_health(c).split(b"\r\n")[0] for c in conns)
+        held = sorted(_held(w, _established(port)) for w in workers)
+        assert held == [8, 8]
+    finally:
+        for c in conns:
+            c.close()
+    os.kill(workers[0], signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        now = _children(proc.pid)
+        if len(now) == 2 and workers[0] not in now:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"no replacement worker: {_children(proc.pid)}")
+    replacement = next(w for w in now if w != workers[1])
+    deadline = time.monotonic() + 120
+    seen: set[int] = set()
+    while time.monotonic() < deadline and replacement not in seen:  # it gets connections once it is up
+        with socket.create_connection(("127.0.0.1", port)) as c:
+            assert b" 200 " in _get_health(c).split(b"\r\n")[0]
+            seen |= {w for w in now if _held(w, _established(port))}
+        time.sleep(0.1)
+    assert replacement in seen
+
+
+def test_sigterm_stops_the_supervisor_and_its_workers(served):
+    proc, port = served
+    workers = _children(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    for w in workers:
+        assert not Path(f"/proc/{w}").exists() or "zombie" in Path(f"/proc/{w}/status").read_text()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+def test_a_worker_that_cannot_start_stops_the_supervisor(api_engine, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, GRIDMAP_DATABASE_URL=api_engine.url.render_as_string(hide_password=False),
+               GRIDMAP_SECRET_KEY="changeme")  # a weak secret: the app refuses to start
+    proc = subprocess.run([sys.executable, "-m", "api.serve", "--port", str(port), "--workers", "2",
+                           "--log-level", "warning"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode != 0
+    assert "secret" in (proc.stderr + proc.stdout).lower()
