@@ -382,18 +382,22 @@ def ladders_show(category: Annotated[str | None, typer.Argument(help="One catego
     out.print(table)
 
 
-def _serve(host: str, port: int) -> None:
-    import uvicorn
+def _serve(host: str, port: int, workers: int) -> None:
+    from api.serve import serve as serve_workers
 
-    out.print(f"serving on http://{host}:{port} (Ctrl-C stops)")
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+    out.print(f"serving on http://{host}:{port} with {workers} worker process(es) (Ctrl-C stops)")
+    code = serve_workers(host, port, workers, log_level="info")
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("serve")
 @friendly
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000,
+          workers: int = typer.Option(2, min=1, max=64, help="worker processes; the connections are dealt out "
+                                                             "to them in turn (api/serve.py)")) -> None:
     """Run the HTTP API (FastAPI; docs at /docs)."""
-    _serve(host, port)
+    _serve(host, port, workers)
 
 
 def main() -> None:  # pragma: no cover
