@@ -6,9 +6,10 @@ the 5 route geometries. HTTP and the database are not timed. The router has the 
 hierarchy attached, as ``Dispatcher`` builds it, and ``method="auto"`` chooses per query between its two
 compiled searches, both stopping as soon as the 5 best are certain: the reverse Dijkstra (dense teams)
 and the hierarchy's backward upward search over the teams' buckets (sparse teams). Rows for each search
-forced alone show what the choice is worth, and a "churn" row moves 10 % of the teams (untimed) before
-every query, so the bucket searches of the moved teams are paid inside the timed query (or the choice
-falls back to the Dijkstra).
+forced alone show what the choice is worth, a row without route geometries shows the share of those
+(the peers return node paths only), and a "churn" row moves 10 % of the teams (untimed) before every
+query, so the bucket searches of the moved teams are paid inside the timed query (or the choice falls
+back to the Dijkstra).
 
 A second table is the planners' batch mode: the travel time from the nearest of 100 stations to every
 node of the city (one multi-source search), gridmap against scipy (``dijkstra(indices=..., min_only=True)``),
@@ -238,7 +239,8 @@ class Stopwatch:
         self.cpu[i] = (time.thread_time_ns() - self._c) / 1e6
 
 
-def run_gridmap(sc: Scene, q: int, keep: int, method: str = "auto", churn: float = 0.0, seed: int = 0):
+def run_gridmap(sc: Scene, q: int, keep: int, method: str = "auto", churn: float = 0.0, seed: int = 0,
+                with_routes: bool = True):
     """Time q decisions; keep the first ``keep`` answers for checking (a service does not hoard them either).
 
     With ``churn`` > 0 that share of the teams moves (along the roads, untimed) before each query, as phones
@@ -256,7 +258,7 @@ def run_gridmap(sc: Scene, q: int, keep: int, method: str = "auto", churn: float
             r.move_teams([sc.teams.codes[j] for j in who], sc.teams.x[who] + rng.normal(0, 30, n_move),
                          sc.teams.y[who] + rng.normal(0, 30, n_move), sc.teams.pos_at[who])
         ts.start()
-        res = r.rank(sc.ex[i], sc.ey[i], now=NOW, skills=[sc.eskill[i]], k=K, with_routes=True, method=method)
+        res = r.rank(sc.ex[i], sc.ey[i], now=NOW, skills=[sc.eskill[i]], k=K, with_routes=with_routes, method=method)
         ts.stop(i)
         found += len(res.picked) == K
         settled[i] = res.settled_nodes
@@ -685,6 +687,10 @@ def main() -> None:
                 if [(c.team, round(c.eta_s, 6)) for c in a.picked] != [(c.team, round(c.eta_s, 6)) for c in b.picked]:
                     raise SystemExit(f"{label}: {method} alone answers differently: {a.picked} vs {b.picked}")
             rows.append(Row(sc.graph_name, sc.n_teams, f"gridmap, {method} only", ts.wall, found, ts.cpu))
+        _, ts, found, _, searches = min((run_gridmap(sc, q_grid, 0, with_routes=False) for _ in range(args.repeat)),
+                                        key=lambda run: np.percentile(run[1].wall, 99))
+        rows.append(Row(sc.graph_name, sc.n_teams, "gridmap, no route geometries (the peers build none either)",
+                        ts.wall, found, ts.cpu))
         _, ts, found, _, searches = run_gridmap(sc, q_grid, 0, churn=0.10, seed=args.seed)
         rows.append(Row(sc.graph_name, sc.n_teams, f"gridmap, 10 % of teams moved before each query "
                                                    f"({searches_label(searches)})", ts.wall, found, ts.cpu))
@@ -748,12 +754,18 @@ def main() -> None:
         pg = min((r for r in rows if (r.graph, r.teams) == (graph, teams) and r.method.startswith("pgRouting")),
                  key=lambda r: r.p50)
         sp = next(r for r in rows if (r.graph, r.teams) == (graph, teams) and r.method.startswith("scipy"))
-        for peer, target in ((pg, TARGET_VS_PGROUTING), (sp, TARGET_VS_FIXED_RADIUS)):
-            ratio = peer.p50 / b.p50
-            # the issue sets the ratios next to the 250k city's figures; elsewhere they are for information
-            met = ("yes" if ratio >= target else "[red]NO[/red]") if graph == "city" and side == 500 else "(info)"
-            checks.add_row(f"{graph}, {teams:,} teams", f"{peer.method.split(',')[0]} p50 ÷ gridmap p50 ≥ {target:g}",
-                           f"{ratio:,.1f}", met)
+        core = next(r for r in rows if (r.graph, r.teams) == (graph, teams) and "no route geometries" in r.method)
+        # The issue's decision is "snap + rank top 5 + explanation"; the peers return node paths, no geometry.
+        # Both gridmap figures are held to the ratios on the 250k city; on the street, whose 1,407 nodes every
+        # method crosses in a fraction of a millisecond, the like-with-like figure is, the other one informs.
+        for gm, what in ((core, "snap + rank + explanations"), (b, "+ 5 route geometries")):
+            for peer, target in ((pg, TARGET_VS_PGROUTING), (sp, TARGET_VS_FIXED_RADIUS)):
+                ratio = peer.p50 / gm.p50
+                judged = (graph == "city" and side == 500) or (graph == "street" and gm is core)
+                met = ("yes" if ratio >= target else "[red]NO[/red]") if judged else "(info)"
+                checks.add_row(f"{graph}, {teams:,} teams",
+                               f"{peer.method.split(',')[0]} p50 ÷ gridmap ({what}) p50 ≥ {target:g}",
+                               f"{ratio:,.1f}", met)
     console.print(checks)
     batch_table(console, city, conn_args=(settings,), rng=rng, n_stations=100)
     setup_table = Table(title="set-up (not timed above)")
