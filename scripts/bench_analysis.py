@@ -50,14 +50,13 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout without the package installed
 
+from _benchdb import libpq, scratch_database  # noqa: E402
+
 from gridmap import analysis as ga  # noqa: E402
 from gridmap.analysis import _network  # noqa: E402
 from gridmap.analysis._frames import point_xy  # noqa: E402
 from gridmap.config import get_settings  # noqa: E402
 from gridmap.core.router import network_times  # noqa: E402
-from gridmap.services import sample  # noqa: E402
-from gridmap.storage import migrate  # noqa: E402
-from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine  # noqa: E402
 
 BENCH_DB = "gridmap_bench_analysis"
 STREET = "330106900"
@@ -85,21 +84,8 @@ COST_WARM = (f"SELECT b.id, c.cost FROM bench_building_node b LEFT JOIN "
 
 
 def scratch_db(settings, fresh: bool):
-    if not settings.embedded:
-        raise SystemExit("bench_analysis runs on the embedded cluster (unset GRIDMAP_DATABASE_URL)")
-    cluster = cluster_for(settings)
-    cluster.start()
-    with psycopg.connect(libpq_url(cluster.url("postgres")), autocommit=True) as conn:
-        if fresh:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    engine = make_engine(database_url(settings, dbname=BENCH_DB))
-    migrate.upgrade(engine)
-    t0 = time.perf_counter()
-    res = sample.load_sample_street(engine, settings=settings)
-    load_s = time.perf_counter() - t0 if res.loaded else None
-    conn = psycopg.connect(libpq_url(cluster.url(BENCH_DB)), autocommit=True)
+    engine, load_s = scratch_database(BENCH_DB, fresh=fresh, settings=settings)
+    conn = psycopg.connect(libpq(BENCH_DB, settings), autocommit=True)
     conn.execute("CREATE EXTENSION IF NOT EXISTS pgrouting CASCADE")
     return engine, conn, load_s
 

@@ -41,17 +41,15 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gridmap.config import get_settings  # noqa: E402
-from gridmap.services import auth, sample  # noqa: E402
-from gridmap.storage import migrate  # noqa: E402
-from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine  # noqa: E402
+from _benchdb import scratch_database  # noqa: E402
+
+from gridmap.services import auth  # noqa: E402
 
 DB = "gridmap_bench_api"
 PASSWORD = secrets.token_urlsafe(16)
@@ -61,19 +59,7 @@ CHANNELS = ["hotline_12345", "chat_group", "patrol"]
 
 
 def prepare(fresh: bool):
-    settings = get_settings()
-    cluster = cluster_for(settings)
-    cluster.start()
-    with psycopg.connect(libpq_url(cluster.url("postgres")), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone()
-        if fresh and exists:
-            conn.execute(f'DROP DATABASE "{DB}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{DB}"')
-    engine = make_engine(database_url(settings, dbname=DB))
-    migrate.upgrade(engine)
-    print(sample.load_sample_street(engine, settings=settings).message, flush=True)
+    engine, _ = scratch_database(DB, fresh=fresh)
     with engine.begin() as conn:  # a clean field: no open offers, every team on duty
         conn.execute(text("UPDATE assignments SET status = 'cancelled' WHERE status IN ('offered', 'accepted')"))
         conn.execute(text("UPDATE teams SET status = 'available'"))

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import psycopg
 import uvicorn
+from _benchdb import scratch_database
 from playwright.sync_api import sync_playwright
 from pydantic import SecretStr
 from rich.console import Console
@@ -44,11 +45,10 @@ from sqlalchemy.orm import Session
 import gridmap.viz as gv
 from api.app import create_app
 from gridmap.config import get_settings
-from gridmap.services import auth, sample
+from gridmap.services import auth
 from gridmap.services.dashboard import Dashboard
 from gridmap.services.registry import Registry
-from gridmap.storage import migrate
-from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
+from gridmap.storage.db import cluster_for, libpq_url
 
 DB = "gridmap_bench_dashboard"
 CHROMIUM_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox",
@@ -59,21 +59,10 @@ console = Console(width=200)
 
 
 def fresh_db(settings):
-    cluster = cluster_for(settings)
-    cluster.start()
-    with psycopg.connect(libpq_url(cluster.url("postgres")), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB}"')
-    engine = make_engine(database_url(settings, dbname=DB))
-    migrate.upgrade(engine)
-    sample.load_sample_street(engine, settings=settings)
+    engine, _ = scratch_database(DB, fresh=True, settings=settings)
     with engine.begin() as conn:
         conn.execute(text("CREATE SCHEMA bench"))
         conn.execute(text("CREATE TABLE bench.buildings AS SELECT * FROM buildings"))
-        # events and fire_equipment reference buildings without an index on building_id: index them here
-        # (bench database only), or every deleted building scans both tables
-        conn.execute(text("CREATE INDEX bench_events_building ON events (building_id)"))
-        conn.execute(text("CREATE INDEX bench_equipment_building ON fire_equipment (building_id)"))
     return engine
 
 

@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psycopg
 import rtree
 from rich.console import Console
 from rich.table import Table
@@ -46,12 +45,11 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gridmap.config import MEASURE_CRS, get_settings  # noqa: E402
+from _benchdb import scratch_database  # noqa: E402
+
+from gridmap.config import MEASURE_CRS  # noqa: E402
 from gridmap.core.crs import transformer  # noqa: E402
-from gridmap.services import sample  # noqa: E402
 from gridmap.services.dispatch import Dispatcher, DispatchPolicy  # noqa: E402
-from gridmap.storage import migrate  # noqa: E402
-from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine  # noqa: E402
 from gridmap.storage.models import Team  # noqa: E402
 
 DB = "gridmap_bench_positions"
@@ -60,19 +58,7 @@ TARGET = 20_000
 
 
 def prepare(n_extra: int, fresh: bool):
-    settings = get_settings()
-    cluster = cluster_for(settings)
-    cluster.start()
-    with psycopg.connect(libpq_url(cluster.url("postgres")), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone()
-        if fresh and exists:
-            conn.execute(f'DROP DATABASE "{DB}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{DB}"')
-    engine = make_engine(database_url(settings, dbname=DB))
-    migrate.upgrade(engine)
-    print(sample.load_sample_street(engine, settings=settings).message, flush=True)
+    engine, _ = scratch_database(DB, fresh=fresh)
     with engine.begin() as conn:
         have = conn.execute(text("SELECT count(*) FROM teams WHERE code LIKE 'BENCH-%'")).scalar_one()
         if have != n_extra:
