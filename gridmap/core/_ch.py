@@ -82,6 +82,12 @@ def _append(to, w, arc, start, length, cap, end, node, x, wt, a):
 
 
 @nb.njit(cache=True)
+def _sc_buffers(n):
+    return (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.float64), np.empty(n, np.int64),
+            np.empty(n, np.int64))
+
+
+@nb.njit(cache=True)
 def _list_find(to, start, length, node, x):
     s = start[node]
     for i in range(s, s + length[node]):
@@ -130,16 +136,16 @@ def _witness(out_to, out_w, out_start, out_len, src, skip, limit, targets, n_tar
 
 
 @nb.njit(cache=True)
-def _simulate(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, arc_hops,
-              out_arc, in_arc, max_settle, dist, stamp, cur, hk, hv, targets):
-    """Shortcuts that contracting v would add, and the original edges they would stand for.
-    Returns (shortcuts, their hops, stamp counter after the searches)."""
-    n_sc = 0
-    hops = 0
+def _shortcuts(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, out_arc, in_arc,
+               max_settle, dist, stamp, cur, hk, hv, targets, sc_u, sc_x, sc_w, sc_a1, sc_a2):
+    """The shortcuts u -> x that contracting v needs: one per in-neighbour u and out-neighbour x (u != x)
+    with no witness path u ~> x avoiding v at most as long as u -> v -> x. Writes them to the ``sc_*``
+    buffers (room for in_len[v] * out_len[v]) and returns (count, stamp counter after the searches)."""
     so = out_start[v]
     no = out_len[v]
+    n_sc = 0
     if no == 0 or in_len[v] == 0:
-        return 0, 0, cur
+        return 0, cur
     max_out = 0.0
     for j in range(no):
         targets[j] = out_to[so + j]
@@ -157,9 +163,27 @@ def _simulate(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_le
             if x == u:
                 continue
             via = a + out_w[j]
-            if stamp[x] != cur or dist[x] > via:
-                n_sc += 1
-                hops += arc_hops[in_arc[i]] + arc_hops[out_arc[j]]
+            if stamp[x] == cur and dist[x] <= via:
+                continue  # a witness path: no shortcut needed
+            sc_u[n_sc] = u
+            sc_x[n_sc] = x
+            sc_w[n_sc] = via
+            sc_a1[n_sc] = in_arc[i]
+            sc_a2[n_sc] = out_arc[j]
+            n_sc += 1
+    return n_sc, cur
+
+
+@nb.njit(cache=True)
+def _simulate(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, arc_hops,
+              out_arc, in_arc, max_settle, dist, stamp, cur, hk, hv, targets, sc_u, sc_x, sc_w, sc_a1, sc_a2):
+    """Shortcuts that contracting v would add, and the original edges they would stand for.
+    Returns (shortcuts, their hops, stamp counter after the searches)."""
+    n_sc, cur = _shortcuts(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, out_arc, in_arc,
+                           max_settle, dist, stamp, cur, hk, hv, targets, sc_u, sc_x, sc_w, sc_a1, sc_a2)
+    hops = 0
+    for k in range(n_sc):
+        hops += arc_hops[sc_a1[k]] + arc_hops[sc_a2[k]]
     return n_sc, hops, cur
 
 
@@ -259,6 +283,7 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
     hk = np.empty(1 << 16, np.float64)
     hv = np.empty(1 << 16, np.int64)
     targets = np.empty(64, np.int64)
+    sc_u, sc_x, sc_w, sc_a1, sc_a2 = _sc_buffers(1024)  # the shortcuts of one contraction
 
     depth = np.zeros(n, np.float64)
     prio = np.empty(n, np.float64)
@@ -275,8 +300,11 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
         need = out_len[v]
         if need > targets.shape[0]:
             targets = np.empty(2 * need, np.int64)
+        if in_len[v] * need > sc_u.shape[0]:
+            sc_u, sc_x, sc_w, sc_a1, sc_a2 = _sc_buffers(2 * in_len[v] * need)
         n_sc, hops, cur = _simulate(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len,
-                                    arc_hops, out_arc, in_arc, sim_settle, dist, stamp, cur, hk, hv, targets)
+                                    arc_hops, out_arc, in_arc, sim_settle, dist, stamp, cur, hk, hv, targets,
+                                    sc_u, sc_x, sc_w, sc_a1, sc_a2)
         prio[v] = _priority(v, n_sc, hops, out_len, in_len, arc_hops, out_arc, out_start, in_arc, in_start, depth)
         qsize = _push(qk, qv, qsize, prio[v], v)
 
@@ -300,8 +328,11 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
         need = out_len[v]
         if need > targets.shape[0]:
             targets = np.empty(2 * need, np.int64)
+        if in_len[v] * need > sc_u.shape[0]:
+            sc_u, sc_x, sc_w, sc_a1, sc_a2 = _sc_buffers(2 * in_len[v] * need)
         n_sc, hops, cur = _simulate(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len,
-                                    arc_hops, out_arc, in_arc, sim_settle, dist, stamp, cur, hk, hv, targets)
+                                    arc_hops, out_arc, in_arc, sim_settle, dist, stamp, cur, hk, hv, targets,
+                                    sc_u, sc_x, sc_w, sc_a1, sc_a2)
         newp = _priority(v, n_sc, hops, out_len, in_len, arc_hops, out_arc, out_start, in_arc, in_start, depth)
         if qsize > 0 and newp > qk[0]:
             prio[v] = newp
@@ -339,57 +370,44 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
         if no > 0 and ni > 0:
             if no > targets.shape[0]:
                 targets = np.empty(2 * no, np.int64)
-            max_out = 0.0
-            for j in range(no):
-                targets[j] = out_to[so + j]
-                if out_w[so + j] > max_out:
-                    max_out = out_w[so + j]
-            for i in range(si, si + ni):
-                u = in_to[i]
-                a = in_w[i]
-                a_arc = in_arc[i]
-                cur += 1
-                _witness(out_to, out_w, out_start, out_len, u, v, a + max_out, targets, no, max_settle,
-                         dist, stamp, cur, hk, hv)
-                for j in range(so, so + no):
-                    x = out_to[j]
-                    if x == u:
-                        continue
-                    via = a + out_w[j]
-                    if stamp[x] == cur and dist[x] <= via:
-                        continue  # a witness path: no shortcut needed
-                    # the shortcut u -> x via v
-                    if n_arcs >= arc_tail.shape[0]:
-                        arc_tail = _grow1(arc_tail, n_arcs + 1)
-                        arc_head = _grow1(arc_head, n_arcs + 1)
-                        arc_w = _grow1(arc_w, n_arcs + 1)
-                        arc_c1 = _grow1(arc_c1, n_arcs + 1)
-                        arc_c2 = _grow1(arc_c2, n_arcs + 1)
-                        arc_orig = _grow1(arc_orig, n_arcs + 1)
-                        arc_hops = _grow1(arc_hops, n_arcs + 1)
-                    sc = n_arcs
-                    arc_tail[sc] = u
-                    arc_head[sc] = x
-                    arc_w[sc] = via
-                    arc_c1[sc] = a_arc
-                    arc_c2[sc] = out_arc[j]
-                    arc_orig[sc] = -1
-                    arc_hops[sc] = arc_hops[a_arc] + arc_hops[out_arc[j]]
-                    n_arcs += 1
-                    k = _list_find(out_to, out_start, out_len, u, x)
-                    if k >= 0:
-                        if out_w[k] > via:  # a parallel arc gets the better weight
-                            out_w[k] = via
-                            out_arc[k] = sc
-                            k2 = _list_find(in_to, in_start, in_len, x, u)
-                            in_w[k2] = via
-                            in_arc[k2] = sc
-                        continue
-                    # append u -> x to u's out-list and x's in-list
-                    out_to, out_w, out_arc, end_o = _append(out_to, out_w, out_arc, out_start, out_len, out_cap,
-                                                            end_o, u, x, via, sc)
-                    in_to, in_w, in_arc, end_i = _append(in_to, in_w, in_arc, in_start, in_len, in_cap,
-                                                         end_i, x, u, via, sc)
+            if ni * no > sc_u.shape[0]:
+                sc_u, sc_x, sc_w, sc_a1, sc_a2 = _sc_buffers(2 * ni * no)
+            n_new, cur = _shortcuts(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, out_arc,
+                                    in_arc, max_settle, dist, stamp, cur, hk, hv, targets,
+                                    sc_u, sc_x, sc_w, sc_a1, sc_a2)
+            for q in range(n_new):
+                u, x, via, a_arc, b_arc = sc_u[q], sc_x[q], sc_w[q], sc_a1[q], sc_a2[q]
+                if n_arcs >= arc_tail.shape[0]:
+                    arc_tail = _grow1(arc_tail, n_arcs + 1)
+                    arc_head = _grow1(arc_head, n_arcs + 1)
+                    arc_w = _grow1(arc_w, n_arcs + 1)
+                    arc_c1 = _grow1(arc_c1, n_arcs + 1)
+                    arc_c2 = _grow1(arc_c2, n_arcs + 1)
+                    arc_orig = _grow1(arc_orig, n_arcs + 1)
+                    arc_hops = _grow1(arc_hops, n_arcs + 1)
+                sc = n_arcs
+                arc_tail[sc] = u
+                arc_head[sc] = x
+                arc_w[sc] = via
+                arc_c1[sc] = a_arc
+                arc_c2[sc] = b_arc
+                arc_orig[sc] = -1
+                arc_hops[sc] = arc_hops[a_arc] + arc_hops[b_arc]
+                n_arcs += 1
+                k = _list_find(out_to, out_start, out_len, u, x)
+                if k >= 0:
+                    if out_w[k] > via:  # a parallel arc gets the better weight
+                        out_w[k] = via
+                        out_arc[k] = sc
+                        k2 = _list_find(in_to, in_start, in_len, x, u)
+                        in_w[k2] = via
+                        in_arc[k2] = sc
+                    continue
+                # append u -> x to u's out-list and x's in-list
+                out_to, out_w, out_arc, end_o = _append(out_to, out_w, out_arc, out_start, out_len, out_cap,
+                                                        end_o, u, x, via, sc)
+                in_to, in_w, in_arc, end_i = _append(in_to, in_w, in_arc, in_start, in_len, in_cap,
+                                                     end_i, x, u, via, sc)
 
         # take v out of the remaining graph, and update its neighbours
         contracted[v] = True
@@ -421,9 +439,11 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
                 need = out_len[x]
                 if need > targets.shape[0]:
                     targets = np.empty(2 * need, np.int64)
+                if in_len[x] * need > sc_u.shape[0]:
+                    sc_u, sc_x, sc_w, sc_a1, sc_a2 = _sc_buffers(2 * in_len[x] * need)
                 n_sc, hops, cur = _simulate(x, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len,
                                             arc_hops, out_arc, in_arc, sim_settle, dist, stamp, cur, hk, hv,
-                                            targets)
+                                            targets, sc_u, sc_x, sc_w, sc_a1, sc_a2)
                 prio[x] = _priority(x, n_sc, hops, out_len, in_len, arc_hops, out_arc, out_start, in_arc,
                                     in_start, depth)
                 if qsize >= qk.shape[0]:
