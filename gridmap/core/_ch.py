@@ -457,6 +457,32 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
 
 
 # -- searches on the hierarchy -----------------------------------------------------------------------------
+@nb.njit(cache=True, inline="always")
+def _seed(nodes, costs, dist, stamp, cur, pred_arc, pred_node, hk, hv):
+    """Start a search at ``nodes`` with ``costs`` (the cheaper of duplicates); returns the heap's size."""
+    size = 0
+    for i in range(nodes.shape[0]):
+        s = nodes[i]
+        c = costs[i]
+        if stamp[s] != cur or c < dist[s]:
+            stamp[s] = cur
+            dist[s] = c
+            pred_arc[s] = -1
+            pred_node[s] = -1
+            size = _push(hk, hv, size, c, s)
+    return size
+
+
+@nb.njit(cache=True, inline="always")
+def _stalled(v, d, s_ptr, s_nbr, s_w, dist, stamp, cur):
+    """Stall-on-demand: an arc from a higher node, already reached, shows a shorter way to v than d."""
+    for i in range(s_ptr[v], s_ptr[v + 1]):
+        x = s_nbr[i]
+        if stamp[x] == cur and dist[x] + s_w[i] < d:
+            return True
+    return False
+
+
 @nb.njit(cache=True)
 def up_search(r_ptr, r_nbr, r_w, r_arc, s_ptr, s_nbr, s_w, src_nodes, src_costs, horizon,
               dist, stamp, cur, pred_arc, pred_node, hk, hv, out_node, out_d, stop_node=-1):
@@ -470,16 +496,7 @@ def up_search(r_ptr, r_nbr, r_w, r_arc, s_ptr, s_nbr, s_w, src_nodes, src_costs,
     their count (-1 if ``out_node`` is too small). With ``stop_node`` >= 0 the search ends when that
     node is settled (a route to a known meeting node needs nothing more).
     """
-    size = 0
-    for i in range(src_nodes.shape[0]):
-        s = src_nodes[i]
-        c = src_costs[i]
-        if stamp[s] != cur or c < dist[s]:
-            stamp[s] = cur
-            dist[s] = c
-            pred_arc[s] = -1
-            pred_node[s] = -1
-            size = _push(hk, hv, size, c, s)
+    size = _seed(src_nodes, src_costs, dist, stamp, cur, pred_arc, pred_node, hk, hv)
     n_out = 0
     while size > 0:
         d, v, size = _pop(hk, hv, size)
@@ -487,13 +504,7 @@ def up_search(r_ptr, r_nbr, r_w, r_arc, s_ptr, s_nbr, s_w, src_nodes, src_costs,
             continue
         if d > horizon:
             break
-        stalled = False
-        for i in range(s_ptr[v], s_ptr[v + 1]):
-            x = s_nbr[i]
-            if stamp[x] == cur and dist[x] + s_w[i] < d:
-                stalled = True
-                break
-        if stalled:
+        if _stalled(v, d, s_ptr, s_nbr, s_w, dist, stamp, cur):
             continue
         if n_out >= out_node.shape[0]:
             return -1
@@ -571,16 +582,7 @@ def nearest_by_buckets(
     Ineligible teams met on the way go to ``bad_team`` (with ``team_eta``), as in
     ``_dijkstra.nearest_teams``. Returns (eligible teams found <= k, bad teams, nodes settled).
     """
-    size = 0
-    for i in range(seed_nodes.shape[0]):
-        s = seed_nodes[i]
-        c = seed_costs[i]
-        if stamp[s] != cur or c < dist[s]:
-            stamp[s] = cur
-            dist[s] = c
-            pred_arc[s] = -1
-            pred_node[s] = -1
-            size = _push(hk, hv, size, c, s)
+    size = _seed(seed_nodes, seed_costs, dist, stamp, cur, pred_arc, pred_node, hk, hv)
     for j in range(k):
         top_team[j] = -1
         top_eta[j] = INF
@@ -592,13 +594,7 @@ def nearest_by_buckets(
             continue
         if d > horizon or top_eta[k - 1] <= d:
             break
-        stalled = False
-        for i in range(f_ptr[v], f_ptr[v + 1]):
-            x = f_nbr[i]
-            if stamp[x] == cur and dist[x] + f_w[i] < d:
-                stalled = True
-                break
-        if stalled:
+        if _stalled(v, d, f_ptr, f_nbr, f_w, dist, stamp, cur):
             continue
         settled += 1
         # the bucket of v: the static part, then the overlay of recent moves
