@@ -226,6 +226,7 @@ class Router:
         idx = np.array([self.team_index(c) for c in codes], dtype=np.int64)
         if len(idx) == 0:
             return
+        self._off_road = None
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         snaps = self.g.snap(x, y, self.max_snap_m)
@@ -253,6 +254,14 @@ class Router:
             self._unhang(i)
             self.edge[i] = -1
             self.status[i] = STATUS_CODES["off_duty"]
+            self._off_road = None
+
+    def off_road(self) -> np.ndarray:
+        """Teams with a position too far from any road to be routed (cached until a team moves)."""
+        if getattr(self, "_off_road", None) is None:
+            n = len(self.codes)
+            self._off_road = np.flatnonzero((self.edge[:n] < 0) & np.isfinite(self.x[:n]))
+        return self._off_road
 
     # -- the query ------------------------------------------------------------------------------
     def eligibility(self, now: float, required: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -310,12 +319,16 @@ class Router:
         """
         n = len(self.codes)
         required = self.skill_mask(skills)
-        ok, available, fresh, skilled = self.eligibility(now, required)
         snap = self.g.snap([x], [y], self.max_snap_m)
         e = int(snap.edge[0])
         if e < 0 or n == 0:
+            ok, available, fresh, skilled = self.eligibility(now, required)
             return self._straight_line(x, y, ok, k, max_eta_s, grid, tie_window_s, available, fresh, skilled,
                                        note=None if n else "no teams are known")
+        ok = self.status[:n] == STATUS_CODES["available"]  # = eligibility()[0], with fewer temporaries
+        ok &= (now - self.pos_at[:n]) <= self.stale_after_s
+        if required:
+            ok &= (self.skills[:n] & required) != 0
         f = float(snap.fraction[0])
         walk_event = float(snap.distance_m[0]) / WALK_SPEED
         seeds = [int(self.g.edge_u[e])]
@@ -399,16 +412,17 @@ class Router:
             if eta > worst:
                 continue
             c = Candidate(self.codes[i], eta, 0.0, "road")
-            if not available[i]:
+            if self.status[i] != STATUS_CODES["available"]:
                 c.reasons.append(f"busy ({STATUS_NAMES[int(self.status[i])]})")
-            if not fresh[i]:
+            if not (now - self.pos_at[i]) <= self.stale_after_s:
                 c.reasons.append(f"stale: last position {(now - self.pos_at[i]) / 60:.0f} min ago")
-            if not skilled[i]:
+            if required and not self.skills[i] & required:
                 c.reasons.append(f"wrong skill (needs one of {', '.join(skills)})")
             passed.append(c)
         # Eligible teams whose position is too far from any road to be routed: say so when they are close.
-        n = len(self.codes)
-        off_road = np.flatnonzero(ok & (self.edge[:n] < 0) & np.isfinite(self.x[:n]))
+        off_road = self.off_road()
+        if len(off_road):
+            off_road = off_road[ok[off_road]]
         if len(off_road):
             crow = np.hypot(self.x[off_road] - x, self.y[off_road] - y) / FALLBACK_SPEED
             for i in off_road[crow <= worst].tolist():
