@@ -56,6 +56,18 @@ def _pop(hk, hv, size):
     return key, val, size
 
 
+@nb.njit(cache=True)
+def eligible(status, pos_at, skills, n, now, stale_after_s, required, out):
+    """out[:n] = available (status 0), fresh and (without ``required``) any skill or one of ``required``'s.
+    Returns how many are eligible. The router's per-query mask in one pass (numpy takes three)."""
+    count = 0
+    for i in range(n):
+        ok = status[i] == 0 and (now - pos_at[i]) <= stale_after_s and (required == 0 or (skills[i] & required) != 0)
+        out[i] = ok
+        count += ok
+    return count
+
+
 @nb.njit(cache=True, inline="always")
 def _offer(team, eta, k, top_team, top_eta):
     """Keep the k best (top_eta ascending): put ``team`` in at ``eta``, or move it up if it is there."""

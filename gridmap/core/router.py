@@ -325,10 +325,9 @@ class Router:
             ok, available, fresh, skilled = self.eligibility(now, required)
             return self._straight_line(x, y, ok, k, max_eta_s, grid, tie_window_s, available, fresh, skilled,
                                        note=None if n else "no teams are known")
-        ok = self.status[:n] == STATUS_CODES["available"]  # = eligibility()[0], with fewer temporaries
-        ok &= (now - self.pos_at[:n]) <= self.stale_after_s
-        if required:
-            ok &= (self.skills[:n] & required) != 0
+        ok = np.empty(n, dtype=bool)  # = eligibility()[0], in one compiled pass
+        n_ok = _dijkstra.eligible(self.status, self.pos_at, self.skills, n, float(now), float(self.stale_after_s),
+                                  required, ok)
         f = float(snap.fraction[0])
         walk_event = float(snap.distance_m[0]) / WALK_SPEED
         seeds = [int(self.g.edge_u[e])]
@@ -343,7 +342,7 @@ class Router:
         top_eta = np.empty(kk)
         bad = np.empty(32, dtype=np.int64)
         if method == "auto":
-            method = self.choose_search(int(np.count_nonzero(ok)), kk)
+            method = self.choose_search(n_ok, kk)
         elif method == "hierarchy" and self.hierarchy is None:
             raise ValueError("method='hierarchy' needs a hierarchy: call use_hierarchy() first")
         elif method not in ("dijkstra", "hierarchy"):
@@ -383,9 +382,9 @@ class Router:
                 top_team, top_eta, bad, len(bad),
             )
             team_eta_arr, team_slot_arr = self._team_eta, self._team_slot
-        etas = {int(top_team[j]): float(top_eta[j]) for j in range(kk) if top_team[j] >= 0}
+        etas = {i: t for i, t in zip(top_team.tolist(), top_eta.tolist(), strict=True) if i >= 0}
         via_edge: dict[int, tuple[float, int, float, float]] = {}
-        bad_eta = {i: float(team_eta_arr[i]) for i in bad[:n_bad].tolist()}
+        bad_eta = dict(zip(bad[:n_bad].tolist(), team_eta_arr[bad[:n_bad]].tolist(), strict=True))
         for i, hit in self._team_on_edge_eta(e, f, walk_event).items():
             if ok[i] and hit[0] < etas.get(i, np.inf):
                 etas[i] = hit[0]
@@ -442,7 +441,7 @@ class Router:
                     passed.append(Candidate(self.codes[i], float("inf"), 0.0, "road",
                                             reasons=[f"beyond the maximum ETA of {max_eta_s / 60:.0f} min by road, "
                                                      "or no road path to the event"]))
-            beyond = int(ok.sum()) - len(picked)
+            beyond = n_ok - len(picked)
             note = (f"only {len(picked)} eligible team(s) within {max_eta_s / 60:.0f} min by road; "
                     f"{beyond} other eligible team(s) are beyond the maximum ETA or cannot reach the event by road")
         return Ranking(picked, sorted(passed, key=lambda c: c.eta_s), float(snap.distance_m[0]), "road", settled, note,
