@@ -571,7 +571,7 @@ def nearest_by_buckets(
     slot_gen, team_ok, k, horizon,
     dist, stamp, cur, pred_arc, pred_node, hk, hv,
     team_eta, team_slot, team_meet, team_stamp,
-    top_team, top_eta, bad_team, max_bad,
+    top_team, top_eta,
 ):
     """The k nearest eligible teams of a target, by the hierarchy and the teams' buckets.
 
@@ -579,14 +579,14 @@ def nearest_by_buckets(
     ``entry distance + distance to the target`` for the teams that reach that node on their way up.
     The search settles in order of distance to the target and every entry adds a non-negative part,
     so once the k-th best ETA is <= the distance being settled no team can still beat it: stop.
-    Ineligible teams met on the way go to ``bad_team`` (with ``team_eta``), as in
-    ``_dijkstra.nearest_teams``. Returns (eligible teams found <= k, bad teams, nodes settled).
+    Every team met (eligible or not) has ``team_stamp == cur`` and its best ``team_eta``, ``team_slot`` and
+    meeting node: buckets meet teams in no particular order, so the caller picks the nearest ineligible
+    ones from those afterwards. Returns (eligible teams found <= k, nodes settled).
     """
     size = _seed(seed_nodes, seed_costs, dist, stamp, cur, pred_arc, pred_node, hk, hv)
     for j in range(k):
         top_team[j] = -1
         top_eta[j] = INF
-    n_bad = 0
     settled = 0
     while size > 0:
         d, v, size = _pop(hk, hv, size)
@@ -622,16 +622,12 @@ def nearest_by_buckets(
                 team = s >> 1
                 if team_stamp[team] == cur and eta >= team_eta[team]:
                     continue
-                first = team_stamp[team] != cur
                 team_stamp[team] = cur
                 team_eta[team] = eta
                 team_slot[team] = s
                 team_meet[team] = v
                 if team_ok[team]:
                     _offer(team, eta, k, top_team, top_eta)
-                elif first and n_bad < max_bad:
-                    bad_team[n_bad] = team
-                    n_bad += 1
         for i in range(b_ptr[v], b_ptr[v + 1]):
             x = b_nbr[i]
             nd = d + b_w[i]
@@ -645,7 +641,7 @@ def nearest_by_buckets(
     for j in range(k):
         if top_team[j] >= 0:
             found += 1
-    return found, n_bad, settled
+    return found, settled
 
 
 @nb.njit(cache=True)

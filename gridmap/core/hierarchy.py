@@ -87,9 +87,8 @@ class Hierarchy:
         self.arc_c1, self.arc_c2, self.arc_orig, self.arc_hops = arc_c1, arc_c2, arc_orig, arc_hops
         # The searches number nodes by rank, highest first: every upward search ends among the top few
         # thousand nodes, whose arcs then sit together in memory (2x faster searches on the 250,000-node
-        # city than in the road graph's order). ``inner[v]`` is node v's number here, ``outer`` the inverse.
+        # city than in the road graph's order). ``inner[v]`` is road-graph node v's number here.
         self.inner = (n - 1 - rank).astype(np.int64)
-        self.outer = np.argsort(self.inner).astype(np.int64)
         inn = self.inner
         # upward arcs from v (v -> head, rank up) and into v (from -> v, rank up), as CSR on v
         self.f_ptr, self.f_nbr, self.f_arc = _csr(n, inn[fwd_tail], inn[fwd_head].astype(np.int32), fwd_arc)
@@ -118,7 +117,7 @@ class Hierarchy:
     # -- upward searches ---------------------------------------------------------------------------
     def _up(self, nodes, costs, *, forward: bool, horizon: float = np.inf, second: bool = False, stop: int = -1):
         """Upward search (from road-graph nodes if ``forward``, else to them); returns (nodes, distances)
-        settled, the nodes in the hierarchy's own numbering (``outer`` maps them back). With ``stop`` (in
+        settled, the nodes in the hierarchy's own numbering. With ``stop`` (in
         the hierarchy's numbering) the search ends once that node is settled."""
         nodes = self.inner[np.asarray(nodes, dtype=np.int64)]
         costs = np.asarray(costs, dtype=np.float64)
@@ -265,7 +264,6 @@ class Buckets:
             out_node = np.empty(cap, dtype=np.int64)
             out_slot = np.empty(cap, dtype=np.int64)
             out_d = np.empty(cap)
-            h._cur += 1
             got, h._cur = _ch.fill_buckets(h.f_ptr, h.f_nbr, h.f_w, h.f_arc, h.b_ptr, h.b_nbr, h.b_w,
                                            slots, nodes, costs, np.inf, h._dist, h._stamp, h._cur,
                                            h._pred_arc, h._pred_node, h._hk, h._hv, h._space_node, h._space_d,

@@ -90,6 +90,7 @@ class Router:
         self._grid_ids: dict[str, int] = {}
         self.hierarchy: Hierarchy | None = None
         self.buckets: Buckets | None = None
+        self._off_road: np.ndarray | None = None
         self._alloc(capacity)
 
     # -- team state -----------------------------------------------------------------------------
@@ -125,7 +126,7 @@ class Router:
         grow("_h_team_meet", -1, np.int64)
         grow("_h_team_stamp", 0, np.int64)
         self._cap = cap
-        if getattr(self, "buckets", None) is not None:
+        if self.buckets is not None:
             self.buckets.ensure_slots(2 * cap)
         self.grid_codes: list[str] = getattr(self, "grid_codes", [])
 
@@ -258,7 +259,7 @@ class Router:
 
     def off_road(self) -> np.ndarray:
         """Teams with a position too far from any road to be routed (cached until a team moves)."""
-        if getattr(self, "_off_road", None) is None:
+        if self._off_road is None:
             n = len(self.codes)
             self._off_road = np.flatnonzero((self.edge[:n] < 0) & np.isfinite(self.x[:n]))
         return self._off_road
@@ -353,7 +354,7 @@ class Router:
             bk.refresh()
             h._cur += 1
             cur = h._cur
-            found, n_bad, settled = _ch.nearest_by_buckets(
+            found, settled = _ch.nearest_by_buckets(
                 h.b_ptr, h.b_nbr, h.b_w, h.b_arc, h.f_ptr, h.f_nbr, h.f_w,
                 h.inner[seed_nodes], seed_costs,
                 bk.bk_ptr, bk.bk_slot, bk.bk_d, bk.bk_gen,
@@ -361,7 +362,7 @@ class Router:
                 bk.slot_gen, ok, kk, max_eta_s,
                 h._dist, h._stamp, cur, h._pred_arc, h._pred_node, h._hk, h._hv,
                 self._h_team_eta, self._h_team_slot, self._h_team_meet, self._h_team_stamp,
-                top_team, top_eta, bad, 0,
+                top_team, top_eta,
             )
             team_eta_arr, team_slot_arr = self._h_team_eta, self._h_team_slot
             # buckets meet teams in no particular order: take the nearest ineligible ones met, not the first
