@@ -47,6 +47,12 @@ class Advice:
     equipment: dict[str, list[dict]]
 
 
+def _check_coords(coords: str) -> None:
+    if coords not in ("wgs84", "gcj02"):
+        raise InvalidInput(f"unknown coordinate system {coords!r}", field="coords",
+                           fix="use 'wgs84' (GPS) or 'gcj02' (Amap/Tencent maps)")
+
+
 def _line(geom) -> list[list[float]] | None:
     if geom is None:
         return None
@@ -78,9 +84,7 @@ class DispatchAdvice:
         fire the nearest in-service micro fire stations/trucks and hydrants. Operators: their street only."""
         p.require("admin", "operator", what="dispatch advice (it shows where teams are)")
         d = self._need_dispatcher()
-        if coords not in ("wgs84", "gcj02"):
-            raise InvalidInput(f"unknown coordinate system {coords!r}", field="coords",
-                               fix="use 'wgs84' (GPS) or 'gcj02' (Amap/Tencent maps)")
+        _check_coords(coords)
         lon, lat = check_lonlat(lon, lat, self.settings.area_bbox, gcj02=coords == "gcj02")
         now = at or self.clock()
         if now.tzinfo is None:
@@ -111,9 +115,7 @@ class DispatchAdvice:
         if kind not in ETA_KINDS and kind not in skills:
             raise InvalidInput(f"unknown kind {kind!r}", field="kind",
                                fix=f"use one of {', '.join((*ETA_KINDS, *sorted(skills)))}")
-        if coords not in ("wgs84", "gcj02"):
-            raise InvalidInput(f"unknown coordinate system {coords!r}", field="coords",
-                               fix="use 'wgs84' (GPS) or 'gcj02' (Amap/Tencent maps)")
+        _check_coords(coords)
         lonlat = []
         for i, (lon, lat) in enumerate(points):
             try:
