@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             dispatcher = None
         st = app.state
         st.settings, st.registry, st.engine, st.clock, st.dispatcher = cfg, reg, reg.engine, now, dispatcher
-        st.auth = AuthService(signer)
+        st.auth = AuthService(signer, reg.engine, cfg)
+        st.auth.start()  # LISTEN for revoked sessions: they end at once in every process
         st.events = EventService(reg.engine, cfg, dispatcher, now)
         st.events.warm_up()  # before the server answers: the first requests must not pay for it
         # As many request threads as pooled connections: a request beyond them waits for a thread (in order, on
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             st.feed.stop()
+            st.auth.stop()
             if registry is None:
                 reg.dispose()
 

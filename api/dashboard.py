@@ -4,17 +4,18 @@ Everything the page needs comes from here (no CDN): the deck.gl bundle of the py
 script and stylesheet, the deck (pydeck JSON), vector tiles of buildings and small per-viewport JSON
 layers. Large responses are gzip-compressed; JSON is written by orjson; every list is bounded.
 
-Sessions. ``POST /dashboard/login`` checks the password with the API's own user store and signer
-(:class:`~gridmap.services.auth.AuthService`: Argon2 hashes, HMAC-signed expiring tokens) and puts the
-signed token in a cookie: ``HttpOnly`` (no script on the page can read it), ``SameSite=Strict`` (no other
+Sessions. ``POST /dashboard/login`` checks the password with the API's own user store
+(:class:`~gridmap.services.auth.AuthService`: Argon2 hashes, the same login throttle as ``/v1/auth/token``),
+opens a session of kind ``dashboard`` and puts its signed token (a JWT naming the session) in a cookie: ``HttpOnly`` (no script on the page can read it), ``SameSite=Strict`` (no other
 site's page, link or form makes the browser send it), ``Path=/dashboard`` (never sent to ``/v1``), and
 ``Secure`` when the app is reached over https. A cookie rather than a bearer header because deck.gl fetches
 the tiles and layer data itself: a cookie rides along on every one of those requests without custom
 headers, and the token never sits in JavaScript (no localStorage to steal). The cookie is accepted only
 by GET (read) endpoints; this router has no write endpoint, ``/v1`` never reads the cookie (anything that
 changes state needs ``Authorization: Bearer``), and login/logout, the two POSTs here, refuse another
-site's Origin. A bearer header works on every data endpoint too (scripts, the benchmark). Logout clears
-the cookie; the token itself stays valid until it expires (tokens are stateless, as on ``/v1``).
+site's Origin. A bearer header works on every data endpoint too (scripts, the benchmark). Every request
+checks the session as ``/v1`` does (revoked? user deactivated, changed, deleted? expired?), and logout
+revokes the session behind the cookie, then clears the cookie.
 
 Who sees what is the service's rule (:meth:`~gridmap.services.dashboard.Dashboard.view_for`): admins and
 planners everything, operators their street (filtered in SQL), other roles a 403. Without a session every
@@ -37,8 +38,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 import gridmap.viz as gv
-from api.errors import error_response, status_of
-from gridmap.errors import Forbidden, GridmapError, InvalidInput, Unauthorized
+from api.deps import get_client, precheck_login
+from api.errors import error_headers, error_response, status_of
+from gridmap.errors import Forbidden, GridmapError, InvalidInput, TooManyRequests, Unauthorized
 from gridmap.services.auth import Principal
 from gridmap.services.dashboard import Dashboard
 from gridmap.viz import page as viz_page
@@ -85,9 +87,10 @@ def session_principal(request: Request) -> Principal:
     if not token:
         raise Unauthorized("no command-centre session", field="session", fix=LOGIN_FIX)
     try:
-        return state.auth.signer.verify(token, state.clock())
+        return state.auth.authenticate(token, state.clock())  # the /v1 check: session open, user as they are now
     except Unauthorized as exc:
-        raise Unauthorized(f"{exc.message}: the session has ended", field="session", fix=LOGIN_FIX) from None
+        msg = exc.message if "ended" in exc.message else f"{exc.message}: the session has ended"
+        raise Unauthorized(msg, field="session", fix=LOGIN_FIX) from None
 
 
 def get_view(request: Request, p: Annotated[Principal, Depends(session_principal)]) -> Dashboard:
@@ -196,18 +199,31 @@ async def login(request: Request) -> Response:
         next_url = _safe_next(data.get("next"))
         username, password = _login_fields(data)
 
+        client = await get_client(request)
+        await precheck_login(request, username, client)  # a known lock or a full queue: 429 on the loop
+
         def check() -> tuple[str, dt.datetime, Principal]:
             with Session(state.engine, expire_on_commit=False) as session:
-                return state.auth.login(session, username, password, state.clock())
+                return state.auth.login(session, username, password, state.clock(), kind="dashboard", client=client)
 
         token, expires, p = await run_in_threadpool(check)
-        get_dashboard(request).view_for(p)  # a role without the screen gets no session at all
+        try:
+            get_dashboard(request).view_for(p)  # a role without the screen keeps no session at all
+        except Forbidden:
+            await run_in_threadpool(_end, state, p.session_id, "no command-centre screen for this role")
+            raise
     except GridmapError as exc:
         if wants_json:
             return error_response(exc)
-        msg = "用户名或密码错误 unknown user or wrong password" if isinstance(exc, Unauthorized) else \
-            f"{exc.message}. {exc.fix or ''}".strip()
-        return _login_page(request, next_url=next_url, error=msg, status=status_of(exc))
+        if isinstance(exc, Unauthorized):
+            msg = "用户名或密码错误 unknown user or wrong password"
+        elif isinstance(exc, TooManyRequests):
+            msg = f"登录尝试过多 {exc.message}. {exc.fix or ''}".strip()
+        else:
+            msg = f"{exc.message}. {exc.fix or ''}".strip()
+        page = _login_page(request, next_url=next_url, error=msg, status=status_of(exc))
+        page.headers.update(error_headers(exc) or {})
+        return page
     if wants_json:
         response: Response = JSONResponse({"username": p.username, "role": p.role, "street": p.street,
                                            "expires_at": expires.isoformat(), "next": next_url})
@@ -218,10 +234,19 @@ async def login(request: Request) -> Response:
     return response
 
 
+def _end(state, sid: str | None, reason: str) -> None:
+    if sid:
+        with Session(state.engine, expire_on_commit=False) as session:
+            state.auth.logout(session, sid, state.clock(), reason)
+
+
 @router.post("/logout", response_model=None)
 def logout(request: Request) -> Response:
-    """End the browser's session (clears the cookie); then the login form."""
+    """End the browser's session (revokes it and clears the cookie); then the login form."""
     _same_origin(request)
+    state = request.app.state
+    with Session(state.engine, expire_on_commit=False) as session:
+        state.auth.logout_token(session, request.cookies.get(COOKIE) or _token(request), state.clock())
     if "application/json" in request.headers.get("accept", ""):
         response: Response = JSONResponse({"logged_out": True})
     else:

@@ -1,15 +1,25 @@
-"""Request dependencies: one database session per request, the caller (a bearer token), the services.
+"""Request dependencies: one database session per request, the caller (a bearer token), the client's
+address, the services.
 
 Routes never commit: the services own their transactions on the session they are given.
 
-The dependencies are ``async def``: none of them waits on anything (a session connects only when a service
-uses it; a token is checked by HMAC), and FastAPI would otherwise run each sync dependency in its own
-thread-pool round trip, before and after the (sync) route itself.
+The dependencies are ``async def``: FastAPI would otherwise run each sync dependency in its own thread-pool
+round trip, before and after the (sync) route itself. A session connects only when a service uses it; a
+token is checked by HMAC and its session looked up in the per-process cache, and only when the cache has
+no fresh entry (every few seconds per session, or after a revocation) is the database read, in a thread.
+
+The client's address (for the login throttle and the session record) is the TCP peer's, unless that peer is
+one of ``GRIDMAP_TRUSTED_PROXIES``: then X-Forwarded-For is read from the right, skipping trusted proxies,
+and the first address that is not one is the client (what the last trusted proxy saw; anything to its left
+was written by the client and is not believed).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 from collections.abc import AsyncIterator
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -17,7 +27,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from gridmap.services.auth import Principal
+from gridmap.errors import TooManyRequests
+from gridmap.services.auth import Client, Principal
 from gridmap.services.escalation import EscalationService
 from gridmap.services.events import EventService
 from gridmap.services.metrics import MetricsService
@@ -39,7 +50,65 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 async def get_principal(request: Request,
                         creds: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> Principal:
     state = request.app.state
-    return state.auth.authenticate(creds.credentials if creds else None, state.clock())
+    token, now = creds.credentials if creds else None, state.clock()
+    p = state.auth.authenticate_cached(token, now)
+    if p is None:  # no fresh entry for this session in the cache: read it (blocking) in a worker thread
+        p = await run_in_threadpool(state.auth.authenticate, token, now)
+    return p
+
+
+@lru_cache(maxsize=16)
+def _networks(proxies: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _trusted(address: str, networks: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return any(ip in n for n in networks)
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address: the peer's, or, behind a trusted proxy, the one X-Forwarded-For names."""
+    peer = request.client.host if request.client else None
+    networks = _networks(tuple(request.app.state.settings.trusted_proxies))
+    if peer is None or not networks or not _trusted(peer, networks):
+        return peer
+    hops = [h.strip() for v in request.headers.getlist("x-forwarded-for") for h in v.split(",")]
+    address = peer
+    for hop in reversed(hops):
+        if not _trusted(address, networks):
+            break
+        try:
+            address = str(ipaddress.ip_address(hop))
+        except ValueError:  # not an address: stop at the last hop that was one
+            break
+    return address
+
+
+async def get_client(request: Request) -> Client:
+    return Client(client_address(request), request.headers.get("user-agent"))
+
+
+#: How long a login refused before any work (a known lock, a full Argon2 queue) waits before its 429.
+REFUSAL_DELAY_S = 0.25
+
+
+async def precheck_login(request: Request, username: str, client: Client) -> None:
+    """Refuse a login on the event loop when that needs no thread and no query (AuthService.precheck_login).
+
+    The answer is held back a quarter of a second: a client that ignores Retry-After and retries at once
+    would otherwise cost the server a request's worth of CPU every few hundred microseconds per
+    connection; a sleeping answer costs a timer."""
+    state = request.app.state
+    try:
+        state.auth.precheck_login(username, client, state.clock())
+    except TooManyRequests:
+        await asyncio.sleep(REFUSAL_DELAY_S)
+        raise
 
 
 async def get_events(request: Request) -> EventService:
@@ -56,6 +125,7 @@ async def get_metrics(request: Request) -> MetricsService:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+ClientDep = Annotated[Client, Depends(get_client)]
 EventsDep = Annotated[EventService, Depends(get_events)]
 EscalationDep = Annotated[EscalationService, Depends(get_escalation)]
 MetricsDep = Annotated[MetricsService, Depends(get_metrics)]

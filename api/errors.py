@@ -24,13 +24,14 @@ from gridmap.errors import (
     LoadRejected,
     NotFound,
     TooLarge,
+    TooManyRequests,
     Unauthorized,
 )
 
 # The one table: domain error -> HTTP status (first match wins; subclasses before bases).
 STATUS: dict[type[GridmapError], int] = {
     InvalidInput: 422, LoadRejected: 422, Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409,
-    TooLarge: 413, DatabaseError: 503, ConfigError: 503,
+    TooLarge: 413, TooManyRequests: 429, DatabaseError: 503, ConfigError: 503,
 }
 
 
@@ -45,7 +46,8 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     code: {"model": ErrorOut, "description": desc} for code, desc in (
         (400, "the body is not parseable JSON"), (401, "no or bad credentials"), (403, "the role or scope may not do this"), (404, "not found"),
         (409, "conflicts with the current state (e.g. an illegal transition)"), (413, "request body too large"),
-        (422, "invalid input: names the field and the fix"))
+        (422, "invalid input: names the field and the fix"),
+        (429, "too many failed logins, or the server is busy checking passwords: wait Retry-After seconds"))
 }
 
 
@@ -53,9 +55,17 @@ def status_of(exc: GridmapError) -> int:
     return next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 400)
 
 
+def error_headers(exc: GridmapError) -> dict[str, str] | None:
+    """The headers an error needs: the scheme to use after a 401, how long to wait after a 429."""
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, TooManyRequests):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
+
+
 def error_response(exc: GridmapError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    return JSONResponse(status_code=status_of(exc), content=exc.to_dict(), headers=headers)
+    return JSONResponse(status_code=status_of(exc), content=exc.to_dict(), headers=error_headers(exc))
 
 
 def _validation_fix(err: dict) -> str:

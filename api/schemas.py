@@ -343,6 +343,44 @@ class UserOut(BaseModel):
     role: str
 
 
+Role = Literal["admin", "operator", "planner", "grid_worker", "volunteer", "intake"]
+NewPassword = Annotated[str, StringConstraints(min_length=12, max_length=200, pattern=NO_NUL)]
+
+
+class UserDetailOut(BaseModel):
+    id: int
+    username: str
+    role: str
+    street_code: str | None
+    member_code: str | None
+    active: bool
+    created_at: dt.datetime
+    open_sessions: int = Field(description="sessions neither revoked nor expired")
+    last_seen_at: dt.datetime | None = Field(description="when one of the user's sessions was last used (to the minute)")
+
+
+class UserPatchIn(_In):
+    """The fields to change; any change ends every session of the user."""
+
+    active: StrictBool | None = None
+    role: Role | None = None
+    street_code: Code | None = None
+    member_code: Code | None = None
+
+
+class PasswordIn(_In):
+    password: NewPassword
+
+
+class OwnPasswordIn(_In):
+    old_password: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
+    new_password: NewPassword
+
+
+class SessionsEndedOut(BaseModel):
+    sessions_ended: int
+
+
 class PlaceOut(BaseModel):
     kind: str
     code: str

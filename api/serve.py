@@ -189,8 +189,11 @@ class Supervisor:
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 2, *, app: str = APP, **options) -> int:
     """Serve the app factory ``app`` with ``workers`` processes until SIGTERM/SIGINT; returns the exit status.
 
-    ``options`` go to :class:`uvicorn.Config` (``log_level``, ``access_log``, ...).
+    ``options`` go to :class:`uvicorn.Config` (``log_level``, ``access_log``, ...). uvicorn's own
+    X-Forwarded-For handling is off (it believes any request from 127.0.0.1): the app decides whom to
+    believe, from GRIDMAP_TRUSTED_PROXIES (api/deps.py).
     """
+    options.setdefault("proxy_headers", False)
     if workers == 1:
         uvicorn.run(app, factory=True, host=host, port=port, **options)
         return 0

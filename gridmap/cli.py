@@ -355,6 +355,108 @@ def users_add(
     out.print(f"created {role} {username}" + ("" if password else f" with password {pw}"), highlight=False)
 
 
+def _users_do(fn, *args, **kwargs):
+    """Run a gridmap.services.users function as the command line (no principal), at the wall clock."""
+    import datetime as _dt
+
+    from sqlalchemy.orm import Session
+
+    with Session(_registry().engine) as session:
+        return fn(session, None, *args, now=_dt.datetime.now(_dt.UTC), **kwargs)
+
+
+@users_app.command("list")
+@friendly
+def users_list() -> None:
+    """Users: role, scope, active, open sessions, last seen."""
+    from datetime import UTC
+
+    from gridmap.services import users
+
+    table = Table()
+    table.add_column("user", no_wrap=True, min_width=12)
+    for name in ("role", "street/member", "active", "sessions", "last seen (UTC)"):
+        table.add_column(name)
+    for u in _users_do(users.list_users):
+        seen = u["last_seen_at"].astimezone(UTC).strftime("%m-%d %H:%M") if u["last_seen_at"] else "-"
+        table.add_row(u["username"], u["role"], u["street_code"] or u["member_code"] or "-",
+                      "yes" if u["active"] else "[red]no[/]", str(u["open_sessions"]), seen)
+    out.print(table)
+
+
+def _set_user(username: str, changes: dict) -> None:
+    from gridmap.services import users
+
+    u = _users_do(users.update_user, username, changes)
+    state = "active" if u["active"] else "deactivated"
+    out.print(f"{u['username']}: {u['role']}, {state}; every session of theirs has ended", highlight=False)
+
+
+@users_app.command("deactivate")
+@friendly
+def users_deactivate(username: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Deactivate a user: no more logins, and every session (token, dashboard) ends now."""
+    _set_user(username, {"active": False})
+
+
+@users_app.command("activate")
+@friendly
+def users_activate(username: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Let a deactivated user log in again."""
+    _set_user(username, {"active": True})
+
+
+@users_app.command("set-role")
+@friendly
+def users_set_role(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Argument(help="admin, operator, planner, grid_worker, volunteer or intake.")],
+    street: Annotated[str | None, typer.Option(help="Operators: the street's area code.")] = None,
+    member: Annotated[str | None, typer.Option(help="Grid workers/volunteers: the team member's code.")] = None,
+) -> None:
+    """Change a user's role (and street or team member); every session of theirs ends."""
+    changes: dict = {"role": role}
+    if street is not None:
+        changes["street_code"] = street
+    if member is not None:
+        changes["member_code"] = member
+    _set_user(username, changes)
+
+
+@users_app.command("passwd")
+@friendly
+def users_passwd(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    password: Annotated[str | None, typer.Option(help="Default: a random one, printed once.",
+                                                 envvar="GRIDMAP_NEW_PASSWORD")] = None,
+) -> None:
+    """Set a user's password; every session of theirs ends."""
+    import secrets as _secrets
+
+    from gridmap.services import users
+    from gridmap.services.auth import Passwords
+
+    pw = password or _secrets.token_urlsafe(12)
+    n = _users_do(users.reset_password, username, pw, passwords=Passwords.from_settings(get_settings()))
+    out.print(f"new password for {username}" + ("" if password else f": {pw}") + f"; {n} session(s) ended",
+              highlight=False)
+
+
+@users_app.command("delete")
+@friendly
+def users_delete(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+) -> None:
+    """Delete a user and their sessions (what they read stays in the access log under their name)."""
+    from gridmap.services import users
+
+    if not yes:
+        typer.confirm(f"delete user {username}?", abort=True)
+    _users_do(users.delete_user, username)
+    out.print(f"deleted {username}", highlight=False)
+
+
 @ladders_app.command("load")
 @friendly
 def ladders_load(file: Annotated[Path, typer.Argument(help="CSV: category,rung,level,name,name_zh,"

@@ -6,12 +6,15 @@ after changing the environment.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Storage CRS: every geometry in PostGIS is lon/lat WGS84.
 STORAGE_SRID = 4326
@@ -62,6 +65,37 @@ class Settings(BaseSettings):
     escalation_interval_s: float = Field(
         default=30.0, ge=0, description="How often the API sweeps for timed-out offers and overdue events (0: never)."
     )
+    # -- sessions and logins (gridmap/services/auth.py) ---------------------------------------------------
+    session_cache_ttl_s: float = Field(
+        default=3.0, ge=0, le=60,
+        description="How long an API process trusts its cached view of a session (revoked? user active? role?) "
+        "before reading it again. Revocations reach every process at once by LISTEN/NOTIFY; this is the safety net.",
+    )
+    login_user_limit: int = Field(default=5, ge=1, le=1000,
+                                  description="Failed logins for one username within login_window_s before 429.")
+    login_address_limit: int = Field(default=20, ge=1, le=100_000,
+                                     description="Failed logins from one client address within login_window_s before 429.")
+    login_window_s: int = Field(default=900, ge=10, le=86_400,
+                                description="Failures older than this (after the last failure or lock) are forgotten.")
+    login_lock_s: int = Field(default=60, ge=1, le=86_400,
+                              description="First lock after the limit; each further failure doubles it.")
+    login_lock_max_s: int = Field(default=900, ge=1, le=86_400, description="The longest lock.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client. "
+        "Empty (default): X-Forwarded-For is ignored and the peer's address is the client's.",
+    )
+    argon2_time_cost: int = Field(default=3, ge=1, le=20, description="Argon2id passes (argon2-cffi's default).")
+    argon2_memory_kib: int = Field(default=65_536, ge=1024, le=4_194_304,
+                                   description="Argon2id memory per hash in KiB (argon2-cffi's default: 64 MiB).")
+    argon2_parallelism: int = Field(default=4, ge=1, le=64, description="Argon2id lanes (argon2-cffi's default).")
+    argon2_concurrency: int = Field(
+        default=1, ge=0, le=64,
+        description="Password hashes/checks running at once per API process; the rest wait in a short queue or get "
+        "429. 0 lifts the bound (only to show the old behaviour in scripts/bench_login.py).",
+    )
+    argon2_queue: int = Field(default=2, ge=0, le=1000,
+                              description="Logins that may wait for a password check per process; beyond: 429.")
 
     @field_validator("area_bbox")
     @classmethod
@@ -69,6 +103,26 @@ class Settings(BaseSettings):
         minx, miny, maxx, maxy = v
         if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
             raise ValueError(f"area_bbox must be (min_lon, min_lat, max_lon, max_lat) in degrees, got {v}")
+        return v
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, v):
+        if isinstance(v, str):
+            v = v.strip()
+            if v.startswith("["):
+                return json.loads(v)
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, v: list[str]) -> list[str]:
+        for p in v:
+            try:
+                ipaddress.ip_network(p, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {p!r} is not an IP address or CIDR (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
         return v
 
     @property

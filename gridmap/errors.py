@@ -88,6 +88,14 @@ class Forbidden(GridmapError):
     """Authenticated, but this role or scope may not do that."""
 
 
+class TooManyRequests(GridmapError):
+    """Too many attempts (failed logins) or too busy (password checks queued): try again in ``retry_after`` s."""
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None, fix: str | None = None) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message, field=field, fix=fix)
+
+
 class TooLarge(GridmapError):
     """A request body or batch larger than allowed."""
 

@@ -1,5 +1,5 @@
 """The registry and access to it over HTTP: health, layers (public columns only), places (余安码),
-residents; logging in, who am I, and users (admins)."""
+residents; logging in and out, who am I, one's own password, and users (admins)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import PrincipalDep, SessionDep
+from api.deps import ClientDep, PrincipalDep, SessionDep, precheck_login
 from api.errors import ERROR_RESPONSES
-from api.schemas import NO_NUL, Code, LoginIn, MeOut, PlaceOut, ResidentOut, TokenOut, UserIn, UserOut
+from api.schemas import (
+    NO_NUL,
+    Code,
+    LoginIn,
+    MeOut,
+    OwnPasswordIn,
+    PasswordIn,
+    PlaceOut,
+    ResidentOut,
+    SessionsEndedOut,
+    TokenOut,
+    UserDetailOut,
+    UserIn,
+    UserOut,
+    UserPatchIn,
+)
 from gridmap.errors import InvalidInput
-from gridmap.services import auth, people
+from gridmap.services import auth, people, users
 from gridmap.services.registry import Registry
 
 router = APIRouter(responses=ERROR_RESPONSES)
@@ -76,12 +92,32 @@ def residents(
 
 
 # -- access ---------------------------------------------------------------------------------------------
+UserName = Annotated[str, Path(pattern=r"^[a-z0-9_.\-]{1,64}$", description="a username")]
+
+
 @router.post("/v1/auth/token", tags=["access"])
-def token(request: Request, body: LoginIn, session: SessionDep) -> TokenOut:
-    """Exchange a username and password for a bearer token."""
+async def token(request: Request, body: LoginIn, session: SessionDep, client: ClientDep) -> TokenOut:
+    """Exchange a username and password for a bearer token (a new session). Throttled: after 5 failures for a
+    name (20 from an address) within 15 minutes, 429 with Retry-After."""
     state = request.app.state
-    tok, exp, p = state.auth.login(session, body.username, body.password, state.clock())
+    await precheck_login(request, body.username, client)  # a known lock or a full queue: 429 on the loop
+    tok, exp, p = await run_in_threadpool(state.auth.login, session, body.username, body.password, state.clock(),
+                                          kind="api", client=client)  # Argon2: never on the event loop
     return TokenOut(access_token=tok, expires_at=exp, username=p.username, role=p.role)
+
+
+@router.post("/v1/auth/logout", tags=["access"])
+def logout(request: Request, session: SessionDep, p: PrincipalDep) -> SessionsEndedOut:
+    """End the calling session: its token is refused from now on, in every API process."""
+    state = request.app.state
+    return SessionsEndedOut(sessions_ended=int(state.auth.logout(session, p.session_id, state.clock())))
+
+
+@router.post("/v1/auth/logout-all", tags=["access"])
+def logout_all(request: Request, session: SessionDep, p: PrincipalDep) -> SessionsEndedOut:
+    """End every session of the caller (all devices, the dashboard too)."""
+    state = request.app.state
+    return SessionsEndedOut(sessions_ended=state.auth.logout_all(session, p, state.clock()))
 
 
 @router.get("/v1/me", tags=["access"])
@@ -90,10 +126,63 @@ def me(p: PrincipalDep) -> MeOut:
     return MeOut(username=p.username, role=p.role, street=p.street, team=p.team_code, grids=list(p.grids))
 
 
+@router.post("/v1/me/password", tags=["access"])
+def change_password(request: Request, body: OwnPasswordIn, session: SessionDep, p: PrincipalDep,
+                    client: ClientDep) -> TokenOut:
+    """Change your own password (the old one is checked, throttled like a login). Every session of yours ends,
+    this one too; the answer carries the token of a new session."""
+    state = request.app.state
+    tok, exp, p2 = state.auth.change_own_password(session, p, body.old_password, body.new_password, state.clock(),
+                                                  client=client)
+    return TokenOut(access_token=tok, expires_at=exp, username=p2.username, role=p2.role)
+
+
+@router.get("/v1/users", tags=["access"])
+def list_users(request: Request, session: SessionDep, p: PrincipalDep) -> list[UserDetailOut]:
+    """Every user, with their open sessions and when they were last seen (admins)."""
+    return [UserDetailOut(**u) for u in users.list_users(session, p, request.app.state.clock())]
+
+
 @router.post("/v1/users", status_code=201, tags=["access"])
-def create_user(body: UserIn, session: SessionDep, p: PrincipalDep) -> UserOut:
+def create_user(request: Request, body: UserIn, session: SessionDep, p: PrincipalDep) -> UserOut:
     """Create a user (admins). Operators need street_code; grid workers and volunteers member_code."""
     p.require("admin", what="create users")
     uid = auth.create_user(session, username=body.username, password=body.password, role=body.role,
-                           street_code=body.street_code, member_code=body.member_code)
+                           street_code=body.street_code, member_code=body.member_code,
+                           passwords=request.app.state.auth.passwords)
     return UserOut(id=uid, username=body.username, role=body.role)
+
+
+@router.patch("/v1/users/{username}", tags=["access"])
+def update_user(request: Request, username: UserName, body: UserPatchIn, session: SessionDep,
+                p: PrincipalDep) -> UserDetailOut:
+    """Deactivate or reactivate a user, change their role, street or team member (admins). Any change ends
+    every session of the user at once."""
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items()
+               if v is not None or k in ("street_code", "member_code")}
+    state = request.app.state
+    return UserDetailOut(**users.update_user(session, p, username, changes, state.clock(), state.auth.cache))
+
+
+@router.post("/v1/users/{username}/password", tags=["access"])
+def reset_password(request: Request, username: UserName, body: PasswordIn, session: SessionDep,
+                   p: PrincipalDep) -> SessionsEndedOut:
+    """Set a user's password (admins); every session of the user ends."""
+    state = request.app.state
+    n = users.reset_password(session, p, username, body.password, state.clock(), state.auth.passwords, state.auth.cache)
+    return SessionsEndedOut(sessions_ended=n)
+
+
+@router.delete("/v1/users/{username}/sessions", tags=["access"])
+def end_sessions(request: Request, username: UserName, session: SessionDep, p: PrincipalDep) -> SessionsEndedOut:
+    """Log a user out everywhere (admins)."""
+    state = request.app.state
+    return SessionsEndedOut(sessions_ended=users.end_sessions(session, p, username, state.clock(), state.auth.cache))
+
+
+@router.delete("/v1/users/{username}", status_code=204, tags=["access"])
+def delete_user(request: Request, username: UserName, session: SessionDep, p: PrincipalDep) -> Response:
+    """Delete a user and end their sessions (admins). What they read stays in the access log under their name."""
+    state = request.app.state
+    users.delete_user(session, p, username, state.clock(), state.auth.cache)
+    return Response(status_code=204)

@@ -7,13 +7,14 @@ import contextlib
 import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Path, Query, Request, Security, WebSocket, WebSocketDisconnect
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import EventsDep, PrincipalDep, SessionDep
+from api.deps import EventsDep, PrincipalDep, SessionDep, bearer
 from api.errors import ERROR_RESPONSES
 from api.schemas import (
     ActionIn,
@@ -28,6 +29,7 @@ from api.schemas import (
 )
 from gridmap.errors import GridmapError, Unauthorized
 from gridmap.services.auth import Principal
+from gridmap.services.sessions import SESSION_CHECK
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 TeamCode = Annotated[Code, Path(description="the team's code, e.g. T001")]
@@ -122,11 +124,35 @@ def _message(kind: Literal["snapshot", "assignment"], payload) -> dict:
     return {"type": "assignment", "assignment": payload}
 
 
+async def _feed_principal(app, token: str | None, team_id: int | None = None) -> Principal:
+    """The feed's caller, checked as every request is (session open, user as they are now); a team role, and
+    (on a re-check) still the same team."""
+    state = app.state
+    now = state.clock()
+    p = state.auth.authenticate_cached(token, now) or await run_in_threadpool(state.auth.authenticate, token, now)
+    if not p.is_team:
+        raise Unauthorized(f"role {p.role!r} has no team feed", field="role",
+                           fix="log in as the team's grid worker or volunteer")
+    if team_id is not None and p.team_id != team_id:
+        raise Unauthorized("your team changed", field="team", fix="connect to the feed again")
+    return p
+
+
+async def _next(q: asyncio.Queue, check_s: float) -> dict:
+    """The next message for a feed; a session check when nothing came for ``check_s``."""
+    try:
+        return await asyncio.wait_for(q.get(), check_s)
+    except TimeoutError:
+        return SESSION_CHECK
+
+
 @router.websocket("/me/feed/ws")
 async def feed_ws(ws: WebSocket) -> None:
     """A team's live feed: a snapshot of its open assignments, then every new or changed one.
 
     Authenticate with 'Authorization: Bearer <token>', or as the first message: {"token": "<token>"}.
+    The session is checked again before every message, every KEEPALIVE_S and at once when it is revoked:
+    then an error message and close code 4401.
     """
     app = ws.app
     await ws.accept()
@@ -136,23 +162,25 @@ async def feed_ws(ws: WebSocket) -> None:
         if token is None:
             first = await asyncio.wait_for(ws.receive_json(), timeout=10.0)
             token = first.get("token") if isinstance(first, dict) else None
-        p = app.state.auth.authenticate(token, app.state.clock())
-        if not p.is_team:
-            raise Unauthorized(f"role {p.role!r} has no team feed", field="role",
-                               fix="log in as the team's grid worker or volunteer")
+        p = await _feed_principal(app, token)
     except (GridmapError, TimeoutError, ValueError, WebSocketDisconnect) as exc:
-        with contextlib.suppress(Exception):
-            await ws.send_json({"type": "error", **(exc.to_dict() if isinstance(exc, GridmapError) else
-                                                    {"message": "send {\"token\": ...} first"})})
-            await ws.close(code=4401)
+        await _refuse(ws, exc)
         return
-    hub = app.state.feed
+    hub, sessions = app.state.feed, app.state.auth.cache
     q = hub.subscribe(p.team_id)
+    sessions.watch(p.session_id, p.user_id, q)
 
     async def pump() -> None:
         await ws.send_json(_message("snapshot", await run_in_threadpool(_snapshot, app, p)))
         while True:
-            msg = await q.get()
+            msg = await _next(q, KEEPALIVE_S)
+            try:
+                await _feed_principal(app, token, p.team_id)
+            except GridmapError as exc:
+                await _refuse(ws, exc)
+                return
+            if msg is SESSION_CHECK or "assignment_id" not in msg:
+                continue
             detail = await run_in_threadpool(_read_assignment, app, p, msg["assignment_id"])
             if detail is not None:
                 await ws.send_json(_message("assignment", detail))
@@ -163,36 +191,56 @@ async def feed_ws(ws: WebSocket) -> None:
             m = await ws.receive()
             if m["type"] == "websocket.disconnect":
                 break
+    except RuntimeError:  # the pump closed the socket (session ended)
+        pass
     finally:
         task.cancel()
+        sessions.unwatch(p.user_id, q)
         hub.unsubscribe(p.team_id, q)
 
 
+async def _refuse(ws: WebSocket, exc: Exception) -> None:
+    with contextlib.suppress(Exception):
+        await ws.send_json({"type": "error", **(exc.to_dict() if isinstance(exc, GridmapError) else
+                                                {"message": "send {\"token\": ...} first"})})
+        await ws.close(code=4401)
+
+
 @router.get("/me/feed", include_in_schema=False)
-async def feed_sse(request: Request, p: PrincipalDep) -> StreamingResponse:
-    """The same live feed as server-sent events (text/event-stream), for clients without WebSocket."""
+async def feed_sse(request: Request, p: PrincipalDep,
+                   creds: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> StreamingResponse:
+    """The same live feed as server-sent events (text/event-stream), for clients without WebSocket.
+    The session is checked as on the WebSocket; when it ends, an ``error`` event, and the stream ends."""
     if not p.is_team:
         raise Unauthorized(f"role {p.role!r} has no team feed", field="role",
                            fix="log in as the team's grid worker or volunteer")
     app = request.app
-    hub = app.state.feed
+    hub, sessions = app.state.feed, app.state.auth.cache
+    token = creds.credentials if creds else None
 
     async def stream():
         q = hub.subscribe(p.team_id)
+        sessions.watch(p.session_id, p.user_id, q)
         try:
             snap = await run_in_threadpool(_snapshot, app, p)
             yield f"event: snapshot\ndata: {json.dumps(_message('snapshot', snap), ensure_ascii=False)}\n\n"
             while not await request.is_disconnected():
+                msg = await _next(q, KEEPALIVE_S)
                 try:
-                    msg = await asyncio.wait_for(q.get(), KEEPALIVE_S)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
+                    await _feed_principal(app, token, p.team_id)
+                except GridmapError as exc:
+                    yield f"event: error\ndata: {json.dumps(exc.to_dict(), ensure_ascii=False)}\n\n"
+                    return
+                if msg is SESSION_CHECK or "assignment_id" not in msg:
+                    if msg is SESSION_CHECK:
+                        yield ": keep-alive\n\n"
                     continue
                 detail = await run_in_threadpool(_read_assignment, app, p, msg["assignment_id"])
                 if detail is not None:
                     data = json.dumps(_message("assignment", detail), ensure_ascii=False)
                     yield f"event: assignment\ndata: {data}\n\n"
         finally:
+            sessions.unwatch(p.user_id, q)
             hub.unsubscribe(p.team_id, q)
 
     return StreamingResponse(stream(), media_type="text/event-stream",

@@ -1,5 +1,5 @@
 """SQL for the events API: intake (placement, near-duplicates, idempotency), the lifecycle and its audit
-trail, escalation ladders, users, the volunteer's feed and the metrics.
+trail, escalation ladders, the volunteer's feed and the metrics.
 
 Every function runs on the caller's SQLAlchemy connection, inside the caller's transaction.
 """
@@ -447,50 +447,6 @@ def overdue_count(conn: Connection, now: dt.datetime, street: str | None) -> int
         "SELECT count(*) FROM events WHERE status IN ('reported', 'dispatched', 'accepted', 'on_site') "
         "AND duplicate_of IS NULL AND due_at < :now AND (CAST(:s AS text) IS NULL OR street_code = :s)"),
         {"now": now, "s": street}).scalar_one()
-
-
-# -- users --------------------------------------------------------------------------------------------------
-def insert_user(conn: Connection, *, username: str, password_hash: str, role: str, street_code: str | None,
-                member_code: str | None) -> int | None:
-    return conn.execute(text(
-        "INSERT INTO users (username, password_hash, role, street_code, member_code) "
-        "VALUES (:u, :h, :r, :s, :m) ON CONFLICT (username) DO NOTHING RETURNING id"),
-        {"u": username, "h": password_hash, "r": role, "s": street_code, "m": member_code}).scalar_one_or_none()
-
-
-def user(conn: Connection, username: str) -> RowMapping | None:
-    return conn.execute(text(
-        "SELECT id, username, password_hash, role, street_code, member_code, active FROM users WHERE username = :u"),
-        {"u": username}).mappings().first()
-
-
-def set_password_hash(conn: Connection, user_id: int, password_hash: str) -> None:
-    conn.execute(text("UPDATE users SET password_hash = :h WHERE id = :id"), {"h": password_hash, "id": user_id})
-
-
-def member_scope(conn: Connection, member_code: str) -> RowMapping | None:
-    """A team member's team and grids: the grids they staff, or else their team's home grid."""
-    return conn.execute(text("""
-        SELECT m.code, m.team_id, t.code AS team_code,
-               COALESCE((SELECT array_agg(s.grid_code ORDER BY s.grid_code) FROM grid_staff s WHERE s.member_id = m.id),
-                        CASE WHEN t.home_grid_code IS NULL THEN ARRAY[]::text[] ELSE ARRAY[t.home_grid_code] END)
-                 AS grids
-        FROM team_members m LEFT JOIN teams t ON t.id = m.team_id WHERE m.code = :c"""), {"c": member_code}).mappings().first()
-
-
-def street_exists(conn: Connection, code: str) -> bool:
-    return conn.execute(text("SELECT EXISTS (SELECT 1 FROM areas WHERE code = :c AND level = 'street')"),
-                        {"c": code}).scalar_one()
-
-
-def demo_members(conn: Connection) -> RowMapping | None:
-    """A street, a grid worker who staffs a grid, and a volunteer with a team (for the demo users)."""
-    return conn.execute(text("""
-        SELECT (SELECT code FROM areas WHERE level = 'street' AND valid_to IS NULL ORDER BY code LIMIT 1) AS street,
-               (SELECT m.code FROM grid_staff s JOIN team_members m ON m.id = s.member_id
-                WHERE s.role = 'primary' AND m.team_id IS NOT NULL ORDER BY s.grid_code LIMIT 1) AS grid_worker,
-               (SELECT m.code FROM team_members m JOIN teams t ON t.id = m.team_id
-                WHERE m.role IN ('volunteer', 'party_volunteer') ORDER BY m.code LIMIT 1) AS volunteer""")).mappings().first()
 
 
 # -- metrics ------------------------------------------------------------------------------------------------

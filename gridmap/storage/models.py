@@ -14,6 +14,7 @@ describe them for queries. Conventions:
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (
@@ -32,6 +33,7 @@ from sqlalchemy import (
     SmallInteger,
     Text,
     UniqueConstraint,
+    Uuid,
     func,
     text,
 )
@@ -475,8 +477,46 @@ class User(Base):
     member_code: Mapped[str | None] = mapped_column(Text)  # natural key: survives a registry reload
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    #: Bumped by every change that must end all of the user's sessions (deactivation, role, street, member,
+    #: password, "log out everywhere"); a token carries the version it was issued under.
+    token_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
     __table_args__ = (
         CheckConstraint(_in("role", USER_ROLES), name="role"),
         CheckConstraint("role <> 'operator' OR street_code IS NOT NULL", name="operator_street"),
         CheckConstraint("role NOT IN ('grid_worker', 'volunteer') OR member_code IS NOT NULL", name="member"),
     )
+
+
+SESSION_KINDS = ("api", "dashboard", "device")
+
+
+class UserSession(Base):
+    """One login: the token names it (``sid``); a request is served only while it is neither revoked nor expired."""
+
+    __tablename__ = "sessions"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)  # random (uuid4): never guessable
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    token_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    client_address: Mapped[str | None] = mapped_column(Text)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (CheckConstraint(_in("kind", SESSION_KINDS), name="kind"),)
+
+
+class LoginThrottle(Base):
+    """Failed logins per key (``user:<name>`` or ``addr:<address>``) and the lock they earned.
+
+    UNLOGGED: no write-ahead log for a table written on every failed login; after a crash PostgreSQL empties
+    it, which only forgets recent failures."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_failure_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
