@@ -1,20 +1,22 @@
-"""Teams and volunteers: positions, status, their own assignments (feed + live push) and the answers to them."""
+"""Teams and volunteers: positions, status, their own assignments (feed + live push) and the answers to them.
+
+The live feed (WebSocket and server-sent events) writes its messages with the API's one JSON encoder
+(:func:`api.errors.dumps`); what it sends comes from the events service, redacted for the team's roles.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import EventsDep, PrincipalDep, SessionDep
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, dumps
 from api.schemas import (
     ActionIn,
     AssignmentOut,
@@ -106,14 +108,14 @@ for _action, _doc in (("accept", "Accept the offer."),
 def _read_assignment(app, p: Principal, assignment_id: int) -> dict | None:
     with Session(app.state.engine) as session:
         try:
-            return jsonable_encoder(app.state.events.assignment(session, p, assignment_id))
+            return app.state.events.assignment(session, p, assignment_id)
         except GridmapError:
             return None
 
 
 def _snapshot(app, p: Principal) -> list[dict]:
     with Session(app.state.engine) as session:
-        return jsonable_encoder(app.state.events.my_assignments(session, p))
+        return app.state.events.my_assignments(session, p)
 
 
 def _message(kind: Literal["snapshot", "assignment"], payload) -> dict:
@@ -142,20 +144,20 @@ async def feed_ws(ws: WebSocket) -> None:
                                fix="log in as the team's grid worker or volunteer")
     except (GridmapError, TimeoutError, ValueError, WebSocketDisconnect) as exc:
         with contextlib.suppress(Exception):
-            await ws.send_json({"type": "error", **(exc.to_dict() if isinstance(exc, GridmapError) else
-                                                    {"message": "send {\"token\": ...} first"})})
+            await ws.send_text(dumps({"type": "error", **(exc.to_dict() if isinstance(exc, GridmapError) else
+                                                          {"message": "send {\"token\": ...} first"})}))
             await ws.close(code=4401)
         return
     hub = app.state.feed
     q = hub.subscribe(p.team_id)
 
     async def pump() -> None:
-        await ws.send_json(_message("snapshot", await run_in_threadpool(_snapshot, app, p)))
+        await ws.send_text(dumps(_message("snapshot", await run_in_threadpool(_snapshot, app, p))))
         while True:
             msg = await q.get()
             detail = await run_in_threadpool(_read_assignment, app, p, msg["assignment_id"])
             if detail is not None:
-                await ws.send_json(_message("assignment", detail))
+                await ws.send_text(dumps(_message("assignment", detail)))
 
     task = asyncio.create_task(pump())
     try:
@@ -181,7 +183,7 @@ async def feed_sse(request: Request, p: PrincipalDep) -> StreamingResponse:
         q = hub.subscribe(p.team_id)
         try:
             snap = await run_in_threadpool(_snapshot, app, p)
-            yield f"event: snapshot\ndata: {json.dumps(_message('snapshot', snap), ensure_ascii=False)}\n\n"
+            yield f"event: snapshot\ndata: {dumps(_message('snapshot', snap))}\n\n"
             while not await request.is_disconnected():
                 try:
                     msg = await asyncio.wait_for(q.get(), KEEPALIVE_S)
@@ -190,7 +192,7 @@ async def feed_sse(request: Request, p: PrincipalDep) -> StreamingResponse:
                     continue
                 detail = await run_in_threadpool(_read_assignment, app, p, msg["assignment_id"])
                 if detail is not None:
-                    data = json.dumps(_message("assignment", detail), ensure_ascii=False)
+                    data = dumps(_message("assignment", detail))
                     yield f"event: assignment\ndata: {data}\n\n"
         finally:
             hub.unsubscribe(p.team_id, q)
