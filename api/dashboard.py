@@ -57,17 +57,19 @@ COOKIE = "gridmap_dashboard"
 LOGIN_FIX = (f"log in at {LOGIN_URL} (the browser keeps the session in a cookie), or send "
              "'Authorization: Bearer <token>' with a token from POST /v1/auth/token")
 REFRESH_MS = 3000
-#: The page's Content-Security-Policy: everything from this app only. The deck.gl bundle is served from
-#: here too; what else it needs was found with the browser test (tests/dashboard/test_dashboard_browser.py),
-#: which fails on any CSP violation in the console:
-#: - style-src-attr 'unsafe-inline': deck.gl and the page's legend set inline ``style`` attributes in markup
-#:   (tooltip, canvas sizing); no inline <style> or style from elsewhere is allowed;
-#: - img-src data: the page's empty favicon (``<link rel="icon" href="data:,">``);
-#: - no 'unsafe-eval', no blob: workers: the deck draws without a basemap (maplibre's workers never start)
-#:   and without deck.gl's string-compiled accessors.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
-       "img-src 'self' data:; font-src 'self'; connect-src 'self'; worker-src 'self'; object-src 'none'; "
-       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+#: The page's Content-Security-Policy: everything from this app only, no inline script or style, no eval. The
+#: deck.gl bundle of the pydeck wheel is served from here too; the browser tests (tests/dashboard/
+#: test_dashboard_browser.py, test_dashboard_csp.py) fail on any violation. What that showed:
+#: - no 'unsafe-eval' is needed: the deck has no string-compiled accessors, and without a basemap maplibre's
+#:   blob: workers never start (so no worker-src blob: either);
+#: - no 'wasm-unsafe-eval': the only WebAssembly the bundle compiles is a start-up probe of loaders.gl's 3D-tiles
+#:   code (Long.js int64 helpers) that falls back to JavaScript when refused; the screen draws no 3D tiles;
+#: - no inline style: the legend's swatches get their colour through the CSSOM (static/dashboard.js), which a
+#:   policy does not restrict, and deck.gl styles its canvas and tooltip the same way;
+#: - img-src data: only for the page's empty favicon (``<link rel="icon" href="data:,">``).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+       "connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
 SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
                     "Referrer-Policy": "same-origin", "Cross-Origin-Opener-Policy": "same-origin"}
 #: A static file's name: letters, digits, dot, dash, underscore (no path, no NUL).
