@@ -32,6 +32,7 @@ reporter apart (``reporter``), and that is what reaches operators and admins onl
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -99,7 +100,9 @@ _NUMBERS = re.compile(_EDGE_L + "(?:" + "|".join((
 )) + ")" + _EDGE_R)
 _CONTACT_WORDS = r"(?:联系电话|联系方式|电话|手机号?码?|座机|号码|tel|phone|mobile)"
 _LOCAL_NUMBER = re.compile(r"(?i)(" + _CONTACT_WORDS + r"[:：\s是为]*)(\d(?:[ \-]?\d){6,7})" + _EDGE_R)
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
+# (the look-behind: a match starts only where a run of address characters starts; without it a long run of
+# letters or digits costs quadratic time)
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
 _IM_ID = re.compile(r"(?i)((?:QQ号?|微信号?|wechat|vx)[:：\s是为]*)([A-Za-z0-9_\-]{5,20})")
 
 _COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐", "长孙", "宇文",
@@ -127,12 +130,15 @@ def _surname_of(name: str) -> str:
 
 
 def _known_names(names: Iterable[str | None]) -> re.Pattern | None:
+    usable = tuple(sorted({str(n).strip() for n in names if not _missing(n)}))
+    return _names_pattern(usable) if usable else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern | None:
     """One pattern for the given names (the exact name, surname + a title, 老/小 + surname)."""
     alts: set[str] = set()
     for n in names:
-        if _missing(n):
-            continue
-        n = str(n).strip()
         if len(n) < 2 or not re.search(_HAN + "|[A-Za-z]{2}", n):
             continue  # a one-character "name" would blank that character everywhere
         alts.add(re.escape(n))
