@@ -37,7 +37,8 @@ DESCRIPTION = """Grid-management (网格化管理) GIS backend: the spatial regi
 channel to closure, tiered escalation (分级分流), the volunteers' live feed and the command-centre metrics.
 
 Log in at `POST /v1/auth/token`, then send `Authorization: Bearer <token>`. Errors are JSON
-`{error, field, message, fix}`. A team's live feed: WebSocket `/v1/me/feed/ws` or server-sent events
+`{error, field, message, fix}`; a 503 (the database is out of reach) says when to retry in `Retry-After`, and a
+500 names its `request_id` (also in the `X-Request-ID` header of every response). A team's live feed: WebSocket `/v1/me/feed/ws` or server-sent events
 `GET /v1/me/feed`."""
 
 
@@ -85,10 +86,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             if registry is None:
                 reg.dispose()
 
-    app = FastAPI(title="gridmap", version="0.2.0", lifespan=lifespan, description=DESCRIPTION)
+    app = FastAPI(title="gridmap", version="0.2.0", lifespan=lifespan, description=DESCRIPTION,
+                  default_response_class=errors.GridmapJSON)
     errors.install(app)
     limits = settings or (registry.settings if registry is not None else get_settings())
     app.add_middleware(errors.BodyLimit, max_bytes=limits.max_body_bytes)
+    # outermost (added last): request ids and headers on every response, even a 413 or a 500 from below
+    app.add_middleware(errors.RequestGuard, page_headers=dashboard.page_headers)
     app.include_router(registry_routes.router)
     app.include_router(events.router)
     app.include_router(teams.router)

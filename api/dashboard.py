@@ -17,6 +17,11 @@ site's Origin. A bearer header works on every data endpoint too (scripts, the be
 checks the session as ``/v1`` does (revoked? user deactivated, changed, deleted? expired?), and logout
 revokes the session behind the cookie, then clears the cookie.
 
+Headers. Every response under ``/dashboard`` carries a Content-Security-Policy that lets the page load
+scripts, styles, data and workers from this app only (:data:`CSP`, applied by :func:`page_headers` through
+the app's :class:`~api.errors.RequestGuard`), may not be framed by any site (clickjacking), and no MIME
+sniffing. All JSON is written by the one encoder (:func:`gridmap.core.encode.dumps`, via ``gv.dumps``).
+
 Who sees what is the service's rule (:meth:`~gridmap.services.dashboard.Dashboard.view_for`): admins and
 planners everything, operators their street (filtered in SQL), other roles a 403. Without a session every
 data endpoint answers 401 with a JSON error naming the fix; the page itself answers with the login form.
@@ -32,7 +37,7 @@ from typing import Annotated
 from urllib.parse import parse_qs, urlsplit
 
 import pydeck
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -40,6 +45,7 @@ from starlette.concurrency import run_in_threadpool
 import gridmap.viz as gv
 from api.deps import get_client, precheck_login
 from api.errors import error_headers, error_response, status_of
+from api.schemas import Time
 from gridmap.errors import Forbidden, GridmapError, InvalidInput, TooManyRequests, Unauthorized
 from gridmap.services.auth import Principal
 from gridmap.services.dashboard import Dashboard
@@ -53,8 +59,32 @@ COOKIE = "gridmap_dashboard"
 LOGIN_FIX = (f"log in at {LOGIN_URL} (the browser keeps the session in a cookie), or send "
              "'Authorization: Bearer <token>' with a token from POST /v1/auth/token")
 REFRESH_MS = 3000
+#: The page's Content-Security-Policy: everything from this app only, no inline script or style, no eval. The
+#: deck.gl bundle of the pydeck wheel is served from here too; the browser tests (tests/dashboard/
+#: test_dashboard_browser.py, test_dashboard_csp.py) fail on any violation. What that showed:
+#: - no 'unsafe-eval' is needed: the deck has no string-compiled accessors, and without a basemap maplibre's
+#:   blob: workers never start (so no worker-src blob: either);
+#: - no 'wasm-unsafe-eval': the only WebAssembly the bundle compiles is a start-up probe of loaders.gl's 3D-tiles
+#:   code (Long.js int64 helpers) that falls back to JavaScript when refused; the screen draws no 3D tiles;
+#: - no inline style: the legend's swatches get their colour through the CSSOM (static/dashboard.js), which a
+#:   policy does not restrict, and deck.gl styles its canvas and tooltip the same way;
+#: - img-src data: only for the page's empty favicon (``<link rel="icon" href="data:,">``).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+       "connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+                    "Referrer-Policy": "same-origin", "Cross-Origin-Opener-Policy": "same-origin"}
+#: A static file's name: letters, digits, dot, dash, underscore (no path, no NUL).
+_STATIC_NAME = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$"
+#: A building or team code in a path.
+_CODE = r"^[A-Za-z0-9_.:\-]{1,64}$"
 _lock = threading.Lock()
 _bundle: dict[str, bytes] = {}
+
+
+def page_headers(path: str) -> dict[str, str]:
+    """The headers of every response of the screen (the page, its assets, its data, the login form)."""
+    return SECURITY_HEADERS if path == BASE or path.startswith(BASE + "/") else {}
 
 
 def get_dashboard(request: Request) -> Dashboard:
@@ -253,7 +283,7 @@ def logout(request: Request) -> Response:
         response = RedirectResponse(LOGIN_URL, status_code=303)
     _clear_session(response, request)
     return response
-AtQuery = Annotated[dt.datetime | None, Query(description="the dashboard clock (ISO 8601 with offset); default now")]
+AtQuery = Annotated[Time | None, Query(description="the dashboard clock (ISO 8601 with offset); default now")]
 BBoxQuery = Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat (the viewport)")]
 
 
@@ -332,7 +362,7 @@ def deck_json(request: Request, dash: ViewDep, at: AtQuery = None,
 
 
 @router.get("/static/deckgl-{version}.js")
-def deck_bundle(request: Request, version: str) -> Response:
+def deck_bundle(request: Request, version: Annotated[str, Path(pattern=_STATIC_NAME)]) -> Response:
     """deck.gl as shipped in the pydeck wheel (served here: the page never touches a CDN)."""
     with _lock:
         if not _bundle:
@@ -343,7 +373,7 @@ def deck_bundle(request: Request, version: str) -> Response:
 
 
 @router.get("/static/{name}")
-def static_asset(request: Request, name: str) -> Response:
+def static_asset(request: Request, name: Annotated[str, Path(pattern=_STATIC_NAME)]) -> Response:
     try:
         path = viz_page.static_file(name)
     except FileNotFoundError:
@@ -410,7 +440,7 @@ def _route(d: dict | None) -> dict | None:
 
 
 @router.get("/api/buildings/{code}")
-def building(request: Request, dash: ViewDep, code: str, at: AtQuery = None) -> Response:
+def building(request: Request, dash: ViewDep, code: Annotated[str, Path(pattern=_CODE)], at: AtQuery = None) -> Response:
     """A building: address, resident count, businesses, nearest micro fire station/truck and its road ETA."""
     b = dash.building(code, at)
     b["nearest_responder"] = _route(b["nearest_responder"])
@@ -418,7 +448,8 @@ def building(request: Request, dash: ViewDep, code: str, at: AtQuery = None) -> 
 
 
 @router.get("/api/events/{event_id}")
-def event(request: Request, dash: ViewDep, event_id: int, at: AtQuery = None) -> Response:
+def event(request: Request, dash: ViewDep, event_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+          at: AtQuery = None) -> Response:
     """An event: timeline, team, ETA and route."""
     e = dash.event(event_id, at)
     e["assignment"] = _route(e["assignment"])
@@ -426,7 +457,7 @@ def event(request: Request, dash: ViewDep, event_id: int, at: AtQuery = None) ->
 
 
 @router.get("/api/teams/{code}")
-def team(request: Request, dash: ViewDep, code: str, at: AtQuery = None) -> Response:
+def team(request: Request, dash: ViewDep, code: Annotated[str, Path(pattern=_CODE)], at: AtQuery = None) -> Response:
     """A team and its current assignment."""
     t = dash.team(code, at)
     t["assignment"] = _route(t["assignment"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from gridmap.core.lifecycle import OPERATOR_ACTIONS
 
@@ -23,15 +23,32 @@ Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 StrictBool = Annotated[bool, Field(strict=True)]
 
 
+def _is_number(text: str) -> bool:
+    """``1700000000``, ``-1.5``, ``1e-166``: what pydantic would read as Unix seconds."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _iso_only(v):
     """A time must be ISO 8601 text: numbers (Unix seconds) are refused, they hide unit and zone mistakes."""
-    if isinstance(v, int | float | bool) or (isinstance(v, str) and v.strip().lstrip("+-").replace(".", "", 1).isdigit()):
+    if isinstance(v, int | float | bool) or (isinstance(v, str) and _is_number(v)):
         raise ValueError("give an ISO 8601 time with a UTC offset, e.g. 2026-11-02T09:30:00+08:00")
     return v
 
 
-#: an ISO 8601 date-time (numbers are not accepted as Unix times)
-Time = Annotated[dt.datetime, BeforeValidator(_iso_only)]
+def _sane_year(v: dt.datetime) -> dt.datetime:
+    """Years 1900-2199 only: the services add and subtract days and convert time zones (year 1 or 9999
+    overflows), and nothing the registry holds lies outside them."""
+    if not (1900 <= v.year < 2200):
+        raise ValueError(f"year {v.year} is outside 1900-2199; give a time such as 2026-11-02T09:30:00+08:00")
+    return v
+
+
+#: an ISO 8601 date-time of the years 1900-2199 (numbers are not accepted as Unix times)
+Time = Annotated[dt.datetime, BeforeValidator(_iso_only), AfterValidator(_sane_year)]
 Channel = Literal["hotline_12345", "chat_group", "qr_code", "patrol", "smart_alarm"]
 Status = Literal["reported", "dispatched", "accepted", "on_site", "resolved", "closed"]
 

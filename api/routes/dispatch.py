@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import PrincipalDep, SessionDep
 from api.errors import ERROR_RESPONSES
+from api.schemas import Time
 from gridmap.services.advice import MAX_ETA_POINTS, DispatchAdvice
 
 router = APIRouter(prefix="/v1/dispatch", tags=["dispatch"], responses=ERROR_RESPONSES)
@@ -57,7 +57,7 @@ class EtaIn(BaseModel):
     points: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
         min_length=1, max_length=MAX_ETA_POINTS, description="[[lon, lat], ...]")
     coords: Coords = "wgs84"
-    at: dt.datetime | None = Field(None, description="the time the teams' availability is read at (default now)")
+    at: Time | None = Field(None, description="the time the teams' availability is read at (default now)")
 
 
 class EtaOut(BaseModel):
@@ -76,7 +76,7 @@ def recommend(session: SessionDep, p: PrincipalDep, advice: AdviceDep,
               skills: Annotated[list[str] | None, Query(description="skills instead of a category")] = None,
               k: Annotated[int | None, Query(ge=1, le=50)] = None,
               max_eta_min: Annotated[float | None, Query(gt=0, le=240)] = None,
-              at: Annotated[dt.datetime | None, Query(description="ISO 8601 with offset; default now")] = None,
+              at: Annotated[Time | None, Query(description="ISO 8601 with offset; default now")] = None,
               ) -> RecommendOut:
     """Who would reach the point first by road, and why (nothing is assigned). Operators: own street."""
     a = advice.recommend(session, p, lon=lon, lat=lat, coords=coords, category=category, skills=skills, k=k,

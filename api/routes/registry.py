@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ClientDep, PrincipalDep, SessionDep, precheck_login
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, database_unavailable, request_id, unavailable_response
 from api.schemas import (
     NO_NUL,
     Code,
@@ -27,6 +27,7 @@ from api.schemas import (
     UserOut,
     UserPatchIn,
 )
+from gridmap.core.encode import dumps, feature_collection
 from gridmap.errors import InvalidInput
 from gridmap.services import auth, people, users
 from gridmap.services.registry import Registry
@@ -35,11 +36,19 @@ router = APIRouter(responses=ERROR_RESPONSES)
 LayerName = Annotated[str, Path(pattern=r"^[a-z_]{1,40}$", description="a layer name, see GET /layers")]
 
 
-@router.get("/health", tags=["registry"])
-def health(request: Request) -> dict:
-    """Liveness, the registry's row counts, and whether automatic dispatch is on."""
+@router.get("/health", tags=["registry"], response_model=None,
+            responses={503: {"description": "the database is down"}})
+def health(request: Request) -> Response | dict:
+    """Liveness, the registry's row counts, and whether automatic dispatch is on; 503 when the database is down."""
     state = request.app.state
-    return {"status": "ok", "counts": state.registry.counts(), "dispatch": state.dispatcher is not None}
+    try:
+        counts = state.registry.counts()
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        return unavailable_response(request_id(request), status="unavailable", database="down",
+                                    dispatch=state.dispatcher is not None)
+    return {"status": "ok", "database": "up", "counts": counts, "dispatch": state.dispatcher is not None}
 
 
 @router.get("/layers", tags=["registry"])
@@ -57,7 +66,9 @@ def layer(
                                       pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> Response:
-    """A layer as GeoJSON (public columns only: never personal data), filtered by area or bbox."""
+    """A layer as GeoJSON (public columns only), filtered by area or bbox. Every role reads the registry's base
+    layers; teams and events only admins, planners and operators (their street); the free text of events is
+    redacted for everyone but operators and admins."""
     box = None
     if bbox is not None:
         try:
@@ -67,8 +78,8 @@ def layer(
         if len(box) != 4 or not all(abs(v) < 1e6 for v in box):
             raise InvalidInput(f"{bbox!r} is not four numbers", field="bbox",
                                fix="give min_lon,min_lat,max_lon,max_lat, e.g. 120.09,30.27,120.10,30.28")
-    gdf = request.app.state.registry.layer(name, area=area, bbox=box, limit=limit)
-    return Response(gdf.to_json(drop_id=True, to_wgs84=False), media_type="application/geo+json")
+    gdf = request.app.state.registry.layer_for(p, name, area=area, bbox=box, limit=limit)
+    return Response(dumps(feature_collection(gdf)), media_type="application/geo+json")
 
 
 @router.get("/v1/places/{code}", tags=["registry"])

@@ -1,21 +1,23 @@
-"""Teams and volunteers: positions, status, their own assignments (feed + live push) and the answers to them."""
+"""Teams and volunteers: positions, status, their own assignments (feed + live push) and the answers to them.
+
+The live feed (WebSocket and server-sent events) writes its messages with the API's one JSON encoder
+(:func:`api.errors.dumps`); what it sends comes from the events service, redacted for the team's roles.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Security, WebSocket, WebSocketDisconnect
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import EventsDep, PrincipalDep, SessionDep, bearer
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, dumps
 from api.schemas import (
     ActionIn,
     AssignmentOut,
@@ -108,14 +110,14 @@ for _action, _doc in (("accept", "Accept the offer."),
 def _read_assignment(app, p: Principal, assignment_id: int) -> dict | None:
     with Session(app.state.engine) as session:
         try:
-            return jsonable_encoder(app.state.events.assignment(session, p, assignment_id))
+            return app.state.events.assignment(session, p, assignment_id)
         except GridmapError:
             return None
 
 
 def _snapshot(app, p: Principal) -> list[dict]:
     with Session(app.state.engine) as session:
-        return jsonable_encoder(app.state.events.my_assignments(session, p))
+        return app.state.events.my_assignments(session, p)
 
 
 def _message(kind: Literal["snapshot", "assignment"], payload) -> dict:
@@ -171,7 +173,7 @@ async def feed_ws(ws: WebSocket) -> None:
     sessions.watch(p.session_id, p.user_id, q)
 
     async def pump() -> None:
-        await ws.send_json(_message("snapshot", await run_in_threadpool(_snapshot, app, p)))
+        await ws.send_text(dumps(_message("snapshot", await run_in_threadpool(_snapshot, app, p))))
         while True:
             msg = await _next(q, KEEPALIVE_S)
             try:
@@ -183,7 +185,7 @@ async def feed_ws(ws: WebSocket) -> None:
                 continue
             detail = await run_in_threadpool(_read_assignment, app, p, msg["assignment_id"])
             if detail is not None:
-                await ws.send_json(_message("assignment", detail))
+                await ws.send_text(dumps(_message("assignment", detail)))
 
     task = asyncio.create_task(pump())
     try:
@@ -223,13 +225,13 @@ async def feed_sse(request: Request, p: PrincipalDep,
         sessions.watch(p.session_id, p.user_id, q)
         try:
             snap = await run_in_threadpool(_snapshot, app, p)
-            yield f"event: snapshot\ndata: {json.dumps(_message('snapshot', snap), ensure_ascii=False)}\n\n"
+            yield f"event: snapshot\ndata: {dumps(_message('snapshot', snap))}\n\n"
             while not await request.is_disconnected():
                 msg = await _next(q, KEEPALIVE_S)
                 try:
                     await _feed_principal(app, token, p.team_id)
                 except GridmapError as exc:
-                    yield f"event: error\ndata: {json.dumps(exc.to_dict(), ensure_ascii=False)}\n\n"
+                    yield f"event: error\ndata: {dumps(exc.to_dict())}\n\n"
                     return
                 if msg is SESSION_CHECK or "assignment_id" not in msg:
                     if msg is SESSION_CHECK:
@@ -237,7 +239,7 @@ async def feed_sse(request: Request, p: PrincipalDep,
                     continue
                 detail = await run_in_threadpool(_read_assignment, app, p, msg["assignment_id"])
                 if detail is not None:
-                    data = json.dumps(_message("assignment", detail), ensure_ascii=False)
+                    data = dumps(_message("assignment", detail))
                     yield f"event: assignment\ndata: {data}\n\n"
         finally:
             sessions.unwatch(p.user_id, q)

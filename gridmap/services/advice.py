@@ -53,6 +53,18 @@ def _check_coords(coords: str) -> None:
                            fix="use 'wgs84' (GPS) or 'gcj02' (Amap/Tencent maps)")
 
 
+def _check_skills(d: Dispatcher, skills: list[str] | None) -> None:
+    """Skills asked for must be ones the dispatcher knows (its router would raise a KeyError: a 500)."""
+    if not skills:
+        return
+    known = set(d.teams.skill_bit) if d.teams is not None else set()
+    unknown = [s for s in skills if s not in known]
+    if unknown:
+        raise InvalidInput(f"unknown skill{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown[:5]))}",
+                           field="skills", fix=f"use one of {', '.join(sorted(known)) or '(no team has a skill yet)'}, "
+                                               "or give a category instead")
+
+
 def _line(geom) -> list[list[float]] | None:
     if geom is None:
         return None
@@ -85,6 +97,7 @@ class DispatchAdvice:
         p.require("admin", "operator", what="dispatch advice (it shows where teams are)")
         d = self._need_dispatcher()
         _check_coords(coords)
+        _check_skills(d, skills)
         lon, lat = check_lonlat(lon, lat, self.settings.area_bbox, gcj02=coords == "gcj02")
         now = at or self.clock()
         if now.tzinfo is None:

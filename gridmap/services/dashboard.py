@@ -8,7 +8,8 @@ past instant to replay (the sample street's events end on its generation day).
 Who sees what (:meth:`Dashboard.view_for`): admins and planners the whole screen; an operator a view
 confined to their street (every layer, drill-down and figure filtered in SQL); nobody else. The screen
 carries no personal data for anyone: residents and team members as counts, events without their reporter
-or free-text description, and phone or ID-card numbers typed into an event's title are blanked.
+or free-text description, and the title redacted for every role (:func:`gridmap.core.privacy.redact_text`:
+phone, ID-card and bank-card numbers, e-mails, the reporter's own name and recognisable name forms).
 
 >>> from gridmap.services.dashboard import Dashboard
 >>> dash = Dashboard(gm.connect().engine)          # doctest: +SKIP
@@ -18,7 +19,6 @@ or free-text description, and phone or ID-card numbers typed into an event's tit
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -31,26 +31,37 @@ import pandas as pd
 import shapely
 from sqlalchemy import Engine
 
+from gridmap.core.privacy import redact_text, redact_values
 from gridmap.errors import Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.storage import dashboard_sql as sql
-from gridmap.storage import queries
+from gridmap.storage import events_sql, queries
 from gridmap.storage.layers import layer_spec
 
 TZ = ZoneInfo("Asia/Shanghai")
 CRS = "EPSG:4326"
+#: The range of the dashboard's clock ``at``.
+MIN_AT = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+MAX_AT = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 BBox = tuple[float, float, float, float]
-#: Numbers people type into a title: mobile and landline phones, ID cards (18 digits, last may be X).
-_PERSONAL_NUMBERS = re.compile(r"(?<![\dA-Za-z])(?:\d{17}[\dXx]|1[3-9]\d{9}|0\d{2,3}-?\d{7,8})(?![\dA-Za-z])")
+#: The one redaction of free text (gridmap.core.privacy), under the name this module has always exported.
+redact = redact_text
 
 
-def redact(text: str | None) -> str | None:
-    """Blank phone and ID-card numbers in free text (an event's title) for the screen.
+def _redact_titles(sa, df: pd.DataFrame, id_column: str = "id") -> None:
+    """Redact ``df["title"]`` in place, each row with its event's reporter's name blanked too."""
+    if "title" not in df.columns:
+        return
+    ids = [int(i) for i in df[id_column].dropna().tolist()] if len(df) else []
+    names = events_sql.reporter_names(sa, ids) if ids else {}
+    known = [(names[int(i)],) if not pd.isna(i) and int(i) in names else () for i in df[id_column].tolist()]
+    df["title"] = pd.Series(redact_values(df["title"].tolist(), known), index=df.index, dtype=object)
 
-    >>> redact("王先生 13812345678 反映噪音")
-    '王先生 *** 反映噪音'
-    """
-    return None if text is None else _PERSONAL_NUMBERS.sub("***", text)
+
+def _redact_title(sa, d: dict, id_key: str = "id") -> None:
+    eid = d.get(id_key)
+    names = events_sql.reporter_names(sa, [eid]) if eid is not None else {}
+    d["title"] = redact_text(d.get("title"), (names[eid],) if eid in names else ())
 
 
 @dataclass
@@ -85,6 +96,9 @@ def _aware(at: dt.datetime | None) -> dt.datetime:
     if at.tzinfo is None:
         raise InvalidInput(f"time {at.isoformat()} has no time zone", field="at",
                            fix="give an ISO 8601 time with an offset, e.g. 2026-10-31T23:00:00+08:00")
+    if not (MIN_AT <= at <= MAX_AT):  # the screen subtracts days and converts zones: year 1 or 9999 overflow
+        raise InvalidInput(f"time {at.isoformat()} is outside {MIN_AT.year}–{MAX_AT.year}", field="at",
+                           fix="give a time of the registry's years, e.g. 2026-10-31T23:00:00+08:00, or leave it out")
     return at
 
 
@@ -332,9 +346,9 @@ class Dashboard:
             df = sql.events(sa.connection.driver_connection, check_bbox(bbox), now=now,
                             resolved_since=now - dt.timedelta(hours=self.policy.resolved_visible_h),
                             limit=self.policy.max_events, street=self.scope)
+            _redact_titles(sa, df)
         df["age_s"] = _seconds(now, df["reported_at"]).round(0)
         df["overdue"] = self._overdue(now, df)
-        df["title"] = df["title"].map(redact)
         return _points(df)
 
     def routes(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
@@ -419,6 +433,7 @@ class Dashboard:
             if e is None:
                 raise NotFound(f"no event {event_id}{self._where()}", field="event_id", fix="pick an event on the map")
             asg = sql.assignments_of_event(conn, event_id)
+            _redact_title(sa, e)
         timeline = [{"at": e[k], "what": k.removesuffix("_at").replace("_", " ")}
                     for k in ("reported_at", "dispatched_at", "accepted_at", "on_site_at", "resolved_at", "closed_at")
                     if e[k] is not None]
@@ -429,7 +444,6 @@ class Dashboard:
         timeline.sort(key=lambda t: pd.Timestamp(t["at"]))
         active = asg[asg["status"].isin(["offered", "accepted"])]
         current = active.iloc[-1] if len(active) else (asg.iloc[-1] if len(asg) else None)
-        e["title"] = redact(e["title"])
         e["timeline"] = timeline
         e["assignment"] = None if current is None else {
             "id": int(current["id"]), "team": current["team"], "status": current["status"],
@@ -448,12 +462,13 @@ class Dashboard:
             if t is None:
                 raise NotFound(f"no team {code!r}{self._where()}", field="code", fix="pick a team on the map")
             a = sql.team_assignment(conn, t["id"], self.scope)
+            if a is not None:
+                _redact_title(sa, a, "event_id")
         age = None if t["position_at"] is None else (now - t["position_at"]).total_seconds()
         stale = t["status"] != "off_duty" and (age is None or age > self.policy.stale_after_s)
         t["age_s"] = age
         t["state"] = "stale" if stale else t["status"]
         if a is not None:
-            a["title"] = redact(a["title"])
             a["route"] = None if a["wkb"] is None else shapely.from_wkb(bytes(a.pop("wkb")))
             a.pop("wkb", None)
         t["assignment"] = a
@@ -471,7 +486,7 @@ class Dashboard:
             fig = sql.figures(conn, self.street, now=now, day_start=day_start, period_start=period_start,
                               unplaced=unplaced)
             df = sql.open_events(conn, self.street, now=now, limit=self.policy.max_panel_events, unplaced=unplaced)
-        df["title"] = df["title"].map(redact)
+            _redact_titles(sa, df)
         df["age_s"] = _seconds(now, df["reported_at"]).round(0)
         df["overdue"] = self._overdue(now, df)
         df = df.sort_values(["overdue", "severity", "age_s"], ascending=[False, False, False])

@@ -5,6 +5,10 @@ audit row in ONE transaction and returns only after the commit; the same (channe
 returns the same event. Dispatch to the nearest team runs after that commit, through the
 :class:`~gridmap.services.dispatch.Dispatcher`. Every status change writes an audit row in the same
 transaction (a trigger on ``events`` reads who/why/where from :func:`events_sql.set_actor`).
+
+Free text (titles, descriptions, addresses, notes in the audit trail) is shown as typed only to roles with
+the right to personal data (operators, admins); every other reader gets it through
+:func:`gridmap.core.privacy.redact_text`, with the reporter's own name blanked too.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from zoneinfo import ZoneInfo
 
@@ -24,6 +28,7 @@ from gridmap.config import MEASURE_CRS, Settings
 from gridmap.core.crs import transformer
 from gridmap.core.lifecycle import OPEN_STATUSES, is_open, legal_actions, next_status
 from gridmap.core.location import check_lonlat
+from gridmap.core.privacy import redact_text
 from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.services.escalation import due_for, escalate_in
@@ -100,16 +105,29 @@ class IntakeResult:
     notes: list[str] = field(default_factory=list)
 
 
-def event_out(row: RowMapping, now: dt.datetime, *, reporter: dict | None = None) -> dict:
-    """An event as the API shows it (never any personal data unless ``reporter`` is passed)."""
+def _known(names: dict[int, str] | None, event_id: int) -> tuple[str, ...]:
+    """The known name(s) of an event's reporter, from :meth:`EventService._names`."""
+    return (names[event_id],) if names and event_id in names else ()
+
+
+def _text(value, clear: bool, names: Sequence[str | None]) -> str | None:
+    return value if clear else redact_text(value, names)
+
+
+def event_out(row: RowMapping, now: dt.datetime, *, reporter: dict | None = None, clear_text: bool = False,
+              names: Sequence[str | None] = ()) -> dict:
+    """An event as the API shows it: no personal data unless ``reporter`` is passed; its free text (title,
+    description, address) redacted, with the known ``names`` (the reporter's) blanked, unless ``clear_text``
+    (for roles with the right to personal data)."""
     overdue = bool(row["due_at"] is not None and is_open(row["status"]) and row["due_at"] < now
                    and row["duplicate_of"] is None)
     out = {
         "id": row["id"], "code": row["code"], "channel": row["channel"], "external_id": row["external_id"],
-        "category": row["category"], "severity": row["severity"], "title": row["title"],
-        "description": row["description"], "status": row["status"], "reported_at": row["reported_at"],
+        "category": row["category"], "severity": row["severity"],
+        "title": _text(row["title"], clear_text, names), "description": _text(row["description"], clear_text, names),
+        "status": row["status"], "reported_at": row["reported_at"],
         "location": {"lon": row["lon"], "lat": row["lat"], "source": row["location_source"],
-                     "address": row["address"], "place_code": row["place_code"], "building_code": row["building_code"]},
+                     "address": _text(row["address"], clear_text, names), "place_code": row["place_code"], "building_code": row["building_code"]},
         "area": {"street": row["street_code"], "community": row["community_code"], "grid": row["grid_code"],
                  "grid_area_id": row["grid_area_id"]},
         "team": row["team_code"],
@@ -126,16 +144,18 @@ def event_out(row: RowMapping, now: dt.datetime, *, reporter: dict | None = None
     return out
 
 
-def assignment_out(row: RowMapping) -> dict:
-    """An assignment for the team's phone: the task, where, how far; no personal data."""
+def assignment_out(row: RowMapping, *, clear_text: bool = False, names: Sequence[str | None] = ()) -> dict:
+    """An assignment for the team's phone: the task, where, how far; no personal data (the event's title and
+    address redacted unless ``clear_text``, see :func:`event_out`)."""
     return {
         "id": row["id"], "status": row["status"], "team": row["team_code"], "rank": row["rank"],
         "eta_s": row["eta_s"], "distance_m": row["distance_m"], "method": row["method"],
         "offered_at": row["offered_at"], "respond_by": row["respond_by"], "responded_at": row["responded_at"],
         "route": json.loads(row["route_geojson"]) if row["route_geojson"] else None,
         "event": {"id": row["event_id"], "code": row["event_code"], "category": row["category"],
-                  "severity": row["severity"], "title": row["title"], "status": row["event_status"],
-                  "reported_at": row["reported_at"], "lon": row["lon"], "lat": row["lat"], "address": row["address"],
+                  "severity": row["severity"], "title": _text(row["title"], clear_text, names),
+                  "status": row["event_status"], "reported_at": row["reported_at"], "lon": row["lon"],
+                  "lat": row["lat"], "address": _text(row["address"], clear_text, names),
                   "grid": row["grid_code"]},
     }
 
@@ -196,7 +216,7 @@ class EventService:
                                      category=report.category, lon=loc["lon"], lat=loc["lat"], at=at,
                                      dedup_radius_m=self.policy.dedup_radius_m)
             if ctx["existing_id"] is not None:
-                return self._replay(conn, ctx, fingerprint, report, now)
+                return self._replay(conn, p, ctx, fingerprint, report, now)
             if ctx["category"] is None:
                 raise InvalidInput(f"unknown category {report.category!r}", field="category",
                                    fix=f"use one of {', '.join(sql.category_codes(conn))}")
@@ -239,15 +259,16 @@ class EventService:
                "resolved_at": None, "closed_at": None, "escalation_rung": 0, "rung_started_at": at,
                "due_at": None if duplicate else due, "rung_level": ctx["rung_level"], "rung_name": ctx["rung_name"],
                "rung_name_zh": ctx["rung_name_zh"]}
-        return IntakeResult(event_out(out, self.clock()), True, dispatch, duplicate)
+        return IntakeResult(event_out(out, self.clock(), clear_text=p.sees_personal_data,
+                                      names=(report.reporter_name,)), True, dispatch, duplicate)
 
-    def _replay(self, conn: Connection, existing: RowMapping, fingerprint: str, report: Report,
+    def _replay(self, conn: Connection, p: Principal, existing: RowMapping, fingerprint: str, report: Report,
                 now: dt.datetime) -> IntakeResult:
         if existing["existing_sha256"] not in (None, fingerprint):
             raise Conflict(f"external_id {report.external_id!r} of channel {report.channel} was used for a different "
                            "report", field="external_id",
                            fix="retry with exactly the same body, or give the new report its own external_id")
-        return IntakeResult(event_out(sql.event(conn, existing["existing_id"]), now), False)
+        return IntakeResult(self._event_out(conn, p, sql.event(conn, existing["existing_id"]), now), False)
 
     def _locate(self, conn: Connection, report: Report) -> dict:
         loc = report.location
@@ -357,7 +378,7 @@ class EventService:
                     rep = {"name": r["name"], "phone": r["phone"]}
                     queries.log_pii_access(conn, p.username, purpose or "event handling", "event_reporters", 1,
                                            {"event_id": event_id, "role": p.role})
-            return event_out(ev, self.clock(), reporter=rep)
+            return self._event_out(conn, p, ev, self.clock(), reporter=rep)
 
     def list(self, session: Session, p: Principal, *, status: list[str] | None = None, category: str | None = None,
              channel: str | None = None, area: str | None = None, overdue: bool | None = None,
@@ -396,15 +417,22 @@ class EventService:
             where.append("e.reported_at < :until")
             params["until"] = until
         with session.begin():
-            rows = sql.events(session.connection(), where=where, params=params, limit=limit, offset=offset)
-        return [event_out(r, now) for r in rows]
+            conn = session.connection()
+            rows = sql.events(conn, where=where, params=params, limit=limit, offset=offset)
+            names = self._names(conn, p, [r["id"] for r in rows])
+        return [event_out(r, now, clear_text=names is None, names=_known(names, r["id"])) for r in rows]
 
     def history(self, session: Session, p: Principal, event_id: int) -> list[dict]:
         """The audit trail of an event, oldest first."""
         with session.begin():
             conn = session.connection()
             self._read(conn, p, event_id)
-            return [dict(r) for r in sql.transitions(conn, event_id)]
+            rows = [dict(r) for r in sql.transitions(conn, event_id)]
+            names = self._names(conn, p, [event_id])
+        if names is not None:
+            for r in rows:
+                r["note"] = redact_text(r["note"], _known(names, event_id))
+        return rows
 
     # -- the lifecycle ----------------------------------------------------------------------------------
     def act(self, session: Session, p: Principal, event_id: int, action: str, *, note: str | None = None,
@@ -444,7 +472,8 @@ class EventService:
             self._cache_team(active["team_code"], team_status)
         out = {"event": None, "dispatch": self._dispatch(event_id) if redispatch else None}
         with session.begin():
-            out["event"] = event_out(sql.event(session.connection(), event_id), self.clock())
+            conn = session.connection()
+            out["event"] = self._event_out(conn, p, sql.event(conn, event_id), self.clock())
         return out
 
     def respond(self, session: Session, p: Principal, assignment_id: int, action: str, *, note: str | None = None,
@@ -503,8 +532,9 @@ class EventService:
         redispatch = self._dispatch(a["event_id"]) if action == "decline" else None
         with session.begin():
             conn = session.connection()
-            return {"assignment": assignment_out(sql.assignment(conn, assignment_id)),
-                    "event": event_out(sql.event(conn, a["event_id"]), self.clock()), "dispatch": redispatch}
+            return {"assignment": self._assignment_out(conn, p, sql.assignment(conn, assignment_id)),
+                    "event": self._event_out(conn, p, sql.event(conn, a["event_id"]), self.clock()),
+                    "dispatch": redispatch}
 
     def _cache_team(self, code: str, status: str) -> None:
         """Tell this process's dispatch cache at once (other processes hear it through LISTEN/NOTIFY)."""
@@ -519,8 +549,10 @@ class EventService:
         statuses = ("offered", "accepted") if active_only else ("offered", "accepted", "declined", "timeout",
                                                                  "cancelled", "completed")
         with session.begin():
-            rows = sql.team_assignments(session.connection(), p.team_id, statuses, limit)
-        return [assignment_out(r) for r in rows]
+            conn = session.connection()
+            rows = sql.team_assignments(conn, p.team_id, statuses, limit)
+            names = self._names(conn, p, [r["event_id"] for r in rows])
+        return [assignment_out(r, clear_text=names is None, names=_known(names, r["event_id"])) for r in rows]
 
     def assignment(self, session: Session, p: Principal, assignment_id: int) -> dict:
         with session.begin():
@@ -536,7 +568,24 @@ class EventService:
             with session.begin():
                 ev = sql.event(session.connection(), a["event_id"])
             p.check_street(ev["street_code"], f"assignment {assignment_id}")
-        return assignment_out(a)
+        with session.begin():
+            return self._assignment_out(session.connection(), p, a)
+
+    # -- what a reader is shown -------------------------------------------------------------------------
+    @staticmethod
+    def _names(conn: Connection, p: Principal, event_ids: Sequence[int]) -> dict[int, str] | None:
+        """None for a reader with the right to personal data (free text shown as typed); for anyone else the
+        reporters' names of these events, to blank them in the redacted text."""
+        return None if p.sees_personal_data else sql.reporter_names(conn, event_ids)
+
+    def _event_out(self, conn: Connection, p: Principal, row: RowMapping, now: dt.datetime, *,
+                   reporter: dict | None = None) -> dict:
+        names = self._names(conn, p, [row["id"]])
+        return event_out(row, now, reporter=reporter, clear_text=names is None, names=_known(names, row["id"]))
+
+    def _assignment_out(self, conn: Connection, p: Principal, row: RowMapping) -> dict:
+        names = self._names(conn, p, [row["event_id"]])
+        return assignment_out(row, clear_text=names is None, names=_known(names, row["event_id"]))
 
 
 def set_cached_team_status(dispatcher, code: str, status: str) -> None:

@@ -12,15 +12,41 @@ import datetime as dt
 from pathlib import Path
 
 import geopandas as gpd
-from sqlalchemy import Engine
+import pandas as pd
+from sqlalchemy import Connection, Engine
 
 from gridmap.config import Settings, get_settings
-from gridmap.core.privacy import mask_frame
-from gridmap.errors import DatabaseError, InvalidInput
+from gridmap.core.privacy import mask_frame, redact_values
+from gridmap.errors import DatabaseError, Forbidden, InvalidInput
 from gridmap.services import loading
-from gridmap.storage import files, migrate, ops, queries
+from gridmap.services.auth import Principal
+from gridmap.storage import events_sql, files, migrate, ops, queries
 from gridmap.storage.db import check_postgis, database_url, make_engine
-from gridmap.storage.layers import AREA_LEVEL_LAYERS, LAYERS, layer_spec
+from gridmap.storage.layers import AREA_LEVEL_LAYERS, LAYERS, LayerSpec, layer_spec
+
+#: Layers every signed-in role may read over HTTP: the registry's public, non-operational data.
+BASE_LAYERS = ("areas", *AREA_LEVEL_LAYERS, "buildings", "businesses", "fire_equipment", "road_nodes", "road_edges")
+#: Who may read which layer over HTTP (``layer_for``). Teams (live positions) and events (operational, with
+#: free text) only for the roles that run or plan the street; an operator only those of their street.
+LAYER_ROLES = {"admin": None, "planner": None, "operator": None,  # None: every layer
+               "grid_worker": BASE_LAYERS, "volunteer": BASE_LAYERS, "intake": BASE_LAYERS}
+#: Layers an operator reads only inside their own street.
+STREET_LAYERS = ("events", "teams")
+
+
+def redact_free_text(conn: Connection, spec: LayerSpec, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``gdf`` with the layer's free-text columns redacted (the reporters' names blanked too, for events)."""
+    cols = [c for c in spec.free_text if c in gdf.columns]
+    if not cols or not len(gdf):
+        return gdf
+    known = [()] * len(gdf)
+    if spec.name == "events" and "id" in gdf.columns:
+        names = events_sql.reporter_names(conn, [int(i) for i in gdf["id"].dropna()])
+        known = [(names[int(i)],) if not pd.isna(i) and int(i) in names else () for i in gdf["id"]]
+    out = gdf.copy()
+    for c in cols:
+        out[c] = pd.Series(redact_values(out[c].tolist(), known), index=out.index, dtype=object)
+    return out
 
 
 class Registry:
@@ -64,6 +90,31 @@ class Registry:
         flt = queries.AreaFilter(area=area, bbox=bbox, at=at)
         with self.engine.connect() as conn:
             return queries.select_layer(conn, spec, flt, level=queries.level_of(name), columns=columns, limit=limit)
+
+    def layer_for(self, p: Principal, name: str, *, area: str | None = None,
+                  bbox: tuple[float, float, float, float] | None = None, limit: int | None = None) -> gpd.GeoDataFrame:
+        """A layer as ``p`` may read it over HTTP (see :data:`LAYER_ROLES`): operators' events and teams only in
+        their street; free text (an event's title, description) redacted for roles without the right to
+        personal data (everyone but operators and admins)."""
+        spec = layer_spec(name)
+        allowed = LAYER_ROLES.get(p.role, ())
+        if allowed is not None and name not in allowed:
+            raise Forbidden(f"role {p.role!r} may not read the {name} layer", field="layer",
+                            fix=f"this role reads {', '.join(allowed)}" if allowed else "this role reads no layers")
+        if p.role == "operator" and spec.name in STREET_LAYERS:
+            if not p.street:
+                raise Forbidden(f"operator {p.username} has no street", field="street",
+                                fix="an admin must give the operator a street (gridmap users add ... --street)")
+            if area is not None and not area.startswith(p.street):
+                raise Forbidden(f"area {area} is outside your street {p.street}", field="area",
+                                fix=f"ask for your street {p.street} or an area inside it, or leave area out")
+            area = area or p.street
+        flt = queries.AreaFilter(area=area, bbox=bbox)
+        with self.engine.connect() as conn:
+            gdf = queries.select_layer(conn, spec, flt, level=queries.level_of(name), limit=limit)
+            if not p.sees_personal_data:
+                gdf = redact_free_text(conn, spec, gdf)
+        return gdf
 
     def residents(
         self, *, area: str | None = None, bbox: tuple[float, float, float, float] | None = None,
@@ -117,8 +168,13 @@ class Registry:
 
     def export(self, layer: str, path: str | Path, *, area: str | None = None,
                bbox: tuple[float, float, float, float] | None = None) -> int:
-        """Write a layer (public columns only) to GeoJSON, GeoPackage or GeoParquet; returns the row count."""
-        gdf = self.layer(layer, area=area, bbox=bbox)
+        """Write a layer (public columns only; typed free text redacted) to GeoJSON, GeoPackage or GeoParquet;
+        returns the row count."""
+        spec = layer_spec(layer)
+        with self.engine.connect() as conn:
+            gdf = queries.select_layer(conn, spec, queries.AreaFilter(area=area, bbox=bbox),
+                                       level=queries.level_of(layer))
+            gdf = redact_free_text(conn, spec, gdf)
         files.write_file(gdf, path, layer=layer)
         return len(gdf)
 

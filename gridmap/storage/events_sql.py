@@ -265,6 +265,16 @@ def reporter(conn: Connection, event_id: int) -> RowMapping | None:
                         {"e": event_id}).mappings().first()
 
 
+def reporter_names(conn: Connection, event_ids: Sequence[int]) -> dict[int, str]:
+    """The reporters' names of these events, to blank them in free text (never shown, so not a logged read)."""
+    ids = sorted({int(i) for i in event_ids if i is not None})
+    if not ids:
+        return {}
+    rows = conn.execute(text("SELECT event_id, name FROM event_reporters WHERE event_id = ANY(:ids) "
+                             "AND name IS NOT NULL"), {"ids": ids})
+    return {r[0]: r[1] for r in rows}
+
+
 def insert_transition(conn: Connection, *, event_id: int, at: dt.datetime, action: str, from_status: str | None,
                       to_status: str | None, rung: int | None, actor: str, role: str | None, note: str | None,
                       lon: float | None = None, lat: float | None = None, detail: dict | None = None) -> None:

@@ -1,8 +1,9 @@
 """Layers: what can be loaded, read and exported, derived from the models (one source of truth).
 
 A layer is a table with a geometry column. Its spec says which columns a load may write, which are
-required, the natural key the load upserts on, input column aliases, and which columns are sensitive
-(never read by default, never exported).
+required, the natural key the load upserts on, input column aliases, which columns are sensitive
+(never read by default, never exported), and which public columns hold free text that people type (an
+event's title and description: redacted for readers without the right to personal data, and in exports).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class LayerSpec:
     key: tuple[str, ...]
     aliases: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    #: public columns of free text typed by people (may hold names and phone numbers): redacted on the way out
+    free_text: tuple[str, ...] = ()
 
     @property
     def table(self) -> Table:
@@ -117,7 +120,8 @@ LAYERS: dict[str, LayerSpec] = {
         LayerSpec("road_nodes", m.RoadNode, "point", ("id",), {"osmid": "id"}, "road network nodes"),
         LayerSpec("road_edges", m.RoadEdge, "line", ("source", "target", "key"), _OSM_EDGE_ALIASES,
                   "directed road edges"),
-        LayerSpec("events", m.Event, "point", ("code",), description="events (incidents)"),
+        LayerSpec("events", m.Event, "point", ("code",), description="events (incidents)",
+                  free_text=("title", "description", "address")),
     ]
 }
 

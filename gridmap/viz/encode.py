@@ -2,28 +2,25 @@
 
 The same encoders feed a notebook (data inlined in the deck) and the dashboard's HTTP endpoints (data
 fetched per viewport), so a layer's accessors see the same fields either way. Coordinates are rounded
-to 6 decimals (about 0.1 m); JSON is written by orjson, with datetimes as ISO 8601 and NaN/NaT as null.
+to 6 decimals (about 0.1 m). Values and JSON come from the one encoder, :mod:`gridmap.core.encode`
+(datetimes as ISO 8601; NaN, NA, NaT and None as null; numpy, Decimal, geometries).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import math
 from collections.abc import Iterable
 
 import geopandas as gpd
 import numpy as np
-import orjson
 import pandas as pd
 import shapely
 
+from gridmap.core import encode
 from gridmap.errors import InvalidInput
 
 #: deck.gl draws lon/lat: every frame is brought to WGS84 before it is encoded.
 DRAW_CRS = "EPSG:4326"
 PRECISION = 6
-_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def check_crs(gdf: gpd.GeoDataFrame, what: str = "frame") -> gpd.GeoDataFrame:
@@ -47,24 +44,6 @@ def check_crs(gdf: gpd.GeoDataFrame, what: str = "frame") -> gpd.GeoDataFrame:
     return gdf
 
 
-def _value(v):
-    if v is None or v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, float | np.floating):
-        return None if math.isnan(v) else float(v)
-    if isinstance(v, pd.Timestamp | dt.datetime):
-        return None if pd.isna(v) else v.isoformat()
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    if isinstance(v, decimal.Decimal):
-        return float(v)
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return v
-
-
 def _columns(gdf: gpd.GeoDataFrame, columns: Iterable[str] | None) -> list[str]:
     geom = gdf.geometry.name
     cols = [c for c in (columns if columns is not None else gdf.columns) if c != geom]
@@ -76,26 +55,13 @@ def _columns(gdf: gpd.GeoDataFrame, columns: Iterable[str] | None) -> list[str]:
 
 
 def _records(df: pd.DataFrame, cols: list[str]) -> list[dict]:
-    if not cols:
-        return [{} for _ in range(len(df))]
-    values = [[_value(v) for v in df[c].tolist()] for c in cols]
-    return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
-
-
-def _round(geoms: np.ndarray) -> np.ndarray:
-    return shapely.transform(geoms, lambda c: np.round(c, PRECISION))
+    return encode.records(df, cols)
 
 
 def features(gdf: gpd.GeoDataFrame, columns: Iterable[str] | None = None, *, what: str = "frame") -> dict:
     """A GeoJSON FeatureCollection (dict) of ``gdf`` with ``columns`` as properties."""
     gdf = check_crs(gdf, what)
-    cols = _columns(gdf, columns)
-    geoms = _round(gdf.geometry.to_numpy())
-    gj = shapely.to_geojson(geoms)
-    props = _records(gdf, cols)
-    feats = [{"type": "Feature", "geometry": orjson.loads(g) if g is not None else None, "properties": p}
-             for g, p in zip(gj, props, strict=True)]
-    return {"type": "FeatureCollection", "features": feats}
+    return encode.feature_collection(gdf, _columns(gdf, columns), precision=PRECISION)
 
 
 def points(gdf: gpd.GeoDataFrame, columns: Iterable[str] | None = None, *, what: str = "frame") -> list[dict]:
@@ -136,13 +102,6 @@ def paths(gdf: gpd.GeoDataFrame, columns: Iterable[str] | None = None, *, what: 
     return recs
 
 
-def _default(v):
-    out = _value(v)
-    if out is v:
-        raise TypeError(f"cannot encode {type(v).__name__}")
-    return out
-
-
 def dumps(obj) -> bytes:
-    """orjson with numpy, pandas timestamps, Decimal and NaN (as null) handled."""
-    return orjson.dumps(obj, default=_default, option=_OPTS)
+    """JSON bytes by the one encoder (:func:`gridmap.core.encode.dumps`)."""
+    return encode.dumps(obj)

@@ -211,7 +211,7 @@ def open_dashboard(pg, server: str, at, user: dict, timeout_ms: int = 90_000, ex
     q = at.isoformat().replace("+", "%2B")
     pg.goto(f"{server}/dashboard?at={q}{extra}")
     log_in(pg, user)
-    pg.wait_for_function("window.gridmap && window.gridmap.ready()", timeout=timeout_ms)
+    pg.wait_for_function("() => window.gridmap && window.gridmap.ready()", timeout=timeout_ms)
 
 
 # -- a second street, for role scoping ------------------------------------------------------------------------

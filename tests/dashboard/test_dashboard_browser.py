@@ -213,7 +213,7 @@ def test_login_form_refuses_a_wrong_password_then_an_operator_logs_in_and_out(pa
 
     # the right password: the map of the operator's street, every layer drawn, the user named beside logout
     log_in(page, op)
-    page.wait_for_function("window.gridmap && window.gridmap.ready()", timeout=90_000)
+    page.wait_for_function("() => window.gridmap && window.gridmap.ready()", timeout=90_000)
     cookie = next(c for c in page.context.cookies() if c["name"] == COOKIE_NAME)
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/dashboard"
     assert page.evaluate("document.cookie") == ""  # the page's scripts never see the token
@@ -255,5 +255,5 @@ def test_an_ended_session_returns_to_the_login_form(page, server, sample_now, da
     page.screenshot(path=str(ARTIFACTS / "session_ended.png"))
     # logging in again returns to the map it was showing (the same clock)
     log_in(page, dash_users["planner"])
-    page.wait_for_function("window.gridmap && window.gridmap.ready()", timeout=90_000)
+    page.wait_for_function("() => window.gridmap && window.gridmap.ready()", timeout=90_000)
     assert "at=" in page.url

@@ -220,8 +220,10 @@
     }
   }
   function renderLegend() {
+    // swatch colours through the CSSOM, not style="" attributes: the page's CSP allows no inline style
     $('gm-legend').innerHTML = Object.entries(cfg.legend).map(([k, items]) => `<div><b>${esc(k)}</b>: ${items.map(([n, c]) =>
-      `<span class="sw" style="background: rgb(${c[0]},${c[1]},${c[2]})"></span>${esc(n)}`).join(' ')}</div>`).join('');
+      `<span class="sw" data-rgb="${c.slice(0, 3).map(Number).join(',')}"></span>${esc(n)}`).join(' ')}</div>`).join('');
+    for (const sw of $('gm-legend').querySelectorAll('.sw')) sw.style.background = `rgb(${sw.dataset.rgb})`;
   }
   async function tick() {
     if (state.stopped) return;
