@@ -203,6 +203,13 @@ class Supervisor:
                 self._spawn(slot)
             # start-up: listen once every worker has built its app
             announced: set[int] = set()
+
+            def announce() -> None:
+                for slot in range(self.n):
+                    if self.ready[slot] and slot not in announced:
+                        announced.add(slot)
+                        self.progress(f"worker {len(announced)} of {self.n} ready (pid {self.ready[slot]})")
+
             while not self.stopping and not all(self.ready):
                 dead = [p for p in self.procs if not p.is_alive()]
                 if dead:
@@ -210,11 +217,9 @@ class Supervisor:
                     self.progress(f"worker {dead[0].name} exited with {dead[0].exitcode} while starting; see the "
                                   "log", "failed")
                     return 1
-                for slot in range(self.n):
-                    if self.ready[slot] and slot not in announced:
-                        announced.add(slot)
-                        self.progress(f"worker {len(announced)} of {self.n} ready (pid {self.ready[slot]})")
+                announce()
                 time.sleep(0.05)
+            announce()
             listener.listen(BACKLOG)
             self.progress(f"ready: listening on http://{self.host}:{self.port}", "ready")
             listener.setblocking(False)
