@@ -12,7 +12,7 @@ from sqlalchemy import text
 from tests.api.conftest import PASSWORD, login, query
 
 pytestmark = [pytest.mark.db]
-OTHER_STREET = "330106999"
+OTHER_STREET = "330106901"  # test_access.py and test_dispatch_advice.py add streets of their own
 _ids = itertools.count(1)
 
 
@@ -24,7 +24,8 @@ def other_operator(api_engine, client, users, street):
             INSERT INTO areas (code, level, name, parent_code, geom)
             SELECT :code, 'street', 'Other Street', parent_code,
                    ST_Multi(ST_MakeEnvelope(120.30, 30.35, 120.31, 30.36, 4326))
-            FROM areas WHERE code = :street AND valid_to IS NULL"""), {"code": OTHER_STREET, "street": street})
+            FROM areas WHERE code = :street AND valid_to IS NULL
+            ON CONFLICT DO NOTHING"""), {"code": OTHER_STREET, "street": street})
     r = client.post("/v1/users", json={"username": "operator-other", "password": PASSWORD, "role": "operator",
                                        "street_code": OTHER_STREET}, headers=users["admin"]["headers"])
     assert r.status_code == 201, r.text
