@@ -18,7 +18,8 @@ or SIGINT.
 
 Start-up: before it starts the workers, the supervisor compiles the routing kernels once, in a child process
 (:func:`gridmap.services.warmup.compile_kernels`; numba caches them on disk, so later starts load them in a
-second), instead of every worker compiling the same kernels at the same time on the first start. It reports
+second), instead of every worker compiling the same kernels at the same time on the first start; when they
+are compiled already (``gridmap setup`` did it, or an earlier start) it starts the workers at once. It reports
 each stage of the start ("compiling the routing kernels", "starting 2 workers", "worker 1 of 2 ready",
 "ready") on stderr and, when ``GRIDMAP_PROGRESS_FILE`` names a file, as JSON lines appended to it:
 ``scripts/serve_background.py`` follows them to wait as long as the start makes progress.
@@ -77,6 +78,11 @@ def _compile(progress_path: str | None) -> None:
 def compile_kernels_first(progress: Progress, ctx=None, should_stop=lambda: False) -> bool:
     """Compile the routing kernels in a child process before any worker starts; False if it failed (the
     workers then compile what they need themselves, as before) or ``should_stop()`` became true."""
+    from gridmap.services.warmup import kernels_cached
+
+    if kernels_cached():
+        progress("routing kernels: compiled already (numba's disk cache)")
+        return True
     ctx = ctx or mp.get_context("spawn")
     progress("compiling the routing kernels (first start only: a minute or more on a busy machine; "
              "later starts load them from the disk cache)")

@@ -86,15 +86,16 @@ def wait_until_up(proc: subprocess.Popen, health_url: str, progress: Path, *, st
     t0 = last = noted = clock()
     stage = "starting"
     while True:
-        if _healthy(health_url):
-            return True
-        for msg in stages.new():
+        up = _healthy(health_url)
+        for msg in stages.new():  # (read after the health check: a server that answers has said all its stages)
             stage, last = str(msg.get("stage", stage)), clock()
             say(f"  {stage}  [{last - t0:.0f} s]")
             noted = last
             if msg.get("state") == "failed":
                 say(f"the API failed to start: {stage}")
                 return False
+        if up:
+            return True
         if proc.poll() is not None:
             say(f"the API exited with code {proc.returncode} while starting (last stage: {stage})")
             return False

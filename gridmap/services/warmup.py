@@ -15,10 +15,16 @@ starts its workers, instead of each worker compiling the same kernels at the sam
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
+import importlib.metadata
+import importlib.util
+import json
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import shapely
@@ -86,6 +92,33 @@ def _grid_graph(n: int = 6, block_m: float = 120.0, speed: float = 8.0, *, read_
                                  length / speed, geoms, np.arange(1, len(pairs) + 1, dtype=np.int64))
 
 
+def _sources() -> dict[str, list[int]]:
+    """The kernel modules' source files: (mtime in ns, size), which numba's cache index keys on."""
+    out = {}
+    for name in KERNEL_MODULES:
+        st = Path(importlib.util.find_spec(name).origin).stat()
+        out[name] = [st.st_mtime_ns, st.st_size]
+    return out
+
+
+def _stamp_path() -> Path:
+    return Path(importlib.util.find_spec(KERNEL_MODULES[0]).origin).parent / "__pycache__" / "gridmap-kernels.json"
+
+
+def _stamp() -> dict:
+    return {"sources": _sources(), "numba": importlib.metadata.version("numba"), "python": sys.version}
+
+
+def kernels_cached() -> bool:
+    """True if :func:`compile_kernels` ran to the end since the kernel sources, numba and Python last changed
+    (a stamp it leaves next to numba's cache files), without importing numba: the API's supervisor then
+    starts its workers at once instead of checking the cache in a child process (a few seconds)."""
+    try:
+        return json.loads(_stamp_path().read_text()) == _stamp()
+    except (OSError, ValueError):
+        return False
+
+
 def compile_kernels() -> KernelReport:
     """Call every routing kernel once on a small graph (compiling it, or loading it from the disk cache).
 
@@ -97,6 +130,8 @@ def compile_kernels() -> KernelReport:
     for read_only in (True, False):  # the dispatcher's graph (from the database), and one built in Python
         _exercise(_grid_graph(read_only=read_only))
     c1, l1 = kernel_counts()
+    with contextlib.suppress(OSError):  # numba caches next to the modules; where it cannot, no stamp is left
+        _stamp_path().write_text(json.dumps(_stamp()))
     return KernelReport(c1 - c0, l1 - l0, time.perf_counter() - t0)
 
 
