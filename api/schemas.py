@@ -283,12 +283,18 @@ class RespondOut(BaseModel):
     dispatch: DispatchOut | None
 
 
+Accuracy = Annotated[float | None, Field(None, ge=0, le=100_000, allow_inf_nan=False,
+                                         description="the fix's horizontal accuracy in metres, as the phone "
+                                                     "reports it (used to judge jumps; not stored)")]
+
+
 class PositionIn(_In):
     team: Code
     lon: Finite
     lat: Finite
     at: Time | None = Field(None, description="when the phone took the fix (with offset); default: now")
     coords: Literal["wgs84", "gcj02"] = "wgs84"
+    accuracy_m: Accuracy = None
 
 
 class PositionsIn(_In):
@@ -300,11 +306,26 @@ class PointIn(_In):
     lat: Finite
     at: Time | None = None
     coords: Literal["wgs84", "gcj02"] = "wgs84"
+    accuracy_m: Accuracy = None
+
+
+class FlaggedFix(BaseModel):
+    """A fix stored nowhere and not used for dispatch: the team stays where its last plausible fix put it."""
+
+    index: int = Field(description="its place in the request's positions (0 for PUT /teams/{code}/position)")
+    team: str
+    at: dt.datetime
+    reason: str
+    speed_kmh: float = Field(description="speed from the team's last accepted fix")
+    distance_m: float
+    seconds: float
 
 
 class PositionsOut(BaseModel):
     received: int
     updated: int = Field(description="newer than what was stored (older fixes are ignored)")
+    flagged: list[FlaggedFix] = Field(default_factory=list,
+                                      description="implausible jumps (faster than any road allows): not used")
 
 
 class TeamStatusIn(_In):

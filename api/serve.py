@@ -15,6 +15,14 @@ it had accepted it. A connection costs the supervisor one accept and one ``sendm
 through it. The supervisor listens only once every worker has built its app (the lifespan: road graph,
 connection pool, compiled kernels), replaces a worker that dies, and stops them all, gracefully, on SIGTERM
 or SIGINT.
+
+Start-up: before it starts the workers, the supervisor compiles the routing kernels once, in a child process
+(:func:`gridmap.services.warmup.compile_kernels`; numba caches them on disk, so later starts load them in a
+second), instead of every worker compiling the same kernels at the same time on the first start; when they
+are compiled already (``gridmap setup`` did it, or an earlier start) it starts the workers at once. It reports
+each stage of the start ("compiling the routing kernels", "starting 2 workers", "worker 1 of 2 ready",
+"ready") on stderr and, when ``GRIDMAP_PROGRESS_FILE`` names a file, as JSON lines appended to it:
+``scripts/serve_background.py`` follows them to wait as long as the start makes progress.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -36,6 +45,61 @@ import uvicorn
 log = logging.getLogger("gridmap.api.serve")
 APP = "api.app:create_app"
 BACKLOG = 2048
+PROGRESS_ENV = "GRIDMAP_PROGRESS_FILE"
+
+
+class Progress:
+    """Start-up stages, on stderr and (``path``) as JSON lines ``{"t", "pid", "state", "stage"}``.
+
+    ``state`` is "starting", then "ready" or "failed". Each line is one ``write`` in append mode, shorter than
+    PIPE_BUF, so lines from several processes never interleave.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path if path is not None else os.environ.get(PROGRESS_ENV) or None
+
+    def __call__(self, stage: str, state: str = "starting") -> None:
+        print(f"gridmap serve: {stage}", file=sys.stderr, flush=True)
+        if not self.path:
+            return
+        line = json.dumps({"t": time.time(), "pid": os.getpid(), "state": state, "stage": stage},
+                          ensure_ascii=False)
+        with contextlib.suppress(OSError), open(self.path, "a", encoding="utf-8") as f:
+            f.write(line[:3000] + "\n")
+
+
+def _compile(progress_path: str | None) -> None:
+    """Child process: compile (or load from the disk cache) the routing kernels, and say how it went."""
+    from gridmap.services.warmup import compile_kernels
+
+    Progress(progress_path)(compile_kernels().message)
+
+
+def compile_kernels_first(progress: Progress, ctx=None, should_stop=lambda: False) -> bool:
+    """Compile the routing kernels in a child process before any worker starts; False if it failed (the
+    workers then compile what they need themselves, as before) or ``should_stop()`` became true."""
+    from gridmap.services.warmup import kernels_cached
+
+    if kernels_cached():
+        progress("routing kernels: compiled already (numba's disk cache)")
+        return True
+    ctx = ctx or mp.get_context("spawn")
+    progress("compiling the routing kernels (first start only: a minute or more on a busy machine; "
+             "later starts load them from the disk cache)")
+    p = ctx.Process(target=_compile, args=(progress.path,), name="gridmap-compile")
+    p.start()
+    while p.is_alive():
+        if should_stop():
+            p.terminate()
+            p.join()
+            return False
+        p.join(0.2)
+    if p.exitcode != 0:
+        log.warning("compiling the routing kernels failed (exit code %s); the workers will compile them",
+                    p.exitcode)
+        progress(f"compiling the routing kernels failed (exit code {p.exitcode}); the workers compile them")
+        return False
+    return True
 
 
 class _Worker(uvicorn.Server):
@@ -87,10 +151,12 @@ class Supervisor:
     ``app`` is the app factory (``module:callable``) each worker runs.
     """
 
-    def __init__(self, host: str, port: int, workers: int, options: dict, app: str = APP) -> None:
+    def __init__(self, host: str, port: int, workers: int, options: dict, app: str = APP,
+                 progress: Progress | None = None) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
         self.host, self.port, self.n, self.options, self.app = host, port, workers, options, app
+        self.progress = progress or Progress()
         self.ctx = mp.get_context("spawn")
         self.ready = self.ctx.Array("i", workers, lock=False)  # a worker's pid once it serves, else 0
         self.procs: list = [None] * workers
@@ -133,18 +199,35 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        for slot in range(self.n):
-            self._spawn(slot)
         status = 0
         try:
+            compile_kernels_first(self.progress, self.ctx, lambda: self.stopping)
+            if self.stopping:
+                return 0
+            self.progress(f"starting {self.n} worker process(es): road graph, teams, connection pool")
+            for slot in range(self.n):
+                self._spawn(slot)
             # start-up: listen once every worker has built its app
+            announced: set[int] = set()
+
+            def announce() -> None:
+                for slot in range(self.n):
+                    if self.ready[slot] and slot not in announced:
+                        announced.add(slot)
+                        self.progress(f"worker {len(announced)} of {self.n} ready (pid {self.ready[slot]})")
+
             while not self.stopping and not all(self.ready):
                 dead = [p for p in self.procs if not p.is_alive()]
                 if dead:
                     log.error("worker %s exited with %s while starting; stopping", dead[0].name, dead[0].exitcode)
+                    self.progress(f"worker {dead[0].name} exited with {dead[0].exitcode} while starting; see the "
+                                  "log", "failed")
                     return 1
+                announce()
                 time.sleep(0.05)
+            announce()
             listener.listen(BACKLOG)
+            self.progress(f"ready: listening on http://{self.host}:{self.port}", "ready")
             listener.setblocking(False)
             sel = selectors.DefaultSelector()
             sel.register(listener, selectors.EVENT_READ, "accept")
@@ -194,10 +277,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 2, *, app: s
     believe, from GRIDMAP_TRUSTED_PROXIES (api/deps.py).
     """
     options.setdefault("proxy_headers", False)
+    progress = Progress()
     if workers == 1:
+        compile_kernels_first(progress)
+        progress("starting the API in this process: road graph, teams, connection pool")
         uvicorn.run(app, factory=True, host=host, port=port, **options)
         return 0
-    return Supervisor(host, port, workers, options, app).run()
+    return Supervisor(host, port, workers, options, app, progress).run()
 
 
 def main(argv: list[str] | None = None) -> int:

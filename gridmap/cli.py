@@ -2,21 +2,66 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import errno
 import functools
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from gridmap.config import get_settings
-from gridmap.errors import GridmapError
+from gridmap.errors import GridmapError, InvalidInput
+
+try:  # recent typer carries its own copy of click
+    from typer._click import exceptions as _cx
+except ImportError:  # pragma: no cover - older typer runs on click itself
+    from click import exceptions as _cx
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+_state = {"verbose": False}
+
+
+def _error_line(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+
+
+class _OneLineErrors(TyperGroup):
+    """A bad option or argument is one red line that names it, exit code 2 (click's default prints the usage
+    and a boxed message); `--help` and a command without arguments still show the help."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except _cx.NoArgsIsHelpError as exc:  # the help, printed (by rich) when the message was made
+            if exc.format_message().strip():
+                exc.show()
+            sys.exit(exc.exit_code)
+        except _cx.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "gridmap"
+            _error_line(f"{escape(exc.format_message())} (see `{escape(where)} --help`)")
+            sys.exit(exc.exit_code)
+        except _cx.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            _error_line("aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(help="gridmap: grid-management GIS backend (网格化管理) on PostGIS.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, cls=_OneLineErrors)
 db_app = typer.Typer(help="The database: embedded PostgreSQL + PostGIS, or GRIDMAP_DATABASE_URL.", no_args_is_help=True)
 sample_app = typer.Typer(help="The sample street (real OSM roads + generated registry).", no_args_is_help=True)
 users_app = typer.Typer(help="API users (passwords hashed with Argon2).", no_args_is_help=True)
@@ -28,10 +73,6 @@ app.add_typer(users_app, name="users")
 app.add_typer(secret_app, name="secret")
 app.add_typer(ladders_app, name="ladders")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-_state = {"verbose": False}
-
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks.")] = False) -> None:
@@ -39,16 +80,32 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tr
 
 
 def friendly(fn):
-    """Domain errors become one red line and exit code 1 (a traceback only with --verbose)."""
+    """Errors become one red line and exit code 1 (a traceback only with --verbose): domain errors say the
+    field and the fix; a file or network error says what the system said; anything else is a bug, named as
+    such, with the way to see its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, _cx.ClickException, KeyboardInterrupt):
+            raise
         except GridmapError as exc:
             if _state["verbose"]:
                 raise
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            _error_line(escape(str(exc)))
+            raise typer.Exit(1) from None
+        except OSError as exc:
+            if _state["verbose"]:
+                raise
+            what = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            _error_line(escape(f"{what}{exc.strerror or exc}"))
+            raise typer.Exit(1) from None
+        except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback with --verbose
+            if _state["verbose"]:
+                raise
+            _error_line(escape(f"unexpected {type(exc).__name__}: {exc}") + " (a bug: run `gridmap --verbose "
+                        "...` for the traceback and report it)")
             raise typer.Exit(1) from None
 
     return wrapper
@@ -101,7 +158,7 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
     """Run the Alembic migrations up to REVISION (default: head)."""
     from gridmap.services import database
 
-    out.print(database.upgrade(get_settings(), revision))
+    out.print(_migration(database.upgrade, revision))
 
 
 @db_app.command("downgrade")
@@ -110,7 +167,18 @@ def db_downgrade(revision: str = typer.Argument(..., help="Target revision, e.g.
     """Migrate down to REVISION (``base`` drops every gridmap table)."""
     from gridmap.services import database
 
-    out.print(database.downgrade(get_settings(), revision))
+    out.print(_migration(database.downgrade, revision))
+
+
+def _migration(step, revision: str) -> str:
+    """Run an Alembic step; an unknown revision is the caller's mistake, said as one line."""
+    from alembic.util import CommandError
+
+    try:
+        return step(get_settings(), revision)
+    except CommandError as exc:
+        raise InvalidInput(str(exc), field="REVISION", fix="give head, base or a revision id such as 0004 "
+                                                           "(`gridmap db status` shows the current one)") from None
 
 
 # -- load / export ----------------------------------------------------------------------------------
@@ -198,7 +266,8 @@ def info() -> None:
 @sample_app.command("load")
 @friendly
 def sample_load(
-    seed: Annotated[int | None, typer.Option(help="Generator seed (default: the documented fixed seed).")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Generator seed (default: the documented fixed seed).")]
+    = None,
     replace: Annotated[bool, typer.Option("--replace", help="Replace a loaded sample street.")] = False,
 ) -> None:
     """Build the sample street (real OSM roads + generated registry) and load it, in one transaction."""
@@ -214,11 +283,37 @@ def sample_load(
     out.print(result.message, highlight=False)
 
 
+@sample_app.command("refresh")
+@friendly
+def sample_refresh(
+    at: Annotated[str | None, typer.Option(help="The time to bring the live state to (ISO 8601); default now.")]
+    = None,
+    every: Annotated[float | None, typer.Option(min=5, help="Keep doing it every SECONDS (Ctrl-C stops), as the "
+                                                            "teams' phones would report.")] = None,
+) -> None:
+    """Bring the sample street's live state to now: the on-duty teams report their last position again (dispatch
+    passes over teams not heard from for 5 minutes), busy teams without an assignment become available."""
+    import time
+
+    from gridmap.services import sample
+
+    when = _parse_time(at, "--at")
+    if every is not None and at is not None:
+        raise InvalidInput("--at and --every together", field="--every", fix="give one of them")
+    engine = _registry().engine
+    while True:
+        out.print(sample.refresh_live_state(engine, when).message, highlight=False)
+        if every is None:
+            return
+        time.sleep(every)
+        when = _parse_time(None, "--at")
+
+
 @sample_app.command("generate")
 @friendly
 def sample_generate(
     out_dir: Annotated[Path, typer.Argument(help="Folder for one GeoParquet/Parquet file per layer.")],
-    seed: Annotated[int | None, typer.Option(help="Generator seed.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Generator seed.")] = None,
 ) -> None:
     """Generate the sample street into files (no database), e.g. to inspect it in QGIS."""
     from gridmap.services import sample
@@ -233,15 +328,25 @@ dispatch_app = typer.Typer(help="Nearest-responder dispatch over the road networ
 app.add_typer(dispatch_app, name="dispatch")
 
 
-def _dispatcher(at: str | None):
-    import datetime as dt
+def _parse_time(value: str | None, option: str) -> dt.datetime:
+    """An ISO 8601 time from the command line (local time, Asia/Shanghai, when it has no offset); now if None."""
+    from gridmap.services.dispatch import TZ
 
-    from gridmap.services.dispatch import TZ, Dispatcher
+    if value is None:
+        return dt.datetime.now(TZ)
+    try:
+        t = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not a time", field=option,
+                           fix="give ISO 8601, e.g. 2026-11-22T09:30 or 2026-11-22T09:30:00+08:00 "
+                               "(no offset: Asia/Shanghai time); leave it out for now") from None
+    return t if t.tzinfo is not None else t.replace(tzinfo=TZ)
 
-    now = dt.datetime.fromisoformat(at) if at else dt.datetime.now(TZ)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=TZ)
-    return Dispatcher.from_database(_registry().engine, now=now), now
+
+def _dispatcher(now: dt.datetime):
+    from gridmap.services.dispatch import Dispatcher
+
+    return Dispatcher.from_database(_registry().engine, now=now)
 
 
 @dispatch_app.command("recommend")
@@ -250,11 +355,15 @@ def dispatch_recommend(
     lon: Annotated[float, typer.Argument(help="Longitude (WGS84).")],
     lat: Annotated[float, typer.Argument(help="Latitude (WGS84).")],
     category: Annotated[str | None, typer.Option(help="Event category, e.g. fire_hazard.")] = None,
-    k: Annotated[int, typer.Option(help="How many teams.")] = 5,
+    k: Annotated[int, typer.Option(min=1, max=100, help="How many teams.")] = 5,
     at: Annotated[str | None, typer.Option(help="Evaluate at this time (ISO 8601); default now.")] = None,
 ) -> None:
     """The teams that reach LON LAT first by road, why each was picked or passed over, and (fire) equipment."""
-    d, now = _dispatcher(at)
+    from gridmap.core.location import check_lonlat
+
+    now = _parse_time(at, "--at")  # before the database: a typo costs nothing
+    lon, lat = check_lonlat(lon, lat, get_settings().area_bbox)
+    d = _dispatcher(now)
     rec = d.recommend(lon, lat, category=category, k=k, now=now)
     table = Table("rank", "team", "ETA (min)", "road (m)", "why", title=f"{rec.method} ETA to ({lon}, {lat})")
     for p in rec.picked:
@@ -271,14 +380,22 @@ def dispatch_recommend(
 
 
 # -- demo / serve -----------------------------------------------------------------------------------
+Host = Annotated[str, typer.Option(envvar="GRIDMAP_HOST", help="Address to listen on.")]
+Port = Annotated[int, typer.Option(envvar="GRIDMAP_PORT", min=1, max=65535, help="Port to listen on.")]
+Workers = Annotated[int, typer.Option(min=1, max=64, help="worker processes; the connections are dealt out to "
+                                                          "them in turn (api/serve.py)")]
+
+
 @app.command("setup")
 @friendly
 def setup(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the API afterwards.")] = False,
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Workers = 2,
 ) -> None:
-    """Everything for the demo: database up, migrations, the sample street; then where to go next."""
+    """Everything for the demo: database up, migrations, the sample street and its live state brought to now,
+    the routing kernels compiled; then where to go next."""
     from gridmap.services import database, sample
 
     settings = get_settings()
@@ -290,18 +407,34 @@ def setup(
     for k, v in db.counts().items():
         table.add_row(k, f"{v:,}")
     out.print(table)
+    out.print(sample.refresh_live_state(db.engine, _parse_time(None, "now")).message, highlight=False)
     _api_access(settings, db.engine)
+    _warm_up(db.engine)
     out.print(
         "\n[bold]Next:[/]\n"
         "  gridmap info                          # counts\n"
         "  gridmap export buildings out.gpkg     # open it in QGIS\n"
         "  python -c 'import gridmap as gm; print(gm.connect().layer(\"grids\").head())'\n"
         f"  API + docs: http://{host}:{port}/docs  (gridmap serve)\n"
+        f"  dashboard:  http://{host}:{port}/dashboard  (users and passwords: {settings.data_dir / 'demo_users.txt'})\n"
         "  tests:      make test",
         highlight=False,
     )
     if serve_after:
-        _serve(host, port)
+        _serve(host, port, workers)
+
+
+def _warm_up(engine) -> None:
+    """Compile the routing kernels now (numba caches them on disk), so that the API's workers start in
+    seconds instead of each compiling them, for minutes on a busy machine, at the same time."""
+    from gridmap.services import warmup
+
+    err.print("routing kernels: compiling them if needed (first time only: a minute or more) ...", highlight=False)
+    report = warmup.compile_kernels()
+    live = warmup.warm_dispatch(engine, _parse_time(None, "now"))
+    report = warmup.KernelReport(report.compiled + live.compiled, report.loaded + live.loaded,
+                                 report.seconds + live.seconds)
+    out.print(report.message, highlight=False)
 
 
 def _api_access(settings, engine) -> None:
@@ -488,16 +621,24 @@ def _serve(host: str, port: int, workers: int) -> None:
     from api.serve import serve as serve_workers
 
     out.print(f"serving on http://{host}:{port} with {workers} worker process(es) (Ctrl-C stops)")
-    code = serve_workers(host, port, workers, log_level="info")
+    try:
+        code = serve_workers(host, port, workers, log_level="info")
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise InvalidInput(f"{host}:{port} is in use by another server", field="--port",
+                               fix="stop that server (make stop), or pass another --port") from None
+        if exc.errno in (errno.EADDRNOTAVAIL, errno.EACCES) or isinstance(exc, socket.gaierror):
+            raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}", field="--host/--port",
+                               fix="use an address of this machine (127.0.0.1, 0.0.0.0) and a port above 1023"
+                               ) from None
+        raise
     if code:
         raise typer.Exit(code)
 
 
 @app.command("serve")
 @friendly
-def serve(host: str = "127.0.0.1", port: int = 8000,
-          workers: int = typer.Option(2, min=1, max=64, help="worker processes; the connections are dealt out "
-                                                             "to them in turn (api/serve.py)")) -> None:
+def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 2) -> None:
     """Run the HTTP API (FastAPI; docs at /docs)."""
     _serve(host, port, workers)
 

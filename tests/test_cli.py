@@ -6,7 +6,9 @@ subprocess with colours forced, as a user would see it.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -212,3 +214,136 @@ def test_info_lists_counts(db, run, tmp_path):
         if len(parts) == 2:
             cells[parts[0]] = parts[1]
     assert cells["buildings"] == "5" and cells["road_edges"] == "0"
+
+
+# -- bad options of every command: one line, exit 1 or 2, no traceback (issue 10) --------------------------
+def _real_terminal(cli_env: dict, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **cli_env, "FORCE_COLOR": "1", "COLUMNS": "300", "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    return subprocess.run([sys.executable, "-m", "gridmap.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=os.getcwd())
+
+
+def test_a_bad_time_is_one_red_line_naming_the_option(db, cli_env):
+    proc = _real_terminal(cli_env, "dispatch", "recommend", "120.09", "30.26", "--at", "yesterday")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip("\n").splitlines()
+    assert len(lines) == 1 and lines[0].startswith(RED_ERROR), proc.stderr
+    assert "--at" in lines[0] and "'yesterday'" in lines[0] and "ISO 8601" in lines[0]
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_a_usage_error_is_one_red_line_too(db, cli_env):
+    proc = _real_terminal(cli_env, "dispatch", "recommend", "east", "30.26")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip("\n").splitlines()
+    assert len(lines) == 1 and lines[0].startswith(RED_ERROR) and "'lon'" in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [(("dispatch", "recommend", "120.09", "30.26", "--at", "2026-13-45"), 1, "--at: '2026-13-45' is not a time"),
+     (("dispatch", "recommend", "east", "30.26"), 2, "Invalid value for 'lon'"),
+     (("dispatch", "recommend", "120.09", "30.26", "--k", "0"), 2, "'--k'"),
+     (("dispatch", "recommend", "0", "0"), 1, "outside the configured area"),
+     (("dispatch", "recommend", "30.26", "120.09"), 1, "send longitude first"),
+     (("sample", "load", "--seed", "-1"), 2, "'--seed'"),
+     (("sample", "refresh", "--at", "soon"), 1, "--at: 'soon' is not a time"),
+     (("sample", "refresh", "--every", "1"), 2, "'--every'"),
+     (("sample", "refresh"), 1, "does not hold the sample street"),
+     (("serve", "--port", "0"), 2, "'--port'"),
+     (("setup", "--workers", "0"), 2, "'--workers'"),
+     (("db", "downgrade", "nonsense"), 1, "REVISION: Can't locate revision identified by 'nonsense'"),
+     (("db", "upgrade", "9999"), 1, "REVISION"),
+     (("ladders", "show", "alien_visit"), 1, "unknown category"),
+     (("export", "buildings", "{tmp}/x.gpkg", "--bbox", "3,3,1,1"), 1, "is empty"),
+     (("no-such-command",), 2, "No such command"),
+     (("load", "buildings", "{tmp}/b.geojson", "--no-such-option"), 2, "No such option")],
+)
+def test_bad_options_of_every_command_are_one_line(db, run, tmp_path, args, code, says):
+    result = run(*(a.format(tmp=tmp_path) for a in args))
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert says in flat(result.stderr)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_port_in_use_is_one_line(db, run):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        result = run("serve", "--port", str(s.getsockname()[1]), "--workers", "2")
+    assert result.exit_code == 1
+    assert flat(result.stderr).startswith("error: --port:") and "in use" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_an_unexpected_error_is_one_line_naming_it_a_bug(db, run, monkeypatch):
+    from gridmap.services import registry
+
+    def broken(*a, **kw):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(registry, "connect", broken)
+    result = run("info")
+    assert result.exit_code == 1
+    assert flat(result.stderr) == ("error: unexpected RuntimeError: boom (a bug: run `gridmap --verbose ...` for the "
+                                   "traceback and report it)")
+    verbose = run("--verbose", "info")
+    assert isinstance(verbose.exception, RuntimeError)
+
+
+def test_help_still_shows(run):
+    result = run("dispatch")
+    assert result.exit_code == 2 and "recommend" in result.output and "error" not in result.output
+
+
+@pytest.fixture
+def sample_cli_env(sample_street_db):
+    """The CLI pointed at a fresh copy of the sample street."""
+    from tests.conftest import sample_db_name
+
+    engine = sample_street_db("cli")
+    get_settings.cache_clear()
+    yield engine, {"GRIDMAP_DB_NAME": sample_db_name("cli")}
+    engine.dispose()
+    get_settings.cache_clear()
+
+
+def test_setup_serve_starts_the_api_with_its_workers(sample_cli_env, monkeypatch):
+    """`gridmap setup --serve` used to raise a TypeError (`_serve` got two of its three arguments). Here on a
+    copy of the sample street: the set-up runs for real (the sample is loaded already, its live state is
+    brought to now, the kernels are warm), apart from writing the demo users' file (shared data dir) and the
+    server itself, which would block."""
+    import api.serve
+    from gridmap import cli
+
+    engine, env = sample_cli_env
+    served = []
+    monkeypatch.setattr(api.serve, "serve", lambda host, port, workers, **kw: served.append((host, port, workers)) or 0)
+    monkeypatch.setattr(cli, "_api_access", lambda settings, engine: None)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["setup", "--serve", "--port", "8123", "--workers", "3"], env=env)
+    assert result.exit_code == 0, result.output
+    assert served == [("127.0.0.1", 8123, 3)]
+    out = flat(result.stdout)
+    assert "on-duty team(s) report their position now" in out
+    assert "routing kernels" in out and "http://127.0.0.1:8123/dashboard" in out
+    with engine.connect() as conn:
+        fresh = conn.execute(text("SELECT count(*) FROM teams WHERE status <> 'off_duty' "
+                                  "AND position_at > now() - interval '10 minutes'")).scalar_one()
+        on_duty = conn.execute(text("SELECT count(*) FROM teams WHERE status <> 'off_duty'")).scalar_one()
+    assert fresh == on_duty > 0
+
+
+def test_sample_refresh_brings_the_teams_to_now(sample_cli_env):
+    engine, env = sample_cli_env
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["sample", "refresh", "--at", "2030-01-02T03:04:05+08:00"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "live state at 2030-01-02T03:04:05+08:00" in flat(result.stdout)
+    with engine.connect() as conn:
+        stamps = conn.execute(text("SELECT DISTINCT position_at FROM teams WHERE status <> 'off_duty'")).scalars().all()
+    assert stamps == [dt.datetime(2030, 1, 1, 19, 4, 5, tzinfo=dt.UTC)]

@@ -147,3 +147,40 @@ def test_readme_python_example_runs(loaded, monkeypatch, settings):
     finally:
         get_settings.cache_clear()
 
+
+
+def test_the_live_state_is_consistent(loaded, sample_engine):
+    """No team is busy without an assignment (the sample holds none): teams are generated on or off duty."""
+    from gridmap.storage import events_sql
+
+    with sample_engine.connect() as conn:
+        assert events_sql.busy_teams_without_assignment(conn) == []
+        statuses = set(conn.execute(text("SELECT DISTINCT status FROM teams")).scalars())
+    assert statuses == {"available", "off_duty"}
+
+
+def test_refresh_brings_the_on_duty_teams_to_now(loaded, sample_engine, db):
+    now = dt.datetime(2027, 3, 1, 8, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+    with sample_engine.begin() as conn:  # old data: a team marked busy that holds no assignment
+        busy = conn.execute(text("SELECT code FROM teams WHERE status = 'available' ORDER BY code LIMIT 1")).scalar_one()
+        conn.execute(text("UPDATE teams SET status = 'on_site' WHERE code = :c"), {"c": busy})
+        where_before = conn.execute(text("SELECT code, ST_AsText(geom) FROM teams ORDER BY code")).all()
+        off = conn.execute(text("SELECT code, position_at FROM teams WHERE status = 'off_duty' ORDER BY code")).all()
+    try:
+        result = sample.refresh_live_state(sample_engine, now)
+        assert result.freed == 1 and result.stamped > 100
+        with sample_engine.connect() as conn:
+            on_duty = conn.execute(text("SELECT DISTINCT position_at FROM teams WHERE status <> 'off_duty'")).all()
+            assert on_duty == [(now,)]
+            assert conn.execute(text("SELECT status FROM teams WHERE code = :c"), {"c": busy}).scalar_one() == "available"
+            assert conn.execute(text("SELECT code, ST_AsText(geom) FROM teams ORDER BY code")).all() == where_before
+            assert conn.execute(text("SELECT code, position_at FROM teams WHERE status = 'off_duty' "
+                                     "ORDER BY code")).all() == off
+        # never backwards
+        assert sample.refresh_live_state(sample_engine, now - dt.timedelta(days=1)).stamped == 0
+    finally:
+        with sample_engine.begin() as conn:
+            conn.execute(text("UPDATE teams SET status = 'available' WHERE code = :c"), {"c": busy})
+    # a database that is not the sample street: its teams report their own positions
+    with pytest.raises(Conflict, match="sample street"):
+        sample.refresh_live_state(db.engine, now)

@@ -96,9 +96,13 @@ def residents(
     = False,
     purpose: Annotated[str | None, Query(max_length=200, pattern=NO_NUL, description="why (logged)")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    after: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="the next page: residents with an id "
+                                                                       "above this (the last id of a page)")] = None,
 ) -> list[ResidentOut]:
-    """Residents of an area. Personal fields only for operators/admins, masked, and every read is logged."""
-    rows = people.residents(request.app.state.registry, p, area=area, personal=personal, purpose=purpose, limit=limit)
+    """Residents of an area, by id. Personal fields only for operators/admins, masked, and every read is logged.
+    Page with ``limit`` and ``after`` (the last id of the previous page)."""
+    rows = people.residents(request.app.state.registry, p, area=area, personal=personal, purpose=purpose, limit=limit,
+                            after=after)
     return [ResidentOut(**r) for r in rows]
 
 

@@ -52,7 +52,8 @@ def get_team(request: Request, code: TeamCode, session: SessionDep, p: Principal
 
 @router.post("/teams/positions", tags=["teams"])
 def report_positions(request: Request, body: PositionsIn, session: SessionDep, p: PrincipalDep) -> PositionsOut:
-    """Positions of one or many teams in one batch (phones send theirs; a fix older than the stored one is ignored)."""
+    """Positions of one or many teams in one batch (phones send theirs; a fix older than the stored one is ignored,
+    one outside the managed area refused, an implausible jump flagged and not used)."""
     out = request.app.state.teams.report_positions(session, p, [q.model_dump() for q in body.positions])
     return PositionsOut(**out)
 
@@ -61,7 +62,7 @@ def report_positions(request: Request, body: PositionsIn, session: SessionDep, p
 def report_position(request: Request, code: TeamCode, body: PointIn, session: SessionDep,
                     p: PrincipalDep) -> PositionsOut:
     """One team's position."""
-    out = request.app.state.teams.report_positions(session, p, [{"team": code, **body.model_dump()}])
+    out = request.app.state.teams.report_positions(session, p, [{"team": code, **body.model_dump()}], single=True)
     return PositionsOut(**out)
 
 

@@ -113,8 +113,10 @@ def make_teams(n_teams: int, grids: np.ndarray, grid_comm: np.ndarray, grid_name
     home = np.array([homes[i] for i in perm], dtype=np.int64)
     station = np.array([stations[i] for i in perm], dtype=np.int64)
     name = np.array([labels[i] for i in perm], dtype=object)
-    status = np.array(["available", "assigned", "on_site", "off_duty"], dtype=object)[
-        rng.choice(4, len(kind), p=[0.55, 0.15, 0.1, 0.2])]
+    # On or off duty, nothing else: "assigned" and "on_site" are what an active assignment makes of a team
+    # (the live dispatch sets them), and the sample holds no assignments. One uniform draw per team, as
+    # before, so the later draws of this stream (positions, skills) are unchanged.
+    status = np.array(["available", "off_duty"], dtype=object)[rng.choice(2, len(kind), p=[0.8, 0.2])]
     minutes = np.where(status == "off_duty", rng.uniform(60, 600, len(kind)),
                        rng.exponential(8.0, len(kind)))
     position_at = [as_of - timedelta(seconds=int(round(m * 60))) for m in minutes]

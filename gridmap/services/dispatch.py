@@ -372,13 +372,14 @@ class Dispatcher:
             self.teams.set_team(team, status="available")
         return self.dispatch(event_id, now=now)
 
-    def expire_offers(self, *, now: dt.datetime | None = None) -> list[DispatchResult]:
-        """Offers not answered in time: mark them timed out, free the team, re-dispatch each event."""
+    def expire_offers(self, *, now: dt.datetime | None = None, street: str | None = None) -> list[DispatchResult]:
+        """Offers not answered in time (of the events of ``street``, or all): mark them timed out, free the
+        team, re-dispatch each event."""
         now = _now(now)
         events = []
         with self.engine.begin() as sa:
             conn = sa.connection.driver_connection
-            for aid in sql.overdue_offers(conn, now):
+            for aid in sql.overdue_offers(conn, now, street):
                 _, event_id, team, _, _ = sql.assignment(conn, aid)
                 sql.close_assignment(conn, aid, "timeout", now)
                 sql.set_team_status(conn, team, "available")

@@ -83,18 +83,26 @@ class EscalationService:
             detail = escalate_in(conn, ev, at=now, actor=p.username, role=p.role, action="escalate", note=note)
         return detail
 
-    def sweep(self, now: dt.datetime | None = None, limit: int = 500) -> dict:
+    def sweep(self, now: dt.datetime | None = None, limit: int = 500, *, principal: Principal | None = None) -> dict:
         """Time out unanswered offers (re-dispatching them), offer waiting events again, and escalate
-        overdue events whose rung says so."""
+        overdue events whose rung says so.
+
+        ``principal`` is who asked: an admin sweeps every street, an operator only their own (the offers,
+        waiting events and overdue events of their street's events); no principal is the system's own
+        sweeper (every street)."""
+        street = None
+        if principal is not None:
+            principal.require("admin", "operator", what="run the escalation sweep")
+            street = principal.street if principal.role == "operator" else None
         now = now or self.clock()
         timeouts: list[dict] = []
         if self.dispatcher is not None:
-            for r in self.dispatcher.expire_offers(now=now):
+            for r in self.dispatcher.expire_offers(now=now, street=street):
                 timeouts.append({"event_id": r.event_id, "team": r.team, "waiting": r.waiting})
         offered: list[dict] = []
         if self.dispatcher is not None:  # events left waiting when no team was free: try them again
             with Session(self.engine) as session, session.begin():
-                waiting = sql.waiting_events(session.connection(), limit)
+                waiting = sql.waiting_events(session.connection(), limit, street)
             for eid in waiting:
                 try:
                     r = self.dispatcher.dispatch(eid, now=now)
@@ -106,7 +114,7 @@ class EscalationService:
         with Session(self.engine) as session, session.begin():
             conn = session.connection()
             sql.set_actor(conn, actor="system", role=None, at=now)
-            for eid in sql.overdue_to_escalate(conn, now, limit):
+            for eid in sql.overdue_to_escalate(conn, now, limit, street):
                 ev = sql.event(conn, eid)
                 try:
                     d = escalate_in(conn, ev, at=now, actor="system", role=None, action="auto_escalate",
@@ -114,7 +122,7 @@ class EscalationService:
                 except GridmapError:  # a concurrent change made it ineligible: the next sweep sees it again
                     continue
                 escalated.append({"event_id": eid, "code": ev["code"], **d})
-            overdue = sql.overdue_count(conn, now, None)
+            overdue = sql.overdue_count(conn, now, street)
         return {"at": now, "timeouts": timeouts, "offered": offered, "escalated": escalated, "overdue": overdue}
 
 

@@ -215,6 +215,11 @@ class EventService:
             ctx = sql.intake_context(conn, channel=report.channel, external_id=report.external_id,
                                      category=report.category, lon=loc["lon"], lat=loc["lat"], at=at,
                                      dedup_radius_m=self.policy.dedup_radius_m)
+            if p.role == "operator" and ctx["street_code"] is not None and ctx["street_code"] != p.street:
+                raise Forbidden(f"({loc['lon']:.6f}, {loc['lat']:.6f}) is in street {ctx['street_code']}, outside "
+                                f"your street {p.street}", field="location",
+                                fix=f"report events of street {ctx['street_code']} through its operator or an "
+                                    "admin (or check the location)")
             if ctx["existing_id"] is not None:
                 return self._replay(conn, p, ctx, fingerprint, report, now)
             if ctx["category"] is None:

@@ -33,7 +33,10 @@ def _clean(v):
 
 
 def residents(registry: Registry, p: Principal, *, area: str, personal: bool, purpose: str | None,
-              limit: int) -> list[dict]:
+              limit: int, after: int | None = None) -> list[dict]:
+    """At most ``limit`` residents of ``area`` by id, after the id ``after`` (the next page: the last id of
+    this one); the limit and the page are applied in PostgreSQL, and a read of personal data is logged
+    with the number of rows it returned."""
     if p.role in ("planner", "volunteer", "intake"):
         raise Forbidden(f"role {p.role!r} does not read residents", field="role",
                         fix="planners read aggregates at /v1/metrics")
@@ -48,10 +51,10 @@ def residents(registry: Registry, p: Principal, *, area: str, personal: bool, pu
         raise InvalidInput("reading personal data needs a purpose", field="purpose",
                            fix="say why, e.g. purpose=door-to-door check; it is logged with your name")
     gdf = registry.residents(area=area, personal=personal, actor=p.username if personal else None,
-                             purpose=purpose if personal else None)
+                             purpose=purpose if personal else None, limit=limit, after=after)
     cols = [*RESIDENT_COLUMNS, *(("name", "id_card", "phone") if personal else ())]
     out = []
-    for rec in gdf.head(limit)[cols].to_dict("records"):
+    for rec in gdf[cols].to_dict("records"):
         rec = {k: _clean(v) for k, v in rec.items()}
         rec["flags"] = list(rec["flags"] or [])
         out.append(rec)

@@ -119,24 +119,32 @@ class Registry:
     def residents(
         self, *, area: str | None = None, bbox: tuple[float, float, float, float] | None = None,
         personal: bool = False, unmasked: bool = False, actor: str | None = None, purpose: str | None = None,
+        limit: int | None = None, after: int | None = None,
     ) -> gpd.GeoDataFrame:
         """Residents (one row each, located at their building), by default WITHOUT personal data.
 
         ``personal=True`` adds name, ID-card number and phone, masked (张**, 330106********1234,
         138****5678). ``unmasked=True`` shows them in clear and needs ``actor`` and ``purpose``. Every
-        read of personal data, masked or not, is written to the append-only ``pii_access_log``.
+        read of personal data, masked or not, is written to the append-only ``pii_access_log``, with the
+        number of rows returned.
+
+        Rows come by id; ``limit`` returns at most that many and ``after`` those with an id above it (the
+        next page: pass the last id of this one). Both are applied in PostgreSQL.
         """
         if unmasked and not personal:
             personal = True
         if personal and not (actor and purpose):
             raise InvalidInput("reading personal data needs an actor and a purpose", field="actor/purpose",
                                fix="pass actor='your name' and purpose='why you need it'; it is logged")
+        if limit is not None and limit < 0:
+            raise InvalidInput(f"limit {limit} is negative", field="limit", fix="give 0 or more, or None for all")
         flt = queries.AreaFilter(area=area, bbox=bbox)
         with self.engine.begin() as conn:
-            gdf = queries.residents_frame(conn, flt, personal=personal)
+            gdf = queries.residents_frame(conn, flt, personal=personal, limit=limit, after=after)
             if personal:
                 queries.log_pii_access(conn, actor, purpose, "resident_pii", len(gdf),
-                                       {"area": area, "bbox": bbox, "unmasked": unmasked})
+                                       {"area": area, "bbox": bbox, "unmasked": unmasked, "limit": limit,
+                                        "after": after})
         if not personal:
             return gdf
         # Missing personal data (no resident_pii row, no phone) as None, not NaN: the masks take None.

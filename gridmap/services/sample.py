@@ -3,10 +3,15 @@
 The road network and the district boundaries are real (OpenStreetMap, Tianditu; see data/README.md);
 grids, buildings, residents, businesses, fire equipment, teams and a year of events are generated
 deterministically by :mod:`gridmap.core.samplegen` from a fixed seed, at load time.
+
+The generated street is a snapshot at the end of its year of events; :func:`refresh_live_state` brings its
+live part (where the on-duty teams are, and when they said so) to the present, so that a demo started weeks
+later dispatches as if the teams' phones had just reported. ``gridmap setup`` runs it every time.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,18 +22,21 @@ import pandas as pd
 import psycopg
 import shapely
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from gridmap.config import Settings, get_settings
 from gridmap.core import samplegen
 from gridmap.errors import Conflict, InvalidInput
 from gridmap.services import loading
 from gridmap.storage import bulk, files, ops
+from gridmap.storage import events_sql as sql
 from gridmap.storage.layers import pg_type
 from gridmap.storage.models import Base
 from gridmap.storage.ops import REGISTRY_TABLES
 
 #: Bump when the generator's output changes, so `gridmap setup` reloads an older sample.
-SAMPLE_VERSION = 1
+#: 2: teams are generated on or off duty only (no "assigned"/"on_site" team without an assignment).
+SAMPLE_VERSION = 2
 ROADS_FILE = "roads/hz_xihu_gongshu_osm_drive.gpkg"
 DISTRICTS_FILE = "boundaries/hangzhou_districts_tianditu.geojson"
 Step = Callable[[str, int, int], None]
@@ -161,3 +169,34 @@ def load_sample_street(engine: Engine, *, seed: int | None = None, replace: bool
     return SampleResult(True, seed, counts, secs,
                         f"loaded the sample street (seed {seed}) in {secs:.1f} s: "
                         + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
+
+
+@dataclass
+class LiveState:
+    at: dt.datetime
+    stamped: int  # on-duty teams whose last position now dates from ``at``
+    freed: int  # teams marked busy without an active assignment, made available
+    message: str
+
+
+def refresh_live_state(engine: Engine, now: dt.datetime) -> LiveState:
+    """Bring the sample street's live state to ``now``: every on-duty team reports its last position again at
+    ``now`` (dispatch ignores positions older than 5 minutes), and a team marked assigned or on site without
+    an active assignment (which only old data can hold) becomes available.
+
+    The teams keep where they are; only the time of the fix moves (never backwards). Running API processes
+    follow at once (the database announces each change: LISTEN gridmap_feed). Refuses a database that does
+    not hold the sample street: real teams' positions are their phones' to report.
+    """
+    if now.tzinfo is None:
+        raise InvalidInput(f"time {now.isoformat()} has no time zone", field="now", fix="use an aware datetime")
+    with Session(engine) as session, session.begin():
+        conn = session.connection()
+        if ops.get_info(conn.connection.driver_connection, "sample_street") is None:
+            raise Conflict("this database does not hold the sample street: its teams report their own positions",
+                           field="database", fix="load the sample street first (gridmap sample load)")
+        freed = sql.free_idle_busy_teams(conn)
+        stamped = sql.restamp_on_duty_positions(conn, now)
+    msg = (f"live state at {now.isoformat(timespec='seconds')}: {stamped} on-duty team(s) report their position now"
+           + (f"; {freed} team(s) marked busy without an assignment made available" if freed else ""))
+    return LiveState(now, stamped, freed, msg)

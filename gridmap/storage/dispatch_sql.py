@@ -166,7 +166,10 @@ def close_assignment(conn: psycopg.Connection, assignment_id: int, status: str, 
     conn.execute("UPDATE assignments SET status = %s, responded_at = %s WHERE id = %s", (status, at, assignment_id))
 
 
-def overdue_offers(conn: psycopg.Connection, now: dt.datetime) -> list[int]:
+def overdue_offers(conn: psycopg.Connection, now: dt.datetime, street: str | None = None) -> list[int]:
+    """Offers past their answer time (of the events of ``street``, or all), locked."""
     return [r[0] for r in conn.execute(
-        "SELECT id FROM assignments WHERE status = 'offered' AND respond_by < %s ORDER BY respond_by "
-        "FOR UPDATE SKIP LOCKED", (now,))]
+        "SELECT a.id FROM assignments a WHERE a.status = 'offered' AND a.respond_by < %(now)s "
+        "AND (%(street)s::text IS NULL OR EXISTS (SELECT 1 FROM events e WHERE e.id = a.event_id "
+        "AND e.street_code = %(street)s)) ORDER BY a.respond_by FOR UPDATE OF a SKIP LOCKED",
+        {"now": now, "street": street})]

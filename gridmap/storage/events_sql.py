@@ -402,6 +402,38 @@ def teams_in_street(conn: Connection, street: str | None, codes: Sequence[str] |
     return list(conn.execute(text(q + " ORDER BY t.code"), params).mappings())
 
 
+def current_streets(conn: Connection) -> list[RowMapping]:
+    """The current street polygons (code, WKB in EPSG:4326): the managed area."""
+    return list(conn.execute(text(
+        "SELECT code, ST_AsBinary(geom) AS wkb FROM areas WHERE level = 'street' AND valid_to IS NULL ORDER BY code"
+    )).mappings())
+
+
+def free_idle_busy_teams(conn: Connection) -> int:
+    """Teams marked assigned or on site that hold no active (offered/accepted) assignment: make them available."""
+    return conn.execute(text("""
+        UPDATE teams t SET status = 'available'
+        WHERE t.status IN ('assigned', 'on_site')
+          AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.team_id = t.id AND a.status IN ('offered', 'accepted'))
+        """)).rowcount
+
+
+def busy_teams_without_assignment(conn: Connection) -> list[str]:
+    """Codes of teams marked assigned or on site that hold no active assignment (never any, if consistent)."""
+    return list(conn.execute(text("""
+        SELECT t.code FROM teams t WHERE t.status IN ('assigned', 'on_site')
+          AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.team_id = t.id AND a.status IN ('offered', 'accepted'))
+        ORDER BY t.code""")).scalars())
+
+
+def restamp_on_duty_positions(conn: Connection, now: dt.datetime) -> int:
+    """The last position of every on-duty team, as reported again at ``now`` (never moved backwards)."""
+    return conn.execute(text("""
+        UPDATE teams SET position_at = :now
+        WHERE status <> 'off_duty' AND geom IS NOT NULL AND (position_at IS NULL OR position_at < :now)
+        """), {"now": now}).rowcount
+
+
 # -- escalation ---------------------------------------------------------------------------------------------
 def rung(conn: Connection, category: str, rung_no: int) -> RowMapping | None:
     return conn.execute(text(
@@ -429,27 +461,29 @@ def set_rung(conn: Connection, event_id: int, rung_no: int, at: dt.datetime, due
                  {"r": rung_no, "at": at, "due": due_at, "id": event_id})
 
 
-def overdue_to_escalate(conn: Connection, now: dt.datetime, limit: int) -> list[int]:
-    """Open events past their rung's limit, whose rung escalates automatically and has a rung above it."""
+def overdue_to_escalate(conn: Connection, now: dt.datetime, limit: int, street: str | None = None) -> list[int]:
+    """Open events past their rung's limit, whose rung escalates automatically and has a rung above it (of one
+    street, or of all when ``street`` is None)."""
     return list(conn.execute(text("""
         SELECT e.id FROM events e
         JOIN escalation_ladders l ON l.category = e.category AND l.rung = e.escalation_rung AND l.auto_escalate
         WHERE e.status IN ('reported', 'dispatched', 'accepted', 'on_site') AND e.duplicate_of IS NULL
-          AND e.due_at < :now
+          AND e.due_at < :now AND (CAST(:street AS text) IS NULL OR e.street_code = :street)
           AND EXISTS (SELECT 1 FROM escalation_ladders n WHERE n.category = e.category AND n.rung = e.escalation_rung + 1)
-        ORDER BY e.due_at LIMIT :n FOR UPDATE OF e SKIP LOCKED"""), {"now": now, "n": limit}).scalars())
+        ORDER BY e.due_at LIMIT :n FOR UPDATE OF e SKIP LOCKED"""), {"now": now, "n": limit, "street": street}).scalars())
 
 
-def waiting_events(conn: Connection, limit: int) -> list[int]:
+def waiting_events(conn: Connection, limit: int, street: str | None = None) -> list[int]:
     """Open events on the first rung, reported for automatic dispatch, that no team holds now (nobody could
-    take them when they came in, or the teams declined or let the offer lapse)."""
+    take them when they came in, or the teams declined or let the offer lapse); of one street, or all."""
     return list(conn.execute(text("""
         SELECT e.id FROM events e
         WHERE e.status = 'reported' AND e.duplicate_of IS NULL AND e.escalation_rung = 0
+          AND (CAST(:street AS text) IS NULL OR e.street_code = :street)
           AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.event_id = e.id AND a.status IN ('offered', 'accepted'))
           AND EXISTS (SELECT 1 FROM event_transitions t WHERE t.event_id = e.id AND t.action = 'report'
                       AND (t.detail ->> 'auto_dispatch')::boolean)
-        ORDER BY e.severity DESC, e.reported_at LIMIT :n"""), {"n": limit}).scalars())
+        ORDER BY e.severity DESC, e.reported_at LIMIT :n"""), {"n": limit, "street": street}).scalars())
 
 
 def overdue_count(conn: Connection, now: dt.datetime, street: str | None) -> int:

@@ -96,19 +96,36 @@ def level_of(layer: str) -> str | None:
     return AREA_LEVEL_LAYERS.get(layer)
 
 
-def residents_frame(conn: Connection, flt: AreaFilter, *, personal: bool) -> gpd.GeoDataFrame:
-    """Residents with their household and building (a point on the building), optionally with personal data."""
+def residents_frame(conn: Connection, flt: AreaFilter, *, personal: bool, limit: int | None = None,
+                    after: int | None = None) -> gpd.GeoDataFrame:
+    """Residents with their household and building (a point on the building), optionally with personal data;
+    by id, at most ``limit`` of them after the id ``after`` (keyset paging), all done in PostgreSQL.
+
+    Two statements: the buildings of the area first (its GiST index, a point on each footprint inside the
+    boundary), then their residents by id. Handed the buildings as an array, the planner knows how many
+    there are and walks the residents in id order until it has ``limit`` rows (~0.1 s for the first 500 of a
+    street of 260,000 residents); as one statement it read and sorted them all (1-3 s).
+    """
     pii = ", p.name, p.id_card, p.phone" if personal else ""
     join = " LEFT JOIN resident_pii p ON p.resident_id = r.id" if personal else ""
-    conds, bind = [], {}
+    b_conds, bind = [], {}
     if flt.bbox is not None:
-        conds.append("b.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)")
+        b_conds.append("b.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)")
         bind.update(zip(("minx", "miny", "maxx", "maxy"), flt.bbox, strict=True))
     if flt.area is not None:
         if not area_exists(conn, flt.area):
             raise NotFound(f"no area with code {flt.area!r}", field="area", fix="list areas with gm.layer('areas')")
-        conds.append("ST_Intersects(ST_PointOnSurface(b.geom), (SELECT geom FROM areas WHERE code = :area AND valid_to IS NULL))")
+        area = "(SELECT geom FROM areas WHERE code = :area AND valid_to IS NULL)"
+        b_conds.append(f"b.geom && {area} AND ST_Intersects(ST_PointOnSurface(b.geom), {area})")
         bind["area"] = flt.area
+    conds, params = [], {}
+    if b_conds:
+        ids = conn.execute(text("SELECT b.id FROM buildings b WHERE " + " AND ".join(b_conds)), bind).scalars().all()
+        conds.append("r.building_id = ANY(CAST(:buildings AS bigint[]))")
+        params["buildings"] = list(ids)
+    if after is not None:
+        conds.append("r.id > :after")
+        params["after"] = after
     q = (
         "SELECT r.id, r.household_id, r.building_id, h.unit, h.floor, h.room, r.sex, r.birth_year, r.is_party_member, "
         f"r.flags, b.code AS building_code, b.grid_code, b.community_code{pii}, "
@@ -118,7 +135,10 @@ def residents_frame(conn: Connection, flt: AreaFilter, *, personal: bool) -> gpd
     if conds:
         q += " WHERE " + " AND ".join(conds)
     q += " ORDER BY r.id"
-    return gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")
+    if limit is not None:
+        q += " LIMIT :limit"
+        params["limit"] = int(limit)
+    return gpd.read_postgis(text(q), conn, geom_col="geom", params=params, crs="EPSG:4326")
 
 
 def log_pii_access(conn: Connection, actor: str, purpose: str, table: str, rows: int, detail: dict) -> None:

@@ -374,3 +374,9 @@ def test_default_street_has_xianlin_counts(full):
     w = grid_workloads(full)
     assert w.max() / w.min() < 1.6
     assert full.areas.loc[full.areas["level"] == "grid", "population"].sum() == 260_000
+
+
+def test_teams_are_on_or_off_duty_only(small):
+    """"assigned" and "on_site" come from an active assignment, which the sample does not hold."""
+    assert set(small.teams["status"]) <= {"available", "off_duty"}
+    assert (small.teams["status"] == "available").mean() > 0.5
