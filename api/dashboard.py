@@ -44,14 +44,41 @@ from starlette.concurrency import run_in_threadpool
 
 import gridmap.viz as gv
 from api.deps import get_client, precheck_login
-from api.errors import error_headers, error_response, status_of
+from api.errors import ERROR_RESPONSES, error_headers, error_response, status_of
 from api.schemas import Time
 from gridmap.errors import Forbidden, GridmapError, InvalidInput, TooManyRequests, Unauthorized
 from gridmap.services.auth import Principal
 from gridmap.services.dashboard import Dashboard
 from gridmap.viz import page as viz_page
 
-router = APIRouter(prefix="/dashboard", tags=["dashboard"])
+router = APIRouter(prefix="/dashboard", tags=["dashboard"], responses=ERROR_RESPONSES)
+#: What the HTML routes answer besides their page: the login form (with the message) for a refused login or a
+#: role without the screen, a JSON error for a script that asked for JSON.
+_HTML_OR_JSON = {"content": {"text/html": {}, "application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
+#: The errors of an HTML route are JSON all the same (a route's response class would otherwise relabel them).
+_JSON_ERRORS: dict[int | str, dict] = {
+    code: {"description": spec["description"],
+           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
+    for code, spec in ERROR_RESPONSES.items()}
+_PAGE_RESPONSES: dict[int | str, dict] = {
+    **_JSON_ERRORS,
+    403: {"description": "the role has no command-centre screen: the login form with the message", **_HTML_OR_JSON},
+}
+_LOGIN_RESPONSES: dict[int | str, dict] = {
+    200: {"description": "JSON in: the session as JSON (and the cookie)",
+          "content": {"application/json": {}, "text/html": {}}},
+    303: {"description": "a form in: to the screen (and the cookie)"},
+    **{code: {"description": desc, **_HTML_OR_JSON} for code, desc in (
+        (401, "unknown user or wrong password"), (403, "another site's page, or a role without the screen"),
+        (422, "a field is missing or the body is no login form"),
+        (429, "too many failed logins: wait Retry-After seconds"))},
+}
+_LOGOUT_RESPONSES: dict[int | str, dict] = {
+    200: {"description": "Accept: application/json: {logged_out: true}", "content": {"application/json": {}}},
+    303: {"description": "to the login form"},
+}
+_ASSET = {200: {"description": "the file", "content": {"text/javascript": {}, "text/css": {}, "text/html": {},
+                                                        "text/plain": {}}}}
 BASE = "/dashboard"
 LOGIN_URL = f"{BASE}/login"
 LOGOUT_URL = f"{BASE}/logout"
@@ -205,7 +232,7 @@ def _login_fields(data: dict) -> tuple[str, str]:
 
 
 # -- login and logout --------------------------------------------------------------------------------------
-@router.get("/login", response_class=HTMLResponse)
+@router.get("/login", response_class=HTMLResponse, responses=_JSON_ERRORS)
 def login_page(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None,  # noqa: A002
                expired: bool = False) -> HTMLResponse:
     """The login form of the command-centre screen."""
@@ -213,7 +240,7 @@ def login_page(request: Request, next: Annotated[str | None, Query(max_length=20
     return _login_page(request, next_url=next or BASE, notice=notice)
 
 
-@router.post("/login", response_model=None)
+@router.post("/login", response_model=None, responses=_LOGIN_RESPONSES)
 async def login(request: Request) -> Response:
     """Check username and password; on success set the session cookie (HttpOnly, SameSite=Strict).
 
@@ -270,7 +297,7 @@ def _end(state, sid: str | None, reason: str) -> None:
             state.auth.logout(session, sid, state.clock(), reason)
 
 
-@router.post("/logout", response_model=None)
+@router.post("/logout", response_model=None, responses=_LOGOUT_RESPONSES)
 def logout(request: Request) -> Response:
     """End the browser's session (revokes it and clears the cookie); then the login form."""
     _same_origin(request)
@@ -324,7 +351,7 @@ def _urls(dash: Dashboard, at: dt.datetime | None) -> dict[str, str]:
 
 
 # -- the page and its assets ------------------------------------------------------------------------------
-@router.get("", response_class=HTMLResponse)
+@router.get("", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
 def dashboard_page(request: Request, base: DashDep, at: AtQuery = None,
                    grid_color: Annotated[str, Query(pattern="^(open_events|safety)$")] = "open_events") -> HTMLResponse:
     """The command-centre map (指挥中心): 3D buildings, grids, equipment, teams, events, live side panel.
@@ -361,7 +388,7 @@ def deck_json(request: Request, dash: ViewDep, at: AtQuery = None,
     return _send(request, d.to_json().encode(), "application/json")
 
 
-@router.get("/static/deckgl-{version}.js")
+@router.get("/static/deckgl-{version}.js", response_class=Response, responses=_ASSET)
 def deck_bundle(request: Request, version: Annotated[str, Path(pattern=_STATIC_NAME)]) -> Response:
     """deck.gl as shipped in the pydeck wheel (served here: the page never touches a CDN)."""
     with _lock:
@@ -372,7 +399,7 @@ def deck_bundle(request: Request, version: Annotated[str, Path(pattern=_STATIC_N
                  precompressed=_bundle["gz"])
 
 
-@router.get("/static/{name}")
+@router.get("/static/{name}", response_class=Response, responses=_ASSET)
 def static_asset(request: Request, name: Annotated[str, Path(pattern=_STATIC_NAME)]) -> Response:
     try:
         path = viz_page.static_file(name)
