@@ -29,7 +29,7 @@ from api.schemas import (
     TeamOut,
     TeamStatusIn,
 )
-from gridmap.errors import GridmapError, Unauthorized
+from gridmap.errors import Forbidden, GridmapError, Unauthorized
 from gridmap.services.auth import Principal
 from gridmap.services.sessions import SESSION_CHECK
 
@@ -134,8 +134,8 @@ async def _feed_principal(app, token: str | None, team_id: int | None = None) ->
     now = state.clock()
     p = state.auth.authenticate_cached(token, now) or await run_in_threadpool(state.auth.authenticate, token, now)
     if not p.is_team:
-        raise Unauthorized(f"role {p.role!r} has no team feed", field="role",
-                           fix="log in as the team's grid worker or volunteer")
+        raise Forbidden(f"role {p.role!r} has no team feed", field="role",
+                        fix="log in as the team's grid worker or volunteer")
     if team_id is not None and p.team_id != team_id:
         raise Unauthorized("your team changed", field="team", fix="connect to the feed again")
     return p
@@ -155,7 +155,7 @@ async def feed_ws(ws: WebSocket) -> None:
 
     Authenticate with 'Authorization: Bearer <token>', or as the first message: {"token": "<token>"}.
     The session is checked again before every message, every KEEPALIVE_S and at once when it is revoked:
-    then an error message and close code 4401.
+    then an error message and close code 4401 (4403: a role without a team feed).
     """
     app = ws.app
     await ws.accept()
@@ -206,7 +206,7 @@ async def _refuse(ws: WebSocket, exc: Exception) -> None:
     with contextlib.suppress(Exception):
         await ws.send_json({"type": "error", **(exc.to_dict() if isinstance(exc, GridmapError) else
                                                 {"message": "send {\"token\": ...} first"})})
-        await ws.close(code=4401)
+        await ws.close(code=4403 if isinstance(exc, Forbidden) else 4401)
 
 
 @router.get("/me/feed", include_in_schema=False)
@@ -215,8 +215,8 @@ async def feed_sse(request: Request, p: PrincipalDep,
     """The same live feed as server-sent events (text/event-stream), for clients without WebSocket.
     The session is checked as on the WebSocket; when it ends, an ``error`` event, and the stream ends."""
     if not p.is_team:
-        raise Unauthorized(f"role {p.role!r} has no team feed", field="role",
-                           fix="log in as the team's grid worker or volunteer")
+        raise Forbidden(f"role {p.role!r} has no team feed", field="role",
+                        fix="log in as the team's grid worker or volunteer")
     app = request.app
     hub, sessions = app.state.feed, app.state.auth.cache
     token = creds.credentials if creds else None

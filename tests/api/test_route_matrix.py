@@ -1,0 +1,476 @@
+"""Every route x every identity, with the expected outcome in one table.
+
+The identities: nobody (no token), a forged token, each role (admin, an operator of the sample street,
+planner, intake, a grid worker, a volunteer), an operator of ANOTHER street, and a user who was deleted after
+logging in (their token must be dead). Each row of :data:`TABLE` names one route (method and path template as
+the app declares it), how to call it with realistic data (a real team, an event in the grid worker's grid, a
+fresh offer to the volunteer's team ...), and the status every identity must get.
+
+The route list is read from the app itself (every HTTP route and WebSocket, documented or not): a route
+without a row fails :func:`test_every_route_has_a_row`, so a new route cannot ship without saying who may
+call it.
+
+The app runs on its own copy of the sample street (``<test db>_matrix``) with a fixed clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+from starlette.routing import Route
+from starlette.websockets import WebSocketDisconnect
+
+from api.app import create_app
+from gridmap.services import auth
+from gridmap.services.registry import Registry
+from tests.api.conftest import PASSWORD, START, Clock, login, refresh_positions
+
+pytestmark = [pytest.mark.db]
+
+UNAUTHENTICATED = ("nobody", "forged", "deleted")
+ROLES = ("admin", "operator", "other_operator", "planner", "intake", "grid_worker", "volunteer")
+IDENTITIES = UNAUTHENTICATED + ROLES
+OTHER_STREET = "330106998"
+_ids = itertools.count(1)
+
+
+def allow(*who: str, ok: int = 200, denied: int = 403, **special: int) -> dict[str, int]:
+    """``ok`` for the identities named, 401 for the unauthenticated, ``denied`` for the other roles, and
+    ``special`` where one identity differs (e.g. ``other_operator=404``)."""
+    out = {i: 401 for i in UNAUTHENTICATED}
+    out.update({r: (ok if r in who else denied) for r in ROLES})
+    out.update(special)
+    return out
+
+
+def everyone(ok: int = 200) -> dict[str, int]:
+    return dict.fromkeys(IDENTITIES, ok)
+
+
+SIGNED_IN = ROLES
+OPERATORS = ("admin", "operator")
+
+
+# -- the world the requests act on ------------------------------------------------------------------------
+@dataclass
+class World:
+    app: Any
+    client: TestClient
+    engine: Any
+    clock: Clock
+    tokens: dict[str, dict]
+    street: str
+    team: str  # the volunteer's team: fresh offers at its position go to it
+    spot: dict  # its position
+    gw_grid: str  # the grid worker's grid
+    gw_event: int  # an event in the grid worker's grid (not the volunteer's team's)
+    usernames: dict[str, str] = field(default_factory=dict)
+
+    def headers(self, who: str) -> dict:
+        return self.tokens[who]
+
+    def sql(self, q: str, **params):
+        with self.engine.begin() as conn:
+            result = conn.execute(text(q), params)
+            return result.all() if result.returns_rows else []
+
+    def first(self, table: str) -> str:
+        """The first code of a registry table (a real building or business)."""
+        return self.sql(f"SELECT code FROM {table} ORDER BY code LIMIT 1")[0][0]
+
+    def reset(self) -> None:
+        """An hour later (no near-duplicate of the last report), no open assignment, teams back to their loaded
+        status, every team where it is, now."""
+        self.clock.advance(hours=1)
+        self.sql("UPDATE assignments SET status = 'cancelled' WHERE status IN ('offered', 'accepted')")
+        self.sql("UPDATE teams t SET status = b.status FROM testkit_matrix b WHERE b.id = t.id")
+        self.app.state.dispatcher.rebuild(self.clock())
+        refresh_positions(self.client, self.engine, self.tokens["admin"], self.clock())
+
+    def report(self, *, dispatch: bool, where: dict | None = None, category: str = "neighbour_dispute") -> dict:
+        body = {"channel": "hotline_12345", "external_id": f"MX-{next(_ids):05d}", "category": category,
+                "location": where or self.spot, "dispatch": dispatch,
+                "reporter": {"name": "钱七", "phone": "13900001111"}}
+        r = self.client.post("/v1/events", json=body, headers=self.tokens["admin"])
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def offer(self) -> tuple[int, int]:
+        """A fresh offer to the volunteer's team: (event id, assignment id)."""
+        self.reset()
+        out = self.report(dispatch=True)
+        assert out["dispatch"]["team"] == self.team, f"the offer went to {out['dispatch']['team']}, not {self.team}"
+        return out["event"]["id"], out["dispatch"]["assignment_id"]
+
+    def accepted(self, *, arrived: bool = False) -> tuple[int, int]:
+        """A fresh offer, accepted (and the team on site)."""
+        eid, aid = self.offer()
+        for action in ("accept", "arrive") if arrived else ("accept",):
+            r = self.client.post(f"/v1/assignments/{aid}/{action}", json={}, headers=self.tokens["admin"])
+            assert r.status_code == 200, r.text
+        return eid, aid
+
+    def spare_user(self) -> str:
+        name = f"spare{next(_ids)}"
+        with Session(self.engine) as s:
+            auth.create_user(s, username=name, password=PASSWORD, role="planner")
+        return name
+
+    def log_in_again(self) -> None:
+        for who in ROLES:
+            self.tokens[who] = login(self.client, self.usernames[who])["headers"]
+
+    def fresh_token(self, who: str) -> dict:
+        """A second session of ``who`` (for the calls that end sessions), or their usual headers."""
+        if who in UNAUTHENTICATED:
+            return self.tokens[who]
+        return login(self.client, self.usernames[who])["headers"]
+
+
+# -- the table --------------------------------------------------------------------------------------------
+@dataclass
+class Row:
+    method: str
+    path: str
+    expect: dict[str, int]
+    #: builds (url, kwargs) for one identity; default: the path as it is, no body
+    build: Callable[[World, str], tuple[str, dict]] | None = None
+    #: instead of an HTTP request (WebSocket, streams): returns the status the identity got
+    call: Callable[[World, str], int] | None = None
+    #: the identity's headers come from a fresh session (the call ends it)
+    fresh_session: bool = False
+    #: the call ends every session of the caller: log every identity in again afterwards
+    ends_all_sessions: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.method, self.path
+
+
+def _get(url: str, **kw) -> Callable[[World, str], tuple[str, dict]]:
+    return lambda w, who: (url, kw)
+
+
+def _json(url_of: Callable[[World], str], body_of: Callable[[World], Any]) -> Callable:
+    return lambda w, who: (url_of(w), {"json": body_of(w)})
+
+
+def _ws(w: World, who: str) -> int:
+    """The team's live feed over WebSocket: 101 and a snapshot, or the refusal's close code as a status."""
+    headers = {k: v for k, v in w.headers(who).items()}
+    try:
+        with w.client.websocket_connect("/v1/me/feed/ws", headers=headers) as ws:
+            first = ws.receive_json()
+            if first.get("type") == "snapshot":
+                return 101
+            ws.receive_json()  # the close that follows the error
+    except WebSocketDisconnect as exc:
+        return {4401: 401, 4403: 403}.get(exc.code, exc.code)
+    return 0
+
+
+def _sse(w: World, who: str) -> int:
+    with w.client.stream("GET", "/v1/me/feed", headers=w.headers(who)) as r:
+        if r.status_code == 200:
+            for line in r.iter_lines():
+                if line.startswith("event:"):
+                    assert line == "event: snapshot", line
+                    break
+        return r.status_code
+
+
+def _positions(w: World) -> dict:
+    return {"positions": [{"team": w.team, "lon": w.spot["lon"], "lat": w.spot["lat"], "at": w.clock().isoformat()}]}
+
+
+def _new_event_body(w: World) -> dict:
+    return {"channel": "patrol", "external_id": f"MXP-{next(_ids):05d}", "category": "environment",
+            "location": w.spot, "dispatch": False}
+
+
+def _fresh(kind: str, action: str) -> Callable:
+    """A fresh event or assignment in the state the action needs, for each identity."""
+    def build(w: World, who: str) -> tuple[str, dict]:
+        if kind == "assignment":
+            _eid, aid = {"arrive": w.accepted, "resolve": lambda: w.accepted(arrived=True)}.get(action, w.offer)()
+            return f"/v1/assignments/{aid}/{action}", {"json": {}}
+        if action == "dispatch":
+            w.reset()
+            return f"/v1/events/{w.report(dispatch=False)['event']['id']}/dispatch", {}
+        if action == "transitions":
+            eid, _aid = w.offer()
+            return f"/v1/events/{eid}/transitions", {"json": {"action": "accept"}}
+        if action == "escalate":
+            w.reset()
+            return f"/v1/events/{w.report(dispatch=False)['event']['id']}/escalate", {"json": {}}
+        raise AssertionError(action)
+
+    return build
+
+
+def _user_call(action: str) -> Callable:
+    def build(w: World, who: str) -> tuple[str, dict]:
+        name = w.spare_user()
+        if action == "patch":
+            return f"/v1/users/{name}", {"json": {"active": False}}
+        if action == "password":
+            return f"/v1/users/{name}/password", {"json": {"password": "another good passphrase"}}
+        return f"/v1/users/{name}" + ("/sessions" if action == "sessions" else ""), {}
+
+    return build
+
+
+def _own_password(w: World, who: str) -> tuple[str, dict]:
+    """Change the identity's password and back (the second call, not checked, restores it)."""
+    return "/v1/me/password", {"json": {"old_password": PASSWORD, "new_password": PASSWORD + "!"},
+                               "restore": {"old_password": PASSWORD + "!", "new_password": PASSWORD}}
+
+
+def _team_status(w: World, who: str) -> tuple[str, dict]:
+    w.reset()  # the team holds no assignment, so it may change its status
+    return f"/v1/teams/{w.team}/status", {"json": {"status": "available"}}
+
+
+def _tile(spot: dict, z: int) -> str:
+    """The web-mercator tile holding ``spot`` at zoom ``z``."""
+    n = 2 ** z
+    lat = math.radians(spot["lat"])
+    x = int((spot["lon"] + 180) / 360 * n)
+    y = int((1 - math.log(math.tan(lat) + 1 / math.cos(lat)) / math.pi) / 2 * n)
+    return f"/dashboard/tiles/buildings/{z}/{x}/{y}.json"
+
+
+def _dash_login(w: World, who: str) -> tuple[str, dict]:
+    return "/dashboard/login", {"json": {"username": "matrix_planner", "password": PASSWORD}}
+
+
+TEAM_READERS = ("admin", "operator", "volunteer")  # the volunteer reads its own team
+DASH = ("admin", "operator", "planner")
+TABLE: list[Row] = [
+    # public: the docs, liveness, layer names, the screen's login form and assets
+    Row("GET", "/openapi.json", everyone()), Row("GET", "/docs", everyone()), Row("GET", "/redoc", everyone()),
+    Row("GET", "/docs/oauth2-redirect", everyone()), Row("GET", "/health", everyone()),
+    Row("GET", "/layers", everyone()),
+    Row("GET", "/dashboard/login", everyone()),
+    Row("GET", "/dashboard/static/{name}", everyone(), _get("/dashboard/static/dashboard.js")),
+    Row("GET", "/dashboard/static/deckgl-{version}.js", everyone(), _get("/dashboard/static/deckgl-x.js")),
+    # logging in needs no token (whatever the caller sends); the screen's login, a screen role
+    Row("POST", "/v1/auth/token", everyone(), _json(lambda w: "/v1/auth/token",
+                                                    lambda w: {"username": "matrix_planner", "password": PASSWORD})),
+    Row("POST", "/dashboard/login", everyone(), _dash_login),
+    # the caller's own account and sessions
+    Row("GET", "/v1/me", allow(*SIGNED_IN)),
+    Row("POST", "/v1/auth/logout", allow(*SIGNED_IN), _get("/v1/auth/logout"), fresh_session=True),
+    Row("POST", "/v1/auth/logout-all", allow(*SIGNED_IN), _get("/v1/auth/logout-all"), fresh_session=True,
+        ends_all_sessions=True),
+    Row("POST", "/v1/me/password", allow(*SIGNED_IN), _own_password, fresh_session=True, ends_all_sessions=True),
+    # logout of the screen: a bearer session ends too; without one there is nothing to end (303 to the form)
+    Row("POST", "/dashboard/logout", everyone(303), _get("/dashboard/logout"), fresh_session=True),
+    # users (admins)
+    Row("GET", "/v1/users", allow("admin")),
+    Row("POST", "/v1/users", allow("admin", ok=201), _json(lambda w: "/v1/users", lambda w: {
+        "username": f"new{next(_ids)}", "password": PASSWORD, "role": "planner"})),
+    Row("PATCH", "/v1/users/{username}", allow("admin"), _user_call("patch")),
+    Row("POST", "/v1/users/{username}/password", allow("admin"), _user_call("password")),
+    Row("DELETE", "/v1/users/{username}/sessions", allow("admin"), _user_call("sessions")),
+    Row("DELETE", "/v1/users/{username}", allow("admin", ok=204), _user_call("delete")),
+    # the registry
+    Row("GET", "/layers/{name}", allow(*SIGNED_IN), _get("/layers/buildings", params={"limit": 5})),
+    Row("GET", "/v1/places/{code}", allow(*SIGNED_IN), lambda w, who: (f"/v1/places/{w.first('businesses')}", {})),
+    Row("GET", "/v1/residents", allow("admin", "operator", "grid_worker"),
+        lambda w, who: ("/v1/residents", {"params": {"area": w.gw_grid, "limit": 5}})),
+    # events
+    Row("POST", "/v1/events", allow("admin", "operator", "intake", "grid_worker", "volunteer", ok=201),
+        _json(lambda w: "/v1/events", _new_event_body)),
+    Row("GET", "/v1/events", allow("admin", "operator", "other_operator", "grid_worker", "volunteer"),
+        _get("/v1/events", params={"limit": 5})),
+    Row("GET", "/v1/events/{event_id}", allow("admin", "operator", "grid_worker"),
+        lambda w, who: (f"/v1/events/{w.gw_event}", {})),
+    Row("GET", "/v1/events/{event_id}/history", allow("admin", "operator", "grid_worker"),
+        lambda w, who: (f"/v1/events/{w.gw_event}/history", {})),
+    Row("POST", "/v1/events/{event_id}/dispatch", allow(*OPERATORS), _fresh("event", "dispatch")),
+    Row("POST", "/v1/events/{event_id}/transitions", allow(*OPERATORS), _fresh("event", "transitions")),
+    Row("POST", "/v1/events/{event_id}/escalate", allow(*OPERATORS), _fresh("event", "escalate")),
+    Row("GET", "/v1/escalation/ladders", allow(*SIGNED_IN)),
+    Row("POST", "/v1/escalation/sweep", allow(*OPERATORS, "other_operator"), _get("/v1/escalation/sweep")),
+    Row("GET", "/v1/metrics/events", allow(*OPERATORS, "other_operator", "planner")),
+    Row("GET", "/v1/metrics/overdue", allow(*OPERATORS, "other_operator", "planner")),
+    # teams and their feed
+    Row("GET", "/v1/teams", allow(*OPERATORS, "other_operator")),
+    Row("GET", "/v1/teams/{code}", allow(*TEAM_READERS), lambda w, who: (f"/v1/teams/{w.team}", {})),
+    Row("POST", "/v1/teams/positions", allow(*TEAM_READERS), _json(lambda w: "/v1/teams/positions", _positions)),
+    Row("PUT", "/v1/teams/{code}/position", allow(*TEAM_READERS), lambda w, who: (
+        f"/v1/teams/{w.team}/position", {"json": {"lon": w.spot["lon"], "lat": w.spot["lat"]}})),
+    Row("PUT", "/v1/teams/{code}/status", allow(*TEAM_READERS), _team_status),
+    Row("GET", "/v1/me/assignments", allow("grid_worker", "volunteer")),
+    Row("GET", "/v1/me/feed", allow("grid_worker", "volunteer"), call=_sse),
+    Row("WS", "/v1/me/feed/ws", allow("grid_worker", "volunteer", ok=101), call=_ws),
+    Row("GET", "/v1/assignments/{assignment_id}", allow(*TEAM_READERS),
+        lambda w, who: (f"/v1/assignments/{w.offer()[1]}", {})),
+    *(Row("POST", f"/v1/assignments/{{assignment_id}}/{a}", allow(*TEAM_READERS), _fresh("assignment", a))
+      for a in ("accept", "decline", "arrive", "resolve", "hand-up")),
+    # dispatch advice
+    Row("GET", "/v1/dispatch/recommend", allow(*OPERATORS), lambda w, who: (
+        "/v1/dispatch/recommend", {"params": {"lon": w.spot["lon"], "lat": w.spot["lat"]}})),
+    Row("POST", "/v1/dispatch/eta", allow(*OPERATORS, "other_operator", "planner"), _json(
+        lambda w: "/v1/dispatch/eta", lambda w: {"kind": "hydrant", "points": [[w.spot["lon"], w.spot["lat"]]]})),
+    # the command-centre screen: the page answers its login form (200) to whoever has no session, and the form
+    # with a message (403) to a role without the screen; its data answers 401/403
+    Row("GET", "/dashboard", allow(*DASH, "other_operator", nobody=200, forged=200, deleted=200)),
+    Row("GET", "/dashboard/deck.json", allow(*DASH, "other_operator")),
+    Row("GET", "/dashboard/tiles/buildings/{z}/{x}/{y}.json", allow(*DASH, "other_operator"),
+        lambda w, who: (_tile(w.spot, 15), {})),
+    *(Row("GET", f"/dashboard/api/{name}", allow(*DASH, "other_operator"))
+      for name in ("boundaries.json", "grids.json", "equipment.json", "teams.json", "events.json", "routes.json",
+                   "summary")),
+    # drill-downs into the sample street: another street's operator is told it is not theirs (or not found)
+    Row("GET", "/dashboard/api/buildings/{code}", allow(*DASH, other_operator=404),
+        lambda w, who: (f"/dashboard/api/buildings/{w.first('buildings')}", {})),
+    Row("GET", "/dashboard/api/events/{event_id}", allow(*DASH, other_operator=404),
+        lambda w, who: (f"/dashboard/api/events/{w.gw_event}", {})),
+    Row("GET", "/dashboard/api/teams/{code}", allow(*DASH, other_operator=404),
+        lambda w, who: (f"/dashboard/api/teams/{w.team}", {})),
+]
+
+
+def app_routes(app) -> set[tuple[str, str]]:
+    """Every route the app answers: (method, path template), WebSockets as method 'WS'."""
+    out: set[tuple[str, str]] = set()
+
+    def walk(routes) -> None:
+        for r in routes:
+            original = getattr(r, "original_router", None)
+            if original is not None:  # FastAPI's included router
+                walk(original.routes)
+            elif isinstance(r, APIWebSocketRoute):
+                out.add(("WS", r.path))
+            elif isinstance(r, APIRoute | Route):
+                out.update((m, r.path) for m in (r.methods or ()) if m != "HEAD")
+
+    walk(app.router.routes)
+    return out
+
+
+# -- fixtures ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def world(sample_street_db, api_settings):
+    engine = sample_street_db("matrix", pool_size=10, max_overflow=10)
+    clock = Clock(START)
+    cfg = api_settings.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(48))})
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE testkit_matrix AS SELECT id, status FROM teams"))
+        conn.execute(text("INSERT INTO areas (code, level, name, parent_code, geom) VALUES (:c, 'street', 'Elsewhere', "
+                          "'330106', ST_Multi(ST_MakeEnvelope(120.5, 30.5, 120.51, 30.51, 4326)))"), {"c": OTHER_STREET})
+        street = conn.execute(text("SELECT code FROM areas WHERE level = 'street' AND code <> :c"),
+                              {"c": OTHER_STREET}).scalar_one()
+    app = create_app(cfg, Registry(engine, cfg), clock=clock)
+    with TestClient(app) as client:
+        with Session(engine) as s:
+            auth.create_user(s, username="matrix_admin", password=PASSWORD, role="admin")
+        admin = login(client, "matrix_admin")["headers"]
+        refresh_positions(client, engine, admin, clock())
+        team, spot = _team_that_wins_its_spot(client, engine, admin)
+        with engine.connect() as conn:
+            vol_member = conn.execute(text("SELECT m.code FROM team_members m JOIN teams t ON t.id = m.team_id "
+                                           "WHERE t.code = :t ORDER BY m.code LIMIT 1"), {"t": team}).scalar_one()
+            gw = conn.execute(text(
+                "SELECT m.code, s.grid_code FROM grid_staff s JOIN team_members m ON m.id = s.member_id "
+                "JOIN teams t ON t.id = m.team_id WHERE s.role = 'primary' AND t.code <> :t "
+                "AND s.grid_code <> (SELECT home_grid_code FROM teams WHERE code = :t) ORDER BY s.grid_code LIMIT 1"),
+                {"t": team}).one()
+        specs = {"operator": ("operator", street, None), "other_operator": ("operator", OTHER_STREET, None),
+                 "planner": ("planner", None, None), "intake": ("intake", None, None),
+                 "grid_worker": ("grid_worker", None, gw.code), "volunteer": ("volunteer", None, vol_member),
+                 "deleted": ("admin", None, None)}
+        usernames = {"admin": "matrix_admin", **{k: f"matrix_{k}" for k in specs}}  # "deleted" is deleted below
+        for who, (role, st_code, member) in specs.items():
+            r = client.post("/v1/users", headers=admin, json={"username": usernames[who], "password": PASSWORD,
+                                                              "role": role, "street_code": st_code,
+                                                              "member_code": member})
+            assert r.status_code == 201, r.text
+        tokens = {who: login(client, usernames[who])["headers"] for who in usernames}
+        assert client.delete(f"/v1/users/{usernames['deleted']}", headers=admin).status_code == 204
+        tokens["nobody"] = {}
+        tokens["forged"] = {"Authorization": "Bearer " + tokens["admin"]["Authorization"][7:-4] + "AAAA"}
+        w = World(app, client, engine, clock, tokens, street, team, spot, gw.grid_code, 0, usernames)
+        w.gw_event = w.report(dispatch=False, where=_point_in_grid(engine, gw.grid_code))["event"]["id"]
+        yield w
+    engine.dispose()
+
+
+def _point_in_grid(engine, grid: str) -> dict:
+    with engine.connect() as conn:
+        x, y = conn.execute(text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM buildings "
+                                 "WHERE grid_code = :g ORDER BY code LIMIT 1) s"), {"g": grid}).one()
+    return {"lon": x, "lat": y}
+
+
+def _team_that_wins_its_spot(client, engine, admin) -> tuple[str, dict]:
+    """A team that dispatch picks first for an event at its own position (no other team ties with it)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT code, ST_X(geom), ST_Y(geom) FROM teams WHERE status = 'available' "
+                                 "ORDER BY code LIMIT 40")).all()
+    for code, x, y in rows:
+        r = client.get("/v1/dispatch/recommend", params={"lon": x, "lat": y, "category": "neighbour_dispute"},
+                       headers=admin)
+        picked = r.json()["picked"]
+        if r.status_code == 200 and picked and picked[0]["team"] == code and (
+                len(picked) < 2 or picked[1]["eta_s"] - picked[0]["eta_s"] > 60):
+            return code, {"lon": x, "lat": y}
+    raise AssertionError("no team wins the dispatch at its own position")
+
+
+# -- the tests --------------------------------------------------------------------------------------------
+def test_every_route_has_a_row():
+    app = create_app(api_settings_for_routes())
+    declared = app_routes(app)
+    rows = {r.key for r in TABLE}
+    assert len(rows) == len(TABLE), "a route has two rows"
+    missing, stale = sorted(declared - rows), sorted(rows - declared)
+    assert not missing, f"routes without a row in the matrix (say who may call them): {missing}"
+    assert not stale, f"rows for routes the app does not have: {stale}"
+
+
+def api_settings_for_routes():
+    from gridmap.config import Settings
+
+    return Settings(secret_key=SecretStr(secrets.token_urlsafe(48)))
+
+
+@pytest.mark.parametrize("row", TABLE, ids=lambda r: f"{r.method} {r.path}")
+def test_route_answers_each_identity_as_the_table_says(world, row):
+    got: dict[str, int] = {}
+    for who in IDENTITIES:
+        if row.call is not None:
+            got[who] = row.call(world, who)
+            continue
+        url, kw = (row.build or (lambda w, _who: (row.path, {})))(world, who)
+        kw = dict(kw)
+        restore = kw.pop("restore", None)
+        headers = world.fresh_token(who) if row.fresh_session else world.headers(who)
+        method = "POST" if row.method == "WS" else row.method
+        r = world.client.request(method, url, headers=headers, follow_redirects=False, **kw)
+        got[who] = r.status_code
+        assert r.status_code < 500, f"{who}: {r.status_code} {r.text[:300]}"
+        if r.status_code >= 400 and r.headers.get("content-type", "").startswith("application/json"):
+            body = r.json()
+            assert body.get("message") and "fix" in body, f"{who}: an error without message/fix: {body}"
+        if restore is not None and r.status_code == 200:
+            new = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            assert world.client.post(url, json=restore, headers=new).status_code == 200
+    if row.ends_all_sessions:
+        world.log_in_again()
+    wrong = {who: f"got {got[who]}, want {row.expect[who]}" for who in IDENTITIES if got[who] != row.expect[who]}
+    assert not wrong, f"{row.method} {row.path}: {json.dumps(wrong, ensure_ascii=False)}"
