@@ -166,13 +166,11 @@ class TeamService:
         lon = np.array([f["lon"] for f in fixes], dtype=float)
         lat = np.array([f["lat"] for f in fixes], dtype=float)
         xs, ys = t.transform(lon, lat)
-        ref: dict[str, tuple[float, float, dt.datetime] | None] = {}
-        for code, prev in last.items():
-            if prev is None:
-                ref[code] = None
-            else:
-                px, py = t.transform(prev[0], prev[1])
-                ref[code] = (float(px), float(py), prev[2])
+        known = [c for c, prev in last.items() if prev is not None]
+        px, py = t.transform(np.array([last[c][0] for c in known], dtype=float),
+                             np.array([last[c][1] for c in known], dtype=float))
+        ref: dict[str, tuple[float, float, dt.datetime] | None] = {
+            c: (float(x), float(y), last[c][2]) for c, x, y in zip(known, px, py, strict=True)}
         flagged = []
         for j in sorted(range(len(fixes)), key=lambda j: (fixes[j]["team"], fixes[j]["at"])):
             f = fixes[j]

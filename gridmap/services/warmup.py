@@ -109,14 +109,23 @@ def _stamp() -> dict:
     return {"sources": _sources(), "numba": importlib.metadata.version("numba"), "python": sys.version}
 
 
+def _index_files() -> list[str]:
+    """numba's cache index files of the kernel modules (``__pycache__/_ch.contract-203.py311.nbi``, ...)."""
+    d = _stamp_path().parent
+    return sorted(p.name for name in KERNEL_MODULES for p in d.glob(f"{name.rsplit('.', 1)[1]}.*.nbi"))
+
+
 def kernels_cached() -> bool:
     """True if :func:`compile_kernels` ran to the end since the kernel sources, numba and Python last changed
-    (a stamp it leaves next to numba's cache files), without importing numba: the API's supervisor then
-    starts its workers at once instead of checking the cache in a child process (a few seconds)."""
+    (a stamp it leaves next to numba's cache files) and the cache files it saw are all still there; checked
+    without importing numba, so that the API's supervisor starts its workers at once instead of loading the
+    cache in a child process first (a few seconds)."""
     try:
-        return json.loads(_stamp_path().read_text()) == _stamp()
+        stamp = json.loads(_stamp_path().read_text())
     except (OSError, ValueError):
         return False
+    files = stamp.pop("index_files", None)
+    return bool(files) and stamp == _stamp() and set(files) <= set(_index_files())
 
 
 def compile_kernels() -> KernelReport:
@@ -131,7 +140,7 @@ def compile_kernels() -> KernelReport:
         _exercise(_grid_graph(read_only=read_only))
     c1, l1 = kernel_counts()
     with contextlib.suppress(OSError):  # numba caches next to the modules; where it cannot, no stamp is left
-        _stamp_path().write_text(json.dumps(_stamp()))
+        _stamp_path().write_text(json.dumps({**_stamp(), "index_files": _index_files()}))
     return KernelReport(c1 - c0, l1 - l0, time.perf_counter() - t0)
 
 

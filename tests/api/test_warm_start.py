@@ -88,16 +88,25 @@ def test_the_supervisor_compiles_in_a_child_unless_the_stamp_says_compiled(tmp_p
     from api.serve import Progress, compile_kernels_first
     from gridmap.services import warmup
 
-    stamp = tmp_path / "gridmap-kernels.json"
+    real = warmup._stamp_path()
+    stamp = tmp_path / "__pycache__" / "gridmap-kernels.json"
+    stamp.parent.mkdir()
     monkeypatch.setattr(warmup, "_stamp_path", lambda: stamp)
     assert not warmup.kernels_cached()
+    for f in real.parent.glob("*.nbi"):  # numba's index files, as if they were next to this stamp
+        (stamp.parent / f.name).write_bytes(b"")
     warmup.compile_kernels()
     assert warmup.kernels_cached()
     said = tmp_path / "progress"
     assert compile_kernels_first(Progress(str(said)))
     assert [json.loads(x)["stage"] for x in said.read_text().splitlines()] == [
         "routing kernels: compiled already (numba's disk cache)"]
-    changed = json.loads(stamp.read_text())
+    good = stamp.read_text()
+    changed = json.loads(good)
     changed["sources"]["gridmap.core._ch"][0] += 1  # the source file changed since: numba recompiles it
     stamp.write_text(json.dumps(changed))
+    assert not warmup.kernels_cached()
+    stamp.write_text(good)
+    assert warmup.kernels_cached()
+    next(stamp.parent.glob("_ch.*.nbi")).unlink()  # the cache was deleted since (not the stamp)
     assert not warmup.kernels_cached()
