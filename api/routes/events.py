@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from api import links
 from api.deps import EscalationDep, EventsDep, MetricsDep, PrincipalDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.schemas import (
@@ -36,7 +37,9 @@ EventId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the event's id")]
 
 @router.post("/events", status_code=201, tags=["events"],
              responses={200: {"model": IntakeOut, "description": "the same (channel, external_id) again: "
-                                                                "the event it made the first time"}})
+                                                                "the event it made the first time", "links": links.INTAKE},
+                        201: {"description": "the event, committed (and the offer, if dispatched)",
+                              "links": links.INTAKE}})
 def report_event(body: EventIn, response: Response, session: SessionDep, p: PrincipalDep,
                  events: EventsDep) -> IntakeOut:
     """Take an event in from any channel. 201 once it is committed (then it is dispatched); 200 for a retry."""
@@ -88,7 +91,8 @@ def event_history(event_id: EventId, session: SessionDep, p: PrincipalDep, event
     return [TransitionOut(**r) for r in events.history(session, p, event_id)]
 
 
-@router.post("/events/{event_id}/dispatch", tags=["events"])
+@router.post("/events/{event_id}/dispatch", tags=["events"],
+             responses={200: {"description": "the offer (or why none was made)", "links": links.DISPATCH}})
 def dispatch_event(event_id: EventId, session: SessionDep, p: PrincipalDep, events: EventsDep) -> DispatchOut:
     """Offer the event to the nearest available team (operators); reports 'waiting' if none can take it."""
     return DispatchOut(**events.dispatch(session, p, event_id))

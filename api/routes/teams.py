@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api import links
 from api.deps import EventsDep, PrincipalDep, SessionDep, bearer
 from api.errors import ERROR_RESPONSES, dumps
 from api.schemas import (
@@ -104,7 +105,8 @@ for _action, _doc in (("accept", "Accept the offer."),
                       ("hand_up", "Cannot be settled here: hand it up one rung of the escalation ladder (上报).")):
     router.add_api_route(f"/assignments/{{assignment_id}}/{_action.replace('_', '-')}", _respond(_action),
                          methods=["POST"], tags=["feed"], summary=_doc.split(":")[0].rstrip("."), description=_doc,
-                         response_model=RespondOut)
+                         response_model=RespondOut,
+                         responses={200: {"description": "the assignment and its event", "links": links.RESPOND[_action]}})
 
 
 # -- live push ----------------------------------------------------------------------------------------------

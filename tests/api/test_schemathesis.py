@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from types import SimpleNamespace
 
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import run_state_machine_as_test
 from pydantic import SecretStr
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -71,7 +73,19 @@ def fuzz_env(sample_street_db, api_settings):
             for i in range(5):  # users the generated requests may change or delete
                 auth.create_user(s, username=f"spare{i}", password=PASSWORD, role="planner")
         tokens = {name: login(client, name)["headers"] for name in specs}
-        refresh_positions(client, engine, tokens["admin"], clock())
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE testkit_fuzz AS SELECT id, status FROM teams"))
+
+        def reset() -> None:
+            """An hour later, no open offer, teams as loaded and where they are now: the same start each time."""
+            clock.advance(hours=1)
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE assignments SET status = 'cancelled' WHERE status IN ('offered', 'accepted')"))
+                conn.execute(text("UPDATE teams t SET status = b.status FROM testkit_fuzz b WHERE b.id = t.id"))
+            app.state.dispatcher.rebuild(clock())
+            refresh_positions(client, engine, tokens["admin"], clock())
+
+        reset()
         points = Domain.read(engine).points
         for i in range(12):  # open events with offers, so that assignments exist to be answered
             r = client.post("/v1/events", headers=tokens["intake"], json={
@@ -80,7 +94,7 @@ def fuzz_env(sample_street_db, api_settings):
             assert r.status_code == 201, r.text
         domain = Domain.read(engine)
         assert domain.assignments, "no event was dispatched: the fuzzing would not reach the assignments"
-        yield app, tokens, domain
+        yield SimpleNamespace(app=app, tokens=tokens, domain=domain, reset=reset)
     engine.dispose()
 
 
@@ -137,11 +151,11 @@ def _enrich(value, real: dict, domain: Domain) -> st.SearchStrategy:
     return st.just(value)
 
 
-def _hooks(domain: Domain, app) -> HookDispatcher:
+def _hooks(domain: Domain, app, hooks: HookDispatcher | None = None) -> HookDispatcher:
     """The hooks that mix real values into generated requests (valid ones only: an invalid request keeps the
     mutation schemathesis made, or it would no longer be invalid)."""
     real = _strategies(domain, app)
-    hooks = HookDispatcher(scope=HookScope.SCHEMA)
+    hooks = hooks if hooks is not None else HookDispatcher(scope=HookScope.SCHEMA)
 
     @hooks.hook
     def flatmap_path_parameters(context, path_parameters):
@@ -186,14 +200,13 @@ def _operations() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def api_schema(fuzz_env):
-    app, _tokens, domain = fuzz_env
-    return schemathesis.openapi.from_asgi("/openapi.json", app), _hooks(domain, app)
+    return schemathesis.openapi.from_asgi("/openapi.json", fuzz_env.app), _hooks(fuzz_env.domain, fuzz_env.app)
 
 
 @pytest.mark.parametrize("method, path", _operations())
 def test_no_5xx_and_responses_conform(api_schema, fuzz_env, method, path):
     """Valid and invalid requests, as any role, with real data mixed in: no 5xx, responses as documented."""
-    _app, tokens, _domain = fuzz_env
+    tokens = fuzz_env.tokens
     schema, real_data = api_schema
     op = schema[path][method]
     empty = HookDispatcher(scope=HookScope.SCHEMA)
@@ -210,3 +223,42 @@ def test_no_5xx_and_responses_conform(api_schema, fuzz_env, method, path):
         case.call_and_validate(checks=CHECKS)
 
     run()
+
+
+#: the lifecycle the stateful run must get through, by the OpenAPI links (api/links.py)
+DEEP = {("POST", "/v1/events"), ("POST", "/v1/assignments/{assignment_id}/accept"),
+        ("POST", "/v1/assignments/{assignment_id}/arrive"), ("POST", "/v1/assignments/{assignment_id}/resolve")}
+
+
+def test_stateful_runs_follow_the_links_through_the_lifecycle(fuzz_env):
+    """Report an event -> it is offered -> accepted -> arrived -> resolved (and read, escalated, declined,
+    handed up on the way), following the OpenAPI links with real data, as an admin: no 5xx, every response as
+    documented, and the whole lifecycle reached."""
+    app, tokens = fuzz_env.app, fuzz_env.tokens
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    _hooks(fuzz_env.domain, app, schema.hooks)
+    machine = schema.include(path_regex=r"^/(v1/(events|assignments)|dashboard/api/events)").as_state_machine()
+    reached: dict[tuple[str, str], int] = {}
+
+    class Lifecycle(machine):  # type: ignore[valid-type,misc]
+        def __init__(self) -> None:
+            fuzz_env.reset()  # each example starts from the same street, or hypothesis sees a flaky generator
+            super().__init__()
+
+        def get_call_kwargs(self, case):
+            return {"headers": tokens["admin"]}
+
+        def after_call(self, response, case):
+            super().after_call(response, case)
+            if response.status_code < 300:
+                key = (case.operation.method.upper(), case.operation.path)
+                reached[key] = reached.get(key, 0) + 1
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=CHECKS)
+
+    run_state_machine_as_test(Lifecycle, settings=settings(
+        max_examples=30, stateful_step_count=8, deadline=None, derandomize=True, database=None,
+        suppress_health_check=list(HealthCheck)))
+    missing = DEEP - set(reached)
+    assert not missing, f"the stateful run never got through {sorted(missing)}; it reached {sorted(reached)}"
