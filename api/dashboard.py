@@ -6,11 +6,12 @@ layers. Large responses are gzip-compressed; JSON is written by orjson; every li
 
 Sessions. ``POST /dashboard/login`` checks the password with the API's own user store
 (:class:`~gridmap.services.auth.AuthService`: Argon2 hashes, the same login throttle as ``/v1/auth/token``),
-opens a session of kind ``dashboard`` and puts its signed token (a JWT naming the session) in a cookie: ``HttpOnly`` (no script on the page can read it), ``SameSite=Strict`` (no other
-site's page, link or form makes the browser send it), ``Path=/dashboard`` (never sent to ``/v1``), and
-``Secure`` when the app is reached over https. A cookie rather than a bearer header because deck.gl fetches
-the tiles and layer data itself: a cookie rides along on every one of those requests without custom
-headers, and the token never sits in JavaScript (no localStorage to steal). The cookie is accepted only
+opens a session of kind ``dashboard`` and puts its signed token (a JWT naming the session) in a cookie:
+``HttpOnly`` (no script on the page can read it), ``SameSite=Strict`` (no other site's page, link or form
+makes the browser send it), ``Path=/dashboard`` (never sent to ``/v1``), and ``Secure`` when the app is
+reached over https. A cookie rather than a bearer header because deck.gl fetches the tiles and layer data
+itself: a cookie rides along on every one of those requests without custom headers, and the token never
+sits in JavaScript (no localStorage to steal). The cookie is accepted only
 by GET (read) endpoints; this router has no write endpoint, ``/v1`` never reads the cookie (anything that
 changes state needs ``Authorization: Bearer``), and login/logout, the two POSTs here, refuse another
 site's Origin. A bearer header works on every data endpoint too (scripts, the benchmark). Every request
@@ -279,7 +280,8 @@ async def login(request: Request) -> Response:
         else:
             msg = f"{exc.message}. {exc.fix or ''}".strip()
         page = _login_page(request, next_url=next_url, error=msg, status=status_of(exc))
-        page.headers.update(error_headers(exc) or {})
+        if isinstance(exc, TooManyRequests):
+            page.headers.update(error_headers(exc) or {})  # Retry-After
         return page
     if wants_json:
         response: Response = JSONResponse({"username": p.username, "role": p.role, "street": p.street,
