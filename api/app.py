@@ -14,10 +14,10 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import dashboard, errors
+from api import dashboard, deps, errors
 from api.routes import dispatch as dispatch_routes
 from api.routes import events, teams
 from api.routes import registry as registry_routes
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                 reg.dispose()
 
     app = FastAPI(title="gridmap", version="0.2.0", lifespan=lifespan, description=DESCRIPTION,
-                  default_response_class=errors.GridmapJSON)
+                  default_response_class=errors.GridmapJSON, dependencies=[Depends(deps.no_unknown_query)])
     errors.install(app)
     limits = settings or (registry.settings if registry is not None else get_settings())
     app.add_middleware(errors.BodyLimit, max_bytes=limits.max_body_bytes)

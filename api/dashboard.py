@@ -52,7 +52,16 @@ from gridmap.services.auth import Principal
 from gridmap.services.dashboard import Dashboard
 from gridmap.viz import page as viz_page
 
-router = APIRouter(prefix="/dashboard", tags=["dashboard"], responses=ERROR_RESPONSES)
+
+def _cache_keys(v: Annotated[str | None, Query(max_length=64, description="a cache key the page adds to its live "
+                                                                          "requests; ignored")] = None,
+                view: Annotated[str | None, Query(max_length=64, description="the view a tile URL is cached for; "
+                                                                             "ignored")] = None) -> None:
+    """The query parameters the page adds to its own URLs only to keep browser caches apart."""
+
+
+router = APIRouter(prefix="/dashboard", tags=["dashboard"], responses=ERROR_RESPONSES,
+                   dependencies=[Depends(_cache_keys)])
 #: What the HTML routes answer besides their page: the login form (with the message) for a refused login or a
 #: role without the screen, a JSON error for a script that asked for JSON.
 _HTML_OR_JSON = {"content": {"text/html": {}, "application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}

@@ -17,6 +17,7 @@ was written by the client and is not believed).
 from __future__ import annotations
 
 import asyncio
+import difflib
 import ipaddress
 from collections.abc import AsyncIterator
 from functools import lru_cache
@@ -27,11 +28,47 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from gridmap.errors import TooManyRequests
+from gridmap.errors import InvalidInput, TooManyRequests
 from gridmap.services.auth import Client, Principal
 from gridmap.services.escalation import EscalationService
 from gridmap.services.events import EventService
 from gridmap.services.metrics import MetricsService
+
+
+def _declared_query(route) -> frozenset[str]:
+    """The query parameters ``route`` declares (its own and its dependencies')."""
+    names: set[str] = set()
+    todo = [getattr(route, "dependant", None)]
+    while todo:
+        d = todo.pop()
+        if d is not None:
+            names.update(p.alias for p in d.query_params)
+            todo.extend(d.dependencies)
+    return frozenset(names)
+
+
+_KNOWN_QUERY: dict[int, frozenset[str]] = {}
+
+
+async def no_unknown_query(request: Request) -> None:
+    """Refuse a query parameter the route does not know (422 naming it and the nearest known one).
+
+    Ignored, a typo such as ``?categroy=fire`` would answer every category as if it had been asked for.
+    """
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    known = _KNOWN_QUERY.get(id(route))
+    if known is None:
+        known = _KNOWN_QUERY.setdefault(id(route), _declared_query(route))
+    unknown = [k for k in request.query_params if k not in known]
+    if unknown:
+        name = unknown[0]
+        near = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise InvalidInput(f"unknown query parameter {name!r}", field=name,
+                           fix=f"{hint}this route takes {', '.join(sorted(known)) or 'no query parameters'}")
+
 
 bearer = HTTPBearer(auto_error=False, description="A token from POST /v1/auth/token: 'Authorization: Bearer <token>'")
 
