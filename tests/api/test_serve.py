@@ -9,11 +9,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
+
+from tests.api.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.db]
@@ -153,3 +157,76 @@ def test_a_worker_that_cannot_start_stops_the_supervisor(api_engine, tmp_path):
                            "--log-level", "warning"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode != 0
     assert "secret" in (proc.stderr + proc.stdout).lower()
+
+
+def test_no_acknowledged_event_is_lost_when_a_worker_is_killed(served, api_engine, users):
+    """Reports pour in over 6 connections; one worker is SIGKILLed mid-way. Every report answered 201/200 is in
+    the database; a report whose answer was lost, sent again with its external id, is there exactly once."""
+    proc, port = served
+    base = f"http://127.0.0.1:{port}"
+    token = httpx.post(f"{base}/v1/auth/token", json={"username": "intake", "password": PASSWORD}).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    with api_engine.connect() as conn:
+        points = [tuple(r) for r in conn.execute(text(
+            "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM buildings ORDER BY code "
+            "LIMIT 300"))]
+    run = secrets.token_hex(4)
+    acknowledged: dict[str, int] = {}
+    lost: list[dict] = []
+    lock = threading.Lock()
+    killed = threading.Event()
+
+    def body(i: int) -> dict:
+        x, y = points[i % len(points)]
+        return {"channel": "hotline_12345", "external_id": f"KILL-{run}-{i:04d}", "category": "environment",
+                "location": {"lon": x, "lat": y}}
+
+    def sender(k: int) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+            for i in range(k, 240, 6):
+                b = body(i)
+                try:
+                    r = http.post("/v1/events", json=b)
+                except httpx.HTTPError:
+                    with lock:
+                        lost.append(b)
+                    continue
+                if r.status_code in (200, 201):
+                    with lock:
+                        acknowledged[b["external_id"]] = r.json()["event"]["id"]
+                else:
+                    with lock:
+                        lost.append(b)
+                if i == 60 + k and k == 0:  # a quarter in: kill a worker while the others keep sending
+                    os.kill(_children(proc.pid)[0], signal.SIGKILL)
+                    killed.set()
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert killed.is_set() and len(acknowledged) > 100
+    with api_engine.connect() as conn:
+        stored = dict(conn.execute(text("SELECT external_id, id FROM events WHERE external_id LIKE :p"),
+                                   {"p": f"KILL-{run}-%"}).all())
+    missing = {e: i for e, i in acknowledged.items() if stored.get(e) != i}
+    assert not missing, f"acknowledged but not stored: {missing}"
+    # the reports whose answer never came: sent again, each is stored once (committed before the kill, or now)
+    deadline = time.monotonic() + 120
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+        for b in lost:
+            while True:
+                try:
+                    r = http.post("/v1/events", json=b)
+                    if r.status_code != 503:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "the API did not recover from the killed worker"
+                time.sleep(0.2)
+            assert r.status_code in (200, 201), r.text
+    with api_engine.connect() as conn:
+        counts = conn.execute(text("SELECT count(*), count(DISTINCT external_id) FROM events "
+                                   "WHERE external_id LIKE :p"), {"p": f"KILL-{run}-%"}).one()
+    assert counts[0] == counts[1] == 240
