@@ -27,6 +27,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from gridmap.errors import InvalidInput, TooManyRequests
 from gridmap.services.auth import Client, Principal
@@ -50,10 +51,11 @@ def _declared_query(route) -> frozenset[str]:
 _KNOWN_QUERY: dict[int, frozenset[str]] = {}
 
 
-async def no_unknown_query(request: Request) -> None:
+async def no_unknown_query(request: HTTPConnection) -> None:
     """Refuse a query parameter the route does not know (422 naming it and the nearest known one).
 
-    Ignored, a typo such as ``?categroy=fire`` would answer every category as if it had been asked for.
+    Ignored, a typo such as ``?categroy=fire`` would answer every category as if it had been asked for. (An
+    ``HTTPConnection``: the WebSocket routes run it too.)
     """
     if not request.query_params:
         return
