@@ -482,8 +482,13 @@ class EventService:
         return out
 
     def respond(self, session: Session, p: Principal, assignment_id: int, action: str, *, note: str | None = None,
-                lon: float | None = None, lat: float | None = None) -> dict:
-        """A team answers its assignment: accept, decline, arrive (on site), resolve, or hand_up (escalate)."""
+                lon: float | None = None, lat: float | None = None,
+                within: Callable[[Connection, RowMapping], None] | None = None) -> dict:
+        """A team answers its assignment: accept, decline, arrive (on site), resolve, or hand_up (escalate).
+
+        ``within(conn, assignment)`` runs inside the answer's own transaction once it is known to be legal, before
+        the change is written (the field app: mark the idempotency key applied, attach the photos to the audit row).
+        """
         now = self.clock()
         team_status = None
         with session.begin():
@@ -511,6 +516,8 @@ class EventService:
                 raise Conflict(f"the offer of assignment {assignment_id} expired at {a['respond_by'].isoformat()}",
                                field="assignment_id", fix="the event goes to the next team; wait for a new offer")
             sql.set_actor(conn, actor=p.username, role=p.role, action=action, note=note, lon=lon, lat=lat, at=now)
+            if within is not None:
+                within(conn, a)
             if action == "hand_up":
                 sql.close_assignment(conn, assignment_id, "cancelled", now)
                 sql.set_team_status(conn, a["team_id"], "available")
@@ -540,6 +547,26 @@ class EventService:
             return {"assignment": self._assignment_out(conn, p, sql.assignment(conn, assignment_id)),
                     "event": self._event_out(conn, p, sql.event(conn, a["event_id"]), self.clock()),
                     "dispatch": redispatch}
+
+    def reopen_for_reporter(self, session: Session, event_id: int, *, actor: str, note: str | None = None,
+                            within: Callable[[Connection], None] | None = None) -> dict:
+        """The reporter says a resolved event is not fixed (the QR receipt's "no"): reopen it and offer it again.
+        The audit row names ``actor`` with the role 'resident'; no staff principal is involved."""
+        now = self.clock()
+        with session.begin():
+            conn = session.connection()
+            ev = sql.event(conn, event_id, lock=True)
+            if ev is None:
+                raise NotFound(f"no event {event_id}", field="event_id", fix="check the link")
+            if ev["duplicate_of"] is not None or ev["status"] not in ("resolved", "closed"):
+                raise Conflict(f"event {ev['code']} is {ev['status']}: only a resolved event can be reopened",
+                               field="status", fix="wait until it is marked resolved")
+            next_status(ev["status"], "reopen")
+            sql.set_actor(conn, actor=actor, role="resident", action="reopen", note=note, at=now)
+            if within is not None:
+                within(conn)
+            sql.reopen(conn, event_id, now, due_for(conn, ev["category"], ev["escalation_rung"], now))
+        return {"dispatch": self._dispatch(event_id)}
 
     def _cache_team(self, code: str, status: str) -> None:
         """Tell this process's dispatch cache at once (other processes hear it through LISTEN/NOTIFY)."""
