@@ -17,7 +17,7 @@ import anyio
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import dashboard, deps, errors
+from api import dashboard, deps, errors, field, resident
 from api.routes import dispatch as dispatch_routes
 from api.routes import events, teams
 from api.routes import registry as registry_routes
@@ -28,7 +28,12 @@ from gridmap.services.dispatch import Dispatcher
 from gridmap.services.escalation import EscalationService
 from gridmap.services.events import EventService, system_clock
 from gridmap.services.feed import FeedHub
+from gridmap.services.field import FieldService
+from gridmap.services.idempotency import Idempotency
 from gridmap.services.metrics import MetricsService
+from gridmap.services.notify import LogNotifier, OfferChaser
+from gridmap.services.photos import PhotoService
+from gridmap.services.qr import Limits, ResidentService
 from gridmap.services.registry import Registry, connect
 from gridmap.services.teams import TeamService
 
@@ -74,13 +79,22 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         st.teams = TeamService(reg.engine, dispatcher, now)
         st.feed = FeedHub.for_engine(reg.engine, dispatcher)
         st.feed.start()
+        # the field app and the resident's QR page (api/field.py, api/resident.py)
+        st.photos = PhotoService(reg.engine, now, max_bytes=cfg.photo_max_bytes)
+        st.field = FieldService(reg.engine, st.auth, st.events, st.photos, Idempotency(reg.engine, now), now)
+        st.residents = ResidentService(reg.engine, st.events, st.photos, now, limits=Limits(
+            cfg.qr_reports_per_device, cfg.qr_reports_per_address, cfg.qr_window_s))
+        st.notifier = LogNotifier()  # SMS/voice reminders of unanswered offers: log-only (gridmap/services/notify.py)
+        st.chaser = OfferChaser(reg.engine, st.notifier, now, after_s=cfg.notify_after_s)
         sweeper = asyncio.create_task(_sweep_forever(st.escalation, cfg.escalation_interval_s))
+        chaser = asyncio.create_task(_sweep_forever(st.chaser, cfg.escalation_interval_s))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, chaser):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             st.feed.stop()
             st.auth.stop()
             if registry is None:
@@ -90,14 +104,20 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                   default_response_class=errors.GridmapJSON, dependencies=[Depends(deps.no_unknown_query)])
     errors.install(app)
     limits = settings or (registry.settings if registry is not None else get_settings())
-    app.add_middleware(errors.BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(errors.BodyLimit, max_bytes=limits.max_body_bytes,
+                       path_limit=field.body_limit(limits.photo_max_bytes))
     # outermost (added last): request ids and headers on every response, even a 413 or a 500 from below
-    app.add_middleware(errors.RequestGuard, page_headers=dashboard.page_headers)
+    app.add_middleware(errors.RequestGuard,
+                       page_headers=lambda path: dashboard.page_headers(path) or field.page_headers(path))
     app.include_router(registry_routes.router)
     app.include_router(events.router)
     app.include_router(teams.router)
     app.include_router(dispatch_routes.router)
     app.include_router(dashboard.router)
+    app.include_router(field.shell)
+    app.include_router(field.api)
+    app.include_router(field.dash)
+    app.include_router(resident.router)
     return app
 
 
@@ -121,8 +141,9 @@ async def _build_routes(app: FastAPI) -> None:
                    "headers": headers, "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0)}, receive, send)
 
 
-async def _sweep_forever(escalation: EscalationService, interval_s: float) -> None:
-    """Time out unanswered offers and escalate overdue events, every ``interval_s`` (0: never)."""
+async def _sweep_forever(escalation: EscalationService | OfferChaser, interval_s: float) -> None:
+    """Time out unanswered offers and escalate overdue events (or remind teams of unanswered offers), every
+    ``interval_s`` (0: never)."""
     if interval_s <= 0:
         return
     while True:
@@ -130,4 +151,4 @@ async def _sweep_forever(escalation: EscalationService, interval_s: float) -> No
         try:
             await run_in_threadpool(escalation.sweep)
         except Exception:  # noqa: BLE001 - log and try again next round; the API keeps serving
-            log.exception("escalation sweep failed")
+            log.exception("%s sweep failed", type(escalation).__name__)

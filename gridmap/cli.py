@@ -67,11 +67,13 @@ sample_app = typer.Typer(help="The sample street (real OSM roads + generated reg
 users_app = typer.Typer(help="API users (passwords hashed with Argon2).", no_args_is_help=True)
 secret_app = typer.Typer(help="The secret key that signs API tokens.", no_args_is_help=True)
 ladders_app = typer.Typer(help="Escalation ladders (分级分流) per event category.", no_args_is_help=True)
+qr_app = typer.Typer(help="Places' QR codes (余安码) for the resident's report page.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sample_app, name="sample")
 app.add_typer(users_app, name="users")
 app.add_typer(secret_app, name="secret")
 app.add_typer(ladders_app, name="ladders")
+app.add_typer(qr_app, name="qr")
 
 
 @app.callback()
@@ -615,6 +617,21 @@ def ladders_show(category: Annotated[str | None, typer.Argument(help="One catego
         table.add_row(r["category"], str(r["rung"]), f"{r['name']} {r['name_zh']}", str(r["time_limit_min"]),
                       "yes" if r["auto_escalate"] else "no")
     out.print(table)
+
+
+@qr_app.command("sheet")
+@friendly
+def qr_sheet(community: Annotated[str, typer.Option("--community", help="The community's area code.")],
+             out_file: Annotated[Path | None, typer.Option("--out", help="FILE.pdf or FILE.png (one PNG per page)")]
+             = None) -> None:
+    """Print a community's QR codes (its businesses and buildings), each opening <GRIDMAP_PUBLIC_URL>/q/<code>."""
+    from gridmap.services.qr import sheet, write_sheet
+
+    target = out_file or Path(f"qr-{community}.pdf")
+    sh = sheet(_registry().engine, community, get_settings().public_url)
+    write_sheet(sh, target)
+    out.print(f"{sh.count} codes of community {community} on {len(sh.pages)} page(s): {target} "
+              f"(each opens {get_settings().public_url.rstrip('/')}/q/<code>)", highlight=False)
 
 
 def _serve(host: str, port: int, workers: int) -> None:

@@ -42,9 +42,8 @@ from sqlalchemy.orm import Session
 
 from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from gridmap.services.auth import Principal
-from gridmap.storage import events_sql
+from gridmap.storage import events_sql, queries
 from gridmap.storage import photos as store
-from gridmap.storage import queries
 
 MAX_PHOTOS = 4
 MAX_SIDE = 2048

@@ -41,7 +41,6 @@ from gridmap.core.crs import gcj02_to_wgs84, transformer
 from gridmap.errors import Conflict, DatabaseError, Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.storage import events_sql as sql
-from gridmap.storage import positions
 
 log = logging.getLogger(__name__)
 
