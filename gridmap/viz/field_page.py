@@ -45,8 +45,8 @@ def version() -> str:
 
 
 def shell_urls(base: str = "/field") -> list[str]:
-    v = version()
-    return [base, f"{base}/manifest.webmanifest", *(f"{base}/static/{n}?v={v}" for n in SHELL)]
+    """What the service worker precaches, by path (its cache's name carries the version)."""
+    return [base, f"{base}/manifest.webmanifest", *(f"{base}/static/{n}" for n in SHELL)]
 
 
 def index_html(base: str = "/field") -> str:
