@@ -41,6 +41,7 @@ from gridmap.core.crs import gcj02_to_wgs84, transformer
 from gridmap.errors import Conflict, DatabaseError, Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.storage import events_sql as sql
+from gridmap.storage import positions as positions_sql
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +234,8 @@ class TeamService:
         updated = d.report_positions(updates) if updates else 0
         with session.begin():  # the accuracy of the fixes that became positions, and the flagged ones
             conn = session.connection()
-            positions.save_accuracy(conn, [(f["team"], f["accuracy_m"], f["at"]) for f in fixes if "flag" not in f])
-            positions.insert_flags(conn, [{**f["flag"], "lon": f["lon"], "lat": f["lat"], "accuracy_m": f["accuracy_m"]}
+            positions_sql.save_accuracy(conn, [(f["team"], f["accuracy_m"], f["at"]) for f in fixes if "flag" not in f])
+            positions_sql.insert_flags(conn, [{**f["flag"], "lon": f["lon"], "lat": f["lat"], "accuracy_m": f["accuracy_m"]}
                                           for f in fixes if "flag" in f], p.username)
         return {"received": len(fixes), "updated": updated, "flagged": sorted(flagged, key=lambda f: f["index"])}
 

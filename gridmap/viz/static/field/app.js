@@ -279,8 +279,9 @@ function phaseOf(a) {
   for (const q of queued(a.id)) p = NEXT[q.action] || p;
   return p;
 }
-function current() {
-  const open = [...state.assignments.values()].filter((a) => phaseOf(a) !== 'done').sort((a, b) => b.id - a.id);
+function current() {  // the open assignment, or one whose last answer still waits to be sent
+  const open = [...state.assignments.values()].filter((a) => phaseOf(a) !== 'done' || queued(a.id).length)
+    .sort((a, b) => b.id - a.id);
   return open[0] || null;
 }
 
@@ -339,7 +340,7 @@ async function act(a, action, note, files = []) {
   const where = state.fix ? {lon: state.fix.lon, lat: state.fix.lat} : {};
   for (const f of files) {
     await enqueue({kind: 'photo', user: state.user, assignment: a.id, url: `/v1/assignments/${a.id}/photos`, body: f, type: f.type,
-      label: `📷 ${f.name}`});
+      label: `${t('photos').split(/[（(]/)[0]} ${f.name}`});
   }
   await enqueue({kind: 'action', user: state.user, assignment: a.id, action, url: `/v1/assignments/${a.id}/${action.replace('_', '-')}`,
     body: JSON.stringify({note: note || null, ...where}), type: 'application/json', label: `${t(action)} #${a.id}`});
@@ -383,8 +384,8 @@ function renderSharing() {
   el.hidden = false;
   if (!state.duty) { el.textContent = t('not_sharing'); el.className = 'sharing off'; return; }
   el.className = 'sharing on';
-  el.textContent = state.fix ? `📍 ${t('sharing', {acc: Math.round(state.fix.acc)})}${state.lastSent ? ` · ${fmtTime(state.lastSent)}` : ''}`
-    : `📍 ${t('sharing', {acc: '?'})} · ${t('no_location')}`;
+  el.textContent = state.fix ? `${t('sharing', {acc: Math.round(state.fix.acc)})}${state.lastSent ? ` · ${fmtTime(state.lastSent)}` : ''}`
+    : `${t('sharing', {acc: '?'})} · ${t('no_location')}`;
   const duty = $('duty');
   duty.textContent = t('on_duty');
 }
@@ -442,7 +443,7 @@ function render() {
   $('idle').textContent = state.duty ? t('idle') : t('idle_off');
   const card = phase === 'offered' ? $('offer') : $('task');
   if (a) {
-    card.innerHTML = (phase === 'offered' ? `<div class="new">🔔 ${t('new_offer')}</div>` : '') + taskHtml(a, phase);
+    card.innerHTML = (phase === 'offered' ? `<div class="new">${t('new_offer')}</div>` : '') + taskHtml(a, phase);
     for (const b of card.querySelectorAll('[data-act]')) {
       b.onclick = () => {
         const action = b.dataset.act;
