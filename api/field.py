@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -78,10 +78,17 @@ def answer_response(a: Answer) -> JSONResponse:
 
 
 # -- the shell -----------------------------------------------------------------------------------------------
-@shell.get("", response_class=HTMLResponse)
+@shell.get("/", response_class=HTMLResponse)
 def app_page() -> HTMLResponse:
-    """The field app (a PWA): sign-in, duty, live assignments, the map, offline queue. No data in the page."""
+    """The field app (a PWA): sign-in, duty, live assignments, the map, offline queue. No data in the page.
+    (At /field/, inside the service worker's scope /field/.)"""
     return HTMLResponse(field_page.index_html(BASE), headers={"Cache-Control": "no-cache"})
+
+
+@shell.get("", response_class=RedirectResponse, status_code=307, responses={307: {"description": "to /field/"}})
+def app_redirect() -> RedirectResponse:
+    """To /field/ (the page must lie inside the service worker's scope)."""
+    return RedirectResponse(f"{BASE}/", status_code=307)
 
 
 @shell.get("/sw.js", response_class=Response, responses=_ASSET)

@@ -46,7 +46,7 @@ def version() -> str:
 
 def shell_urls(base: str = "/field") -> list[str]:
     """What the service worker precaches, by path (its cache's name carries the version)."""
-    return [base, f"{base}/manifest.webmanifest", *(f"{base}/static/{n}" for n in SHELL)]
+    return [f"{base}/", f"{base}/manifest.webmanifest", *(f"{base}/static/{n}" for n in SHELL)]
 
 
 def index_html(base: str = "/field") -> str:
@@ -75,8 +75,8 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False).replace("</", "<\\/")
 
 
-def _fill(name: str, **values: str) -> str:
-    text = (FIELD_DIR / name).read_text(encoding="utf-8")
+def _fill(template: str, **values: str) -> str:
+    text = (FIELD_DIR / template).read_text(encoding="utf-8")
     for k, v in values.items():
         text = text.replace("{{" + k + "}}", v)
     return text

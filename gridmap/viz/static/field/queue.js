@@ -116,6 +116,7 @@ export class Sender extends EventTarget {
     let body = null;
     try { body = await response.json(); } catch (e) { body = null; }
     this.log.push({seq: item.seq, key: item.key, url: item.url, status: response.status,
+      body: typeof item.body === 'string' ? item.body : null,
       replayed: response.headers.get('Idempotent-Replayed') === 'true'});
     if (response.ok) {
       await remove(item.seq);

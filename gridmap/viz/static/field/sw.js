@@ -62,8 +62,8 @@ async function mapData(event) {
 self.addEventListener('fetch', (event) => {
   const url = new URL(event.request.url);
   if (url.origin !== self.location.origin || event.request.method !== 'GET') return;
-  if (url.pathname === '/field' || url.pathname === '/field/') {
-    event.respondWith(networkFirst(event.request, '/field'));
+  if (url.pathname === '/field/') {
+    event.respondWith(networkFirst(event.request, '/field/'));
   } else if (SHELL.includes(url.pathname)) {
     event.respondWith(shellFirst(event.request, url));
   } else if (url.pathname === MAP_PATH) {
@@ -92,6 +92,6 @@ self.addEventListener('notificationclick', (event) => {
   event.waitUntil((async () => {
     const pages = await self.clients.matchAll({type: 'window'});
     if (pages.length) return pages[0].focus();
-    return self.clients.openWindow('/field');
+    return self.clients.openWindow('/field/');
   })());
 });
