@@ -53,7 +53,7 @@ def shot(page: Page, name: str) -> None:
     """A screenshot for docs/field-app.md (a small palette PNG) and the artifacts folder."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    raw = page.screenshot()
+    raw = page.screenshot(timeout=90_000)  # a loaded 2-core machine can take long to settle fonts
     (ARTIFACTS / f"{name}.png").write_bytes(raw)
     img = Image.open(io.BytesIO(raw)).convert("RGB")
     img = img.resize((img.width * 2 // 3, img.height * 2 // 3), Image.Resampling.LANCZOS).quantize(64)

@@ -75,7 +75,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def w(sample_street_db, api_settings) -> Iterator[World]:
+def w(sample_street_db, settings) -> Iterator[World]:
     engine = sample_street_db("field_http", pool_size=10, max_overflow=10)
     with engine.begin() as conn:
         team, member, lon, lat, grid = conn.execute(text(
@@ -87,8 +87,9 @@ def w(sample_street_db, api_settings) -> Iterator[World]:
             "AND g.valid_to IS NULL AND c.valid_to IS NULL"), {"g": grid}).one()
         place = conn.execute(text("SELECT code FROM businesses ORDER BY code LIMIT 1")).scalar_one()
     clock = Clock(START)
-    cfg = api_settings.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(48)),
-                                          "qr_reports_per_device": 3, "qr_reports_per_address": 6})
+    cfg = settings.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(48)), "escalation_interval_s": 0,
+                                      "argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1,
+                                      "qr_reports_per_device": 3, "qr_reports_per_address": 6})
     app = create_app(cfg, Registry(engine, cfg), clock=clock)
     with TestClient(app) as client:
         world = World(client, engine, clock, app, team, lon, lat, street, community, place)
