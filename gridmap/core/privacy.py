@@ -41,7 +41,7 @@ import pandas as pd
 REDACTED = "***"
 
 
-def _missing(v) -> bool:
+def _missing(v: object) -> bool:
     return v is None or (isinstance(v, float) and v != v) or v is pd.NA or v is pd.NaT
 
 
