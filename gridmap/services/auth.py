@@ -344,8 +344,8 @@ class TokenSigner:
             claims = jwt.decode(token, self._key, algorithms=self.ALGORITHMS).claims
         except (JoseError, ValueError, TypeError):
             raise Unauthorized("the token's signature is not valid", field="Authorization", fix=LOGIN_FIX) from None
-        registry = jwt.JWTClaimsRegistry(now=int(now.timestamp()), leeway=0, **{
-            k: {"essential": True} for k in ("sub", "sid", "ver", "iat", "exp")})
+        essential: dict[str, jwt.ClaimsOption] = {k: {"essential": True} for k in ("sub", "sid", "ver", "iat", "exp")}
+        registry = jwt.JWTClaimsRegistry(now=int(now.timestamp()), leeway=0, **essential)
         try:
             registry.validate(claims)
         except ExpiredTokenError:
@@ -519,14 +519,15 @@ class AuthService:
         with self.passwords.gate.slot():
             with session.begin():  # failures another process recorded while this one queued count too
                 self.throttle.check(session.connection(), keys, now)
-            usable = row is not None and row["active"]
-            ok = self.passwords.verify_held(row["password_hash"] if usable else None, password)
-            if ok and self.passwords.hasher.check_needs_rehash(row["password_hash"]):
+            stored = row["password_hash"] if row is not None and row["active"] else None
+            ok = self.passwords.verify_held(stored, password)
+            if ok and stored is not None and self.passwords.hasher.check_needs_rehash(stored):
                 new_hash = self.passwords.hash_held(password)
         if not ok:
             with session.begin():
                 self.throttle.fail(session.connection(), keys, now)
             raise Unauthorized(WRONG, field="username/password", fix=WRONG_FIX)
+        assert row is not None  # the password matched a stored hash (verify_held is False without one)
         with session.begin():
             conn = session.connection()
             current = sql.user_by_id(conn, row["id"], lock=True)

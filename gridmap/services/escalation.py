@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, RowMapping
 from sqlalchemy.orm import Session
@@ -116,6 +117,7 @@ class EscalationService:
             sql.set_actor(conn, actor="system", role=None, at=now)
             for eid in sql.overdue_to_escalate(conn, now, limit, street):
                 ev = sql.event(conn, eid)
+                assert ev is not None  # overdue_to_escalate() has just listed it; events are never deleted
                 try:
                     d = escalate_in(conn, ev, at=now, actor="system", role=None, action="auto_escalate",
                                     note=f"overdue since {ev['due_at'].isoformat()}")
@@ -140,7 +142,7 @@ def read_ladders(path: str | Path, categories: set[str]) -> list[dict]:
         rows = []
         for i, r in enumerate(reader, start=2):
             try:
-                row = {"category": r["category"].strip(), "rung": int(r["rung"]), "level": r["level"].strip(),
+                row: dict[str, Any] = {"category": r["category"].strip(), "rung": int(r["rung"]), "level": r["level"].strip(),
                        "name": r["name"].strip(), "name_zh": r["name_zh"].strip(),
                        "time_limit_min": int(r["time_limit_min"]),
                        "auto_escalate": r["auto_escalate"].strip().lower() in ("true", "1", "yes")}

@@ -28,6 +28,7 @@ from gridmap.core.crs import geometries_gcj02_to_wgs84, is_geographic, placement
 from gridmap.core.geomcheck import check_geometries
 from gridmap.errors import FeatureProblem, InvalidInput, LoadRejected
 from gridmap.storage import bulk, files, ops
+from gridmap.storage.db import driver_connection
 from gridmap.storage.layers import AREA_LEVEL_LAYERS, LayerSpec, layer_spec, pg_type
 
 Outside = Literal["report", "skip", "fail"]
@@ -280,7 +281,7 @@ def load_frame(engine: Engine, layer: str, gdf: gpd.GeoDataFrame, *, source: str
     settings = settings or get_settings()
     prepared = prepare(gdf, layer, settings=settings, source=source, defaults=_defaults_for(layer), **opts)
     with engine.begin() as sa_conn:
-        conn = sa_conn.connection.driver_connection
+        conn = driver_connection(sa_conn)
         report = write_prepared(conn, layer, prepared, sha256=sha256, progress=progress)
     report.seconds = time.perf_counter() - t0
     return report

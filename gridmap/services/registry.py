@@ -21,7 +21,7 @@ from gridmap.errors import DatabaseError, Forbidden, InvalidInput
 from gridmap.services import loading
 from gridmap.services.auth import Principal
 from gridmap.storage import events_sql, files, migrate, ops, queries
-from gridmap.storage.db import check_postgis, database_url, make_engine
+from gridmap.storage.db import check_postgis, database_url, driver_connection, make_engine
 from gridmap.storage.layers import AREA_LEVEL_LAYERS, LAYERS, LayerSpec, layer_spec
 
 #: Layers every signed-in role may read over HTTP: the registry's public, non-operational data.
@@ -142,6 +142,7 @@ class Registry:
         with self.engine.begin() as conn:
             gdf = queries.residents_frame(conn, flt, personal=personal, limit=limit, after=after)
             if personal:
+                assert actor and purpose  # refused above without them
                 queries.log_pii_access(conn, actor, purpose, "resident_pii", len(gdf),
                                        {"area": area, "bbox": bbox, "unmasked": unmasked, "limit": limit,
                                         "after": after})
@@ -172,7 +173,7 @@ class Registry:
         The old version is closed, not changed: events keep the grid version they were placed in.
         """
         with self.engine.begin() as conn:
-            return ops.redraw_area(conn.connection.driver_connection, code, geometry, valid_from)
+            return ops.redraw_area(driver_connection(conn), code, geometry, valid_from)
 
     def export(self, layer: str, path: str | Path, *, area: str | None = None,
                bbox: tuple[float, float, float, float] | None = None) -> int:

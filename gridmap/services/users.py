@@ -100,6 +100,7 @@ def update_user(session: Session, actor: Principal | None, username: str, change
         reason = _reason(diff, who)
         n = end_all_sessions(conn, row["id"], now, reason)
         row = sql.user_by_id(conn, row["id"])
+        assert row is not None  # updated just above, in this transaction
     _forget(cache, row["id"])
     log.info("user %s: %s (%d session(s) ended)", username, reason, n)
     return _out(row, 0)

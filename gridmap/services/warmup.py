@@ -92,17 +92,25 @@ def _grid_graph(n: int = 6, block_m: float = 120.0, speed: float = 8.0, *, read_
                                  length / speed, geoms, np.arange(1, len(pairs) + 1, dtype=np.int64))
 
 
+def _origin(module: str) -> Path:
+    """The source file of the (installed) module ``module``."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"cannot find the source file of {module}")
+    return Path(spec.origin)
+
+
 def _sources() -> dict[str, list[int]]:
     """The kernel modules' source files: (mtime in ns, size), which numba's cache index keys on."""
     out = {}
     for name in KERNEL_MODULES:
-        st = Path(importlib.util.find_spec(name).origin).stat()
+        st = _origin(name).stat()
         out[name] = [st.st_mtime_ns, st.st_size]
     return out
 
 
 def _stamp_path() -> Path:
-    return Path(importlib.util.find_spec(KERNEL_MODULES[0]).origin).parent / "__pycache__" / "gridmap-kernels.json"
+    return _origin(KERNEL_MODULES[0]).parent / "__pycache__" / "gridmap-kernels.json"
 
 
 def _stamp() -> dict:
@@ -176,6 +184,7 @@ def warm_dispatch(engine, now: dt.datetime) -> KernelReport:
     t0 = time.perf_counter()
     c0, l0 = kernel_counts()
     d = Dispatcher.from_database(engine, now=now)
+    assert d.graph is not None  # from_database() builds it
     x, y = d.graph.node_xy[len(d.graph.node_xy) // 2]
     lon, lat = transformer(MEASURE_CRS, "EPSG:4326").transform(x, y)
     d.recommend(float(lon), float(lat), with_equipment=True, now=now)
