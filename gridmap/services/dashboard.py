@@ -54,7 +54,7 @@ BBox = tuple[float, float, float, float]
 redact = redact_text
 
 
-def _redact_titles(sa, df: pd.DataFrame, id_column: str = "id") -> None:
+def _redact_titles(sa: Connection, df: pd.DataFrame, id_column: str = "id") -> None:
     """Redact ``df["title"]`` in place, each row with its event's reporter's name blanked too."""
     if "title" not in df.columns:
         return
@@ -64,7 +64,7 @@ def _redact_titles(sa, df: pd.DataFrame, id_column: str = "id") -> None:
     df["title"] = pd.Series(redact_values(df["title"].tolist(), known), index=df.index, dtype=object)
 
 
-def _redact_title(sa, d: dict, id_key: str = "id") -> None:
+def _redact_title(sa: Connection, d: dict, id_key: str = "id") -> None:
     eid = d.get(id_key)
     names = events_sql.reporter_names(sa, [eid]) if eid is not None else {}
     d["title"] = redact_text(d.get("title"), (names[eid],) if eid in names else ())

@@ -12,7 +12,7 @@ import csv
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, RowMapping
 from sqlalchemy.orm import Session
@@ -21,6 +21,9 @@ from gridmap.core.lifecycle import is_open
 from gridmap.errors import Conflict, GridmapError, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.storage import events_sql as sql
+
+if TYPE_CHECKING:
+    from gridmap.services.dispatch import Dispatcher
 
 LADDER_COLUMNS = ("category", "rung", "level", "name", "name_zh", "time_limit_min", "auto_escalate")
 
@@ -58,7 +61,7 @@ def escalate_in(conn: Connection, ev: RowMapping, *, at: dt.datetime, actor: str
 class EscalationService:
     """Manual escalation, the ladders, and the sweep (offer time-outs + automatic escalation)."""
 
-    def __init__(self, engine: Engine, dispatcher, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(self, engine: Engine, dispatcher: Dispatcher | None, clock: Callable[[], dt.datetime]) -> None:
         self.engine = engine
         self.dispatcher = dispatcher
         self.clock = clock

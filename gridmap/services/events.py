@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -37,6 +37,9 @@ from gridmap.services.escalation import due_for, escalate_in
 from gridmap.storage import events_sql as sql
 from gridmap.storage import queries
 from gridmap.storage.db import open_pool
+
+if TYPE_CHECKING:
+    from gridmap.services.dispatch import Dispatcher
 
 TZ = ZoneInfo("Asia/Shanghai")
 Clock = Callable[[], dt.datetime]
@@ -122,7 +125,7 @@ def _exists(row: R | None) -> R:
     return row
 
 
-def _text(value, clear: bool, names: Sequence[str | None]) -> str | None:
+def _text(value: str | None, clear: bool, names: Sequence[str | None]) -> str | None:
     return value if clear else redact_text(value, names)
 
 
@@ -176,7 +179,8 @@ def assignment_out(row: RowMapping | Mapping[str, Any], *, clear_text: bool = Fa
 class EventService:
     """Use cases on events. Build one per app (it holds the dispatcher and the clock)."""
 
-    def __init__(self, engine: Engine, settings: Settings, dispatcher=None, clock: Clock = system_clock,
+    def __init__(self, engine: Engine, settings: Settings, dispatcher: Dispatcher | None = None,
+                 clock: Clock = system_clock,
                  policy: IntakePolicy | None = None) -> None:
         self.engine = engine
         self.settings = settings
@@ -400,7 +404,7 @@ class EventService:
                                            {"event_id": event_id, "role": p.role})
             return self._event_out(conn, p, ev, self.clock(), reporter=rep)
 
-    def list(self, session: Session, p: Principal, *, status: list[str] | None = None, category: str | None = None,
+    def list(self, session: Session, p: Principal, *, status: Sequence[str] | None = None, category: str | None = None,
              channel: str | None = None, area: str | None = None, overdue: bool | None = None,
              since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 100,
              offset: int = 0) -> builtins.list[dict]:
@@ -613,7 +617,7 @@ class EventService:
         return assignment_out(row, clear_text=names is None, names=_known(names, row["event_id"]))
 
 
-def set_cached_team_status(dispatcher, code: str, status: str) -> None:
+def set_cached_team_status(dispatcher: Dispatcher, code: str, status: str) -> None:
     """Update a dispatcher's in-memory team index (the database already holds the new status)."""
     teams = getattr(dispatcher, "teams", None)
     if teams is None or code not in getattr(teams, "index", {}):
@@ -622,7 +626,7 @@ def set_cached_team_status(dispatcher, code: str, status: str) -> None:
         teams.set_team(code, status=status)
 
 
-def set_cached_team_position(dispatcher, code: str, lon: float, lat: float, at_epoch: float) -> None:
+def set_cached_team_position(dispatcher: Dispatcher, code: str, lon: float, lat: float, at_epoch: float) -> None:
     """Move a team in a dispatcher's in-memory index (a position another process stored)."""
     teams = getattr(dispatcher, "teams", None)
     if teams is None or code not in getattr(teams, "index", {}) or lon is None or lat is None:

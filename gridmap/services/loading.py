@@ -14,13 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
 import shapely
+from pyproj import CRS
 from sqlalchemy import Engine
 
 from gridmap.config import Settings, get_settings
@@ -63,7 +64,7 @@ class _Prepared:
     report: LoadReport
 
 
-def _crs_name(crs) -> str | None:
+def _crs_name(crs: CRS | None) -> str | None:
     if crs is None:
         return None
     epsg = crs.to_epsg()
@@ -267,7 +268,7 @@ def _defaults_for(layer: str) -> dict:
 
 def load_frame(engine: Engine, layer: str, gdf: gpd.GeoDataFrame, *, source: str = "<frame>",
                sha256: str | None = None, settings: Settings | None = None, progress: Progress | None = None,
-               **opts) -> LoadReport:
+               **opts: Any) -> LoadReport:
     """Load a GeoDataFrame into ``layer`` (all or nothing). See :func:`load_file` for the options.
 
     Examples

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, Engine
 
 from gridmap.config import Settings, get_settings
@@ -159,15 +161,15 @@ class Registry:
             return queries.counts(conn)
 
     # -- writing ----------------------------------------------------------------------------------
-    def load(self, layer: str, path: str | Path, **opts) -> loading.LoadReport:
+    def load(self, layer: str, path: str | Path, **opts: Any) -> loading.LoadReport:
         """Load a file into a layer; see :func:`gridmap.services.loading.load_file`."""
         return loading.load_file(self.engine, layer, path, settings=self.settings, **opts)
 
-    def load_frame(self, layer: str, gdf: gpd.GeoDataFrame, **opts) -> loading.LoadReport:
+    def load_frame(self, layer: str, gdf: gpd.GeoDataFrame, **opts: Any) -> loading.LoadReport:
         """Load a GeoDataFrame into a layer (all or nothing, upsert on the natural key)."""
         return loading.load_frame(self.engine, layer, gdf, settings=self.settings, **opts)
 
-    def redraw(self, code: str, geometry, valid_from: dt.datetime) -> int:
+    def redraw(self, code: str, geometry: BaseGeometry, valid_from: dt.datetime) -> int:
         """Redraw an area's boundary from ``valid_from`` on (a new version); returns the new version's id.
 
         The old version is closed, not changed: events keep the grid version they were placed in.

@@ -25,9 +25,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from gridmap.core.roadgraph import RoadGraph
 
 KERNEL_MODULES = ("gridmap.core._ch", "gridmap.core._dijkstra", "gridmap.core._routes", "gridmap.core._snap")
 
@@ -68,7 +74,7 @@ def kernel_counts() -> tuple[int, int]:
     return compiled, loaded
 
 
-def _grid_graph(n: int = 6, block_m: float = 120.0, speed: float = 8.0, *, read_only: bool = False):
+def _grid_graph(n: int = 6, block_m: float = 120.0, speed: float = 8.0, *, read_only: bool = False) -> RoadGraph:
     """A small two-way street grid (EPSG:4549 metres around Hangzhou) with one one-way street.
 
     ``read_only``: the edge lengths as a read-only array, as a pandas column from the database gives them
@@ -152,7 +158,7 @@ def compile_kernels() -> KernelReport:
     return KernelReport(c1 - c0, l1 - l0, time.perf_counter() - t0)
 
 
-def _exercise(g) -> None:
+def _exercise(g: RoadGraph) -> None:
     from gridmap.core.hierarchy import Hierarchy
     from gridmap.core.router import Router, network_times
 
@@ -174,7 +180,7 @@ def _exercise(g) -> None:
     network_times(g, xs[pick], ys[pick], xs[:10], ys[:10])
 
 
-def warm_dispatch(engine, now: dt.datetime) -> KernelReport:
+def warm_dispatch(engine: Engine, now: dt.datetime) -> KernelReport:
     """Build the dispatcher on the loaded street and run what the API runs at start and on its first
     requests (a ranking with equipment, a many-to-one ETA), so that every kernel signature is on disk."""
     from gridmap.config import MEASURE_CRS
