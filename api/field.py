@@ -38,9 +38,9 @@ _STATIC_NAME = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$"
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=100,
                                               description="a random key made once per action; a retry with the "
                                                           "same key is applied once and answered the same")]
-_ASSET = {200: {"description": "the file", "content": {"text/javascript": {}, "text/css": {}, "image/png": {},
+_ASSET: dict[int | str, dict[str, Any]] = {200: {"description": "the file", "content": {"text/javascript": {}, "text/css": {}, "image/png": {},
                                                         "application/manifest+json": {}}}}
-_PHOTO = {200: {"description": "the photo (JPEG)", "content": {"image/jpeg": {}}}}
+_PHOTO: dict[int | str, dict[str, Any]] = {200: {"description": "the photo (JPEG)", "content": {"image/jpeg": {}}}}
 
 shell = APIRouter(prefix=BASE, tags=["field app"], responses=ERROR_RESPONSES)
 api = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
