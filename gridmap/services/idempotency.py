@@ -75,6 +75,7 @@ class Idempotency:
             return Answer(200, _json_ready(action(lambda conn: None)))
         assert key is not None
         now = self.clock()
+        recovering = False
         with session.begin():
             conn = session.connection()
             if not store.claim(conn, p.user_id, key, fingerprint, now):
@@ -91,14 +92,17 @@ class Idempotency:
                     raise Conflict("the request with this Idempotency-Key is still being processed",
                                    field="Idempotency-Key", fix="retry in a few seconds")
                 elif row["applied_at"] is not None:
-                    body = _json_ready(recover()) if recover is not None else {"applied": True}
-                    store.complete(conn, p.user_id, key, 200, _text(body), now)
-                    return Answer(200, body, replayed=True)
+                    recovering = True  # answered below, outside this transaction: recover() opens its own
                 else:
                     store.reclaim(conn, p.user_id, key, now)
-            if self._runs % 500 == 0:
+            if not recovering and self._runs % 500 == 0:
                 store.purge(conn, now - self.keep)
             self._runs += 1
+        if recovering:
+            body = _json_ready(recover()) if recover is not None else {"applied": True}
+            with session.begin():
+                store.complete(session.connection(), p.user_id, key, 200, _text(body), now)
+            return Answer(200, body, replayed=True)
 
         def mark(c: Connection) -> None:
             store.mark_applied(c, p.user_id, key, self.clock())

@@ -87,7 +87,7 @@ def w(sample_street_db, settings) -> Iterator[World]:
             "AND g.valid_to IS NULL AND c.valid_to IS NULL"), {"g": grid}).one()
         place = conn.execute(text("SELECT code FROM businesses ORDER BY code LIMIT 1")).scalar_one()
     clock = Clock(START)
-    cfg = settings.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(48)), "escalation_interval_s": 0,
+    cfg = settings.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(48)), "escalation_interval_s": 0, "token_ttl_s": 30 * 86400,
                                       "argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1,
                                       "qr_reports_per_device": 3, "qr_reports_per_address": 6})
     app = create_app(cfg, Registry(engine, cfg), clock=clock)
