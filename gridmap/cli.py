@@ -430,6 +430,7 @@ def setup(
         "  python -c 'import gridmap as gm; print(gm.connect().layer(\"grids\").head())'\n"
         f"  API + docs: http://{host}:{port}/docs  (gridmap serve)\n"
         f"  dashboard:  http://{host}:{port}/dashboard  (users and passwords: {settings.data_dir / 'demo_users.txt'})\n"
+        f"  field app:  http://{host}:{port}/field/  (grid workers, volunteers: users gridworker, volunteer)\n"
         "  tests:      make test",
         highlight=False,
     )
