@@ -125,6 +125,20 @@ def test_device_session_is_for_team_roles_only_and_ends_like_any_other(w):
     assert w.client.post("/v1/field/session", json={"username": "fh_volunteer", "password": "wrong"}).status_code == 401
 
 
+def test_a_device_session_ends_on_deactivation_and_on_a_change_of_role(w):
+    member = w.sql("SELECT member_code FROM users WHERE username = 'fh_volunteer'")[0][0]
+    for name, change in (("fh_dev_off", {"active": False}), ("fh_dev_role", {"role": "grid_worker"})):
+        with Session(w.engine) as s:
+            auth.create_user(s, username=name, password=PASSWORD, role="volunteer", member_code=member)
+        tok = w.client.post("/v1/field/session", json={"username": name, "password": PASSWORD})
+        assert tok.status_code == 200, tok.text
+        h = {"Authorization": f"Bearer {tok.json()['access_token']}"}
+        assert w.client.get("/v1/field/context", headers=h).status_code == 200
+        r = w.client.patch(f"/v1/users/{name}", headers=w.h["admin"], json=change)
+        assert r.status_code == 200, r.text
+        assert w.client.get("/v1/field/context", headers=h).status_code == 401, change
+
+
 def test_context_and_map(w):
     ctx = w.get("volunteer", "/v1/field/context").json()
     assert ctx["team"]["code"] == w.team and ctx["street"] == w.street and ctx["position_every_s"] == 30
