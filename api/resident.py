@@ -26,7 +26,12 @@ router = APIRouter(tags=["resident"], responses=ERROR_RESPONSES)
 DEVICE_COOKIE = "gridmap_device"
 Token = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{20,64}$", description="the receipt's token")]
 PlaceCode = Annotated[Code, Path(description="a business (S…) or building (B…) code, as printed in the QR code")]
-_HTML: dict[int | str, dict[str, Any]] = {200: {"content": {"text/html": {}}, "description": "the page"}}
+# the page, or a JSON error (documented as JSON: the route's HTML class would otherwise claim them too)
+_HTML: dict[int | str, dict[str, Any]] = {
+    **{code: {"description": spec["description"],
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
+       for code, spec in ERROR_RESPONSES.items()},
+    200: {"content": {"text/html": {}}, "description": "the page"}}
 
 
 def get_residents(request: Request) -> ResidentService:

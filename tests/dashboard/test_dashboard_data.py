@@ -210,7 +210,7 @@ def test_service_rejects_a_naive_clock(dash_engine):
 PUBLIC = {("/dashboard", "GET"), ("/dashboard/login", "GET"), ("/dashboard/login", "POST"),
           ("/dashboard/logout", "POST"), ("/dashboard/static/deckgl-{version}.js", "GET"),
           ("/dashboard/static/{name}", "GET")}
-SAMPLE_PARAMS = {"z": "13", "x": "6825", "y": "3392", "code": "B000001", "event_id": "1"}
+SAMPLE_PARAMS = {"z": "13", "x": "6825", "y": "3392", "code": "B000001", "event_id": "1", "photo_id": "1"}
 
 
 def dashboard_routes(settings) -> list[tuple[str, str]]:
