@@ -408,7 +408,8 @@ TABLE: list[Row] = [
     Row("GET", "/field/sw.js", everyone()), Row("GET", "/field/manifest.webmanifest", everyone()),
     Row("GET", "/field/static/{name}", everyone(), _get("/field/static/app.js")),
     Row("POST", "/v1/field/session", everyone(), _device_login),
-    Row("GET", "/v1/field/context", allow("grid_worker", "volunteer")),
+    # (the context and map hold no personal data: operators and admins may preview their street's)
+    Row("GET", "/v1/field/context", allow(*TEAM_READERS, "grid_worker", "other_operator")),
     Row("GET", "/v1/field/map", allow(*TEAM_READERS, "grid_worker", "other_operator")),
     Row("POST", "/v1/assignments/{assignment_id}/photos", allow("volunteer"), _photo_upload),
     # photos: operators of the event's street and admins, never other roles
