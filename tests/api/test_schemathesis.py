@@ -43,7 +43,6 @@ from tests.api.domain import Domain, mixed
 
 pytestmark = [pytest.mark.db]
 _reports = itertools.count(1)
-_keys = itertools.count(1)
 ROLES = ("admin", "operator", "planner", "intake", "gridworker", "volunteer")
 #: calls that end the caller's own session or account: they would log the fuzzing identity out mid-run (the
 #: route x identity matrix tests them)
@@ -216,14 +215,6 @@ def _hooks(domain: Domain, app, hooks: HookDispatcher | None = None) -> HookDisp
             # would not give the same answers twice, and hypothesis would call the generation flaky
             drawn = drawn.map(lambda d: {**d, "external_id": f"{d['external_id'][:40]}~{next(_reports)}"})
         return drawn
-
-    @hooks.hook
-    def map_headers(context, headers):
-        # a phone makes a new Idempotency-Key for each action; drawn keys repeat ("00000000"), and a key reused
-        # for another request is rightly refused (422), so a drawn one would stop the lifecycle at random
-        if headers and "Idempotency-Key" in headers:
-            return {**headers, "Idempotency-Key": f"fz-{next(_keys):012d}"}
-        return headers
 
     return hooks
 
