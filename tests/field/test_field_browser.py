@@ -309,3 +309,53 @@ def test_d_a_resident_reports_by_qr_follows_the_receipt_and_reopens(browser, fie
         ctx.close()
     assert ctx.guard.foreign == []
     assert real_errors(errors) == []
+
+
+# -- the feed's fallback and catch-up, and the English labels -----------------------------------------------------
+BLOCKED_WEBSOCKET = """
+// a network that refuses WebSockets (a proxy, a captive portal): every socket closes without ever opening
+window.WebSocket = class {
+  constructor() { setTimeout(() => this.onclose && this.onclose({code: 1006}), 50); }
+  send() {}
+  close() {}
+};
+"""
+
+
+def test_without_websockets_the_feed_falls_back_to_sse_and_an_offer_made_while_away_arrives(browser, field_server,
+                                                                                           field_db, api):
+    ctx = phone_context(browser, field_server, field_db.lon, field_db.lat)
+    ctx.add_init_script(BLOCKED_WEBSOCKET)
+    pg = ctx.new_page()
+    errors = watch(pg)
+    try:
+        sign_in(pg, field_server, field_db.users["volunteer"])
+        pg.wait_for_function("() => window.gridmapField.feed.mode === 'sse' && window.gridmapField.feed.connected",
+                             timeout=30_000)
+        # live over SSE; the two events go to the spots farthest from the team's (and from the resident's report
+        # at the nearest place, still open): never a near-duplicate of an earlier one
+        while next(_spots) % 9 != 7:
+            pass
+        out = post_event(api, field_db, description="井盖松动 a loose manhole cover")
+        aid = out["dispatch"]["assignment_id"]
+        pg.wait_for_function(f"() => window.gridmapField.state.assignments.has({aid})", timeout=10_000)
+        assert api("volunteer", "POST", f"/v1/assignments/{aid}/decline", json={"note": "test"}).status_code == 200
+        # an offer made while the phone had no connection arrives once it is back (the snapshot on reconnect)
+        ctx.set_offline(True)
+        pg.evaluate("() => window.gridmapField.feed.stop()")
+        missed = post_event(api, field_db, description="路灯不亮 a street light is out")["dispatch"]["assignment_id"]
+        assert not pg.evaluate(f"() => window.gridmapField.state.assignments.has({missed})")
+        ctx.set_offline(False)
+        pg.evaluate("() => window.gridmapField.feed.start()")
+        pg.wait_for_function(f"() => window.gridmapField.state.assignments.has({missed})", timeout=15_000)
+        assert api("volunteer", "POST", f"/v1/assignments/{missed}/decline", json={"note": "test"}).status_code == 200
+        # Chinese first, English on a tap
+        assert "共享" in pg.locator("#sharing").inner_text() or "下岗" in pg.locator("#duty").inner_text()
+        pg.click("#lang")
+        pg.wait_for_function("() => document.documentElement.lang === 'en'")
+        assert "duty" in pg.locator("#duty").inner_text()
+        pg.click("#lang")
+    finally:
+        ctx.close()
+    assert ctx.guard.foreign == []
+    assert real_errors(errors) == []
