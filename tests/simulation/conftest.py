@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
-from gridmap.services import auth
+from gridmap.services import auth, sample
 from gridmap.services.registry import Registry
 from gridmap.simulation.engine import RunConfig, RunSummary
 from gridmap.simulation.model import TZ, Behaviour
@@ -23,6 +23,8 @@ from gridmap.simulation.run import simulate
 from gridmap.simulation.runlog import RunLog
 from gridmap.simulation.world import SIM_ARGON2, World, ensure_users, load_world, user_plan
 from gridmap.storage import simulation_sql
+from gridmap.storage.db import database_url, make_engine
+from tests.conftest import _admin, sample_db_name
 
 pytestmark = [pytest.mark.db]
 DAY = dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ)  # a Monday morning, the day after the sample year
@@ -47,18 +49,35 @@ def sim_settings(settings):
 
 
 @pytest.fixture(scope="session")
-def sim_copy(sample_street_db):
-    """``sim_copy(suffix, rule=None, start=DAY)``: a fresh simulation database, its engine, and the simulator's
-    users (created once per copy, cheap Argon2)."""
-    def make(suffix: str, *, rule: str | None = None, start: dt.datetime = DAY):
-        engine = sample_street_db(suffix, pool_size=10, max_overflow=10)
+def sim_template(sample_street_db, settings):
+    """A simulation database made once per session (the sample street, marked, its live state at ``DAY``, the
+    simulator's users with cheap Argon2), the street as the simulator reads it, and the users' passwords. Nothing
+    stays connected to it: :func:`sim_copy` copies it."""
+    engine = sample_street_db("sim_template", pool_size=2, max_overflow=2)
+    try:
         with engine.begin() as conn:
-            simulation_sql.put_mark(conn, source="tests", seed=None, clock_at=start, dispatch_rule=rule)
-        from gridmap.services import sample
-
-        sample.refresh_live_state(engine, start)
-        world = load_world(engine, start)
+            simulation_sql.put_mark(conn, source="tests", seed=None, clock_at=DAY)
+        sample.refresh_live_state(engine, DAY)
+        world = load_world(engine, DAY)
         creds = ensure_users(engine, user_plan(engine, world, admin=True), {}, CHEAP)
+    finally:
+        engine.dispose()
+    return sample_db_name("sim_template"), world, creds
+
+
+@pytest.fixture(scope="session")
+def sim_copy(sim_template, settings):
+    """``sim_copy(suffix, rule=None)``: a fresh copy of the simulation template (its dispatch rule set), an engine
+    on it, the street and the users' passwords."""
+    template, world, creds = sim_template
+
+    def make(suffix: str, *, rule: str | None = None):
+        name = sample_db_name(suffix)
+        with _admin(settings) as conn:
+            simulation_sql.copy_database(conn, template, name)
+        engine = make_engine(database_url(settings, dbname=name), pool_size=10, max_overflow=10)
+        with engine.begin() as conn:
+            simulation_sql.put_mark(conn, source="tests", seed=None, clock_at=DAY, dispatch_rule=rule)
         return engine, world, creds
 
     return make
