@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -27,12 +28,15 @@ from gridmap.services.events import set_cached_team_position, set_cached_team_st
 from gridmap.storage import events_sql as sql
 from gridmap.storage.db import libpq_url
 
+if TYPE_CHECKING:
+    from gridmap.services.dispatch import Dispatcher
+
 log = logging.getLogger(__name__)
 CHANNEL = "gridmap_feed"
 
 
 class FeedHub:
-    def __init__(self, libpq_url: str, dispatcher=None, engine: Engine | None = None) -> None:
+    def __init__(self, libpq_url: str, dispatcher: Dispatcher | None = None, engine: Engine | None = None) -> None:
         self.url = libpq_url
         self.dispatcher = dispatcher
         self.engine = engine  # to read a team's status as it is now (without one: as announced)
@@ -43,7 +47,7 @@ class FeedHub:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_engine(cls, engine: Engine, dispatcher=None) -> FeedHub:
+    def for_engine(cls, engine: Engine, dispatcher: Dispatcher | None = None) -> FeedHub:
         return cls(libpq_url(engine.url.render_as_string(hide_password=False)), dispatcher, engine)
 
     # -- lifecycle --------------------------------------------------------------------------------------
@@ -67,29 +71,30 @@ class FeedHub:
                 time.sleep(1.0)
 
     # -- fan-out ----------------------------------------------------------------------------------------
-    def _handle(self, msg: dict) -> None:
+    def _handle(self, msg: dict[str, Any]) -> None:
+        # every key of a kind is in its message (the trigger's json_build_object), null or not
         if msg.get("kind") == "team" and self.dispatcher is not None:
-            set_cached_team_status(self.dispatcher, msg.get("team"), self._status_now(msg))
+            set_cached_team_status(self.dispatcher, msg["team"], self._status_now(msg))
             return
         if msg.get("kind") == "position" and self.dispatcher is not None:
-            set_cached_team_position(self.dispatcher, msg.get("team"), msg.get("lon"), msg.get("lat"), msg.get("at"))
+            set_cached_team_position(self.dispatcher, msg["team"], msg["lon"], msg["lat"], msg["at"])
             return
         if msg.get("kind") != "assignment":
             return
         with self._lock:
-            subs = list(self._subs.get(msg.get("team_id"), ()))
+            subs = list(self._subs.get(msg["team_id"], ()))
         for loop, q in subs:
             with contextlib.suppress(RuntimeError):  # that loop has closed: the subscriber is gone
                 loop.call_soon_threadsafe(q.put_nowait, msg)
 
-    def _status_now(self, msg: dict) -> str | None:
+    def _status_now(self, msg: dict[str, Any]) -> str:
         """The team's status in the database now: a status change announced before a later one (made, and
         cached, by this process meanwhile) must not undo it."""
-        if self.engine is None or msg.get("team") is None:
-            return msg.get("status")
+        if self.engine is None:
+            return str(msg["status"])
         with Session(self.engine) as session, session.begin():
             row = sql.team(session.connection(), msg["team"])
-        return row["status"] if row is not None else msg.get("status")
+        return str(row["status"] if row is not None else msg["status"])
 
     def subscribe(self, team_id: int) -> asyncio.Queue:
         q: asyncio.Queue = asyncio.Queue()

@@ -28,6 +28,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -203,7 +204,7 @@ class Simulation:
             first = self.cfg.first_event_within_s if lo == self.origin else None
             planned = plan_events(self.w.profile, self.b, lo, hi, self.cfg.seed, first_within_s=first)
             for ev in planned:
-                self.agenda.at((ev.at - self.origin).total_seconds(), "report", lambda t, ev=ev: self._report(ev, t))
+                self.agenda.at((ev.at - self.origin).total_seconds(), "report", partial(self._report, ev))
             self.log.write(t_now, "plan", day=day.isoformat(), reports=len(planned))
         if day > self.origin.astimezone(TZ).date():
             for code in sorted(self.teams):
@@ -211,7 +212,7 @@ class Simulation:
         nxt = hi if self.cfg.end is None else (hi if hi < self.cfg.end else None)
         if nxt is not None:
             t_next = (nxt - self.origin).total_seconds() - 1.0
-            self.agenda.at(max(t_next, t_now), "shift", lambda t, d=day + dt.timedelta(days=1): self._plan_day(d, t))
+            self.agenda.at(max(t_next, t_now), "shift", partial(self._plan_day, day + dt.timedelta(days=1)))
 
     # -- shifts ---------------------------------------------------------------------------------------------
     def _plan_shifts(self, code: str, day: dt.date, t_now: float) -> None:
@@ -239,8 +240,8 @@ class Simulation:
             if ta <= t_now:
                 self.claims[code] += 1
             else:
-                self.agenda.at(ta, "shift", lambda t, c=code: self._shift(c, +1, t))
-            self.agenda.at(tb, "shift", lambda t, c=code: self._shift(c, -1, t))
+                self.agenda.at(ta, "shift", partial(self._shift, code, +1))
+            self.agenda.at(tb, "shift", partial(self._shift, code, -1))
 
     def _shift(self, code: str, delta: int, t: float) -> None:
         self.claims[code] += delta
@@ -356,11 +357,11 @@ class Simulation:
         respond_by = dt.datetime.fromisoformat(a["respond_by"]) if a.get("respond_by") else None
         if decision == "no_answer":  # the phone stays in a pocket: the patrol goes on, the offer lapses
             lapse = (respond_by - self.origin).total_seconds() if respond_by else t + 120.0
-            self.agenda.at(lapse, "answer", lambda tt, c=team.code, aid=job.assignment_id: self._lapse(c, aid, tt))
+            self.agenda.at(lapse, "answer", partial(self._lapse, team.code, job.assignment_id))
             return
         team.hold(t)
         self.agenda.at(t + delay, "answer",
-                       lambda tt, c=team.code, aid=job.assignment_id, d=decision: self._answer(c, aid, d, tt))
+                       partial(self._answer, team.code, job.assignment_id, decision))
 
     def _lapse(self, code: str, aid: int, t: float) -> None:
         team = self.teams[code]
@@ -436,7 +437,7 @@ class Simulation:
                        to=self._lonlat(job.xy), drive_s=round(drive_s, 3), walk_s=round(t_arr - t_dep - drive_s, 3),
                        distance_m=round(dist, 1), api_eta_s=job.eta_s, follows_api_route=joined,
                        shortest_s=None if shortest is None else round(shortest.seconds + ev_walk_m / 1.25, 3))
-        self.agenda.at(t_arr, "arrive", lambda tt, c=team.code, aid=job.assignment_id: self._arrive(c, aid, tt))
+        self.agenda.at(t_arr, "arrive", partial(self._arrive, team.code, job.assignment_id))
 
     def _route_legs(self, search: SearchResult, job: Job, t0: float) -> tuple[list[Leg] | None, bool]:
         """The API's route as legs, joined from the team's true place (the quickest way onto it)."""
@@ -509,7 +510,7 @@ class Simulation:
         action = "hand-up" if other or minutes > b.on_site_cap_min else "resolve"
         stay = min(minutes, b.hand_up_after_min if action == "hand-up" else minutes)
         self.agenda.at(t + stay * 60.0, "finish",
-                       lambda tt, c=team.code, aid=job.assignment_id, a=action: self._finish_job(c, aid, a, tt))
+                       partial(self._finish_job, team.code, job.assignment_id, action))
 
     def _finish_job(self, code: str, aid: int, action: str, t: float) -> None:
         team = self.teams[code]
@@ -542,7 +543,7 @@ class Simulation:
         ev = self.events.get(event_id)
         key = ev.code if ev else event_id
         hours = float(self._rng("review", key).lognormal(math.log(self.b.review_median_h), self.b.review_sigma))
-        self.agenda.at(t + hours * 3600.0, "operator", lambda tt, e=event_id: self._close(e, tt))
+        self.agenda.at(t + hours * 3600.0, "operator", partial(self._close, event_id))
 
     def _close(self, event_id: int, t: float) -> None:
         r = self.api.call(OPERATOR, "operator", "POST", f"/v1/events/{event_id}/transitions",
@@ -554,7 +555,7 @@ class Simulation:
         minutes = float(self._rng("rung", ev.code, rung).lognormal(
             math.log(max(limit * self.b.higher_rung_share_of_limit, 1.0)), 0.5))
         ev.settling = True
-        self.agenda.at(t + minutes * 60.0, "operator", lambda tt, e=ev.id, r=rung: self._settle(e, r, tt))
+        self.agenda.at(t + minutes * 60.0, "operator", partial(self._settle, ev.id, rung))
 
     def _settle(self, event_id: int, rung: int, t: float) -> None:
         """The rung the event went up to settles it (the command room records it: arrive, resolve)."""
@@ -586,7 +587,7 @@ class Simulation:
         ev.rung = rung
         self.log.write(t, "escalated", event=event_id, rung=rung)
         self.agenda.at(t + self.b.redispatch_escalated_min * 60.0, "operator",
-                       lambda tt, e=event_id: self._look_after(e, tt))
+                       partial(self._look_after, event_id))
 
     def _look_after(self, event_id: int, t: float) -> None:
         """An escalated event: nobody holds it and it waits -> dispatch it again; handed up -> its rung settles."""
@@ -602,7 +603,7 @@ class Simulation:
                 self._feed(d["team"], t)
             else:
                 self.agenda.at(t + self.b.redispatch_escalated_min * 60.0, "operator",
-                               lambda tt, e=event_id: self._look_after(e, tt))
+                               partial(self._look_after, event_id))
         elif status in ("dispatched", "accepted", "on_site"):
             self._plan_higher_rung(ev, ev.rung, t)
 

@@ -155,7 +155,8 @@ class StreetProfile:
         t = pd.to_datetime(h["reported_at"], utc=True).dt.tz_convert(TZ)
         h["hour"], h["weekday"], h["month"] = t.dt.hour, t.dt.day_of_week, t.dt.month - 1
         days = max((t.max() - t.min()).total_seconds() / 86400.0, 1.0)
-        daily = {(ch, cat): n / days for (ch, cat), n in h.groupby(["channel", "category"]).size().items()}
+        sizes = h.groupby(["channel", "category"]).size()
+        daily = {(str(ch), str(cat)): float(n) / days for (ch, cat), n in zip(sizes.index, sizes.to_numpy(), strict=True)}
         hourly = {}
         for ch, g in h.groupby("channel"):
             w = np.bincount(g["hour"], minlength=24).astype(float) + 0.05  # no hour impossible

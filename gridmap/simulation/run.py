@@ -48,8 +48,10 @@ def simulate(world: World, client: httpx.Client, credentials: dict[str, str], co
     driver = Driver(client, credentials, stats=stats)
     clock: Clock
     if config.mode == "fast":
-        clock = FastClock(config.start, lambda at: driver.call(ADMIN, "clock", "PUT", "/v1/simulation/clock",
-                                                               json={"at": at.isoformat()}) and None)
+        def move(at: dt.datetime) -> None:
+            driver.call(ADMIN, "clock", "PUT", "/v1/simulation/clock", json={"at": at.isoformat()})
+
+        clock = FastClock(config.start, move)
     else:
         clock = LiveClock(config.start, sleep=_sleeper(stop))
     sim = Simulation(world, driver, clock, log, behaviour or Behaviour(), config, stop=stop, say=say,
@@ -60,7 +62,11 @@ def simulate(world: World, client: httpx.Client, credentials: dict[str, str], co
 def _sleeper(stop: threading.Event | None) -> Callable[[float], None]:
     if stop is None:
         return time.sleep
-    return lambda s: stop.wait(s) and None
+
+    def sleep(s: float) -> None:
+        stop.wait(s)
+
+    return sleep
 
 
 @dataclass

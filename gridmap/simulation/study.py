@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,7 +61,7 @@ class PolicyRun:
     rule: str
     day: str
     seed: int
-    metrics: dict[str, float | int | None]
+    metrics: dict[str, Any]  # figures, and the events' response times (a list) under "_response_min"
     digest: str
     wall_s: float
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,7 +201,8 @@ def _fingerprint() -> str:
     return f"sample v{sample.SAMPLE_VERSION}, schema {migrate.head_revision()}, users 2"
 
 
-def ensure_template(settings: Settings, say=lambda msg: None) -> tuple[str, dict[str, str]]:
+def ensure_template(settings: Settings,
+                    say: Callable[[str], None] = lambda msg: None) -> tuple[str, dict[str, str]]:
     """The simulation template (a freshly loaded sample street, marked, with the simulator's users), made once
     and reused while the generator, the schema and the users file still match it. Returns (name, credentials)."""
     name = template_name(settings)
@@ -259,7 +261,7 @@ def fresh_copy(settings: Settings, template: str, target: str, *, start: dt.date
     return engine
 
 
-def housekeeping(settings: Settings, name: str):
+def housekeeping(settings: Settings, name: str) -> Callable[[], None]:
     """A function that vacuums the simulation database's hot tables (fast mode calls it every few simulated
     minutes: see :func:`gridmap.storage.simulation_sql.vacuum_hot_tables`)."""
     url = libpq_url(db_url(settings, name))

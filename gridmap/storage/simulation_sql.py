@@ -90,7 +90,8 @@ def drop_database(admin: psycopg.Connection, name: str) -> None:
 
 
 def database_exists(admin: psycopg.Connection, name: str) -> bool:
-    return admin.execute("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = %s)", (name,)).fetchone()[0]
+    row = admin.execute("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = %s)", (name,)).fetchone()
+    return bool(row is not None and row[0])
 
 
 # -- what the simulator reads of the street -----------------------------------------------------------------
