@@ -47,7 +47,7 @@ def _shifts() -> dict[str, Shift]:
 @dataclass(frozen=True)
 class Behaviour:
     """Every behaviour figure of the simulation. Sources: "sample" = measured on the sample street's year of
-    events (see :func:`measure_history`); "assumed" = no record holds it (stated in docs/simulation.md)."""
+    events (see :func:`measure_history`); "assumed" = no record holds it (the reason is given beside the figure)."""
 
     # -- positions ---------------------------------------------------------------------------------------
     #: a fix from every on-duty team's phone every this many seconds (the issue's figure)
