@@ -22,6 +22,7 @@ from api import dashboard, deps, errors, field, resident
 from api.routes import dispatch as dispatch_routes
 from api.routes import events, teams
 from api.routes import registry as registry_routes
+from api.routes import simulation as simulation_routes
 from gridmap.config import Settings, get_settings
 from gridmap.errors import NotFound
 from gridmap.services.auth import AuthService, TokenSigner, resolve_secret
@@ -36,6 +37,7 @@ from gridmap.services.notify import LogNotifier, OfferChaser
 from gridmap.services.photos import PhotoService
 from gridmap.services.qr import Limits, ResidentService
 from gridmap.services.registry import Registry, connect
+from gridmap.services.simclock import app_clock, dispatch_policy
 from gridmap.services.teams import TeamService
 
 log = logging.getLogger("gridmap.api")
@@ -50,21 +52,24 @@ Log in at `POST /v1/auth/token`, then send `Authorization: Bearer <token>`. Erro
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None, *,
                clock: Callable | None = None) -> FastAPI:
-    """Build the app. ``clock`` (an aware-datetime callable) replaces the wall clock, e.g. in tests."""
-    now = clock or system_clock
+    """Build the app. ``clock`` (an aware-datetime callable) replaces the wall clock, e.g. in tests; on a
+    simulation database ``GRIDMAP_CLOCK=simulation`` makes it the simulation's (gridmap/services/simclock.py)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or (registry.settings if registry is not None else get_settings())
         signer = TokenSigner(resolve_secret(cfg), cfg.token_ttl_s)  # refuses default or weak secrets
         reg = registry or connect(cfg)
+        # the simulation's clock only on a simulation database (ConfigError otherwise); its dispatch rule too
+        now, sim_clock, sim = app_clock(cfg, reg.engine, clock, system_clock)
         try:
-            dispatcher = Dispatcher.from_database(reg.engine, now=now())
+            dispatcher = Dispatcher.from_database(reg.engine, dispatch_policy(sim), now=now())
         except NotFound as exc:  # no road network yet: the API serves, events wait for manual handling
             log.warning("automatic dispatch is off: %s", exc)
             dispatcher = None
         st = app.state
         st.settings, st.registry, st.engine, st.clock, st.dispatcher = cfg, reg, reg.engine, now, dispatcher
+        st.sim_clock = sim_clock
         st.auth = AuthService(signer, reg.engine, cfg)
         st.auth.start()  # LISTEN for revoked sessions: they end at once in every process
         st.events = EventService(reg.engine, cfg, dispatcher, now)
@@ -98,6 +103,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                     await task
             st.feed.stop()
             st.auth.stop()
+            if sim_clock is not None:
+                sim_clock.close()
             if registry is None:
                 reg.dispose()
 
@@ -105,6 +112,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                   default_response_class=errors.GridmapJSON, dependencies=[Depends(deps.no_unknown_query)])
     errors.install(app)
     limits = settings or (registry.settings if registry is not None else get_settings())
+    app.add_middleware(simulation_routes.PinSimulationClock, state_of=app)
     app.add_middleware(errors.BodyLimit, max_bytes=limits.max_body_bytes,
                        path_limit=field.body_limit(limits.photo_max_bytes))
     # outermost (added last): request ids and headers on every response, even a 413 or a 500 from below
@@ -114,6 +122,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(events.router)
     app.include_router(teams.router)
     app.include_router(dispatch_routes.router)
+    app.include_router(simulation_routes.router)
     app.include_router(dashboard.router)
     app.include_router(field.shell)
     app.include_router(field.api)

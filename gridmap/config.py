@@ -11,7 +11,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest request body the API accepts.")
     escalation_interval_s: float = Field(
         default=30.0, ge=0, description="How often the API sweeps for timed-out offers and overdue events (0: never)."
+    )
+    clock: Literal["system", "simulation"] = Field(
+        default="system",
+        description="The API's clock. 'simulation': the clock of a simulation database (its simulation_mark row), "
+        "moved by `gridmap simulate fast` through PUT /v1/simulation/clock; the API refuses to start with it on "
+        "any other database.",
     )
     # -- sessions and logins (gridmap/services/auth.py) ---------------------------------------------------
     session_cache_ttl_s: float = Field(

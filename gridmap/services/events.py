@@ -654,10 +654,15 @@ def set_cached_team_status(dispatcher: Dispatcher, code: str, status: str) -> No
 
 
 def set_cached_team_position(dispatcher: Dispatcher, code: str, lon: float, lat: float, at_epoch: float) -> None:
-    """Move a team in a dispatcher's in-memory index (a position another process stored)."""
+    """Move a team in a dispatcher's in-memory index (a position another process stored), unless the index holds
+    a newer fix already: the announcement of an older one, handled late, must not move the team back."""
     teams = getattr(dispatcher, "teams", None)
     if teams is None or code not in getattr(teams, "index", {}) or lon is None or lat is None:
         return
     x, y = transformer("EPSG:4326", MEASURE_CRS).transform(lon, lat)
     with dispatcher._lock:
-        teams.move_teams([code], np.array([x]), np.array([y]), np.array([float(at_epoch)]))
+        i = teams.index[code]
+        at = float(at_epoch)
+        if at < teams.pos_at[i] or (at == teams.pos_at[i] and abs(teams.x[i] - x) < 1e-6 and abs(teams.y[i] - y) < 1e-6):
+            return  # older than the cached fix, or that very fix (this process stored it: nothing to redo)
+        teams.move_teams([code], np.array([x]), np.array([y]), np.array([at]))
