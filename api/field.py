@@ -35,7 +35,7 @@ BASE = "/field"
 FIELD_CSP = CSP.replace("img-src 'self' data:", "img-src 'self' data: blob:") + "; manifest-src 'self'"
 FIELD_HEADERS = {**SECURITY_HEADERS, "Content-Security-Policy": FIELD_CSP}
 _STATIC_NAME = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$"
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=100,
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=r"^[A-Za-z0-9_.:\-]{8,100}$",
                                               description="a random key made once per action; a retry with the "
                                                           "same key is applied once and answered the same")]
 _ASSET: dict[int | str, dict[str, Any]] = {200: {"description": "the file", "content": {"text/javascript": {}, "text/css": {}, "image/png": {},
