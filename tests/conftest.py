@@ -9,6 +9,8 @@ database cannot be had, it fails.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -116,3 +118,20 @@ def db(engine, settings) -> Registry:
     truncate_all(engine)
     yield reg
     truncate_all(engine)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the whole session, shared by the dashboard's and the field app's browser tests:
+    Playwright's sync API runs one instance per thread (a second ``sync_playwright()`` while the first is open
+    fails with "using Playwright Sync API inside the asyncio loop"). ``browser.devices`` holds Playwright's
+    device descriptors (the field app's phone)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.dashboard.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        b.devices = p.devices  # type: ignore[attr-defined]
+        yield b
+        b.close()

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import sync_playwright
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -135,12 +134,10 @@ def server(dash_engine, settings, dispatched):
 
 
 @pytest.fixture(scope="session")
-def browser():
+def browser(browser):
+    """The session's one Chromium (tests/conftest.py), with the screenshots' folder ready."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+    return browser
 
 
 class Guard:

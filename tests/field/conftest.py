@@ -23,7 +23,7 @@ import httpx
 import pytest
 import uvicorn
 from PIL import Image
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from api.app import create_app
 from gridmap.services import auth
 from gridmap.services.registry import Registry
-from tests.dashboard.conftest import CHROMIUM, CHROMIUM_ARGS, Guard, _free_port
+from tests.dashboard.conftest import Guard, _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "field-app"
@@ -131,15 +131,6 @@ class Api:
 @pytest.fixture(scope="session")
 def api(field_server, field_db) -> Api:
     return Api(field_server, field_db.users)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        b.devices = p.devices  # type: ignore[attr-defined]
-        yield b
-        b.close()
 
 
 def phone_context(browser: Browser, base: str, lon: float, lat: float) -> BrowserContext:
