@@ -36,7 +36,8 @@ from gridmap.storage.ops import REGISTRY_TABLES
 
 #: Bump when the generator's output changes, so `gridmap setup` reloads an older sample.
 #: 2: teams are generated on or off duty only (no "assigned"/"on_site" team without an assignment).
-SAMPLE_VERSION = 2
+#: 3: a second, smaller street (330106901, the south-east corner's three communities) in the same district.
+SAMPLE_VERSION = 3
 ROADS_FILE = "roads/hz_xihu_gongshu_osm_drive.gpkg"
 DISTRICTS_FILE = "boundaries/hangzhou_districts_tianditu.geojson"
 Step = Callable[[str, int, int], None]
