@@ -13,6 +13,8 @@ import pandas as pd
 import psycopg
 import shapely
 
+from gridmap.storage import scopes
+
 
 def road_graph(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Nodes (id, lon, lat) and directed edges (id, source, target, length_m, travel_time_s, wkb) in EPSG:4326."""
@@ -167,9 +169,10 @@ def close_assignment(conn: psycopg.Connection, assignment_id: int, status: str, 
 
 
 def overdue_offers(conn: psycopg.Connection, now: dt.datetime, street: str | None = None) -> list[int]:
-    """Offers past their answer time (of the events of ``street``, or all), locked."""
+    """Offers past their answer time (of the events of area ``street`` — a district, street or community —, or
+    all), locked."""
     return [r[0] for r in conn.execute(
         "SELECT a.id FROM assignments a WHERE a.status = 'offered' AND a.respond_by < %(now)s "
         "AND (%(street)s::text IS NULL OR EXISTS (SELECT 1 FROM events e WHERE e.id = a.event_id "
-        "AND e.street_code = %(street)s)) ORDER BY a.respond_by FOR UPDATE OF a SKIP LOCKED",
+        f"AND {scopes.events('e.', '%(street)s')})) ORDER BY a.respond_by FOR UPDATE OF a SKIP LOCKED",
         {"now": now, "street": street})]
