@@ -17,9 +17,9 @@ import anyio
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import dashboard, deps, errors
+from api import dashboard, deps, errors, screens
 from api.routes import dispatch as dispatch_routes
-from api.routes import events, teams
+from api.routes import events, levels, mediation, teams, units
 from api.routes import registry as registry_routes
 from gridmap.config import Settings, get_settings
 from gridmap.errors import NotFound
@@ -28,9 +28,12 @@ from gridmap.services.dispatch import Dispatcher
 from gridmap.services.escalation import EscalationService
 from gridmap.services.events import EventService, system_clock
 from gridmap.services.feed import FeedHub
+from gridmap.services.levels import LevelsService
+from gridmap.services.mediation import MediationService
 from gridmap.services.metrics import MetricsService
 from gridmap.services.registry import Registry, connect
 from gridmap.services.teams import TeamService
+from gridmap.services.units import UnitService
 
 log = logging.getLogger("gridmap.api")
 DESCRIPTION = """Grid-management (网格化管理) GIS backend: the spatial registry in PostGIS, events from every
@@ -72,6 +75,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         st.escalation = EscalationService(reg.engine, dispatcher, now)
         st.metrics = MetricsService(now)
         st.teams = TeamService(reg.engine, dispatcher, now)
+        st.units, st.mediation, st.levels = UnitService(reg.engine, now), MediationService(reg.engine, now), \
+            LevelsService(now)
         st.feed = FeedHub.for_engine(reg.engine, dispatcher)
         st.feed.start()
         sweeper = asyncio.create_task(_sweep_forever(st.escalation, cfg.escalation_interval_s))
@@ -97,7 +102,11 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(events.router)
     app.include_router(teams.router)
     app.include_router(dispatch_routes.router)
+    app.include_router(units.router)
+    app.include_router(mediation.router)
+    app.include_router(levels.router)
     app.include_router(dashboard.router)
+    app.include_router(screens.router)
     return app
 
 
