@@ -582,7 +582,7 @@ class AuthService:
     def _principal(conn: Connection, row) -> Principal:
         team_id = team_code = None
         grids: tuple[str, ...] = ()
-        scope = scope_of(conn, row)
+        where = scope_of(conn, row)
         if row["role"] in TEAM_ROLES:
             scope = sql.member_scope(conn, row["member_code"])
             if scope is None or scope["team_id"] is None:
@@ -591,7 +591,7 @@ class AuthService:
             team_id, team_code, grids = scope["team_id"], scope["team_code"], tuple(scope["grids"] or ())
         return Principal(row["user_id"] if "user_id" in row else row["id"], row["username"], row["role"],
                          row["street_code"] if row["role"] != "unit" else None, team_id, team_code, grids,
-                         scope=scope)
+                         scope=where)
 
     def change_own_password(self, session: Session, p: Principal, old: str, new: str, now: dt.datetime, *,
                             client: Client | None = None) -> tuple[str, dt.datetime, Principal]:
@@ -758,8 +758,9 @@ def create_user(session: Session, *, username: str, password: str, role: str, st
 
 def scope_columns(role: str, values: dict[str, str | None]) -> dict[str, str | None]:
     """The scope columns a user of ``role`` keeps: an operator's area, a unit member's unit; the others are
-    cleared (an admin's stray street is not stored; a demoted operator loses their area)."""
-    keep = {"operator": ("district_code", "street_code", "community_code"), "unit": ("unit_code",)}.get(role, ())
+    cleared, but for ``street_code``, which every role but a unit member keeps as before levels existed."""
+    keep = {"operator": ("district_code", "street_code", "community_code"),
+            "unit": ("unit_code",)}.get(role, ("street_code",))
     return {k: (v if k in keep else None) for k, v in values.items()}
 
 
