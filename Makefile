@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make demo   installs everything (system packages, Python venv), starts the database, loads the
 #               sample street and starts the API in the background
-#   make test   installs what is missing and runs the whole test suite (lint, layering contract, pytest)
+#   make test   installs what is missing and runs the whole test suite (lint, layering contract, types, pytest)
 .PHONY: demo test setup lint stop bench clean-db
 
 demo:
@@ -13,11 +13,13 @@ setup:
 test: setup
 	.venv/bin/ruff check gridmap api scripts tests
 	.venv/bin/lint-imports
+	.venv/bin/mypy
 	.venv/bin/python -m pytest
 
 lint:
 	.venv/bin/ruff check gridmap api scripts tests
 	.venv/bin/lint-imports
+	.venv/bin/mypy
 
 stop:
 	.venv/bin/python scripts/serve_background.py stop

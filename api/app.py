@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     now = clock or system_clock
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or (registry.settings if registry is not None else get_settings())
         signer = TokenSigner(resolve_secret(cfg), cfg.token_ttl_s)  # refuses default or weak secrets
         reg = registry or connect(cfg)
@@ -120,7 +121,7 @@ async def _build_routes(app: FastAPI) -> None:
     async def receive() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(message: dict) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         pass
 
     for method, path in (("GET", "/.well-known/gridmap/build-routes"), ("POST", "/v1/events")):

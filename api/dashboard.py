@@ -36,7 +36,7 @@ import datetime as dt
 import gzip
 import json
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
 import pydeck
@@ -44,6 +44,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
 import gridmap.viz as gv
 from api.deps import get_client, precheck_login
@@ -89,7 +90,7 @@ _LOGOUT_RESPONSES: dict[int | str, dict] = {
     200: {"description": "Accept: application/json: {logged_out: true}", "content": {"application/json": {}}},
     303: {"description": "to the login form"},
 }
-_ASSET = {200: {"description": "the file", "content": {"text/javascript": {}, "text/css": {}, "text/html": {},
+_ASSET: dict[int | str, dict[str, Any]] = {200: {"description": "the file", "content": {"text/javascript": {}, "text/css": {}, "text/html": {},
                                                         "text/plain": {}}}}
 BASE = "/dashboard"
 LOGIN_URL = f"{BASE}/login"
@@ -311,7 +312,7 @@ async def login(request: Request) -> Response:
     return response
 
 
-def _end(state, sid: str | None, reason: str) -> None:
+def _end(state: State, sid: str | None, reason: str) -> None:
     if sid:
         with Session(state.engine, expire_on_commit=False) as session:
             state.auth.logout(session, sid, state.clock(), reason)
@@ -356,7 +357,7 @@ def _send(request: Request, body: bytes, media_type: str, *, cache: str = "no-st
     return Response(body, media_type=media_type, headers=headers)
 
 
-def _json(request: Request, obj, *, cache: str = "no-store") -> Response:
+def _json(request: Request, obj: object, *, cache: str = "no-store") -> Response:
     return _send(request, gv.dumps(obj), "application/json", cache=cache)
 
 

@@ -36,7 +36,7 @@ from gridmap.services.events import EventService
 from gridmap.services.metrics import MetricsService
 
 
-def _declared_query(route) -> frozenset[str]:
+def _declared_query(route: object) -> frozenset[str]:
     """The query parameters ``route`` declares (its own and its dependencies')."""
     names: set[str] = set()
     todo = [getattr(route, "dependant", None)]

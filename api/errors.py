@@ -143,12 +143,12 @@ def database_unavailable(exc: BaseException) -> bool:
     return False
 
 
-def request_id(scope_or_request) -> str | None:
+def request_id(scope_or_request: Request | Scope) -> str | None:
     scope = getattr(scope_or_request, "scope", scope_or_request)
     return (scope.get("state") or {}).get("request_id")
 
 
-def unavailable_response(rid: str | None, **extra) -> GridmapJSON:
+def unavailable_response(rid: str | None, **extra: object) -> GridmapJSON:
     """503 + Retry-After: the database is out of reach."""
     body = {"error": "DatabaseUnavailable", "field": "database",
             "message": "the database is not reachable right now (down, restarting or out of connections)",
@@ -249,7 +249,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errs = exc.errors()
-        first = errs[0] if errs else {"loc": (), "msg": "invalid request"}
+        first: dict[str, Any] = errs[0] if errs else {"loc": (), "msg": "invalid request"}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
         field = ".".join(loc) or "body"
         msg = first.get("msg", "invalid")
@@ -323,6 +323,6 @@ class BodyLimit:
         return await self.app(scope, replay, send)
 
 
-def dumps(obj) -> str:
+def dumps(obj: object) -> str:
     """JSON text by the one encoder (for the live feed's messages)."""
     return encode_json(obj).decode("utf-8")

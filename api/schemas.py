@@ -32,7 +32,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _iso_only(v):
+def _iso_only(v: object) -> object:
     """A time must be ISO 8601 text: numbers (Unix seconds) are refused, they hide unit and zone mistakes."""
     if isinstance(v, int | float | bool) or (isinstance(v, str) and _is_number(v)):
         raise ValueError("give an ISO 8601 time with a UTC offset, e.g. 2026-11-02T09:30:00+08:00")

@@ -39,11 +39,17 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
+from multiprocessing.context import SpawnContext
+from types import FrameType
+from typing import Any
 
 import uvicorn
 
 log = logging.getLogger("gridmap.api.serve")
 APP = "api.app:create_app"
+#: The workers' pids, shared with them: multiprocessing's Array("i", n, lock=False) (typeshed types it Any)
+SharedPids = Any
 BACKLOG = 2048
 PROGRESS_ENV = "GRIDMAP_PROGRESS_FILE"
 
@@ -75,7 +81,8 @@ def _compile(progress_path: str | None) -> None:
     Progress(progress_path)(compile_kernels().message)
 
 
-def compile_kernels_first(progress: Progress, ctx=None, should_stop=lambda: False) -> bool:
+def compile_kernels_first(progress: Progress, ctx: SpawnContext | None = None,
+                          should_stop: Callable[[], bool] = lambda: False) -> bool:
     """Compile the routing kernels in a child process before any worker starts; False if it failed (the
     workers then compile what they need themselves, as before) or ``should_stop()`` became true."""
     from gridmap.services.warmup import kernels_cached
@@ -105,17 +112,17 @@ def compile_kernels_first(progress: Progress, ctx=None, should_stop=lambda: Fals
 class _Worker(uvicorn.Server):
     """A uvicorn server without a listening socket of its own: it serves the connections it is handed."""
 
-    def __init__(self, config: uvicorn.Config, channel: socket.socket, ready, slot: int) -> None:
+    def __init__(self, config: uvicorn.Config, channel: socket.socket, ready: SharedPids, slot: int) -> None:
         super().__init__(config)
         self.channel, self.ready, self.slot = channel, ready, slot
 
-    async def startup(self, sockets=None) -> None:
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # the app's lifespan; no listener
         loop = asyncio.get_running_loop()
         config = self.config
 
-        def protocol():  # what uvicorn's own listener would build for each connection
-            return config.http_protocol_class(config=config, server_state=self.server_state,
+        def protocol() -> asyncio.Protocol:  # what uvicorn's own listener would build for each connection
+            return config.http_protocol_class(config=config, server_state=self.server_state,  # type: ignore[call-arg]  # typed as asyncio.Protocol; uvicorn's HTTP protocols take these
                                               app_state=self.lifespan.state, _loop=loop)
 
         def receive() -> None:
@@ -134,13 +141,13 @@ class _Worker(uvicorn.Server):
         loop.add_reader(self.channel.fileno(), receive)
         self.ready[self.slot] = os.getpid()
 
-    async def shutdown(self, sockets=None) -> None:
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_reader(self.channel.fileno())
         await super().shutdown(sockets=sockets)
 
 
-def _work(app: str, channel: socket.socket, ready, slot: int, options: dict) -> None:
+def _work(app: str, channel: socket.socket, ready: SharedPids, slot: int, options: dict[str, Any]) -> None:
     config = uvicorn.Config(app, factory=True, **options)
     _Worker(config, channel, ready, slot).run()
 
@@ -178,9 +185,10 @@ class Supervisor:
     def _hand_over(self, conn: socket.socket) -> bool:
         for _ in range(self.n):
             slot, self.next = self.next, (self.next + 1) % self.n
-            if self.ready[slot] and self.procs[slot].is_alive():
+            channel = self.channels[slot]  # (a ready slot has one)
+            if channel is not None and self.ready[slot] and self.procs[slot].is_alive():
                 try:
-                    socket.send_fds(self.channels[slot], [b"c"], [conn.fileno()])
+                    socket.send_fds(channel, [b"c"], [conn.fileno()])
                     return True
                 except OSError:  # that worker just went away
                     continue
@@ -194,7 +202,7 @@ class Supervisor:
         wake_w.setblocking(False)
         signal.set_wakeup_fd(wake_w.fileno())
 
-        def stop(_signum, _frame) -> None:
+        def stop(_signum: int, _frame: FrameType | None) -> None:
             self.stopping = True
 
         signal.signal(signal.SIGTERM, stop)
@@ -269,7 +277,7 @@ class Supervisor:
         return status
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 2, *, app: str = APP, **options) -> int:
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 2, *, app: str = APP, **options: Any) -> int:
     """Serve the app factory ``app`` with ``workers`` processes until SIGTERM/SIGINT; returns the exit status.
 
     ``options`` go to :class:`uvicorn.Config` (``log_level``, ``access_log``, ...). uvicorn's own

@@ -5,6 +5,8 @@
 >>> grids = db.layer("grids")         # a GeoDataFrame in EPSG:4326                                          # doctest: +SKIP
 """
 
+from types import ModuleType
+
 from gridmap.config import MEASURE_CRS, STORAGE_SRID, Settings, get_settings
 from gridmap.core.crs import gcj02_to_wgs84, wgs84_to_gcj02
 from gridmap.errors import (
@@ -23,7 +25,7 @@ __version__ = "0.1.0"
 
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> ModuleType:
     # `gm.analysis` is imported on first use: it pulls in esda, libpysal, h3 and PuLP (seconds to import).
     if name == "analysis":
         import importlib

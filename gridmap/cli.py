@@ -7,8 +7,9 @@ import errno
 import functools
 import socket
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,13 +18,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
-from gridmap.config import get_settings
+from gridmap.config import Settings, get_settings
 from gridmap.errors import GridmapError, InvalidInput
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from gridmap.services.dispatch import Dispatcher
+    from gridmap.services.registry import Registry
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 try:  # recent typer carries its own copy of click
     from typer._click import exceptions as _cx
 except ImportError:  # pragma: no cover - older typer runs on click itself
-    from click import exceptions as _cx
+    from click import exceptions as _cx  # type: ignore[no-redef]  # the same module, from click
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -38,11 +48,12 @@ class _OneLineErrors(TyperGroup):
     """A bad option or argument is one red line that names it, exit code 2 (click's default prints the usage
     and a boxed message); `--help` and a command without arguments still show the help."""
 
-    def main(self, *args, standalone_mode: bool = True, **kwargs):
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **kwargs)
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **kwargs)
         except _cx.NoArgsIsHelpError as exc:  # the help, printed (by rich) when the message was made
             if exc.format_message().strip():
                 exc.show()
@@ -79,13 +90,13 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tr
     _state["verbose"] = verbose
 
 
-def friendly(fn):
+def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     """Errors become one red line and exit code 1 (a traceback only with --verbose): domain errors say the
     field and the fix; a file or network error says what the system said; anything else is a bug, named as
     such, with the way to see its traceback."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, _cx.ClickException, KeyboardInterrupt):
@@ -111,7 +122,7 @@ def friendly(fn):
     return wrapper
 
 
-def _registry():
+def _registry() -> Registry:
     from gridmap.services.registry import connect
 
     return connect()
@@ -170,7 +181,7 @@ def db_downgrade(revision: str = typer.Argument(..., help="Target revision, e.g.
     out.print(_migration(database.downgrade, revision))
 
 
-def _migration(step, revision: str) -> str:
+def _migration(step: Callable[[Settings, str], str], revision: str) -> str:
     """Run an Alembic step; an unknown revision is the caller's mistake, said as one line."""
     from alembic.util import CommandError
 
@@ -182,7 +193,7 @@ def _migration(step, revision: str) -> str:
 
 
 # -- load / export ----------------------------------------------------------------------------------
-def _progress_bar(label: str):
+def _progress_bar(label: str) -> Progress:
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                     transient=True, disable=not sys.stderr.isatty())
 
@@ -211,7 +222,7 @@ def load(
         task = bar.add_task("copy", total=None)
         rep = db.load(
             layer, file, file_layer=file_layer, crs=crs, gcj02=gcj02, swap=swap_xy, lon_col=lon_col, lat_col=lat_col,
-            repair=not no_repair, outside=outside, skip_invalid=skip_invalid,  # type: ignore[arg-type]
+            repair=not no_repair, outside=outside, skip_invalid=skip_invalid,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     out.print(
@@ -236,7 +247,7 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
         raise typer.BadParameter("give min_lon,min_lat,max_lon,max_lat", param_hint="--bbox") from None
     if len(parts) != 4:
         raise typer.BadParameter("give four numbers: min_lon,min_lat,max_lon,max_lat", param_hint="--bbox")
-    return parts  # type: ignore[return-value]
+    return parts
 
 
 @app.command("export")
@@ -343,7 +354,7 @@ def _parse_time(value: str | None, option: str) -> dt.datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=TZ)
 
 
-def _dispatcher(now: dt.datetime):
+def _dispatcher(now: dt.datetime) -> Dispatcher:
     from gridmap.services.dispatch import Dispatcher
 
     return Dispatcher.from_database(_registry().engine, now=now)
@@ -424,7 +435,7 @@ def setup(
         _serve(host, port, workers)
 
 
-def _warm_up(engine) -> None:
+def _warm_up(engine: Engine) -> None:
     """Compile the routing kernels now (numba caches them on disk), so that the API's workers start in
     seconds instead of each compiling them, for minutes on a busy machine, at the same time."""
     from gridmap.services import warmup
@@ -437,7 +448,7 @@ def _warm_up(engine) -> None:
     out.print(report.message, highlight=False)
 
 
-def _api_access(settings, engine) -> None:
+def _api_access(settings: Settings, engine: Engine) -> None:
     """What the API needs to start: a secret key (never a default one) and one demo user per role."""
     from gridmap.services import auth
 
@@ -488,7 +499,7 @@ def users_add(
     out.print(f"created {role} {username}" + ("" if password else f" with password {pw}"), highlight=False)
 
 
-def _users_do(fn, *args, **kwargs):
+def _users_do(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     """Run a gridmap.services.users function as the command line (no principal), at the wall clock."""
     import datetime as _dt
 
@@ -607,9 +618,11 @@ def ladders_show(category: Annotated[str | None, typer.Argument(help="One catego
     from sqlalchemy.orm import Session
 
     from gridmap.services.escalation import EscalationService
+    from gridmap.services.events import system_clock
 
-    with Session(_registry().engine) as session:
-        rows = EscalationService(None, None, None).ladders(session, category)
+    engine = _registry().engine
+    with Session(engine) as session:
+        rows = EscalationService(engine, None, system_clock).ladders(session, category)
     table = Table("category", "rung", "handler", "limit (min)", "auto")
     for r in rows:
         table.add_row(r["category"], str(r["rung"]), f"{r['name']} {r['name_zh']}", str(r["time_limit_min"]),

@@ -107,7 +107,7 @@ class Settings(BaseSettings):
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
-    def _split_proxies(cls, v):
+    def _split_proxies(cls, v: object) -> object:
         if isinstance(v, str):
             v = v.strip()
             if v.startswith("["):

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Security, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Security, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
@@ -88,7 +89,7 @@ def get_assignment(assignment_id: AssignmentId, session: SessionDep, p: Principa
     return AssignmentOut(**events.assignment(session, p, assignment_id))
 
 
-def _respond(action: str):
+def _respond(action: str) -> Callable[..., RespondOut]:
     def handler(assignment_id: AssignmentId, body: ActionIn, session: SessionDep, p: PrincipalDep,
                 events: EventsDep) -> RespondOut:
         out = events.respond(session, p, assignment_id, action, note=body.note, lon=body.lon, lat=body.lat)
@@ -110,7 +111,7 @@ for _action, _doc in (("accept", "Accept the offer."),
 
 
 # -- live push ----------------------------------------------------------------------------------------------
-def _read_assignment(app, p: Principal, assignment_id: int) -> dict | None:
+def _read_assignment(app: FastAPI, p: Principal, assignment_id: int) -> dict | None:
     with Session(app.state.engine) as session:
         try:
             return app.state.events.assignment(session, p, assignment_id)
@@ -118,18 +119,18 @@ def _read_assignment(app, p: Principal, assignment_id: int) -> dict | None:
             return None
 
 
-def _snapshot(app, p: Principal) -> list[dict]:
+def _snapshot(app: FastAPI, p: Principal) -> list[dict]:
     with Session(app.state.engine) as session:
         return app.state.events.my_assignments(session, p)
 
 
-def _message(kind: Literal["snapshot", "assignment"], payload) -> dict:
+def _message(kind: Literal["snapshot", "assignment"], payload: object) -> dict:
     if kind == "snapshot":
         return {"type": "snapshot", "assignments": payload}
     return {"type": "assignment", "assignment": payload}
 
 
-async def _feed_principal(app, token: str | None, team_id: int | None = None) -> Principal:
+async def _feed_principal(app: FastAPI, token: str | None, team_id: int | None = None) -> Principal:
     """The feed's caller, checked as every request is (session open, user as they are now); a team role, and
     (on a re-check) still the same team."""
     state = app.state
@@ -223,7 +224,7 @@ async def feed_sse(request: Request, p: PrincipalDep,
     hub, sessions = app.state.feed, app.state.auth.cache
     token = creds.credentials if creds else None
 
-    async def stream():
+    async def stream() -> AsyncIterator[str]:
         q = hub.subscribe(p.team_id)
         sessions.watch(p.session_id, p.user_id, q)
         try:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Security, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Security, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
@@ -74,12 +75,12 @@ def event_rungs(request: Request, event_id: EventId, session: SessionDep, p: Pri
 
 
 # -- live --------------------------------------------------------------------------------------------------
-def _snapshot(app, p: Principal, code: str) -> dict:
+def _snapshot(app: FastAPI, p: Principal, code: str) -> dict:
     with Session(app.state.engine) as session:
         return app.state.units.inbox(session, p, code)
 
 
-async def _feed_principal(app, token: str | None, code: str, user_id: int | None = None) -> Principal:
+async def _feed_principal(app: FastAPI, token: str | None, code: str, user_id: int | None = None) -> Principal:
     """The feed's caller, checked as every request is: a member of the unit (or an admin)."""
     state = app.state
     now = state.clock()
@@ -169,7 +170,7 @@ async def unit_feed_sse(request: Request, code: UnitCode, p: PrincipalDep,
     hub, sessions = app.state.feed, app.state.auth.cache
     snap = await run_in_threadpool(_snapshot, app, p, code)  # 404 before the stream starts
 
-    async def stream():
+    async def stream() -> AsyncIterator[str]:
         q = hub.subscribe(unit_key(code))
         sessions.watch(p.session_id, p.user_id, q)
         try:

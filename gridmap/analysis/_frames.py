@@ -13,7 +13,7 @@ from gridmap.errors import InvalidInput
 LOCAL_TZ = "Asia/Shanghai"
 
 
-def require(gdf, name: str, columns: tuple[str, ...] = ()) -> gpd.GeoDataFrame:
+def require(gdf: object, name: str, columns: tuple[str, ...] = ()) -> gpd.GeoDataFrame:
     """Check that ``gdf`` is a GeoDataFrame with a CRS and the given columns; name the fix otherwise."""
     if not isinstance(gdf, gpd.GeoDataFrame):
         raise InvalidInput(f"{name} is a {type(gdf).__name__}, not a GeoDataFrame", field=name,
@@ -48,4 +48,4 @@ def local_month(times: pd.Series) -> pd.Series:
     if t.dt.tz is None:
         raise InvalidInput("timestamps have no time zone", field="reported_at",
                            fix="read events with db.layer('events') or load_events (timestamptz)")
-    return t.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).dt.to_period("M").dt.to_timestamp()
+    return t.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).dt.to_period("M").dt.to_timestamp()  # type: ignore[return-value]  # stubs: .dt.to_timestamp() of a Series is a Series

@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 
 from gridmap.core import _dijkstra
-from gridmap.core.roadgraph import WALK_SPEED, RoadGraph
+from gridmap.core.roadgraph import WALK_SPEED, RoadGraph, Snaps
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Seeds:
     walk_s: np.ndarray
 
 
-def origin_seeds(g: RoadGraph, x, y, max_snap_m: float = 500.0) -> Seeds:
+def origin_seeds(g: RoadGraph, x: npt.ArrayLike, y: npt.ArrayLike, max_snap_m: float = 500.0) -> Seeds:
     """Snap origins (EPSG:4549) to their road edges and seed both ends, as ``network_times`` does."""
     src = g.snap(x, y, max_snap_m)
     ok = src.edge >= 0
@@ -44,7 +45,7 @@ def origin_seeds(g: RoadGraph, x, y, max_snap_m: float = 500.0) -> Seeds:
     return Seeds(nodes, costs, e, tw, f, walk)
 
 
-def seeds_from_snap(g: RoadGraph, snaps, j: int) -> Seeds | None:
+def seeds_from_snap(g: RoadGraph, snaps: Snaps, j: int) -> Seeds | None:
     """The seeds of origin ``j`` of a :class:`~gridmap.core.roadgraph.Snaps` (None if it found no road):
     snap many candidate sites at once, search from each alone."""
     e = int(snaps.edge[j])
@@ -81,7 +82,7 @@ class Targets:
     max_snap_m : destinations farther than this from a road are unreachable (+inf).
     """
 
-    def __init__(self, g: RoadGraph, x, y, max_snap_m: float = 500.0) -> None:
+    def __init__(self, g: RoadGraph, x: npt.ArrayLike, y: npt.ArrayLike, max_snap_m: float = 500.0) -> None:
         s = g.snap(x, y, max_snap_m)
         self._init(g, s.edge, s.twin, s.fraction, s.distance_m)
 
@@ -93,7 +94,8 @@ class Targets:
         self._init(g, edge, g.twin[edge], np.asarray(fraction, dtype=np.float64), np.zeros(len(edge)))
         return self
 
-    def _init(self, g, edge, twin, fraction, distance_m) -> None:
+    def _init(self, g: RoadGraph, edge: np.ndarray, twin: np.ndarray, fraction: np.ndarray,
+              distance_m: np.ndarray) -> None:
         self.n = len(edge)
         self.ok = edge >= 0
         self.edge = edge[self.ok]

@@ -21,6 +21,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from gridmap.config import MEASURE_CRS
 from gridmap.core.roadgraph import WALK_SPEED, RoadGraph
@@ -154,7 +155,8 @@ def isochrones(graph: RoadGraph, facilities: gpd.GeoDataFrame, minutes: float | 
     ([0.5, 1.0], True)
     """
     require(facilities, "facilities")
-    mins = sorted({float(minutes)} if np.isscalar(minutes) else {float(m) for m in minutes})
+    mins = sorted({float(m) for m in minutes} if isinstance(minutes, Iterable) and not isinstance(minutes, str | bytes)
+                  else {float(minutes)})
     if not mins or mins[0] <= 0:
         raise InvalidInput(f"minutes {minutes} must be positive", field="minutes", fix="e.g. minutes=[3, 5]")
     if spacing_m <= 0:
@@ -195,10 +197,10 @@ def isochrones(graph: RoadGraph, facilities: gpd.GeoDataFrame, minutes: float | 
             row = {"minutes": m, "area_km2": poly.area / 1e6, "geometry": poly}
             rows.append({id_column: label, **row} if each else row)
     out = gpd.GeoDataFrame(rows, geometry="geometry", crs=MEASURE_CRS)
-    return out.to_crs(facilities.crs) if facilities.crs != MEASURE_CRS else out
+    return out.to_crs(facilities.crs) if facilities.crs is not None and facilities.crs != MEASURE_CRS else out
 
 
-def _cells_polygon(mask: np.ndarray, gx: np.ndarray, gy: np.ndarray, step: float) -> shapely.Geometry:
+def _cells_polygon(mask: np.ndarray, gx: np.ndarray, gy: np.ndarray, step: float) -> BaseGeometry:
     """The union of the grid cells where ``mask`` is True (rows along y, columns along x), by row runs."""
     if not mask.any():
         return shapely.Polygon()

@@ -171,7 +171,7 @@ def hotspots(events: gpd.GeoDataFrame, area: gpd.GeoDataFrame, *, resolution: in
     groups = counts.groupby(keys, sort=True, observed=True) if keys else [((), counts)]
     for _, part in groups:
         part = part.set_index("cell").loc[cells].reset_index()
-        parts.append(getis_ord(part, "n", k=k, permutations=permutations, alpha=alpha, seed=seed, w=w))
+        parts.append(getis_ord(part, "n", k=k, permutations=permutations, alpha=alpha, seed=seed, w=w))  # type: ignore[arg-type]  # stubs: a GeoDataFrame's groups are GeoDataFrames
     out = pd.concat(parts, ignore_index=True)
     return gpd.GeoDataFrame(out, geometry="geometry", crs="EPSG:4326")
 

@@ -40,7 +40,7 @@ ROAD_HALF_WIDTH_M = {
 DEFAULT_HALF_WIDTH_M = 6.0
 
 
-def _half_width(highway) -> float:
+def _half_width(highway: object) -> float:
     if not isinstance(highway, str):
         return DEFAULT_HALF_WIDTH_M
     return ROAD_HALF_WIDTH_M.get(highway.split(";")[0].strip(), DEFAULT_HALF_WIDTH_M)
@@ -92,7 +92,7 @@ def open_land(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, roads: gpd.G
                 rows.append({"area_code": code, "area_m2": float(part.area), "geometry": part})
     out = gpd.GeoDataFrame(rows, columns=["area_code", "area_m2", "geometry"], geometry="geometry", crs=MEASURE_CRS)
     out = out.sort_values(["area_code", "area_m2"], ascending=[True, False], kind="stable").reset_index(drop=True)
-    return out.to_crs(areas.crs) if areas.crs != MEASURE_CRS else out
+    return out.to_crs(areas.crs) if areas.crs is not None and areas.crs != MEASURE_CRS else out
 
 
 def parking_pressure(events: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *, category: str = "parking",
@@ -170,7 +170,7 @@ def rank_idle_land(parcels: gpd.GeoDataFrame, pressure: gpd.GeoDataFrame, events
     out = out.sort_values(["score", "area_m2"], ascending=False, kind="stable").reset_index(drop=True)
     out["rank"] = np.arange(1, len(out) + 1)
     out = gpd.GeoDataFrame(out, geometry="geometry", crs=MEASURE_CRS)
-    return out.to_crs(parcels.crs) if parcels.crs != MEASURE_CRS else out
+    return out.to_crs(parcels.crs) if parcels.crs is not None and parcels.crs != MEASURE_CRS else out
 
 
 def idle_land_summary(ranked: pd.DataFrame, n: int = 10) -> pd.DataFrame:

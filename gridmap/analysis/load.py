@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -27,14 +28,19 @@ from gridmap.errors import NotFound
 from gridmap.storage import analysis_sql as sql
 from gridmap.storage.queries import AreaFilter
 
+if TYPE_CHECKING:
+    from gridmap.services.registry import Registry
+
 Bbox = tuple[float, float, float, float]
+Db: TypeAlias = "Registry | Engine"  # the registry (gm.connect()) or an SQLAlchemy engine
+T = TypeVar("T")
 
 
-def _engine(db) -> Engine:
+def _engine(db: Db) -> Engine:
     return db if isinstance(db, Engine) else db.engine
 
 
-def _read(db, fn, *args, **kwargs):
+def _read(db: Db, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     with _engine(db).connect() as conn:
         try:
             return fn(conn, *args, **kwargs)
@@ -42,7 +48,7 @@ def _read(db, fn, *args, **kwargs):
             conn.rollback()
 
 
-def area_bounds(db, area: str) -> Bbox:
+def area_bounds(db: Db, area: str) -> Bbox:
     """Lon/lat bounds of an area's current boundary."""
     return _read(db, sql.area_bounds, area)
 
@@ -53,7 +59,7 @@ def _grow(bbox: Bbox, margin_m: float) -> Bbox:
     return (bbox[0] - dlon, bbox[1] - dlat, bbox[2] + dlon, bbox[3] + dlat)
 
 
-def load_road_graph(db, *, area: str | None = None, bbox: Bbox | None = None, margin_m: float = 3000.0) -> RoadGraph:
+def load_road_graph(db: Db, *, area: str | None = None, bbox: Bbox | None = None, margin_m: float = 3000.0) -> RoadGraph:
     """The directed road graph (EPSG:4549, travel times in seconds) around an area or a bbox.
 
     Reads the edges touching the area's (or the bbox's) bounds grown by ``margin_m`` metres, so that
@@ -81,7 +87,7 @@ def load_road_graph(db, *, area: str | None = None, bbox: Bbox | None = None, ma
                                  edges.travel_time_s, geoms, edges.id)
 
 
-def load_roads(db, *, area: str | None = None, bbox: Bbox | None = None, margin_m: float = 0.0) -> gpd.GeoDataFrame:
+def load_roads(db: Db, *, area: str | None = None, bbox: Bbox | None = None, margin_m: float = 0.0) -> gpd.GeoDataFrame:
     """Road lines (one per directed edge) with ``highway`` class, EPSG:4326, around an area or bbox."""
     box = bbox if bbox is not None else (area_bounds(db, area) if area is not None else None)
     if box is not None and margin_m:
@@ -91,7 +97,7 @@ def load_roads(db, *, area: str | None = None, bbox: Bbox | None = None, margin_
                             crs="EPSG:4326")
 
 
-def load_buildings(db, *, area: str | None = None, bbox: Bbox | None = None) -> gpd.GeoDataFrame:
+def load_buildings(db: Db, *, area: str | None = None, bbox: Bbox | None = None) -> gpd.GeoDataFrame:
     """Buildings (footprints, EPSG:4326) with ``households`` and ``residents`` counted in PostGIS.
 
     Examples
@@ -103,7 +109,7 @@ def load_buildings(db, *, area: str | None = None, bbox: Bbox | None = None) -> 
     return _read(db, sql.buildings_with_people, AreaFilter(area=area, bbox=bbox))
 
 
-def load_equipment(db, kinds: str | Sequence[str] = "micro_fire_station", *, status: str | Sequence[str] | None = "in_service",
+def load_equipment(db: Db, kinds: str | Sequence[str] = "micro_fire_station", *, status: str | Sequence[str] | None = "in_service",
                    area: str | None = None, bbox: Bbox | None = None) -> gpd.GeoDataFrame:
     """Fire equipment of some kinds (default: micro fire stations 微型消防站 in service), EPSG:4326."""
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
@@ -111,7 +117,7 @@ def load_equipment(db, kinds: str | Sequence[str] = "micro_fire_station", *, sta
     return _read(db, sql.equipment, AreaFilter(area=area, bbox=bbox), kinds, statuses)
 
 
-def load_events(db, *, area: str | None = None, bbox: Bbox | None = None, start: dt.datetime | None = None,
+def load_events(db: Db, *, area: str | None = None, bbox: Bbox | None = None, start: dt.datetime | None = None,
                 end: dt.datetime | None = None, categories: Sequence[str] | None = None,
                 columns: Sequence[str] | None = None) -> gpd.GeoDataFrame:
     """Events reported in [start, end) inside the area/bbox, optionally of some categories (points, EPSG:4326)."""
@@ -119,9 +125,10 @@ def load_events(db, *, area: str | None = None, bbox: Bbox | None = None, start:
                  columns=columns)
 
 
-def load_event_month_counts(db, *, level: str = "grid", area: str | None = None, bbox: Bbox | None = None,
+def load_event_month_counts(db: Db, *, level: str = "grid", area: str | None = None, bbox: Bbox | None = None,
                             start: dt.datetime | None = None, end: dt.datetime | None = None,
-                            categories: Sequence[str] | None = None, windows=None,
+                            categories: Sequence[str] | None = None,
+                            windows: Mapping[str, tuple[str, float]] | None = None,
                             as_of: dt.datetime | None = None) -> pd.DataFrame:
     """Events per (area code, month, category) counted in PostGIS; see
     :func:`gridmap.storage.analysis_sql.event_month_counts` for ``windows`` and ``as_of``."""
@@ -129,11 +136,11 @@ def load_event_month_counts(db, *, level: str = "grid", area: str | None = None,
                  categories=categories, windows=windows, as_of=as_of)
 
 
-def load_grid_registry(db, *, area: str | None = None, bbox: Bbox | None = None) -> gpd.GeoDataFrame:
+def load_grid_registry(db: Db, *, area: str | None = None, bbox: Bbox | None = None) -> gpd.GeoDataFrame:
     """Current grids with ``population``, ``buildings``, ``households``, ``residents`` and grid ``workers``."""
     return _read(db, sql.grid_registry, AreaFilter(area=area, bbox=bbox))
 
 
-def load_population(db, level: str, *, area: str | None = None, bbox: Bbox | None = None) -> pd.DataFrame:
+def load_population(db: Db, level: str, *, area: str | None = None, bbox: Bbox | None = None) -> pd.DataFrame:
     """Current areas of one level (``grid``, ``community``, ``street``): code, names, parent, population."""
     return _read(db, sql.area_population, AreaFilter(area=area, bbox=bbox), level)

@@ -116,6 +116,9 @@ def _score(counts: pd.DataFrame, population: pd.Series, dims: tuple[Dimension, .
         sel = counts if d.categories is None else counts[counts["category"].isin(d.categories)]
         g = sel.groupby(["code", "month"], sort=True)
         if d.kind == "rate":
+            if d.reference is None:
+                raise InvalidInput(f"dimension {d.name} is a rate without a reference rate", field="dimensions",
+                                   fix="give reference=r0, the rate per 1,000 residents a month that scores 50")
             n = g["events"].sum().reindex(idx, fill_value=0).to_numpy(dtype=float)
             with np.errstate(divide="ignore", invalid="ignore"):
                 value = np.where(pop > 0, n / (pop / 1000.0), np.nan)

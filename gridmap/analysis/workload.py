@@ -92,13 +92,14 @@ def grid_workload(grids: gpd.GeoDataFrame, events: pd.DataFrame | None = None, *
     is_high = out["load_index"] >= high
     is_low = out["load_index"] <= low
     out["flag"] = np.select([~staffed, is_high, is_low], ["no_worker", "high", "low"], default="typical")
+    ratio = r.to_numpy(dtype=float)
     reasons = []
     for i in range(len(out)):
         if not staffed.iloc[i]:
             reasons.append("no grid worker registered")
             continue
-        parts = [f"{m} {r.iloc[i, k]:.1f}× median" for k, m in enumerate(measures)
-                 if (is_high.iloc[i] and r.iloc[i, k] >= high) or (is_low.iloc[i] and r.iloc[i, k] <= low)]
+        parts = [f"{m} {ratio[i, k]:.1f}× median" for k, m in enumerate(measures)
+                 if (is_high.iloc[i] and ratio[i, k] >= high) or (is_low.iloc[i] and ratio[i, k] <= low)]
         reasons.append("; ".join(parts))
     out["flag_reason"] = reasons
     return out

@@ -13,12 +13,16 @@ along it; the tests compare the result with shapely's ``substring`` route for ro
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING
 
 import numba as nb
 import numpy as np
 import shapely
 
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+if TYPE_CHECKING:
+    from gridmap.core.roadgraph import RoadGraph
+
+_CACHE: weakref.WeakKeyDictionary[RoadGraph, EdgeCoords] = weakref.WeakKeyDictionary()
 
 
 class EdgeCoords:
@@ -40,7 +44,7 @@ class EdgeCoords:
         self.length = np.where(counts > 0, self.along[np.maximum(self.ptr[1:] - 1, 0)], 0.0)
 
     @classmethod
-    def of(cls, graph) -> EdgeCoords:
+    def of(cls, graph: RoadGraph) -> EdgeCoords:
         """The (cached) flat vertices of ``graph``'s edges."""
         ec = _CACHE.get(graph)
         if ec is None:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from scipy.special import ndtr
 
@@ -49,7 +51,7 @@ class Roads:
     tree: shapely.STRtree
     named_tree: shapely.STRtree
     named_index: np.ndarray
-    merged: dict[str, shapely.Geometry]
+    merged: dict[str, shapely.LineString | shapely.MultiLineString | shapely.GeometryCollection]
 
 
 def _clean_name(raw: object) -> str:
@@ -137,7 +139,7 @@ def build_blocks(roads: Roads) -> np.ndarray:
                 val = s + (1e7 if not small[b] else 0.0)
                 if val > score[a] or (val == score[a] and b < best[a]):
                     score[a], best[a] = val, b
-        for a in np.flatnonzero(small & (best >= 0)):
+        for a in np.flatnonzero(small & (best >= 0)).tolist():
             ra, rb = _find(parent, a), _find(parent, int(best[a]))
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
@@ -254,7 +256,7 @@ def rectangles(center: np.ndarray, half: np.ndarray, angle: np.ndarray) -> np.nd
     c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
     x = local[..., 0] * c - local[..., 1] * s + center[:, 0:1]
     y = local[..., 0] * s + local[..., 1] * c + center[:, 1:2]
-    return shapely.polygons(np.stack([x, y], axis=-1))
+    return cast("npt.NDArray[np.object_]", shapely.polygons(np.stack([x, y], axis=-1)))
 
 
 @dataclass(frozen=True)

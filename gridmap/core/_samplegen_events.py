@@ -186,7 +186,7 @@ def lifecycle(channel: np.ndarray, category: np.ndarray, reported: np.ndarray, a
     reached = ~np.isnan(t)
     status = np.select([reached[:, 4], reached[:, 3], reached[:, 2]],
                        ["closed", "resolved", "on_site"], default="reported").astype(object)
-    return Lifecycle(*(t[:, k] for k in range(5)), status)
+    return Lifecycle(t[:, 0], t[:, 1], t[:, 2], t[:, 3], t[:, 4], status)
 
 
 def external_ids(channel: np.ndarray, day: np.ndarray) -> np.ndarray:

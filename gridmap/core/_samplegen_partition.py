@@ -90,7 +90,7 @@ def _split(poly: shapely.Geometry, idx: np.ndarray, k: int, plan: BlockPlan, sta
     _, axis, coord = best
     span = np.array([[-1e5, coord], [1e5, coord]]) if axis == 1 else np.array(
         [[coord, -1e5], [coord, 1e5]])
-    line = shapely.linestrings(to_world(span, plan.origin[k], plan.angle[k]))
+    line = shapely.LineString(to_world(span, plan.origin[k], plan.angle[k]))
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(
         shapely.union_all([shapely.boundary(poly), line]))))
     faces = faces[shapely.contains(poly, shapely.point_on_surface(faces))]

@@ -8,10 +8,13 @@ buildings of one estate that face the same road, like "文一西路188号3幢".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 
@@ -51,7 +54,7 @@ def points_in_footprints(fp: Footprints, b: np.ndarray, rng: np.random.Generator
 
 def road_numbers(xy: np.ndarray, roads: Roads) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest named road, house number and distance to it for each point."""
-    pts = shapely.points(xy)
+    pts = cast("npt.NDArray[np.object_]", shapely.points(xy))
     inp, hit = roads.named_tree.query_nearest(pts, all_matches=False)
     road = roads.names[roads.named_index[hit[np.argsort(inp)]]]
     number = np.zeros(len(xy), dtype=np.int64)
@@ -212,7 +215,8 @@ def make_fire_equipment(fp: Footprints, order: np.ndarray, use: np.ndarray, floo
     rows: dict[str, list[np.ndarray]] = {k: [] for k in
                                          ("kind", "name", "station", "building", "business", "xy")}
 
-    def add(kind, name, building, business, xy, station=None) -> None:
+    def add(kind: str, name: Sequence[str] | np.ndarray, building: npt.ArrayLike, business: npt.ArrayLike,
+            xy: npt.ArrayLike, station: npt.ArrayLike | None = None) -> None:
         m = len(name)
         rows["kind"].append(np.full(m, kind, dtype=object))
         rows["name"].append(np.asarray(name, dtype=object))

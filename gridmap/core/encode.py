@@ -26,11 +26,16 @@ import datetime as dt
 import decimal
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 import pandas as pd
 import shapely
+from shapely.geometry.base import BaseGeometry
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 # OPT_NON_STR_KEYS: int/date keys (e.g. by rung, by day). Not OPT_SERIALIZE_NUMPY: orjson would write a NaT
 # inside a datetime64 array as the year 1677; numpy values come to ``jsonable`` instead.
@@ -42,7 +47,7 @@ def _float(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
-def jsonable(v):
+def jsonable(v: object) -> Any:
     """``v`` as something orjson writes; raises ``TypeError`` for a kind of value it does not know."""
     if any(v is m for m in _MISSING):
         return None
@@ -66,7 +71,7 @@ def jsonable(v):
         return v.total_seconds()
     if isinstance(v, decimal.Decimal):
         return _float(float(v)) if v.is_finite() else None
-    if isinstance(v, shapely.Geometry):
+    if isinstance(v, BaseGeometry):  # every shapely geometry class derives from it
         return None if v.is_empty else orjson.loads(shapely.to_geojson(v))
     if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
         return v.tolist()  # Python numbers; orjson writes NaN and inf as null
@@ -88,7 +93,7 @@ def jsonable(v):
     raise TypeError(f"gridmap.core.encode cannot write a {type(v).__module__}.{type(v).__qualname__} as JSON")
 
 
-def _deep(v):
+def _deep(v: object) -> Any:
     """``jsonable`` for values inside a container orjson hands us (lists of arrays, arrays of timestamps)."""
     if isinstance(v, dict):
         return {k: _deep(x) for k, x in v.items()}
@@ -99,14 +104,14 @@ def _deep(v):
     return jsonable(v)
 
 
-def _default(v):
+def _default(v: object) -> Any:
     out = jsonable(v)
     if out is v:  # jsonable handed back the same object: orjson would call us again for ever
         raise TypeError(f"cannot write a {type(v).__qualname__} as JSON")
     return out
 
 
-def dumps(obj) -> bytes:
+def dumps(obj: object) -> bytes:
     """``obj`` as UTF-8 JSON bytes (orjson; missing values as null; see the module for every kind).
     Raises ``TypeError`` for a value of a kind it does not know."""
     return orjson.dumps(obj, default=_default, option=_OPTS)
@@ -121,7 +126,7 @@ def records(df: pd.DataFrame, columns: Iterable[str] | None = None) -> list[dict
     return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-def _cell(v):
+def _cell(v: object) -> Any:
     if isinstance(v, str | bool) or v is None:
         return v
     if isinstance(v, int) and not isinstance(v, np.integer):
@@ -133,7 +138,8 @@ def _cell(v):
     return jsonable(v)
 
 
-def feature_collection(gdf, columns: Iterable[str] | None = None, *, precision: int | None = None) -> dict:
+def feature_collection(gdf: gpd.GeoDataFrame, columns: Iterable[str] | None = None, *,
+                       precision: int | None = None) -> dict[str, Any]:
     """A GeoJSON FeatureCollection (a dict for :func:`dumps`) of a GeoDataFrame: ``columns`` (default all but
     the geometry) as properties, coordinates rounded to ``precision`` decimals when given. The frame's
     coordinates are written as they are: bring it to EPSG:4326 first (GeoJSON is lon/lat)."""

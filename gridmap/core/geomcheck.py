@@ -6,12 +6,14 @@ say *why* each is invalid and what the repair did.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import shapely
 from shapely import GeometryType as GT
+from shapely.geometry.base import BaseGeometry
 
 from gridmap.errors import FeatureProblem
 
@@ -36,25 +38,26 @@ class CheckResult:
         return int((~self.keep).sum())
 
 
-def _key(keys, i: int) -> str | None:
+def _key(keys: Sequence[object] | None, i: int) -> str | None:
     return None if keys is None else str(keys[i])
 
 
-def _polygonal_part(g: shapely.Geometry) -> shapely.Geometry | None:
+def _polygonal_part(g: BaseGeometry | None) -> shapely.MultiPolygon | None:
     """The polygonal part of a repaired geometry, as a MultiPolygon (None if nothing polygonal is left)."""
     if g is None or g.is_empty:
         return None
-    if g.geom_type == "Polygon":
+    if isinstance(g, shapely.Polygon):
         return shapely.MultiPolygon([g])
-    if g.geom_type == "MultiPolygon":
+    if isinstance(g, shapely.MultiPolygon):
         return g
-    if g.geom_type == "GeometryCollection":
+    if isinstance(g, shapely.GeometryCollection):
         polys = [poly for part in g.geoms if (mp := _polygonal_part(part)) is not None for poly in mp.geoms]
         return shapely.MultiPolygon(polys) if polys else None
     return None
 
 
-def check_geometries(geoms: np.ndarray, kind: Kind, keys=None, *, repair: bool = True) -> CheckResult:
+def check_geometries(geoms: np.ndarray, kind: Kind, keys: Sequence[object] | None = None, *,
+                     repair: bool = True) -> CheckResult:
     """Check an array of lon/lat geometries for a layer of the given kind.
 
     Rejects missing/empty geometries, wrong geometry types, multi-part points/lines (a road edge or a
@@ -67,8 +70,8 @@ def check_geometries(geoms: np.ndarray, kind: Kind, keys=None, *, repair: bool =
     keep = np.ones(n, dtype=bool)
     problems: list[FeatureProblem] = []
 
-    def reject(idx: np.ndarray, reason) -> None:
-        for i in np.flatnonzero(idx):
+    def reject(idx: np.ndarray, reason: str | Callable[[int], str]) -> None:
+        for i in np.flatnonzero(idx).tolist():
             if keep[i]:
                 keep[i] = False
                 problems.append(FeatureProblem(int(i), _key(keys, i), "rejected", reason(i) if callable(reason) else reason))
@@ -103,7 +106,7 @@ def check_geometries(geoms: np.ndarray, kind: Kind, keys=None, *, repair: bool =
     if kind != "point":
         valid = np.ones(n, dtype=bool)
         valid[keep] = shapely.is_valid(geoms[keep])
-        for i in np.flatnonzero(keep & ~valid):
+        for i in np.flatnonzero(keep & ~valid).tolist():
             reason = shapely.is_valid_reason(geoms[i])
             if kind == "polygon" and repair:
                 fixed = _polygonal_part(shapely.make_valid(geoms[i]))

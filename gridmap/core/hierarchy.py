@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from gridmap.core import _ch
 from gridmap.core.roadgraph import RoadGraph
@@ -115,7 +116,8 @@ class Hierarchy:
         self._space_d = np.zeros(max(1024, n // 4 + 16))
 
     # -- upward searches ---------------------------------------------------------------------------
-    def _up(self, nodes, costs, *, forward: bool, horizon: float = np.inf, second: bool = False, stop: int = -1):
+    def _up(self, nodes: npt.ArrayLike, costs: npt.ArrayLike, *, forward: bool, horizon: float = np.inf,
+            second: bool = False, stop: int = -1) -> tuple[np.ndarray, np.ndarray]:
         """Upward search (from road-graph nodes if ``forward``, else to them); returns (nodes, distances)
         settled, the nodes in the hierarchy's own numbering. With ``stop`` (in
         the hierarchy's numbering) the search ends once that node is settled."""
@@ -180,7 +182,7 @@ class Hierarchy:
             node = int(pn[node])
         return arcs
 
-    def unpack(self, arcs) -> np.ndarray:
+    def unpack(self, arcs: npt.ArrayLike) -> np.ndarray:
         """The original road edges of a sequence of CH arcs, in order."""
         arcs = np.asarray(arcs, dtype=np.int64)
         out = np.empty(int(self.arc_hops[arcs].sum()), dtype=np.int64)
@@ -198,6 +200,13 @@ class Buckets:
     static part, everything still current is packed into a CSR again (sorted by node, scanned
     contiguously by the queries).
     """
+
+    # The overlay's entries, (re)allocated by _ov_alloc.
+    ov_next: npt.NDArray[np.int64]
+    ov_slot: npt.NDArray[np.int64]
+    ov_d: npt.NDArray[np.float64]
+    ov_gen: npt.NDArray[np.int64]
+    ov_node: npt.NDArray[np.int64]
 
     def __init__(self, hierarchy: Hierarchy, n_slots: int = 512) -> None:
         self.h = hierarchy

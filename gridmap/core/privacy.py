@@ -35,13 +35,15 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
+from typing import TypeVar
 
 import pandas as pd
 
 REDACTED = "***"
+DF = TypeVar("DF", bound=pd.DataFrame)  # a DataFrame or a GeoDataFrame, returned as the same kind
 
 
-def _missing(v) -> bool:
+def _missing(v: object) -> bool:
     return v is None or (isinstance(v, float) and v != v) or v is pd.NA or v is pd.NaT
 
 
@@ -75,7 +77,7 @@ def mask_phone(phone: str | None) -> str | None:
 MASKS = {"name": mask_name, "id_card": mask_id_card, "phone": mask_phone}
 
 
-def mask_frame(df: pd.DataFrame) -> pd.DataFrame:
+def mask_frame(df: DF) -> DF:
     """Return a copy with every personal column masked."""
     out = df.copy()
     for col, fn in MASKS.items():

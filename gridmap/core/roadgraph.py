@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from gridmap.core import _snap
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 #: Walking speed between a point and its road (m/s), e.g. from a parked truck to a doorway.
 WALK_SPEED = 1.25
@@ -44,7 +49,7 @@ class Snaps:
         return len(self.edge)
 
 
-def _max_distance(max_distance) -> float:
+def _max_distance(max_distance: float | None) -> float:
     if max_distance is None:
         return np.inf
     md = float(max_distance)
@@ -64,7 +69,8 @@ def _snap_index(geoms: np.ndarray, twin: np.ndarray) -> _snap.SnapIndex:
     return _snap.SnapIndex(coords, part, len(geoms), twin)
 
 
-def _csr(n: int, src: np.ndarray, dst: np.ndarray, edge: np.ndarray, w: np.ndarray):
+def _csr(n: int, src: np.ndarray, dst: np.ndarray, edge: np.ndarray,
+         w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     order = np.lexsort((dst, src))
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.add.at(indptr, src + 1, 1)
@@ -85,7 +91,9 @@ class RoadGraph:
     edge_ids : database ids of the edges (default 0..m-1).
     """
 
-    def __init__(self, node_ids, node_xy, edge_u, edge_v, length_m, travel_time_s, geoms, edge_ids=None) -> None:
+    def __init__(self, node_ids: npt.ArrayLike, node_xy: npt.ArrayLike, edge_u: npt.ArrayLike, edge_v: npt.ArrayLike,
+                 length_m: npt.ArrayLike, travel_time_s: npt.ArrayLike, geoms: npt.ArrayLike,
+                 edge_ids: npt.ArrayLike | None = None) -> None:
         self.node_ids = np.asarray(node_ids, dtype=np.int64)
         self.node_xy = np.asarray(node_xy, dtype=np.float64)
         self.edge_u = np.asarray(edge_u, dtype=np.int64)
@@ -111,11 +119,13 @@ class RoadGraph:
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_arrays(cls, node_ids, node_xy, src_ids, dst_ids, length_m, travel_time_s, geoms, edge_ids=None):
+    def from_arrays(cls, node_ids: npt.ArrayLike, node_xy: npt.ArrayLike, src_ids: npt.ArrayLike,
+                    dst_ids: npt.ArrayLike, length_m: npt.ArrayLike, travel_time_s: npt.ArrayLike,
+                    geoms: npt.ArrayLike, edge_ids: npt.ArrayLike | None = None) -> RoadGraph:
         """Build from database ids of the edge end nodes (edges to unknown nodes are an error)."""
         index = pd.Index(np.asarray(node_ids, dtype=np.int64))
-        u = index.get_indexer(np.asarray(src_ids, dtype=np.int64))
-        v = index.get_indexer(np.asarray(dst_ids, dtype=np.int64))
+        u = index.get_indexer(pd.Index(np.asarray(src_ids, dtype=np.int64)))
+        v = index.get_indexer(pd.Index(np.asarray(dst_ids, dtype=np.int64)))
         if (u < 0).any() or (v < 0).any():
             raise ValueError("an edge refers to a node that is not in the node list")
         return cls(node_ids, node_xy, u, v, length_m, travel_time_s, geoms, edge_ids)
@@ -143,10 +153,10 @@ class RoadGraph:
     def n_edges(self) -> int:
         return len(self.edge_u)
 
-    def node_index(self, ids) -> np.ndarray:
-        return self._index.get_indexer(np.asarray(ids, dtype=np.int64))
+    def node_index(self, ids: npt.ArrayLike) -> np.ndarray:
+        return self._index.get_indexer(pd.Index(np.asarray(ids, dtype=np.int64)))
 
-    def snap(self, x, y, max_distance: float | None = 1000.0) -> Snaps:
+    def snap(self, x: npt.ArrayLike, y: npt.ArrayLike, max_distance: float | None = 1000.0) -> Snaps:
         """Snap points (EPSG:4549) to their nearest road edge within ``max_distance`` metres.
 
         One compiled pass over a grid of the edges' segments (:mod:`gridmap.core._snap`): per point the
@@ -157,7 +167,7 @@ class RoadGraph:
         reach gets edge -1, distance inf and itself as the foot; so does an infinite coordinate.
         """
         md = _max_distance(max_distance)
-        if type(x) is list and type(y) is list and len(x) == len(y) == 1:  # the dispatch hot path: g.snap([x], [y])
+        if isinstance(x, list) and isinstance(y, list) and len(x) == len(y) == 1:  # the dispatch hot path: g.snap([x], [y])
             return self._snap_one(float(x[0]), float(y[0]), md)
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
@@ -186,7 +196,7 @@ class RoadGraph:
     def _strtree(self) -> shapely.STRtree:
         return shapely.STRtree(self.geoms)
 
-    def _snap_shapely(self, x, y, max_distance: float | None = 1000.0) -> Snaps:
+    def _snap_shapely(self, x: npt.ArrayLike, y: npt.ArrayLike, max_distance: float | None = 1000.0) -> Snaps:
         """:meth:`snap` as shapely answers it: the reference the compiled kernel is tested and timed against.
 
         One STRtree nearest query for all points, then one ``line_locate_point`` and one
@@ -197,7 +207,7 @@ class RoadGraph:
         y = np.atleast_1d(np.asarray(y, dtype=np.float64))
         if x.shape == y.shape == (1,):
             return self._snap_shapely_one(x, y, max_distance)
-        pts = shapely.points(x, y)
+        pts = cast("npt.NDArray[np.object_]", shapely.points(x, y))
         k = len(pts)
         edge = np.full(k, -1, dtype=np.int64)
         dist = np.full(k, np.inf)
@@ -237,11 +247,11 @@ class RoadGraph:
         return Snaps(np.array([e], dtype=np.int64), self.twin[ei], np.array([min(max(frac, 0.0), 1.0)]), d,
                      foot[:, 0].copy(), foot[:, 1].copy())
 
-    def to_networkx(self):
+    def to_networkx(self) -> nx.MultiDiGraph[int]:
         """A networkx MultiDiGraph of the same edges (weights ``time``): the reference for tests and benchmarks."""
         import networkx as nx
 
-        g = nx.MultiDiGraph()
+        g: nx.MultiDiGraph[int] = nx.MultiDiGraph()
         g.add_nodes_from(range(self.n_nodes))
         g.add_weighted_edges_from(zip(self.edge_u.tolist(), self.edge_v.tolist(), self.time_s.tolist(), strict=True),
                                   weight="time")

@@ -18,15 +18,17 @@ teams and ETAs (the tests check it on the real network).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from shapely.ops import substring
 
 from gridmap.core import _ch, _dijkstra, _routes
 from gridmap.core.hierarchy import Buckets, Hierarchy
-from gridmap.core.roadgraph import WALK_SPEED, RoadGraph
+from gridmap.core.roadgraph import WALK_SPEED, RoadGraph, Snaps
 
 STATUS_CODES = {"available": 0, "assigned": 1, "on_site": 2, "off_duty": 3}
 STATUS_NAMES = {v: k for k, v in STATUS_CODES.items()}
@@ -68,6 +70,29 @@ class Router:
     max_snap_m : points farther than this from any road use the straight-line fallback.
     """
 
+    # Per-team state (index i) and per-slot state (2 i and 2 i + 1), flat arrays (re)allocated by _alloc.
+    x: npt.NDArray[np.float64]
+    y: npt.NDArray[np.float64]
+    pos_at: npt.NDArray[np.float64]
+    status: npt.NDArray[np.int8]
+    skills: npt.NDArray[np.int64]
+    workload: npt.NDArray[np.int64]
+    grid: npt.NDArray[np.int64]
+    edge: npt.NDArray[np.int64]
+    frac: npt.NDArray[np.float64]
+    walk_s: npt.NDArray[np.float64]
+    slot_node: npt.NDArray[np.int64]
+    slot_cost: npt.NDArray[np.float64]
+    slot_next: npt.NDArray[np.int64]
+    slot_prev: npt.NDArray[np.int64]
+    _team_eta: npt.NDArray[np.float64]
+    _team_slot: npt.NDArray[np.int64]
+    _team_stamp: npt.NDArray[np.int64]
+    _h_team_eta: npt.NDArray[np.float64]
+    _h_team_slot: npt.NDArray[np.int64]
+    _h_team_meet: npt.NDArray[np.int64]
+    _h_team_stamp: npt.NDArray[np.int64]
+
     def __init__(self, graph: RoadGraph, skills: list[str], *, stale_after_s: float = 300.0,
                  max_snap_m: float = 500.0, capacity: int = 256) -> None:
         if len(skills) > 63:
@@ -97,7 +122,7 @@ class Router:
     def _alloc(self, cap: int) -> None:
         old = getattr(self, "_cap", 0)
 
-        def grow(name: str, fill, dtype) -> None:
+        def grow(name: str, fill: float, dtype: npt.DTypeLike) -> None:
             arr = np.full(cap if not name.startswith("slot") else 2 * cap, fill, dtype=dtype)
             if old:
                 prev = getattr(self, name)
@@ -134,7 +159,7 @@ class Router:
         if code is None:
             return -1
         if not hasattr(self, "_grid_ids"):
-            self._grid_ids: dict[str, int] = {}
+            self._grid_ids = {}
         if code not in self._grid_ids:
             self._grid_ids[code] = len(self.grid_codes)
             self.grid_codes.append(code)
@@ -156,7 +181,7 @@ class Router:
         hierarchy); a hierarchy query does it anyway, this moves the cost out of the query."""
         return self.buckets.refresh() if self.buckets is not None else 0
 
-    def skill_mask(self, skills) -> int:
+    def skill_mask(self, skills: Iterable[str] | None) -> int:
         mask = 0
         for s in skills or ():
             bit = self.skill_bit.get(s)
@@ -208,7 +233,8 @@ class Router:
         if self.buckets is not None:
             self.buckets.set(s, node, cost)
 
-    def set_team(self, code: str, *, status: str | None = None, skills=None, workload: int | None = None,
+    def set_team(self, code: str, *, status: str | None = None, skills: Iterable[str] | None = None,
+                 workload: int | None = None,
                  grid: str | None = None) -> int:
         """Create or update a team's non-spatial state."""
         i = self.team_index(code)
@@ -222,7 +248,7 @@ class Router:
             self.grid[i] = self._grid_id(grid)
         return i
 
-    def move_teams(self, codes, x, y, at) -> None:
+    def move_teams(self, codes: Iterable[str], x: npt.ArrayLike, y: npt.ArrayLike, at: npt.ArrayLike) -> None:
         """Update positions (EPSG:4549) of many teams at once (one vectorised snap)."""
         idx = np.array([self.team_index(c) for c in codes], dtype=np.int64)
         if len(idx) == 0:
@@ -230,10 +256,11 @@ class Router:
         self._off_road = None
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
+        at = np.asarray(at)  # one time for all, or one per team
         snaps = self.g.snap(x, y, self.max_snap_m)
         for j, i in enumerate(idx.tolist()):
             self._unhang(i)
-            self.x[i], self.y[i], self.pos_at[i] = x[j], y[j], float(np.asarray(at)[j] if np.ndim(at) else at)
+            self.x[i], self.y[i], self.pos_at[i] = x[j], y[j], float(at[j] if at.ndim else at)
             e = int(snaps.edge[j])
             self.edge[i] = e
             if e < 0:
@@ -303,13 +330,14 @@ class Router:
         evenly); the hierarchy costs a near-constant query plus the searches of the slots moved since
         the last one.
         """
-        if self.hierarchy is None:
+        if self.hierarchy is None or self.buckets is None:  # both set, or both None, by use_hierarchy()
             return "dijkstra"
         nodes = self.g.n_nodes * k / max(n_eligible, 1)
         hier = self.HIERARCHY_QUERY_US + self.buckets.us_per_search * self.buckets.pending
         return "hierarchy" if hier < self.DIJKSTRA_US_PER_NODE * nodes else "dijkstra"
 
-    def rank(self, x: float, y: float, *, now: float, skills=(), k: int = 5, max_eta_s: float = 1800.0,
+    def rank(self, x: float, y: float, *, now: float, skills: Sequence[str] = (), k: int = 5,
+             max_eta_s: float = 1800.0,
              grid: str | None = None, tie_window_s: float = 0.0, with_routes: bool = True,
              method: str = "auto") -> Ranking:
         """The k teams that reach (x, y) first by road, with the reasons for each pick and pass.
@@ -351,6 +379,7 @@ class Router:
         seed_nodes, seed_costs = np.array(seeds, dtype=np.int64), np.array(costs)
         if method == "hierarchy":
             h, bk = self.hierarchy, self.buckets
+            assert h is not None and bk is not None  # "hierarchy" is refused above without one
             bk.refresh()
             h._cur += 1
             cur = h._cur
@@ -448,7 +477,7 @@ class Router:
         return Ranking(picked, sorted(passed, key=lambda c: c.eta_s), float(snap.distance_m[0]), "road", settled, note,
                        search=method)
 
-    def _tie_break(self, order, grid, window):
+    def _tie_break(self, order: list[tuple[float, int]], grid: str | None, window: float) -> list[tuple[float, int]]:
         if window <= 0 or not order:
             return order
         gid = self._grid_ids.get(grid, -2) if grid is not None and hasattr(self, "_grid_ids") else -2
@@ -467,12 +496,14 @@ class Router:
         node to the meeting node (a forward upward search, re-run with predecessors), then down to the
         event's seed node (the query's own predecessors), shortcuts unpacked."""
         h = self.hierarchy
+        assert h is not None  # called right after a hierarchy query
         s = int(self._h_team_slot[i])
         meet = int(self._h_team_meet[i])
         h._up([int(self.slot_node[s])], [float(self.slot_cost[s])], forward=True, second=True, stop=meet)
         return h.unpack(h.up_arcs(meet, second=True) + h.down_arcs(meet))
 
-    def _route(self, i: int, e_event: int, f_event: float, snap, direct, slot: int, path=None):
+    def _route(self, i: int, e_event: int, f_event: float, snap: Snaps, direct: tuple[float, int, float, float] | None,
+               slot: int, path: np.ndarray | list[int] | None = None) -> tuple[shapely.LineString, float]:
         """Route geometry (EPSG:4549) and road distance for team i to the event.
 
         ``path`` is the original edges from the team's edge end to the event's edge start (the
@@ -492,7 +523,7 @@ class Router:
         f_team = float(self.frac[i] if slot % 2 == 0 else 1.0 - self.frac[i])
         node = int(g.edge_v[team_edge])
         if path is None:
-            pred, edge_v = memoryview(self._pred), memoryview(g.edge_v)  # item access without numpy scalars
+            pred, edge_v = self._pred.data, g.edge_v.data  # memoryviews: item access without numpy scalars
             path = []
             for _ in range(g.n_edges):
                 pe = int(pred[node])
@@ -512,7 +543,9 @@ class Router:
                                          float(snap.x[0]), float(snap.y[0]), out)
         return shapely.LineString(out[:n]), float(dist_m)
 
-    def _straight_line(self, x, y, ok, k, max_eta_s, grid, window, available, fresh, skilled, note=None) -> Ranking:
+    def _straight_line(self, x: float, y: float, ok: np.ndarray, k: int, max_eta_s: float, grid: str | None,
+                       window: float, available: np.ndarray, fresh: np.ndarray, skilled: np.ndarray,
+                       note: str | None = None) -> Ranking:
         """Fallback when the event is far from any road: straight-line distance at FALLBACK_SPEED."""
         n = len(self.codes)
         d = np.hypot(self.x[:n] - x, self.y[:n] - y)
@@ -554,7 +587,8 @@ def _part_coords(geom: shapely.LineString, a: float, b: float) -> np.ndarray:
     return np.array(out)
 
 
-def network_times(graph: RoadGraph, from_x, from_y, to_x, to_y, *, max_snap_m: float = 500.0,
+def network_times(graph: RoadGraph, from_x: npt.ArrayLike, from_y: npt.ArrayLike, to_x: npt.ArrayLike,
+                  to_y: npt.ArrayLike, *, max_snap_m: float = 500.0,
                   horizon_s: float = np.inf) -> np.ndarray:
     """Travel time (s) from the nearest of many origins to each of many destinations, by road (many-to-one).
 

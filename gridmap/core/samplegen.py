@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
@@ -317,7 +319,7 @@ def generate_sample_street(
         "name": biz.name, "kind": biz.kind, "building_id": biz.building + 1,
         "address": biz.address, "is_key_place": biz.is_key_place,
         "has_smart_fire_alarm": biz.has_smart_fire_alarm, "employees": biz.employees,
-    }, shapely.points(biz.xy))
+    }, cast("npt.NDArray[np.object_]", shapely.points(biz.xy)))
     n_e = len(eq.kind)
     fe_code = np.array([f"FE{i:06d}" for i in range(1, n_e + 1)], dtype=object)
     fire_equipment = _geo({
@@ -326,14 +328,14 @@ def generate_sample_street(
         "station_code": np.where(eq.station >= 0, fe_code[st_rows][np.maximum(eq.station, 0)],
                                  None),
         "building_id": _nullable(eq.building), "business_id": _nullable(eq.business),
-    }, shapely.points(eq.xy))
+    }, cast("npt.NDArray[np.object_]", shapely.points(eq.xy)))
     n_t = len(teams.kind)
     team_frame = _geo({
         "id": np.arange(1, n_t + 1), "code": [f"T{i:03d}" for i in range(1, n_t + 1)],
         "name": teams.name, "kind": teams.kind, "home_grid_code": grid_code_a[teams.home_grid],
         "skills": teams.skills, "status": teams.status,
         "position_at": pd.DatetimeIndex(teams.position_at).tz_convert(tz),
-    }, shapely.points(teams.xy))
+    }, cast("npt.NDArray[np.object_]", shapely.points(teams.xy)))
     member_code = np.array([f"M{i:05d}" for i in range(1, n_mem + 1)], dtype=object)
     team_members = pd.DataFrame({
         "id": np.arange(1, n_mem + 1), "code": member_code, "team_id": _nullable(members.team),
@@ -358,7 +360,7 @@ def generate_sample_street(
         "status": ev_frame["status"], "dispatched_at": ev_frame["dispatched_at"],
         "accepted_at": ev_frame["accepted_at"], "on_site_at": ev_frame["on_site_at"],
         "resolved_at": ev_frame["resolved_at"], "closed_at": ev_frame["closed_at"],
-    }, shapely.points(ev_frame[["x", "y"]].to_numpy()))
+    }, cast("npt.NDArray[np.object_]", shapely.points(ev_frame[["x", "y"]].to_numpy())))
     return SampleStreet(areas=areas, grid_staff=grid_staff, buildings=buildings,
                         households=households, residents=residents, resident_pii=resident_pii,
                         businesses=businesses, fire_equipment=fire_equipment, teams=team_frame,
@@ -439,7 +441,7 @@ def _second_street(comm_geom: np.ndarray, comm_pop: np.ndarray, district: shapel
     if share <= 0 or n < 3:
         return chosen
     inside = shapely.area(shapely.intersection(comm_geom, district)) >= 0.99 * shapely.area(comm_geom)
-    minx, miny, maxx, _ = street.bounds
+    minx, miny, maxx, _ = shapely.bounds(street).tolist()
     cxy = shapely.get_coordinates(shapely.point_on_surface(comm_geom))
     dist = np.hypot(cxy[:, 0] - maxx, cxy[:, 1] - miny)
     i, j, _ = blocks_mod.adjacency(comm_geom, min_shared_m=1.0)

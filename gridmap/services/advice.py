@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -65,7 +66,7 @@ def _check_skills(d: Dispatcher, skills: list[str] | None) -> None:
                                                "or give a category instead")
 
 
-def _line(geom) -> list[list[float]] | None:
+def _line(geom: BaseGeometry | None) -> list[list[float]] | None:
     if geom is None:
         return None
     return [[round(x, 7), round(y, 7)] for x, y in geom.coords]

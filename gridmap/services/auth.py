@@ -53,13 +53,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, JoseError
 from joserfc.jwk import OctKey
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, RowMapping
 from sqlalchemy.orm import Session
 
 from gridmap.config import Settings
@@ -370,8 +371,8 @@ class TokenSigner:
             claims = jwt.decode(token, self._key, algorithms=self.ALGORITHMS).claims
         except (JoseError, ValueError, TypeError):
             raise Unauthorized("the token's signature is not valid", field="Authorization", fix=LOGIN_FIX) from None
-        registry = jwt.JWTClaimsRegistry(now=int(now.timestamp()), leeway=0, **{
-            k: {"essential": True} for k in ("sub", "sid", "ver", "iat", "exp")})
+        essential: dict[str, jwt.ClaimsOption] = {k: {"essential": True} for k in ("sub", "sid", "ver", "iat", "exp")}
+        registry = jwt.JWTClaimsRegistry(now=int(now.timestamp()), leeway=0, **essential)
         try:
             registry.validate(claims)
         except ExpiredTokenError:
@@ -545,14 +546,15 @@ class AuthService:
         with self.passwords.gate.slot():
             with session.begin():  # failures another process recorded while this one queued count too
                 self.throttle.check(session.connection(), keys, now)
-            usable = row is not None and row["active"]
-            ok = self.passwords.verify_held(row["password_hash"] if usable else None, password)
-            if ok and self.passwords.hasher.check_needs_rehash(row["password_hash"]):
+            stored = row["password_hash"] if row is not None and row["active"] else None
+            ok = self.passwords.verify_held(stored, password)
+            if ok and stored is not None and self.passwords.hasher.check_needs_rehash(stored):
                 new_hash = self.passwords.hash_held(password)
         if not ok:
             with session.begin():
                 self.throttle.fail(session.connection(), keys, now)
             raise Unauthorized(WRONG, field="username/password", fix=WRONG_FIX)
+        assert row is not None  # the password matched a stored hash (verify_held is False without one)
         with session.begin():
             conn = session.connection()
             current = sql.user_by_id(conn, row["id"], lock=True)
@@ -566,7 +568,8 @@ class AuthService:
             token, expires, sid = self._open(conn, current, now, kind, client)
         return token, expires, replace(principal, session_id=sid)
 
-    def _open(self, conn: Connection, user, now: dt.datetime, kind: str, client: Client) -> tuple[str, dt.datetime, str]:
+    def _open(self, conn: Connection, user: RowMapping, now: dt.datetime, kind: str,
+              client: Client) -> tuple[str, dt.datetime, str]:
         sid = uuid.uuid4()
         token, expires = self.signer.issue(user_id=user["id"], session_id=str(sid), version=user["token_version"],
                                            now=now)
@@ -579,7 +582,7 @@ class AuthService:
         return token, expires, str(sid)
 
     @staticmethod
-    def _principal(conn: Connection, row) -> Principal:
+    def _principal(conn: Connection, row: RowMapping | dict[str, Any]) -> Principal:
         team_id = team_code = None
         grids: tuple[str, ...] = ()
         where = scope_of(conn, row)
@@ -622,6 +625,7 @@ class AuthService:
             sql.update_user(conn, p.user_id, {"password_hash": new_hash})
             end_all_sessions(conn, p.user_id, now, "password changed by the user")
             current = sql.user_by_id(conn, p.user_id)
+            assert current is not None  # locked above, in this transaction
             principal = self._principal(conn, current)
             token, expires, sid = self._open(conn, current, now, "api", client)
         self.cache.forget_user(p.user_id)
@@ -670,7 +674,8 @@ class AuthService:
         state, principal = self._load(claims, now)
         return self._admit(claims, state, principal, now)
 
-    def _load(self, claims: TokenClaims, now: dt.datetime):
+    def _load(self, claims: TokenClaims,
+              now: dt.datetime) -> tuple[dict[str, Any] | None, Principal | GridmapError | None]:
         if self.engine is None:
             raise Unauthorized("this service has no database to check sessions", field="Authorization", fix=LOGIN_FIX)
         generation = self.cache.generation()
@@ -689,7 +694,8 @@ class AuthService:
         return state, principal
 
     @staticmethod
-    def _admit(claims: TokenClaims, state: dict | None, principal, now: dt.datetime) -> Principal:
+    def _admit(claims: TokenClaims, state: dict | None, principal: Principal | GridmapError | None,
+               now: dt.datetime) -> Principal:
         if state is None or state["user_id"] != claims.user_id:
             raise Unauthorized("the session has ended (logged out, or the user was deleted)", field="Authorization",
                                fix=LOGIN_FIX)
@@ -705,6 +711,7 @@ class AuthService:
                                field="Authorization", fix=LOGIN_FIX)
         if isinstance(principal, GridmapError):
             raise principal
+        assert principal is not None  # _load builds one for every open session of an active user
         return principal
 
 

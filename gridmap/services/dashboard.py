@@ -24,13 +24,15 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import psycopg
 import shapely
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from gridmap.core.levels import OPERATOR_LEVELS
 from gridmap.core.privacy import redact_text, redact_values
@@ -38,7 +40,11 @@ from gridmap.errors import Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.storage import dashboard_sql as sql
 from gridmap.storage import events_sql, queries, scopes
+from gridmap.storage.db import driver_connection
 from gridmap.storage.layers import layer_spec
+
+if TYPE_CHECKING:
+    from gridmap.services.dispatch import Dispatcher
 
 TZ = ZoneInfo("Asia/Shanghai")
 CRS = "EPSG:4326"
@@ -50,7 +56,7 @@ BBox = tuple[float, float, float, float]
 redact = redact_text
 
 
-def _redact_titles(sa, df: pd.DataFrame, id_column: str = "id") -> None:
+def _redact_titles(sa: Connection, df: pd.DataFrame, id_column: str = "id") -> None:
     """Redact ``df["title"]`` in place, each row with its event's reporter's name blanked too."""
     if "title" not in df.columns:
         return
@@ -60,7 +66,7 @@ def _redact_titles(sa, df: pd.DataFrame, id_column: str = "id") -> None:
     df["title"] = pd.Series(redact_values(df["title"].tolist(), known), index=df.index, dtype=object)
 
 
-def _redact_title(sa, d: dict, id_key: str = "id") -> None:
+def _redact_title(sa: Connection, d: dict, id_key: str = "id") -> None:
     eid = d.get(id_key)
     names = events_sql.reporter_names(sa, [eid]) if eid is not None else {}
     d["title"] = redact_text(d.get("title"), (names[eid],) if eid in names else ())
@@ -138,7 +144,7 @@ class Dashboard:
     """Read model of the command-centre map. Thread-safe; one per app (or notebook)."""
 
     def __init__(self, engine: Engine, policy: DashboardPolicy | None = None, *, street: str | None = None,
-                 dispatcher=None, confine: bool = False) -> None:
+                 dispatcher: Dispatcher | None = None, confine: bool = False) -> None:
         """``street``: the street the grids, boundaries and figures show (default: the most populous).
         ``confine``: show nothing outside ``street`` (an operator's view): every layer and drill-down is
         filtered to it in SQL. ``dispatcher``: a running :class:`~gridmap.services.dispatch.Dispatcher` to
@@ -157,16 +163,16 @@ class Dashboard:
         self._tiles: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
         self._version: tuple | None = None
         self._version_checked = 0.0
-        self._static: dict[str, object] = {}
+        self._static: dict[str, Any] = {}
         self._shared_dispatcher = dispatcher
-        self._dispatcher = None
+        self._dispatcher: Dispatcher | None = None
         self._dispatcher_at = 0.0
 
     # -- plumbing ---------------------------------------------------------------------------------------
-    def _read(self):
+    def _read(self) -> Connection:
         return self.engine.connect()
 
-    def _fresh(self, conn) -> None:
+    def _fresh(self, conn: psycopg.Connection) -> None:
         """Drop cached tiles and static layers when the registry has been reloaded."""
         if time.monotonic() - self._version_checked < self.policy.version_check_s:
             return
@@ -182,7 +188,7 @@ class Dashboard:
     def street(self) -> str | None:
         if self._street is None:
             with self._read() as sa:
-                self._street = sql.main_street(sa.connection.driver_connection)
+                self._street = sql.main_street(driver_connection(sa))
         return self._street
 
     @property
@@ -247,7 +253,7 @@ class Dashboard:
     def version(self) -> str:
         """A short token that changes when the static layers change (for cache-busting URLs)."""
         with self._read() as sa:
-            self._fresh(sa.connection.driver_connection)
+            self._fresh(driver_connection(sa))
         return format(abs(hash(self._version)) % (1 << 40), "x")
 
     def extent(self) -> BBox:
@@ -257,7 +263,7 @@ class Dashboard:
             if "extent" in self._static:
                 return self._static["extent"]
         with self._read() as sa:
-            conn = sa.connection.driver_connection
+            conn = driver_connection(sa)
             self._fresh(conn)
             box = sql.extent(conn, self.scope)
         if box is None:
@@ -281,7 +287,7 @@ class Dashboard:
             raise InvalidInput(f"tile {z}/{x}/{y} does not exist", field="x/y", fix=f"x and y are 0 to {2**z - 1}")
         key = (z, x, y)
         with self._read() as sa:
-            conn = sa.connection.driver_connection
+            conn = driver_connection(sa)
             self._fresh(conn)
             with self._lock:
                 if key in self._tiles:
@@ -297,7 +303,7 @@ class Dashboard:
     def boundaries(self) -> gpd.GeoDataFrame:
         """The street, its communities and the district(s) around it (current boundaries)."""
         with self._read() as sa:
-            conn = sa.connection.driver_connection
+            conn = driver_connection(sa)
             self._fresh(conn)
             with self._lock:
                 if "boundaries" in self._static:
@@ -318,7 +324,7 @@ class Dashboard:
         now = _aware(at)
         since = now - dt.timedelta(days=self.policy.safety_window_days)
         with self._read() as sa:
-            conn = sa.connection.driver_connection
+            conn = driver_connection(sa)
             self._fresh(conn)
             with self._lock:
                 shapes = self._static.get("grids")
@@ -340,7 +346,7 @@ class Dashboard:
 
     def equipment(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
         with self._read() as sa:
-            df = sql.equipment(sa.connection.driver_connection, check_bbox(bbox), limit=self.policy.max_equipment,
+            df = sql.equipment(driver_connection(sa), check_bbox(bbox), limit=self.policy.max_equipment,
                                street=self.scope)
         return _points(df)
 
@@ -348,7 +354,7 @@ class Dashboard:
         """Teams with ``state``: their status, or ``stale`` when the last position is too old."""
         now = _aware(at)
         with self._read() as sa:
-            df = sql.teams(sa.connection.driver_connection, check_bbox(bbox), limit=self.policy.max_teams,
+            df = sql.teams(driver_connection(sa), check_bbox(bbox), limit=self.policy.max_teams,
                            street=self.scope)
         df["age_s"] = _seconds(now, df["position_at"]).round(0)
         stale = (df["age_s"].isna() | (df["age_s"] > self.policy.stale_after_s)) & (df["status"] != "off_duty")
@@ -368,7 +374,7 @@ class Dashboard:
         """Open events (and recently resolved ones) with ``age_s`` and ``overdue``."""
         now = _aware(at)
         with self._read() as sa:
-            df = sql.events(sa.connection.driver_connection, check_bbox(bbox), now=now,
+            df = sql.events(driver_connection(sa), check_bbox(bbox), now=now,
                             resolved_since=now - dt.timedelta(hours=self.policy.resolved_visible_h),
                             limit=self.policy.max_events, street=self.scope)
             _redact_titles(sa, df)
@@ -379,7 +385,7 @@ class Dashboard:
     def routes(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
         """Road routes of the active dispatches (offered or accepted)."""
         with self._read() as sa:
-            df = sql.routes(sa.connection.driver_connection, check_bbox(bbox), limit=self.policy.max_routes,
+            df = sql.routes(driver_connection(sa), check_bbox(bbox), limit=self.policy.max_routes,
                             street=self.scope)
         return _wkb_frame(df)
 
@@ -389,14 +395,14 @@ class Dashboard:
             area = self.scope
         with self._read() as sa:
             gdf = queries.select_layer(sa, layer_spec("buildings"), queries.AreaFilter(area=area, bbox=check_bbox(bbox)))
-            counts = sql.building_counts(sa.connection.driver_connection, [int(i) for i in gdf["id"]])
+            counts = sql.building_counts(driver_connection(sa), [int(i) for i in gdf["id"]])
         gdf = gdf.merge(counts, on="id", how="left")
         gdf[["residents", "businesses"]] = gdf[["residents", "businesses"]].fillna(0).astype(int)
         gdf["height"] = gdf["height_m"].fillna(gdf["floors"] * 3.0)
         return gdf
 
     # -- drill-down -------------------------------------------------------------------------------------
-    def _responders(self):
+    def _responders(self) -> Dispatcher:
         """The dispatch service, built once and refreshed every few minutes (equipment status)."""
         from gridmap.services.dispatch import Dispatcher
 
@@ -424,7 +430,7 @@ class Dashboard:
         if not found:
             return None
         with self._read() as sa:
-            known = sql.equipment_by_codes(sa.connection.driver_connection, [f["team"] for f in found], self.scope)
+            known = sql.equipment_by_codes(driver_connection(sa), [f["team"] for f in found], self.scope)
         found = [f for f in found if f["team"] in known] if self.scope is not None else found
         if not found:
             return None
@@ -437,11 +443,12 @@ class Dashboard:
     def building(self, code: str, at: dt.datetime | None = None) -> dict:
         """Address, resident COUNT, businesses inside and the nearest responder (no personal data)."""
         with self._read() as sa:
-            conn = sa.connection.driver_connection
+            conn = driver_connection(sa)
             bid = sql.building_id_by_code(conn, code, self.scope)
             if bid is None:
                 raise NotFound(f"no building {code!r}{self._where()}", field="code", fix="pick a building on the map")
             b = sql.building(conn, bid)
+            assert b is not None  # found by its code just above
             biz = sql.businesses_in(conn, bid, limit=self.policy.max_businesses)
             total = sql.business_count(conn, bid)
         b["businesses"] = biz.to_dict("records")
@@ -453,7 +460,7 @@ class Dashboard:
         """An event with its timeline, team, current assignment (ETA, route) and overdue flag."""
         now = _aware(at)
         with self._read() as sa:
-            conn = sa.connection.driver_connection
+            conn = driver_connection(sa)
             e = sql.event(conn, event_id, self.scope)
             if e is None:
                 raise NotFound(f"no event {event_id}{self._where()}", field="event_id", fix="pick an event on the map")
@@ -462,6 +469,7 @@ class Dashboard:
         timeline = [{"at": e[k], "what": k.removesuffix("_at").replace("_", " ")}
                     for k in ("reported_at", "dispatched_at", "accepted_at", "on_site_at", "resolved_at", "closed_at")
                     if e[k] is not None]
+        a: Any  # a frame's row: one attribute per column (pandas cannot type them)
         for a in asg.itertuples():
             timeline.append({"at": a.offered_at, "what": f"offered to {a.team} (ETA {a.eta_s or 0:.0f} s)"})
             if a.responded_at is not None and not pd.isna(a.responded_at):
@@ -482,7 +490,7 @@ class Dashboard:
         """A team, its state and its current assignment (event, ETA, route)."""
         now = _aware(at)
         with self._read() as sa:
-            conn = sa.connection.driver_connection
+            conn = driver_connection(sa)
             t = sql.team(conn, code, self.scope)
             if t is None:
                 raise NotFound(f"no team {code!r}{self._where()}", field="code", fix="pick a team on the map")
@@ -506,7 +514,7 @@ class Dashboard:
         day_start = now.astimezone(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
         period_start = now - dt.timedelta(days=self.policy.closure_period_days)
         with self._read() as sa:
-            conn = sa.connection.driver_connection
+            conn = driver_connection(sa)
             unplaced = self.scope is None  # events placed in no street: only on the unconfined screen
             fig = sql.figures(conn, self.street, now=now, day_start=day_start, period_start=period_start,
                               unplaced=unplaced)

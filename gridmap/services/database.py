@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -38,7 +39,8 @@ def up(settings: Settings, *, run_migrations: bool = True) -> UpInfo:
         rev = migrate.current_revision(engine)
     finally:
         engine.dispose()
-    where = (f"embedded cluster in {settings.data_dir} on 127.0.0.1:{cluster_for(settings).port}" if settings.embedded
+    where = (f"embedded cluster in {settings.data_dir} on 127.0.0.1:{cluster_for(settings).port}"
+             if not settings.database_url  # settings.embedded, spelt so that mypy sees the URL below is a str
              else make_url(settings.database_url).render_as_string(hide_password=True))
     verb = "created and started" if created else ("started" if started else "already running")
     msg = f"database: {where} — {verb}; PostGIS {postgis}; schema at revision {rev}"
@@ -52,8 +54,9 @@ def down(settings: Settings) -> str:
     return "stopped the embedded database" if stopped else "the embedded database was not running"
 
 
-def status(settings: Settings) -> dict:
-    if settings.embedded:
+def status(settings: Settings) -> dict[str, Any]:
+    out: dict[str, Any]
+    if not settings.database_url:  # settings.embedded
         st = cluster_for(settings).status()
         out = {"mode": "embedded", "data_dir": st.data_dir, "port": st.port, "initialised": st.initialised,
                "running": st.running, "pid": st.pid, "postgresql": st.pg_version}

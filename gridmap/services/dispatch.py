@@ -13,12 +13,15 @@ import datetime as dt
 import gc
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 import shapely
-from sqlalchemy import Engine
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, Engine
 
 from gridmap.config import MEASURE_CRS
 from gridmap.core.crs import to_measure_crs, transformer
@@ -27,6 +30,7 @@ from gridmap.core.roadgraph import RoadGraph
 from gridmap.core.router import Candidate, Ranking, Router, network_times
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.storage import dispatch_sql as sql
+from gridmap.storage.db import driver_connection
 
 TZ = ZoneInfo("Asia/Shanghai")
 ALL_SKILLS = ["patrol", "fire", "first_aid", "mediation", "law", "elderly_care", "traffic", "security"]
@@ -75,6 +79,10 @@ class DispatchResult:
     message: str
 
 
+#: The router and the graph are built by rebuild(), which from_database() runs.
+_NOT_BUILT = "the dispatcher has no road graph yet: build it with Dispatcher.from_database() or rebuild()"
+
+
 def _now(now: dt.datetime | None) -> dt.datetime:
     now = now or dt.datetime.now(TZ)
     if now.tzinfo is None:
@@ -82,7 +90,7 @@ def _now(now: dt.datetime | None) -> dt.datetime:
     return now
 
 
-def _to_4326(geom: shapely.Geometry | None) -> shapely.Geometry | None:
+def _to_4326(geom: BaseGeometry | None) -> BaseGeometry | None:
     if geom is None:
         return None
     t = transformer(MEASURE_CRS, "EPSG:4326")
@@ -105,20 +113,21 @@ class Dispatcher:
         self._hierarchy_thread: threading.Thread | None = None
 
     @classmethod
-    def from_database(cls, engine: Engine, policy: DispatchPolicy | None = None, now: dt.datetime | None = None):
+    def from_database(cls, engine: Engine, policy: DispatchPolicy | None = None,
+                      now: dt.datetime | None = None) -> Dispatcher:
         d = cls(engine, policy)
         d.rebuild(now)
         return d
 
     # -- cache ----------------------------------------------------------------------------------
-    def _conn(self):
+    def _conn(self) -> Connection:
         return self.engine.connect()
 
     def rebuild(self, now: dt.datetime | None = None) -> None:
         """(Re)build the road graph, the team index and the equipment indexes from PostGIS."""
         now = _now(now)
         with self._conn() as sa:
-            conn = sa.connection.driver_connection
+            conn = driver_connection(sa)
             nodes, edges = sql.road_graph(conn)
             teams = sql.teams(conn, now - dt.timedelta(hours=self.policy.workload_window_h))
             equipment = sql.equipment(conn, (*RESPONDER_KINDS, "hydrant"))
@@ -136,6 +145,7 @@ class Dispatcher:
                          *(s for v in teams.skills for s in (v or []))})
         router = Router(graph, skills, stale_after_s=self.policy.stale_after_s, max_snap_m=self.policy.max_snap_m,
                         capacity=max(256, len(teams)))
+        row: Any  # a frame's row: one attribute per column (pandas cannot type them)
         for row in teams.itertuples():
             router.set_team(row.code, status=row.status, skills=row.skills or [], workload=int(row.workload),
                             grid=row.grid)
@@ -182,6 +192,7 @@ class Dispatcher:
             if self.graph is not graph:
                 return
             self.hierarchy = h
+            assert self.teams is not None  # set with self.graph by rebuild()
             for r in (self.teams, *self.equipment.values()):
                 r.use_hierarchy(h)
                 r.refresh_buckets()
@@ -223,7 +234,7 @@ class Dispatcher:
             sel = sorted(latest.values())
             codes, lon, lat, at = [codes[j] for j in sel], lon[sel], lat[sel], [at[j] for j in sel]
         with self.engine.begin() as sa:  # one statement; an unknown code rolls the whole batch back
-            conn = sa.connection.driver_connection
+            conn = driver_connection(sa)
             saved, unknown = sql.save_positions(conn, codes, lon, lat, at)
             if unknown:
                 raise NotFound(f"unknown team(s) {', '.join(sorted(set(unknown)))}", field="team",
@@ -233,16 +244,18 @@ class Dispatcher:
         if keep:
             x, y = transformer("EPSG:4326", MEASURE_CRS).transform(lon[keep], lat[keep])
             with self._lock:
+                assert self.teams is not None, _NOT_BUILT
                 self.teams.move_teams([codes[j] for j in keep], x, y, np.array([at[j].timestamp() for j in keep]))
                 self.teams.refresh_buckets()  # the hierarchy's team buckets: one compiled batch, here, not in a query
         return len(keep)
 
     def set_team_status(self, code: str, status: str) -> None:
         with self.engine.begin() as sa:
-            if code not in sql.known_teams(sa.connection.driver_connection, [code]):
+            if code not in sql.known_teams(driver_connection(sa), [code]):
                 raise NotFound(f"unknown team {code!r}", field="team", fix="check the code")
-            sql.set_team_status(sa.connection.driver_connection, code, status)
+            sql.set_team_status(driver_connection(sa), code, status)
         with self._lock:
+            assert self.teams is not None, _NOT_BUILT
             self.teams.set_team(code, status=status)
 
     # -- ranking --------------------------------------------------------------------------------
@@ -271,6 +284,7 @@ class Dispatcher:
         need = self.skills_for(category, skills)
         x, y = transformer("EPSG:4326", MEASURE_CRS).transform(lon, lat)
         with self._lock:
+            assert self.teams is not None, _NOT_BUILT
             hidden = []
             for code in exclude or ():
                 i = self.teams.index.get(code)
@@ -304,8 +318,9 @@ class Dispatcher:
         declined the event. A team it lists that was taken meanwhile is skipped, as always.
         """
         now = _now(now)
+        assert self.teams is not None, _NOT_BUILT
         with self.engine.begin() as sa:
-            conn = sa.connection.driver_connection
+            conn = driver_connection(sa)
             row = sql.event_for_dispatch(conn, event_id)
             if row is None:
                 raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
@@ -353,7 +368,7 @@ class Dispatcher:
         """The team accepts or declines an offer. A decline frees the team and re-dispatches the event."""
         now = _now(now)
         with self.engine.begin() as sa:
-            conn = sa.connection.driver_connection
+            conn = driver_connection(sa)
             row = sql.assignment(conn, assignment_id)
             if row is None:
                 raise NotFound(f"no assignment {assignment_id}", field="assignment_id", fix="check the id")
@@ -369,6 +384,7 @@ class Dispatcher:
             sql.set_team_status(conn, team, "available")
             sql.set_event_status(conn, event_id, "reported", at=now)
         with self._lock:
+            assert self.teams is not None, _NOT_BUILT
             self.teams.set_team(team, status="available")
         return self.dispatch(event_id, now=now)
 
@@ -378,20 +394,24 @@ class Dispatcher:
         now = _now(now)
         events = []
         with self.engine.begin() as sa:
-            conn = sa.connection.driver_connection
+            conn = driver_connection(sa)
             for aid in sql.overdue_offers(conn, now, street):
-                _, event_id, team, _, _ = sql.assignment(conn, aid)
+                row = sql.assignment(conn, aid)
+                assert row is not None  # overdue_offers() has just found and locked it
+                _, event_id, team, _, _ = row
                 sql.close_assignment(conn, aid, "timeout", now)
                 sql.set_team_status(conn, team, "available")
                 sql.set_event_status(conn, event_id, "reported", at=now)
                 events.append((event_id, team))
         with self._lock:
+            assert self.teams is not None, _NOT_BUILT
             for _, team in events:
                 self.teams.set_team(team, status="available")
         return [self.dispatch(event_id, now=now) for event_id, _ in events]
 
     # -- batch ----------------------------------------------------------------------------------
-    def eta_to_nearest(self, lon, lat, *, kind: str, now: dt.datetime | None = None) -> np.ndarray:
+    def eta_to_nearest(self, lon: npt.ArrayLike, lat: npt.ArrayLike, *, kind: str,
+                       now: dt.datetime | None = None) -> np.ndarray:
         """Road ETA (s) from the nearest team/equipment of ``kind`` to each point (many-to-one).
 
         ``kind`` is a team skill (e.g. ``fire``), ``team`` for any available team, or an equipment kind
@@ -407,11 +427,13 @@ class Dispatcher:
                 n = len(r.codes)
                 sel = (r.status[:n] == 0) & ((r.skills[:n] & r.skill_mask([kind])) != 0)
             else:
+                assert self.teams is not None, _NOT_BUILT
                 r = self.teams
                 ok, *_ = r.eligibility(now.timestamp(), 0 if kind == "team" else r.skill_mask([kind]))
                 sel = ok
             fx, fy = r.x[: len(sel)][sel], r.y[: len(sel)][sel]
             graph = self.graph
+            assert graph is not None, _NOT_BUILT
         if len(fx) == 0:
             return np.full(len(px), np.inf)
         return network_times(graph, fx, fy, px, py, max_snap_m=self.policy.max_snap_m)

@@ -16,6 +16,7 @@ import csv
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, RowMapping
 from sqlalchemy.orm import Session
@@ -26,6 +27,9 @@ from gridmap.errors import Conflict, GridmapError, InvalidInput, NotFound
 from gridmap.services import rungs
 from gridmap.services.auth import Principal
 from gridmap.storage import events_sql as sql
+
+if TYPE_CHECKING:
+    from gridmap.services.dispatch import Dispatcher
 
 LADDER_COLUMNS = ("category", "rung", "level", "name", "name_zh", "time_limit_min", "auto_escalate")
 #: Optional: the unit behind the rung (a unit kind, or one unit's code).
@@ -69,7 +73,7 @@ def escalate_in(conn: Connection, ev: RowMapping, *, at: dt.datetime, actor: str
 class EscalationService:
     """Manual escalation, the ladders, and the sweep (offer time-outs + automatic escalation)."""
 
-    def __init__(self, engine: Engine, dispatcher, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(self, engine: Engine, dispatcher: Dispatcher | None, clock: Callable[[], dt.datetime]) -> None:
         self.engine = engine
         self.dispatcher = dispatcher
         self.clock = clock
@@ -129,6 +133,7 @@ class EscalationService:
             sql.set_actor(conn, actor="system", role=None, at=now)
             for eid in sql.overdue_to_escalate(conn, now, limit, street):
                 ev = sql.event(conn, eid)
+                assert ev is not None  # overdue_to_escalate() has just listed it; events are never deleted
                 try:
                     d = escalate_in(conn, ev, at=now, actor="system", role=None, action="auto_escalate",
                                     note=f"overdue since {ev['due_at'].isoformat()}")
@@ -154,7 +159,7 @@ def read_ladders(path: str | Path, categories: set[str]) -> list[dict]:
         for i, r in enumerate(reader, start=2):
             try:
                 unit = (r.get("unit") or "").strip() or None
-                row = {"category": r["category"].strip(), "rung": int(r["rung"]), "level": r["level"].strip(),
+                row: dict[str, Any] = {"category": r["category"].strip(), "rung": int(r["rung"]), "level": r["level"].strip(),
                        "name": r["name"].strip(), "name_zh": r["name_zh"].strip(),
                        "time_limit_min": int(r["time_limit_min"]),
                        "auto_escalate": r["auto_escalate"].strip().lower() in ("true", "1", "yes"),

@@ -18,11 +18,13 @@ dispatched; a first rung that names a unit (a mall's merchants) puts the event i
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -45,6 +47,9 @@ from gridmap.storage import events_sql as sql
 from gridmap.storage import queries
 from gridmap.storage import units as units_sql
 from gridmap.storage.db import open_pool
+
+if TYPE_CHECKING:
+    from gridmap.services.dispatch import Dispatcher
 
 TZ = ZoneInfo("Asia/Shanghai")
 Clock = Callable[[], dt.datetime]
@@ -126,12 +131,22 @@ def _known(names: dict[int, str] | None, event_id: int) -> tuple[str, ...]:
     return (names[event_id],) if names and event_id in names else ()
 
 
-def _text(value, clear: bool, names: Sequence[str | None]) -> str | None:
+R = TypeVar("R")
+
+
+def _exists(row: R | None) -> R:
+    """``row``, read by the id of an event or assignment this request has already seen: they are never deleted."""
+    if row is None:
+        raise RuntimeError("an event or assignment read a moment ago is gone")
+    return row
+
+
+def _text(value: str | None, clear: bool, names: Sequence[str | None]) -> str | None:
     return value if clear else redact_text(value, names)
 
 
-def event_out(row: RowMapping, now: dt.datetime, *, reporter: dict | None = None, clear_text: bool = False,
-              names: Sequence[str | None] = ()) -> dict:
+def event_out(row: RowMapping | Mapping[str, Any], now: dt.datetime, *, reporter: dict | None = None,
+              clear_text: bool = False, names: Sequence[str | None] = ()) -> dict:
     """An event as the API shows it: no personal data unless ``reporter`` is passed; its free text (title,
     description, address) redacted, with the known ``names`` (the reporter's) blanked, unless ``clear_text``
     (for roles with the right to personal data)."""
@@ -161,7 +176,8 @@ def event_out(row: RowMapping, now: dt.datetime, *, reporter: dict | None = None
     return out
 
 
-def assignment_out(row: RowMapping, *, clear_text: bool = False, names: Sequence[str | None] = ()) -> dict:
+def assignment_out(row: RowMapping | Mapping[str, Any], *, clear_text: bool = False,
+                   names: Sequence[str | None] = ()) -> dict:
     """An assignment for the team's phone: the task, where, how far; no personal data (the event's title and
     address redacted unless ``clear_text``, see :func:`event_out`)."""
     return {
@@ -180,7 +196,8 @@ def assignment_out(row: RowMapping, *, clear_text: bool = False, names: Sequence
 class EventService:
     """Use cases on events. Build one per app (it holds the dispatcher and the clock)."""
 
-    def __init__(self, engine: Engine, settings: Settings, dispatcher=None, clock: Clock = system_clock,
+    def __init__(self, engine: Engine, settings: Settings, dispatcher: Dispatcher | None = None,
+                 clock: Clock = system_clock,
                  policy: IntakePolicy | None = None) -> None:
         self.engine = engine
         self.settings = settings
@@ -282,7 +299,7 @@ class EventService:
         if report.answered is not None:
             with session.begin():
                 conn = session.connection()
-                return IntakeResult(self._event_out(conn, p, sql.event(conn, row["id"]), self.clock()), True, None,
+                return IntakeResult(self._event_out(conn, p, _exists(sql.event(conn, row["id"])), self.clock()), True, None,
                                     duplicate, ["answered on the spot: closed without dispatch"])
         dispatch, at_dispatch = None, self.clock()
         if report.dispatch and duplicate is None:
@@ -291,7 +308,8 @@ class EventService:
                                                                     "grid": ctx["grid_code"]})
         sent = dispatch is not None and dispatch["assignment_id"] is not None
         out = {**values, "id": row["id"], "code": row["code"], "status": "dispatched" if sent else "reported",
-               "building_code": loc["building_code"], "team_id": None, "team_code": dispatch["team"] if sent else None,
+               "building_code": loc["building_code"], "team_id": None,
+               "team_code": dispatch["team"] if sent and dispatch is not None else None,
                "duplicate_of": row["dup_id"], "duplicate_of_code": row["dup_code"],
                "dispatched_at": at_dispatch if sent else None, "accepted_at": None, "on_site_at": None,
                "resolved_at": None, "closed_at": None, "escalation_rung": 0, "rung_started_at": at,
@@ -300,13 +318,13 @@ class EventService:
         return IntakeResult(event_out(out, self.clock(), clear_text=p.sees_personal_data,
                                       names=(report.reporter_name,)), True, dispatch, duplicate)
 
-    def _replay(self, conn: Connection, p: Principal, existing: RowMapping, fingerprint: str, report: Report,
+    def _replay(self, conn: Connection, p: Principal, existing: Mapping[str, Any], fingerprint: str, report: Report,
                 now: dt.datetime) -> IntakeResult:
         if existing["existing_sha256"] not in (None, fingerprint):
             raise Conflict(f"external_id {report.external_id!r} of channel {report.channel} was used for a different "
                            "report", field="external_id",
                            fix="retry with exactly the same body, or give the new report its own external_id")
-        return IntakeResult(self._event_out(conn, p, sql.event(conn, existing["existing_id"]), now), False)
+        return IntakeResult(self._event_out(conn, p, _exists(sql.event(conn, existing["existing_id"])), now), False)
 
     def _locate(self, conn: Connection, report: Report) -> dict:
         loc = report.location
@@ -397,6 +415,7 @@ class EventService:
             scope_rules.check_event(conn, p, ev)
             return ev
         if p.is_team:
+            assert p.team_id is not None  # a team role always has its team (AuthService._principal)
             if ev["grid_code"] in p.grids or sql.team_ever_assigned(conn, ev["id"], p.team_id):
                 return ev
             raise Forbidden(f"event {ev['code']} is neither in your grid nor assigned to your team", field="event_id",
@@ -418,11 +437,12 @@ class EventService:
                                            {"event_id": event_id, "role": p.role})
             return self._event_out(conn, p, ev, self.clock(), reporter=rep)
 
-    def list(self, session: Session, p: Principal, *, status: list[str] | None = None, category: str | None = None,
+    def list(self, session: Session, p: Principal, *, status: Sequence[str] | None = None, category: str | None = None,
              channel: str | None = None, area: str | None = None, overdue: bool | None = None,
              since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 100,
-             offset: int = 0) -> list[dict]:
-        where, params = [], {}
+             offset: int = 0) -> builtins.list[dict]:
+        where: builtins.list[str] = []
+        params: dict[str, Any] = {}
         scoped = scope_rules.event_clause(p)
         if scoped is not None:  # operators: their area; unit members: what stands or stood at their unit
             where.append(scoped[0])
@@ -461,7 +481,7 @@ class EventService:
             names = self._names(conn, p, [r["id"] for r in rows])
         return [event_out(r, now, clear_text=names is None, names=_known(names, r["id"])) for r in rows]
 
-    def history(self, session: Session, p: Principal, event_id: int) -> list[dict]:
+    def history(self, session: Session, p: Principal, event_id: int) -> builtins.list[dict]:
         """The audit trail of an event, oldest first."""
         with session.begin():
             conn = session.connection()
@@ -497,7 +517,7 @@ class EventService:
             elif action == "resolve" and active is not None:
                 sql.close_assignment(conn, active["id"], "completed", now)
                 team_status = "available"
-            if team_status:
+            if team_status and active is not None:  # (a team status comes only with an active assignment)
                 sql.set_team_status(conn, active["team_id"], team_status)
             if action == "reopen":
                 sql.reopen(conn, event_id, now, due_for(conn, ev["category"], ev["escalation_rung"], now))
@@ -507,12 +527,12 @@ class EventService:
             if action == "close":
                 sql.set_action(conn, "close_with_master")
                 sql.close_duplicates(conn, event_id, now)
-        if team_status:
+        if team_status and active is not None:
             self._cache_team(active["team_code"], team_status)
         out = {"event": None, "dispatch": self._dispatch(event_id) if redispatch else None}
         with session.begin():
             conn = session.connection()
-            out["event"] = self._event_out(conn, p, sql.event(conn, event_id), self.clock())
+            out["event"] = self._event_out(conn, p, _exists(sql.event(conn, event_id)), self.clock())
         return out
 
     def respond(self, session: Session, p: Principal, assignment_id: int, action: str, *, note: str | None = None,
@@ -530,12 +550,12 @@ class EventService:
                     raise Forbidden(f"assignment {assignment_id} belongs to another team", field="assignment_id",
                                     fix="answer only your own team's assignments (GET /v1/me/assignments)")
             elif p.role in ("admin", "operator"):
-                ev0 = sql.event(conn, a["event_id"])
+                ev0 = _exists(sql.event(conn, a["event_id"]))
                 p.check_street(ev0["street_code"], f"assignment {assignment_id}", ev0["community_code"])
             else:
                 raise Forbidden(f"role {p.role!r} does not answer assignments", field="role",
                                 fix="the team's grid worker or volunteer answers it")
-            ev = sql.event(conn, a["event_id"], lock=True)
+            ev = _exists(sql.event(conn, a["event_id"], lock=True))
             want = {"accept": ("offered",), "decline": ("offered",), "arrive": ("accepted",),
                     "resolve": ("accepted",), "hand_up": ("offered", "accepted")}[action]
             if a["status"] not in want:
@@ -571,8 +591,8 @@ class EventService:
         redispatch = self._dispatch(a["event_id"]) if action == "decline" else None
         with session.begin():
             conn = session.connection()
-            return {"assignment": self._assignment_out(conn, p, sql.assignment(conn, assignment_id)),
-                    "event": self._event_out(conn, p, sql.event(conn, a["event_id"]), self.clock()),
+            return {"assignment": self._assignment_out(conn, p, _exists(sql.assignment(conn, assignment_id))),
+                    "event": self._event_out(conn, p, _exists(sql.event(conn, a["event_id"])), self.clock()),
                     "dispatch": redispatch}
 
     def _cache_team(self, code: str, status: str) -> None:
@@ -581,10 +601,12 @@ class EventService:
             set_cached_team_status(self.dispatcher, code, status)
 
     # -- the team's feed --------------------------------------------------------------------------------
-    def my_assignments(self, session: Session, p: Principal, *, active_only: bool = True, limit: int = 50) -> list[dict]:
+    def my_assignments(self, session: Session, p: Principal, *, active_only: bool = True,
+                       limit: int = 50) -> builtins.list[dict]:
         if not p.is_team:
             raise Forbidden(f"role {p.role!r} has no team feed", field="role",
                             fix="log in as the team's grid worker or volunteer")
+        assert p.team_id is not None  # a team role always has its team (AuthService._principal)
         statuses = ("offered", "accepted") if active_only else ("offered", "accepted", "declined", "timeout",
                                                                  "cancelled", "completed")
         with session.begin():
@@ -610,7 +632,7 @@ class EventService:
                             else "use /v1/metrics")
         if p.role == "operator":
             with session.begin():
-                ev = sql.event(session.connection(), a["event_id"])
+                ev = _exists(sql.event(session.connection(), a["event_id"]))
             p.check_street(ev["street_code"], f"assignment {assignment_id}", ev["community_code"])
         return assignment_out(a, clear_text=names is None, names=_known(names, a["event_id"]))
 
@@ -631,7 +653,7 @@ class EventService:
         return assignment_out(row, clear_text=names is None, names=_known(names, row["event_id"]))
 
 
-def set_cached_team_status(dispatcher, code: str, status: str) -> None:
+def set_cached_team_status(dispatcher: Dispatcher, code: str, status: str) -> None:
     """Update a dispatcher's in-memory team index (the database already holds the new status)."""
     teams = getattr(dispatcher, "teams", None)
     if teams is None or code not in getattr(teams, "index", {}):
@@ -640,7 +662,7 @@ def set_cached_team_status(dispatcher, code: str, status: str) -> None:
         teams.set_team(code, status=status)
 
 
-def set_cached_team_position(dispatcher, code: str, lon: float, lat: float, at_epoch: float) -> None:
+def set_cached_team_position(dispatcher: Dispatcher, code: str, lon: float, lat: float, at_epoch: float) -> None:
     """Move a team in a dispatcher's in-memory index (a position another process stored)."""
     teams = getattr(dispatcher, "teams", None)
     if teams is None or code not in getattr(teams, "index", {}) or lon is None or lat is None:

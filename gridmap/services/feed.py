@@ -18,12 +18,16 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from gridmap.services.events import set_cached_team_position, set_cached_team_status
 from gridmap.storage import events_sql as sql
 from gridmap.storage.db import libpq_url
+
+if TYPE_CHECKING:
+    from gridmap.services.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 CHANNEL = "gridmap_feed"
@@ -35,7 +39,7 @@ def unit_key(code: str) -> str:
 
 
 class FeedHub:
-    def __init__(self, libpq_url: str, dispatcher=None) -> None:
+    def __init__(self, libpq_url: str, dispatcher: Dispatcher | None = None) -> None:
         self.url = libpq_url
         self.dispatcher = dispatcher
         self._subs: dict[int | str, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = defaultdict(set)
@@ -45,7 +49,7 @@ class FeedHub:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_engine(cls, engine: Engine, dispatcher=None) -> FeedHub:
+    def for_engine(cls, engine: Engine, dispatcher: Dispatcher | None = None) -> FeedHub:
         return cls(libpq_url(engine.url.render_as_string(hide_password=False)), dispatcher)
 
     # -- lifecycle --------------------------------------------------------------------------------------
@@ -69,12 +73,13 @@ class FeedHub:
                 time.sleep(1.0)
 
     # -- fan-out ----------------------------------------------------------------------------------------
-    def _handle(self, msg: dict) -> None:
+    def _handle(self, msg: dict[str, Any]) -> None:
+        # every key of a kind is in its message (the trigger's json_build_object), null or not
         if msg.get("kind") == "team" and self.dispatcher is not None:
-            set_cached_team_status(self.dispatcher, msg.get("team"), msg.get("status"))
+            set_cached_team_status(self.dispatcher, msg["team"], msg["status"])
             return
         if msg.get("kind") == "position" and self.dispatcher is not None:
-            set_cached_team_position(self.dispatcher, msg.get("team"), msg.get("lon"), msg.get("lat"), msg.get("at"))
+            set_cached_team_position(self.dispatcher, msg["team"], msg["lon"], msg["lat"], msg["at"])
             return
         key: int | str
         if msg.get("kind") == "unit":

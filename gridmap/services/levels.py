@@ -34,8 +34,8 @@ Clock = Callable[[], dt.datetime]
 PERIOD_DAYS = 30
 
 
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
+def _rate(part: int | None, whole: int | None) -> float | None:
+    return round((part or 0) / whole, 4) if whole else None
 
 
 def _num(v: Any) -> float | None:

@@ -14,13 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
 import shapely
+from pyproj import CRS
 from sqlalchemy import Engine
 
 from gridmap.config import Settings, get_settings
@@ -28,6 +29,7 @@ from gridmap.core.crs import geometries_gcj02_to_wgs84, is_geographic, placement
 from gridmap.core.geomcheck import check_geometries
 from gridmap.errors import FeatureProblem, InvalidInput, LoadRejected
 from gridmap.storage import bulk, files, ops
+from gridmap.storage.db import driver_connection
 from gridmap.storage.layers import AREA_LEVEL_LAYERS, LayerSpec, layer_spec, pg_type
 
 Outside = Literal["report", "skip", "fail"]
@@ -62,7 +64,7 @@ class _Prepared:
     report: LoadReport
 
 
-def _crs_name(crs) -> str | None:
+def _crs_name(crs: CRS | None) -> str | None:
     if crs is None:
         return None
     epsg = crs.to_epsg()
@@ -266,7 +268,7 @@ def _defaults_for(layer: str) -> dict:
 
 def load_frame(engine: Engine, layer: str, gdf: gpd.GeoDataFrame, *, source: str = "<frame>",
                sha256: str | None = None, settings: Settings | None = None, progress: Progress | None = None,
-               **opts) -> LoadReport:
+               **opts: Any) -> LoadReport:
     """Load a GeoDataFrame into ``layer`` (all or nothing). See :func:`load_file` for the options.
 
     Examples
@@ -280,7 +282,7 @@ def load_frame(engine: Engine, layer: str, gdf: gpd.GeoDataFrame, *, source: str
     settings = settings or get_settings()
     prepared = prepare(gdf, layer, settings=settings, source=source, defaults=_defaults_for(layer), **opts)
     with engine.begin() as sa_conn:
-        conn = sa_conn.connection.driver_connection
+        conn = driver_connection(sa_conn)
         report = write_prepared(conn, layer, prepared, sha256=sha256, progress=progress)
     report.seconds = time.perf_counter() - t0
     return report

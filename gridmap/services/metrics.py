@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import SupportsFloat
 
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,7 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _num(v) -> float | None:
+def _num(v: SupportsFloat | None) -> float | None:
     return None if v is None else round(float(v), 2)
 
 

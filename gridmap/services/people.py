@@ -9,6 +9,7 @@ volunteers and planners never read residents one by one.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,7 @@ RESIDENT_COLUMNS = ("id", "household_id", "building_id", "building_code", "grid_
                     "floor", "room", "sex", "birth_year", "is_party_member", "flags")
 
 
-def _clean(v):
+def _clean(v: Any) -> Any:
     if v is None:
         return None
     try:

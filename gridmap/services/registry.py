@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, Engine
 
 from gridmap.config import Settings, get_settings
@@ -22,7 +24,7 @@ from gridmap.services import loading
 from gridmap.services.auth import Principal
 from gridmap.services.scopes import require_area
 from gridmap.storage import events_sql, files, migrate, ops, queries, scopes
-from gridmap.storage.db import check_postgis, database_url, make_engine
+from gridmap.storage.db import check_postgis, database_url, driver_connection, make_engine
 from gridmap.storage.layers import AREA_LEVEL_LAYERS, LAYERS, LayerSpec, layer_spec
 
 #: Layers every signed-in role may read over HTTP: the registry's public, non-operational data.
@@ -147,6 +149,7 @@ class Registry:
         with self.engine.begin() as conn:
             gdf = queries.residents_frame(conn, flt, personal=personal, limit=limit, after=after)
             if personal:
+                assert actor and purpose  # refused above without them
                 queries.log_pii_access(conn, actor, purpose, "resident_pii", len(gdf),
                                        {"area": area, "bbox": bbox, "unmasked": unmasked, "limit": limit,
                                         "after": after})
@@ -163,21 +166,21 @@ class Registry:
             return queries.counts(conn)
 
     # -- writing ----------------------------------------------------------------------------------
-    def load(self, layer: str, path: str | Path, **opts) -> loading.LoadReport:
+    def load(self, layer: str, path: str | Path, **opts: Any) -> loading.LoadReport:
         """Load a file into a layer; see :func:`gridmap.services.loading.load_file`."""
         return loading.load_file(self.engine, layer, path, settings=self.settings, **opts)
 
-    def load_frame(self, layer: str, gdf: gpd.GeoDataFrame, **opts) -> loading.LoadReport:
+    def load_frame(self, layer: str, gdf: gpd.GeoDataFrame, **opts: Any) -> loading.LoadReport:
         """Load a GeoDataFrame into a layer (all or nothing, upsert on the natural key)."""
         return loading.load_frame(self.engine, layer, gdf, settings=self.settings, **opts)
 
-    def redraw(self, code: str, geometry, valid_from: dt.datetime) -> int:
+    def redraw(self, code: str, geometry: BaseGeometry, valid_from: dt.datetime) -> int:
         """Redraw an area's boundary from ``valid_from`` on (a new version); returns the new version's id.
 
         The old version is closed, not changed: events keep the grid version they were placed in.
         """
         with self.engine.begin() as conn:
-            return ops.redraw_area(conn.connection.driver_connection, code, geometry, valid_from)
+            return ops.redraw_area(driver_connection(conn), code, geometry, valid_from)
 
     def export(self, layer: str, path: str | Path, *, area: str | None = None,
                bbox: tuple[float, float, float, float] | None = None) -> int:

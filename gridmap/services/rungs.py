@@ -15,6 +15,8 @@ skipped.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping
 
@@ -23,11 +25,11 @@ from gridmap.storage import mediation as mediation_sql
 from gridmap.storage import units as units_sql
 
 
-def names_unit(rung: RowMapping) -> bool:
+def names_unit(rung: RowMapping | Mapping[str, Any]) -> bool:
     return rung["unit_kind"] is not None or rung["unit_code"] is not None
 
 
-def unit_for(conn: Connection, event_id: int, rung: RowMapping) -> str | None:
+def unit_for(conn: Connection, event_id: int, rung: RowMapping | Mapping[str, Any]) -> str | None:
     """The unit behind ``rung`` for this event (None: a team rung, or nobody of that kind serves it)."""
     if not names_unit(rung):
         return None
@@ -74,7 +76,7 @@ def enter_rung(conn: Connection, ev: RowMapping, rung: RowMapping, unit: str | N
     return stint
 
 
-def enter_first_rung(conn: Connection, event_id: int, rung: RowMapping, *, at: dt.datetime,
+def enter_first_rung(conn: Connection, event_id: int, rung: RowMapping | Mapping[str, Any], *, at: dt.datetime,
                      due_at: dt.datetime | None) -> str | None:
     """At intake: when the first rung names a unit that serves the event, its stint and inbox entry."""
     unit = unit_for(conn, event_id, rung)

@@ -31,6 +31,7 @@ from gridmap.services import loading
 from gridmap.services.units import load_units_in
 from gridmap.storage import bulk, files, ops
 from gridmap.storage import events_sql as sql
+from gridmap.storage.db import driver_connection
 from gridmap.storage.layers import pg_type
 from gridmap.storage.models import Base
 from gridmap.storage.ops import REGISTRY_TABLES
@@ -91,7 +92,8 @@ def _frames(street: samplegen.SampleStreet) -> dict[str, pd.DataFrame]:
         "areas", "buildings", "households", "residents", "resident_pii", "businesses", "fire_equipment", "teams",
         "team_members", "grid_staff", "events")}
     buildings = street.buildings.copy()
-    buildings["geometry"] = [shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in buildings.geometry]
+    buildings["geometry"] = [shapely.MultiPolygon([g]) if isinstance(g, shapely.Polygon) else g  # type: ignore[assignment]  # stubs: no geometry values
+                             for g in buildings.geometry]
     frames["buildings"] = buildings
     member_ids = street.team_members.set_index("code")["id"]
     staff = street.grid_staff
@@ -134,7 +136,7 @@ def load_sample_street(engine: Engine, *, seed: int | None = None, replace: bool
     seed = samplegen.DEFAULT_SEED if seed is None else seed
     step = progress or (lambda *_: None)
     with engine.connect() as sa_conn:
-        conn = sa_conn.connection.driver_connection
+        conn = driver_connection(sa_conn)
         info = ops.get_info(conn, "sample_street")
         if info and info.get("seed") == seed and info.get("version") == SAMPLE_VERSION and not replace:
             return SampleResult(False, seed, info["counts"], time.perf_counter() - t0,
@@ -152,7 +154,7 @@ def load_sample_street(engine: Engine, *, seed: int | None = None, replace: bool
     prep_edges = loading.prepare(edges, "road_edges", settings=settings, source=ROADS_FILE)
     counts = {"road_nodes": len(nodes), "road_edges": len(edges), **street.counts()}
     with engine.begin() as sa_conn:
-        conn = sa_conn.connection.driver_connection
+        conn = driver_connection(sa_conn)
         ops.truncate_registry(conn)
         loading.write_prepared(conn, "road_nodes", prep_nodes)
         loading.write_prepared(conn, "road_edges", prep_edges)
@@ -169,7 +171,7 @@ def load_sample_street(engine: Engine, *, seed: int | None = None, replace: bool
                  "sources": {"roads": "© OpenStreetMap contributors, ODbL 1.0", "districts": "天地图 Tianditu"}}
         ops.put_info(conn, "sample_street", value)
     with engine.connect() as sa_conn:  # fresh statistics for the planner
-        ops.analyze(sa_conn.connection.driver_connection, REGISTRY_TABLES)
+        ops.analyze(driver_connection(sa_conn), REGISTRY_TABLES)
         sa_conn.commit()
     step("done", 3, 3)
     secs = time.perf_counter() - t0
@@ -199,7 +201,7 @@ def refresh_live_state(engine: Engine, now: dt.datetime) -> LiveState:
         raise InvalidInput(f"time {now.isoformat()} has no time zone", field="now", fix="use an aware datetime")
     with Session(engine) as session, session.begin():
         conn = session.connection()
-        if ops.get_info(conn.connection.driver_connection, "sample_street") is None:
+        if ops.get_info(driver_connection(conn), "sample_street") is None:
             raise Conflict("this database does not hold the sample street: its teams report their own positions",
                            field="database", fix="load the sample street first (gridmap sample load)")
         freed = sql.free_idle_busy_teams(conn)

@@ -150,7 +150,7 @@ class SessionCache:
                 self._watchers.pop(user_id, None)
 
     @staticmethod
-    def _wake(watchers) -> None:
+    def _wake(watchers: list[tuple[str, asyncio.AbstractEventLoop, asyncio.Queue]]) -> None:
         for _sid, loop, q in watchers:
             with contextlib.suppress(RuntimeError):  # that loop has closed: the feed is gone
                 loop.call_soon_threadsafe(q.put_nowait, SESSION_CHECK)

@@ -30,10 +30,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
-from sqlalchemy import Engine
+from sqlalchemy import Engine, RowMapping
 from sqlalchemy.orm import Session
 
 from gridmap.config import HANGZHOU_BBOX, MEASURE_CRS
@@ -41,6 +42,9 @@ from gridmap.core.crs import gcj02_to_wgs84, transformer
 from gridmap.errors import Conflict, DatabaseError, Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.storage import events_sql as sql
+
+if TYPE_CHECKING:
+    from gridmap.services.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,7 @@ class _Area:
 
 
 class TeamService:
-    def __init__(self, engine: Engine, dispatcher, clock: Callable[[], dt.datetime], *,
+    def __init__(self, engine: Engine, dispatcher: Dispatcher | None, clock: Callable[[], dt.datetime], *,
                  policy: PositionPolicy | None = None,
                  area_bbox: tuple[float, float, float, float] = HANGZHOU_BBOX) -> None:
         self.engine = engine
@@ -75,7 +79,7 @@ class TeamService:
         self._area: _Area | None = None
         self._area_lock = threading.Lock()
 
-    def _need_dispatcher(self):
+    def _need_dispatcher(self) -> Dispatcher:
         if self.dispatcher is None:
             raise DatabaseError("positions and team status need the road network, which is not loaded",
                                 field="road_edges", fix="load it (gridmap sample load, or gridmap load road_edges)")
@@ -270,7 +274,7 @@ class TeamService:
         return [_team_out(r) for r in rows]
 
 
-def _team_out(r) -> dict:
+def _team_out(r: RowMapping) -> dict:
     return {"code": r["code"], "name": r["name"], "kind": r["kind"], "status": r["status"], "skills": list(r["skills"]),
             "home_grid": r["home_grid_code"], "street": r["street_code"], "position_at": r["position_at"],
             "lon": r["lon"], "lat": r["lat"]}

@@ -15,9 +15,10 @@ Free text reaches unit members redacted, like every role without the right to pe
 
 from __future__ import annotations
 
+import builtins
 import csv
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def read_units(path: str | Path) -> list[dict[str, Any]]:
             if UNIT_KINDS[row["kind"]].level == "place" and row["place_code"] is None:
                 raise InvalidInput(f"{p.name} line {i}: a {row['kind']} serves a place", field="file",
                                    fix="give the building it serves in place_code (a B... code)")
-            seen.add(row["code"])
+            seen.add(str(row["code"]))
             rows.append(row)
     return rows
 
@@ -101,7 +102,7 @@ def _unit_out(r: RowMapping) -> dict[str, Any]:
             "mediation": bool(k and k.mediation)}
 
 
-def _stint_out(r: RowMapping, now: dt.datetime) -> dict[str, Any]:
+def _stint_out(r: RowMapping | Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
     due = r["due_at"]
     left = r["left_at"]
     end = left or now
@@ -140,7 +141,7 @@ class UnitService:
         raise Forbidden(f"role {p.role!r} does not read units", field="role",
                         fix="units are read by their members, operators, planners and admins")
 
-    def list(self, session: Session, p: Principal, *, area: str | None = None, kind: str | None = None) -> list[dict]:
+    def list(self, session: Session, p: Principal, *, area: str | None = None, kind: str | None = None) -> builtins.list[dict]:
         """Units: admins and planners all (or those around ``area``); operators those serving their area, an area
         inside it or above it; unit members their own."""
         if kind is not None:
@@ -185,7 +186,7 @@ class UnitService:
             names = None if clear else events_sql.reporter_names(conn, [r["id"] for r in rows])
             cases = {r["id"]: mediation_sql.open_case_of_event(conn, r["id"]) for r in rows} \
                 if UNIT_KINDS.get(u["kind"]) and UNIT_KINDS[u["kind"]].mediation else {}
-        items = []
+        items: builtins.list[dict[str, Any]] = []
         for r in rows:
             ev = event_out(r, now, clear_text=clear, names=(names[r["id"]],) if names and r["id"] in names else ())
             stint = {"rung": r["stint_rung"], "unit_code": r["stint_unit"], "entered_at": r["entered_at"],
@@ -203,7 +204,7 @@ class UnitService:
                 "overdue": sum(1 for i in open_items if i["clock"]["overdue"]),
                 "taken": sum(1 for i in open_items if i["clock"]["taken_at"] is not None), "events": items}
 
-    def rungs(self, session: Session, p: Principal, event_id: int) -> list[dict]:
+    def rungs(self, session: Session, p: Principal, event_id: int) -> builtins.list[dict]:
         """The rungs an event stood on, with each rung's unit and clock (who may read the event may read them)."""
         now = self.clock()
         with session.begin():
@@ -284,6 +285,7 @@ class UnitService:
             else:  # escalate
                 escalate_in(conn, ev, at=now, actor=p.username, role=p.role, action="escalate", note=note)
             after = events_sql.event(conn, event_id)
+            assert after is not None  # read a moment ago in this transaction; events are never deleted
             out = event_out(after, self.clock(), clear_text=p.sees_personal_data,
                             names=() if p.sees_personal_data else
                             tuple(events_sql.reporter_names(conn, [event_id]).values()))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, RowMapping
 from sqlalchemy.orm import Session
 
 from gridmap.errors import Conflict, InvalidInput, NotFound
@@ -46,14 +46,14 @@ def _admin(actor: Principal | None, what: str) -> str:
     return "the command line"
 
 
-def _user(conn: Connection, username: str):
+def _user(conn: Connection, username: str) -> RowMapping:
     row = sql.user(conn, username, lock=True)
     if row is None:
         raise NotFound(f"no user {username!r}", field="username", fix="list users: GET /v1/users or `gridmap users list`")
     return row
 
 
-def _keep_an_admin(conn: Connection, row, what: str) -> None:
+def _keep_an_admin(conn: Connection, row: RowMapping, what: str) -> None:
     if row["role"] == "admin" and row["active"] and sql.active_admins(conn) <= 1:
         raise Conflict(f"{row['username']} is the last active admin: {what} would leave nobody to manage users",
                        field="username", fix="make another user admin first")
@@ -64,7 +64,7 @@ def _forget(cache: SessionCache | None, user_id: int) -> None:
         cache.forget_user(user_id)
 
 
-def _out(row, open_sessions: int | None = None) -> dict:
+def _out(row: RowMapping, open_sessions: int | None = None) -> dict:
     return {"id": row["id"], "username": row["username"], "role": row["role"], "street_code": row["street_code"],
             "member_code": row["member_code"], "district_code": row["district_code"],
             "community_code": row["community_code"], "unit_code": row["unit_code"], "active": row["active"],
@@ -113,6 +113,7 @@ def update_user(session: Session, actor: Principal | None, username: str, change
         reason = _reason(diff, who)
         n = end_all_sessions(conn, row["id"], now, reason)
         row = sql.user_by_id(conn, row["id"])
+        assert row is not None  # updated just above, in this transaction
     _forget(cache, row["id"])
     log.info("user %s: %s (%d session(s) ended)", username, reason, n)
     return _out(row, 0)

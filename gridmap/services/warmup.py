@@ -25,9 +25,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from gridmap.core.roadgraph import RoadGraph
 
 KERNEL_MODULES = ("gridmap.core._ch", "gridmap.core._dijkstra", "gridmap.core._routes", "gridmap.core._snap")
 
@@ -68,7 +74,7 @@ def kernel_counts() -> tuple[int, int]:
     return compiled, loaded
 
 
-def _grid_graph(n: int = 6, block_m: float = 120.0, speed: float = 8.0, *, read_only: bool = False):
+def _grid_graph(n: int = 6, block_m: float = 120.0, speed: float = 8.0, *, read_only: bool = False) -> RoadGraph:
     """A small two-way street grid (EPSG:4549 metres around Hangzhou) with one one-way street.
 
     ``read_only``: the edge lengths as a read-only array, as a pandas column from the database gives them
@@ -92,17 +98,25 @@ def _grid_graph(n: int = 6, block_m: float = 120.0, speed: float = 8.0, *, read_
                                  length / speed, geoms, np.arange(1, len(pairs) + 1, dtype=np.int64))
 
 
+def _origin(module: str) -> Path:
+    """The source file of the (installed) module ``module``."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"cannot find the source file of {module}")
+    return Path(spec.origin)
+
+
 def _sources() -> dict[str, list[int]]:
     """The kernel modules' source files: (mtime in ns, size), which numba's cache index keys on."""
     out = {}
     for name in KERNEL_MODULES:
-        st = Path(importlib.util.find_spec(name).origin).stat()
+        st = _origin(name).stat()
         out[name] = [st.st_mtime_ns, st.st_size]
     return out
 
 
 def _stamp_path() -> Path:
-    return Path(importlib.util.find_spec(KERNEL_MODULES[0]).origin).parent / "__pycache__" / "gridmap-kernels.json"
+    return _origin(KERNEL_MODULES[0]).parent / "__pycache__" / "gridmap-kernels.json"
 
 
 def _stamp() -> dict:
@@ -144,7 +158,7 @@ def compile_kernels() -> KernelReport:
     return KernelReport(c1 - c0, l1 - l0, time.perf_counter() - t0)
 
 
-def _exercise(g) -> None:
+def _exercise(g: RoadGraph) -> None:
     from gridmap.core.hierarchy import Hierarchy
     from gridmap.core.router import Router, network_times
 
@@ -166,7 +180,7 @@ def _exercise(g) -> None:
     network_times(g, xs[pick], ys[pick], xs[:10], ys[:10])
 
 
-def warm_dispatch(engine, now: dt.datetime) -> KernelReport:
+def warm_dispatch(engine: Engine, now: dt.datetime) -> KernelReport:
     """Build the dispatcher on the loaded street and run what the API runs at start and on its first
     requests (a ranking with equipment, a many-to-one ETA), so that every kernel signature is on disk."""
     from gridmap.config import MEASURE_CRS
@@ -176,6 +190,7 @@ def warm_dispatch(engine, now: dt.datetime) -> KernelReport:
     t0 = time.perf_counter()
     c0, l0 = kernel_counts()
     d = Dispatcher.from_database(engine, now=now)
+    assert d.graph is not None  # from_database() builds it
     x, y = d.graph.node_xy[len(d.graph.node_xy) // 2]
     lon, lat = transformer(MEASURE_CRS, "EPSG:4326").transform(x, y)
     d.recommend(float(lon), float(lat), with_equipment=True, now=now)

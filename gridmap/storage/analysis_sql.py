@@ -27,7 +27,7 @@ MILESTONES = ("dispatched_at", "accepted_at", "on_site_at", "resolved_at", "clos
 EVENT_LEVEL_COLUMN = {"grid": "grid_code", "community": "community_code", "street": "street_code"}
 
 
-def _bbox_cond(alias: str, bbox, bind: dict) -> str:
+def _bbox_cond(alias: str, bbox: tuple[float, float, float, float], bind: dict) -> str:
     minx, miny, maxx, maxy = bbox
     if not (minx < maxx and miny < maxy):
         raise InvalidInput(f"bbox {bbox} is empty", field="bbox", fix="give (min_lon, min_lat, max_lon, max_lat)")
@@ -106,7 +106,7 @@ def buildings_with_people(conn: Connection, flt: AreaFilter) -> gpd.GeoDataFrame
         "(SELECT count(*) FROM residents r WHERE r.building_id = b.id) AS residents, "
         f"ST_AsBinary(b.geom) AS geom FROM buildings b{_sql_where(conds)} ORDER BY b.id"
     )
-    return gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")
+    return gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
 
 
 def equipment(conn: Connection, flt: AreaFilter, kinds: Sequence[str], statuses: Sequence[str] | None
@@ -119,7 +119,7 @@ def equipment(conn: Connection, flt: AreaFilter, kinds: Sequence[str], statuses:
         bind["statuses"] = list(statuses)
     q = ("SELECT t.id, t.code, t.kind, t.name, t.status, t.building_id, ST_AsBinary(t.geom) AS geom "
          f"FROM fire_equipment t{_sql_where(conds)} ORDER BY t.id")
-    return gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")
+    return gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
 
 
 def _time_conds(alias: str, start: dt.datetime | None, end: dt.datetime | None, bind: dict) -> list[str]:
@@ -157,7 +157,7 @@ def events(conn: Connection, flt: AreaFilter, *, start: dt.datetime | None = Non
         bind["cats"] = list(categories)
     sel = ", ".join(f"e.{c}" for c in cols)
     q = f"SELECT {sel}, ST_AsBinary(e.geom) AS geom FROM events e{_sql_where(conds)} ORDER BY e.id"
-    return gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")
+    return gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
 
 
 def event_month_counts(conn: Connection, flt: AreaFilter, *, level: str = "grid", start: dt.datetime | None = None,
@@ -236,7 +236,7 @@ def grid_registry(conn: Connection, flt: AreaFilter) -> gpd.GeoDataFrame:
                coalesce(b.residents, 0) AS residents, coalesce(s.workers, 0) AS workers,
                ST_AsBinary(g.geom) AS geom
         FROM g LEFT JOIN b ON b.grid_code = g.code LEFT JOIN s ON s.grid_code = g.code ORDER BY g.code"""
-    out = gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")
+    out = gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
     for c in ("buildings", "households", "residents", "workers"):
         out[c] = out[c].astype("int64")
     return out

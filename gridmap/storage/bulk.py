@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,11 @@ import shapely
 from psycopg import sql
 
 from gridmap.errors import FeatureProblem
+from gridmap.storage._rows import one
 from gridmap.storage.layers import LayerSpec, pg_type
+
+if TYPE_CHECKING:
+    from pandas.api.typing import NaTType
 
 Progress = Callable[[int, int], None]  # (rows done, rows total)
 LOCAL_TZ = "Asia/Shanghai"
@@ -38,15 +43,15 @@ def _null_mask(s: pd.Series) -> np.ndarray:
     return s.isna().to_numpy()
 
 
-def _one_timestamp(v) -> pd.Timestamp:
+def _one_timestamp(v: Any) -> pd.Timestamp | NaTType:
     try:
         t = pd.Timestamp(v)
     except (ValueError, TypeError):
         return pd.NaT
-    if t is pd.NaT:
-        return t
+    if pd.isna(t):  # pd.Timestamp("NaT") is NaT
+        return pd.NaT
     if t.tzinfo is None:
-        t = t.tz_localize(LOCAL_TZ, ambiguous="NaT", nonexistent="NaT")
+        return t.tz_localize(LOCAL_TZ, ambiguous="NaT", nonexistent="NaT")
     return t.tz_convert(LOCAL_TZ)
 
 
@@ -67,7 +72,7 @@ def coerce_column(s: pd.Series, pgtype: str, column: str, keys: Sequence | None)
     null = _null_mask(s)
 
     def bad(mask: np.ndarray, what: str) -> None:
-        for i in np.flatnonzero(mask):
+        for i in np.flatnonzero(mask).tolist():
             problems.append(
                 FeatureProblem(int(i), None if keys is None else str(keys[i]), "rejected",
                                f"column {column}: {s.iloc[i]!r} {what}")
@@ -156,7 +161,8 @@ def copy_columns(
 BULK_REBUILD_ROWS = 50_000
 
 
-def _copy_with_index_rebuild(conn: psycopg.Connection, table: str, names, types, columns, progress) -> None:
+def _copy_with_index_rebuild(conn: psycopg.Connection, table: str, names: Sequence[str], types: Sequence[str],
+                             columns: Sequence[list], progress: Progress | None) -> None:
     """COPY into an empty table with its secondary indexes dropped and rebuilt, in the caller's transaction.
 
     The primary key stays (other tables' foreign keys need it). Unique and exclusion constraints are
@@ -186,7 +192,7 @@ def _copy_with_index_rebuild(conn: psycopg.Connection, table: str, names, types,
 
 
 def _is_empty(conn: psycopg.Connection, table: str) -> bool:
-    return conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))).fetchone()[0]
+    return one(conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))))[0]
 
 
 def upsert_columns(
@@ -236,7 +242,7 @@ def upsert_columns(
         "RETURNING (xmax = 0) AS inserted) "
         "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
     ).format(table=sql.Identifier(table), cols=cols, stage=sql.Identifier(stage), key=key, sets=sets, old=old, new=new)
-    inserted, updated = conn.execute(query).fetchone()
+    inserted, updated = one(conn.execute(query))
     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(stage)))
     return UpsertResult(inserted, updated, n - inserted - updated)
 

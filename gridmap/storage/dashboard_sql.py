@@ -19,6 +19,7 @@ import pandas as pd
 import psycopg
 
 from gridmap.storage import scopes
+from gridmap.storage._rows import column_names, one
 
 OPEN_STATUSES = ("reported", "dispatched", "accepted", "on_site")
 ACTIVE_ASSIGNMENT_STATUSES = ("offered", "accepted")
@@ -47,7 +48,7 @@ def _bbox(bbox: tuple[float, float, float, float] | None) -> dict:
 
 
 def _frame(cur: psycopg.Cursor, rows: list[tuple]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=[d.name for d in cur.description])
+    return pd.DataFrame(rows, columns=column_names(cur))
 
 
 # -- buildings as tiles -----------------------------------------------------------------------------------
@@ -79,17 +80,17 @@ def building_tile(conn: psycopg.Connection, z: int, x: int, y: int, street: str 
     SELECT '{"type":"FeatureCollection","features":[' || COALESCE(string_agg(ST_AsGeoJSON(q.*, 'geom', 6), ','), '')
            || ']}' FROM q
     """.replace("{in_street}", _in_street("b.community_code"))
-    row = conn.execute(sql, {"z": z, "x": x, "y": y, "street": street}).fetchone()
+    row = one(conn.execute(sql, {"z": z, "x": x, "y": y, "street": street}))
     return row[0].encode()
 
 
 def data_version(conn: psycopg.Connection) -> tuple:
     """A cheap fingerprint of the static layers (buildings, residents, businesses): it changes on a load."""
-    return conn.execute(
+    return one(conn.execute(
         "SELECT (SELECT COALESCE(max(id), 0) FROM load_batches), "
         "(SELECT COALESCE(max(updated_at), 'epoch') FROM dataset_info), "
         "(SELECT COALESCE(max(id), 0) FROM buildings)"
-    ).fetchone()
+    ))
 
 
 def extent(conn: psycopg.Connection, area: str | None = None) -> tuple[float, float, float, float] | None:
@@ -103,7 +104,7 @@ def extent(conn: psycopg.Connection, area: str | None = None) -> tuple[float, fl
         row = conn.execute(
             "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e FROM "
             f"({_STREET_SHAPE}) a) s", {"street": area}).fetchone()
-    return None if row is None or row[0] is None else tuple(float(v) for v in row)
+    return None if row is None or row[0] is None else (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
 
 
 def main_street(conn: psycopg.Connection) -> str | None:
@@ -181,7 +182,7 @@ def grid_events(conn: psycopg.Connection, *, now: dt.datetime, since: dt.datetim
 
 
 # -- per-viewport point layers ------------------------------------------------------------------------------
-def equipment(conn: psycopg.Connection, bbox, *, limit: int, street: str | None = None) -> pd.DataFrame:
+def equipment(conn: psycopg.Connection, bbox: tuple[float, float, float, float] | None, *, limit: int, street: str | None = None) -> pd.DataFrame:
     """Fire equipment in the bbox (and inside the current boundary of ``street``, if given)."""
     cur = conn.execute(
         f"""SELECT f.id, f.code, f.kind, f.status, f.name, f.last_inspected, ST_X(f.geom) AS lon, ST_Y(f.geom) AS lat
@@ -193,7 +194,7 @@ def equipment(conn: psycopg.Connection, bbox, *, limit: int, street: str | None 
     return _frame(cur, cur.fetchall())
 
 
-def teams(conn: psycopg.Connection, bbox, *, limit: int, street: str | None = None) -> pd.DataFrame:
+def teams(conn: psycopg.Connection, bbox: tuple[float, float, float, float] | None, *, limit: int, street: str | None = None) -> pd.DataFrame:
     """Teams with a known position in the bbox, with their active assignment (if any); with ``street``, only
     the teams whose home grid is in that street (where they are now does not matter)."""
     cur = conn.execute(
@@ -208,7 +209,7 @@ def teams(conn: psycopg.Connection, bbox, *, limit: int, street: str | None = No
     return _frame(cur, cur.fetchall())
 
 
-def events(conn: psycopg.Connection, bbox, *, now: dt.datetime, resolved_since: dt.datetime,
+def events(conn: psycopg.Connection, bbox: tuple[float, float, float, float] | None, *, now: dt.datetime, resolved_since: dt.datetime,
            limit: int, street: str | None = None) -> pd.DataFrame:
     """Open events (and those resolved since ``resolved_since``, not yet closed) reported by ``now`` (in
     ``street``, if given). No reporter and no free text: the title only."""
@@ -226,7 +227,7 @@ def events(conn: psycopg.Connection, bbox, *, now: dt.datetime, resolved_since: 
     return _frame(cur, cur.fetchall())
 
 
-def routes(conn: psycopg.Connection, bbox, *, limit: int, street: str | None = None) -> pd.DataFrame:
+def routes(conn: psycopg.Connection, bbox: tuple[float, float, float, float] | None, *, limit: int, street: str | None = None) -> pd.DataFrame:
     """Routes of the active dispatches (offered or accepted assignments) that touch the bbox (to events of
     ``street``, if given)."""
     cur = conn.execute(
@@ -251,7 +252,7 @@ def building(conn: psycopg.Connection, building_id: int) -> dict | None:
                   ST_X(ST_PointOnSurface(b.geom)) AS lon, ST_Y(ST_PointOnSurface(b.geom)) AS lat
            FROM buildings b WHERE b.id = %s""", (building_id,))
     row = cur.fetchone()
-    return None if row is None else dict(zip([d.name for d in cur.description], row, strict=True))
+    return None if row is None else dict(zip(column_names(cur), row, strict=True))
 
 
 def building_id_by_code(conn: psycopg.Connection, code: str, street: str | None = None) -> int | None:
@@ -279,7 +280,7 @@ def event(conn: psycopg.Connection, event_id: int, street: str | None = None) ->
            WHERE e.id = %(id)s AND (%(street)s::text IS NULL OR {scopes.events("e.", _AREA)})""",
         {"id": event_id, "street": street})
     row = cur.fetchone()
-    return None if row is None else dict(zip([d.name for d in cur.description], row, strict=True))
+    return None if row is None else dict(zip(column_names(cur), row, strict=True))
 
 
 def assignments_of_event(conn: psycopg.Connection, event_id: int) -> pd.DataFrame:
@@ -300,7 +301,7 @@ def team(conn: psycopg.Connection, code: str, street: str | None = None) -> dict
            FROM teams t WHERE t.code = %(code)s AND """ + _in_street("t.home_grid_code", "grids"),
         {"code": code, "street": street})
     row = cur.fetchone()
-    return None if row is None else dict(zip([d.name for d in cur.description], row, strict=True))
+    return None if row is None else dict(zip(column_names(cur), row, strict=True))
 
 
 def team_assignment(conn: psycopg.Connection, team_id: int, street: str | None = None) -> dict | None:
@@ -318,7 +319,7 @@ def team_assignment(conn: psycopg.Connection, team_id: int, street: str | None =
             FROM events e WHERE e.team_id = %(t)s AND e.status IN {OPEN_STATUSES} AND {_street_events(street, False, "e.")}
             ORDER BY 1 NULLS LAST LIMIT 1""", {"t": team_id, "street": street})
     row = cur.fetchone()
-    return None if row is None else dict(zip([d.name for d in cur.description], row, strict=True))
+    return None if row is None else dict(zip(column_names(cur), row, strict=True))
 
 
 # -- the side panel ------------------------------------------------------------------------------------------
@@ -357,14 +358,14 @@ def figures(conn: psycopg.Connection, street: str | None, *, now: dt.datetime, d
             WHERE reported_at <= %(now)s AND (status IN {OPEN_STATUSES} OR reported_at >= %(period)s)
               AND {_street_events(street, unplaced)}""",
         {"now": now, "day": day_start, "period": period_start, "street": street})
-    row = cur.fetchone()
-    return dict(zip([d.name for d in cur.description], row, strict=True))
+    row = one(cur)
+    return dict(zip(column_names(cur), row, strict=True))
 
 
 def latest_activity(conn: psycopg.Connection) -> dt.datetime | None:
     """The latest time anything happened (an event reported or a team position): the sample's 'now'."""
-    return conn.execute("SELECT GREATEST((SELECT max(reported_at) FROM events), "
-                        "(SELECT max(position_at) FROM teams))").fetchone()[0]
+    return one(conn.execute("SELECT GREATEST((SELECT max(reported_at) FROM events), "
+                            "(SELECT max(position_at) FROM teams))"))[0]
 
 
 def equipment_by_codes(conn: psycopg.Connection, codes: list[str], street: str | None = None) -> dict[str, dict]:
@@ -378,7 +379,7 @@ def equipment_by_codes(conn: psycopg.Connection, codes: list[str], street: str |
 
 
 def business_count(conn: psycopg.Connection, building_id: int) -> int:
-    return conn.execute("SELECT count(*) FROM businesses WHERE building_id = %s", (building_id,)).fetchone()[0]
+    return one(conn.execute("SELECT count(*) FROM businesses WHERE building_id = %s", (building_id,)))[0]
 
 
 def building_counts(conn: psycopg.Connection, ids: list[int]) -> pd.DataFrame:

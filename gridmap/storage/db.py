@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from gridmap.config import Settings
@@ -64,7 +66,15 @@ def libpq_url(url: str) -> str:
     return _libpq(url)
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def driver_connection(conn: Connection) -> psycopg.Connection:
+    """The psycopg connection under the SQLAlchemy connection ``conn``, in the same transaction."""
+    raw = conn.connection.driver_connection
+    if raw is None:  # SQLAlchemy's type allows it: a pool entry whose connection was closed
+        raise RuntimeError("the SQLAlchemy connection has no psycopg connection under it")
+    return raw
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with a connection pool sized for one API worker process: a request holds at most one
     connection at a time, so ``pool_size`` is the number of concurrent requests served without opening a
     connection (a connection beyond it is opened and closed again per use, a new PostgreSQL backend each
@@ -77,7 +87,7 @@ def make_engine(url: str, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def open_pool(engine: Engine, n: int | None = None, warm=None) -> int:
+def open_pool(engine: Engine, n: int | None = None, warm: Callable[[Connection], object] | None = None) -> int:
     """Open ``n`` pooled connections now (default: the pool's size) and run ``warm(connection)`` on each, so
     that the first requests of a server pay neither for new PostgreSQL backends nor for their cold caches
     (PostGIS loads in each backend on first use, the catalog entries of each table on first touch).

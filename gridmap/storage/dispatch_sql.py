@@ -14,6 +14,7 @@ import psycopg
 import shapely
 
 from gridmap.storage import scopes
+from gridmap.storage._rows import one
 
 
 def road_graph(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -65,7 +66,7 @@ def save_positions(conn: psycopg.Connection, codes: list[str], lon: np.ndarray, 
     dumping of a 1,000-element array quotes every element (a regex each), which cost more than the
     UPDATE itself (measured in scripts/bench_positions.py). The caller rolls back if any code is unknown.
     """
-    row = conn.execute(
+    row = one(conn.execute(
         """
         WITH u AS (SELECT * FROM unnest(%b::text[], %b::float8[], %b::float8[], %b::timestamptz[])
                    AS u(code, lon, lat, at)),
@@ -75,7 +76,7 @@ def save_positions(conn: psycopg.Connection, codes: list[str], lon: np.ndarray, 
         SELECT ARRAY(SELECT code FROM upd),
                ARRAY(SELECT u.code FROM u WHERE NOT EXISTS (SELECT 1 FROM teams t WHERE t.code = u.code))""",
         (codes, np.asarray(lon, dtype=float).tolist(), np.asarray(lat, dtype=float).tolist(), at),
-    ).fetchone()
+    ))
     return list(row[0]), list(row[1])
 
 
@@ -99,14 +100,14 @@ def dispatch_state(conn: psycopg.Connection, event_id: int) -> tuple[tuple | Non
     """In one round trip: the event's active assignment (id, team code, status) or None, and the teams that
     declined it or let the offer lapse. Lock the event first (:func:`event_for_dispatch`, an earlier
     statement), so that this sees what a concurrent dispatch of the same event committed."""
-    row = conn.execute(
+    row = one(conn.execute(
         """
         SELECT (SELECT ARRAY[a.id::text, t.code, a.status] FROM assignments a JOIN teams t ON t.id = a.team_id
                 WHERE a.event_id = %(e)s AND a.status IN ('offered', 'accepted') LIMIT 1),
                ARRAY(SELECT t.code FROM assignments a JOIN teams t ON t.id = a.team_id
                      WHERE a.event_id = %(e)s AND a.status IN ('declined', 'timeout'))""",
         {"e": event_id}, prepare=True,
-    ).fetchone()
+    ))
     active = None if row[0] is None else (int(row[0][0]), row[0][1], row[0][2])
     return active, set(row[1])
 

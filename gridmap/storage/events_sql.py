@@ -17,6 +17,8 @@ from psycopg.rows import dict_row
 from sqlalchemy import Connection, RowMapping, text
 
 from gridmap.storage import dispatch_sql, scopes
+from gridmap.storage._rows import one
+from gridmap.storage.db import driver_connection
 
 OPEN = ("reported", "dispatched", "accepted", "on_site")
 
@@ -106,7 +108,7 @@ def _raw(conn: Connection) -> psycopg.Connection:
     """The psycopg connection under ``conn``, in the same transaction. The intake statements run on it
     directly: SQLAlchemy's statement layer costs ~0.1-0.2 ms of CPU per call with thirty parameters, which is
     a tenth of an intake's CPU."""
-    return conn.connection.driver_connection
+    return driver_connection(conn)
 
 
 def _near(lat: float, radius_m: float) -> tuple[float, float]:
@@ -125,7 +127,7 @@ def intake_context(conn: Connection, *, channel: str, external_id: str, category
     around (lon, lat) (:func:`dedup_cells`, held until the transaction ends)."""
     cells = dedup_cells(lon, lat, dedup_radius_m) if lon is not None and lat is not None else []
     with _raw(conn).cursor(row_factory=dict_row) as cur:
-        return cur.execute("""
+        return one(cur.execute("""
         SELECT x.id AS existing_id, x.intake_sha256 AS existing_sha256, c.code AS category,
                c.default_severity, l.level AS rung_level, l.name AS rung_name, l.name_zh AS rung_name_zh,
                l.time_limit_min, l.rung, l.unit_kind, l.unit_code, g.grid_area_id, g.grid_code, g.community_code,
@@ -150,7 +152,7 @@ def intake_context(conn: Connection, *, channel: str, external_id: str, category
                          AS k
                   FROM unnest(CAST(%(cells)s AS text[])) AS cell ORDER BY 1) keys) lk""",
             {"ch": channel, "x": external_id, "cat": category, "lon": lon, "lat": lat, "at": at, "cells": cells},
-            prepare=True).fetchone()
+            prepare=True))
 
 
 def insert_reported(conn: Connection, v: dict[str, Any], *, radius_m: float,

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from gridmap.core.geomcheck import Kind
 from gridmap.errors import NotFound
 from gridmap.storage import models as m
 
@@ -50,7 +51,7 @@ def pg_type(col: Column) -> str:
 class LayerSpec:
     name: str
     model: type[m.Base]
-    kind: str  # point | line | polygon
+    kind: Kind  # point | line | polygon
     key: tuple[str, ...]
     aliases: dict[str, str] = field(default_factory=dict)
     description: str = ""

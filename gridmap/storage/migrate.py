@@ -39,4 +39,7 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # the package always ships its migrations
+        raise RuntimeError(f"no Alembic revisions in {SCRIPT_LOCATION}")
+    return head

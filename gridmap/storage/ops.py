@@ -10,8 +10,10 @@ import json
 
 import psycopg
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.storage._rows import one
 
 REGISTRY_TABLES = (
     "events", "grid_staff", "team_members", "teams", "fire_equipment", "businesses", "resident_pii", "residents",
@@ -57,7 +59,7 @@ def record_load(conn: psycopg.Connection, *, layer: str, source: str, sha256: st
 
 
 def registry_occupied(conn: psycopg.Connection) -> bool:
-    return conn.execute("SELECT EXISTS (SELECT 1 FROM buildings) OR EXISTS (SELECT 1 FROM events)").fetchone()[0]
+    return one(conn.execute("SELECT EXISTS (SELECT 1 FROM buildings) OR EXISTS (SELECT 1 FROM events)"))[0]
 
 
 def truncate_registry(conn: psycopg.Connection) -> None:
@@ -82,7 +84,7 @@ def put_info(conn: psycopg.Connection, key: str, value: dict) -> None:
     )
 
 
-def redraw_area(conn: psycopg.Connection, code: str, geometry: shapely.Geometry, valid_from: dt.datetime) -> int:
+def redraw_area(conn: psycopg.Connection, code: str, geometry: BaseGeometry, valid_from: dt.datetime) -> int:
     """Close the current version of an area at ``valid_from`` and open a new one with ``geometry``.
 
     Returns the new row's id. Events keep the version they were placed in (``events.grid_area_id``).
@@ -90,7 +92,7 @@ def redraw_area(conn: psycopg.Connection, code: str, geometry: shapely.Geometry,
     if valid_from.tzinfo is None:
         raise InvalidInput(f"valid_from {valid_from} has no time zone", field="valid_from",
                            fix="give an aware datetime, e.g. with ZoneInfo('Asia/Shanghai')")
-    if geometry.geom_type == "Polygon":
+    if isinstance(geometry, shapely.Polygon):
         geometry = shapely.MultiPolygon([geometry])
     if geometry.geom_type != "MultiPolygon" or not geometry.is_valid:
         raise InvalidInput(f"the new boundary of {code} is not a valid polygon", field="geometry",
@@ -106,9 +108,9 @@ def redraw_area(conn: psycopg.Connection, code: str, geometry: shapely.Geometry,
         raise Conflict(f"the current boundary of {code} is valid from {old_from}; a new one must start later",
                        field="valid_from", fix=f"give a time after {old_from}")
     conn.execute("UPDATE areas SET valid_to = %s WHERE id = %s", (valid_from, old_id))
-    new_id = conn.execute(
+    new_id = one(conn.execute(
         "INSERT INTO areas (code, level, name, name_zh, parent_code, valid_from, geom) "
         "VALUES (%s, %s, %s, %s, %s, %s, ST_GeomFromWKB(%s, 4326)) RETURNING id",
         (code, level, name, name_zh, parent, valid_from, shapely.to_wkb(geometry)),
-    ).fetchone()[0]
+    ))[0]
     return new_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -88,7 +89,7 @@ def select_layer(
     q += f" ORDER BY {order}"
     if limit is not None:
         q += f" LIMIT {int(limit)}"
-    gdf = gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")
+    gdf = gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
     return gdf
 
 
@@ -108,7 +109,8 @@ def residents_frame(conn: Connection, flt: AreaFilter, *, personal: bool, limit:
     """
     pii = ", p.name, p.id_card, p.phone" if personal else ""
     join = " LEFT JOIN resident_pii p ON p.resident_id = r.id" if personal else ""
-    b_conds, bind = [], {}
+    b_conds: list[str] = []
+    bind: dict[str, Any] = {}
     if flt.bbox is not None:
         b_conds.append("b.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)")
         bind.update(zip(("minx", "miny", "maxx", "maxy"), flt.bbox, strict=True))
@@ -118,7 +120,8 @@ def residents_frame(conn: Connection, flt: AreaFilter, *, personal: bool, limit:
         area = "(SELECT geom FROM areas WHERE code = :area AND valid_to IS NULL)"
         b_conds.append(f"b.geom && {area} AND ST_Intersects(ST_PointOnSurface(b.geom), {area})")
         bind["area"] = flt.area
-    conds, params = [], {}
+    conds: list[str] = []
+    params: dict[str, Any] = {}
     if b_conds:
         ids = conn.execute(text("SELECT b.id FROM buildings b WHERE " + " AND ".join(b_conds)), bind).scalars().all()
         conds.append("r.building_id = ANY(CAST(:buildings AS bigint[]))")
@@ -138,7 +141,7 @@ def residents_frame(conn: Connection, flt: AreaFilter, *, personal: bool, limit:
     if limit is not None:
         q += " LIMIT :limit"
         params["limit"] = int(limit)
-    return gpd.read_postgis(text(q), conn, geom_col="geom", params=params, crs="EPSG:4326")
+    return gpd.read_postgis(text(q), conn, geom_col="geom", params=params, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
 
 
 def log_pii_access(conn: Connection, actor: str, purpose: str, table: str, rows: int, detail: dict) -> None:

@@ -39,7 +39,7 @@ def fit_view(bbox: tuple[float, float, float, float], *, width: int = 1280, heig
     if not (minx < maxx and miny < maxy):
         raise InvalidInput(f"bbox {bbox} is empty", field="bbox", fix="give (min_lon, min_lat, max_lon, max_lat)")
 
-    def merc_y(lat):
+    def merc_y(lat: float) -> float:
         return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
 
     dx = (maxx - minx) / 360.0
@@ -50,7 +50,8 @@ def fit_view(bbox: tuple[float, float, float, float], *, width: int = 1280, heig
                          pitch=pitch, bearing=bearing, max_pitch=70)
 
 
-def deck(layers: list[pdk.Layer], view: pdk.ViewState | None = None, *, bbox=None,
+def deck(layers: list[pdk.Layer], view: pdk.ViewState | None = None, *,
+         bbox: tuple[float, float, float, float] | None = None,
          tooltip: dict | bool = True) -> pdk.Deck:
     """A pydeck Deck of ``layers`` with no basemap (works offline). ``bbox`` fits the view when no view is given."""
     if view is None:

@@ -14,6 +14,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from gridmap.core import encode
 from gridmap.errors import InvalidInput
@@ -79,11 +80,11 @@ def points(gdf: gpd.GeoDataFrame, columns: Iterable[str] | None = None, *, what:
     return recs
 
 
-def line_coords(geom: shapely.Geometry | None) -> list[list[float]] | None:
+def line_coords(geom: BaseGeometry | None) -> list[list[float]] | None:
     """The vertices of a (Multi)LineString as ``[[lon, lat], ...]`` (parts joined), rounded."""
     if geom is None or geom.is_empty:
         return None
-    if geom.geom_type == "MultiLineString":
+    if isinstance(geom, shapely.MultiLineString):
         parts = [np.asarray(g.coords) for g in geom.geoms]
         xy = np.concatenate(parts) if parts else np.empty((0, 2))
     else:
@@ -102,6 +103,6 @@ def paths(gdf: gpd.GeoDataFrame, columns: Iterable[str] | None = None, *, what: 
     return recs
 
 
-def dumps(obj) -> bytes:
+def dumps(obj: object) -> bytes:
     """JSON bytes by the one encoder (:func:`gridmap.core.encode.dumps`)."""
     return encode.dumps(obj)

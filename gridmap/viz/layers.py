@@ -12,6 +12,8 @@ expressions (``"..."``) over the fields the encoders write, so a layer looks the
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
 
 import geopandas as gpd
 import pydeck as pdk
@@ -19,6 +21,9 @@ from pydeck.types import String as S
 
 from gridmap.errors import InvalidInput
 from gridmap.viz import encode
+
+#: What a layer draws: a GeoDataFrame (encoded and inlined), records already encoded, or a URL deck.gl fetches.
+LayerData: TypeAlias = gpd.GeoDataFrame | list[dict[str, Any]] | str
 
 # -- palettes (RGBA) ---------------------------------------------------------------------------------------
 #: Residents per building: class lower bounds and colours (grey: nobody lives there).
@@ -50,11 +55,11 @@ LAYER_IDS = ("boundaries", "grids", "buildings", "equipment", "routes", "teams",
 
 
 # -- deck.gl JSON expressions ------------------------------------------------------------------------------
-def _rgba(c) -> str:
+def _rgba(c: Sequence[float]) -> str:
     return "[" + ", ".join(str(int(v)) for v in c) + "]"
 
 
-def step_expr(field: str, breaks, colors) -> str:
+def step_expr(field: str, breaks: Sequence[float], colors: Sequence[Sequence[float]]) -> str:
     """deck.gl expression mapping a number to the colour of the class it falls in (lower bounds).
 
     pydeck sends string accessors as ``@@=`` expressions; string constants go as :class:`pydeck.types.String`.
@@ -68,9 +73,9 @@ def step_expr(field: str, breaks, colors) -> str:
     return expr
 
 
-def match_expr(field: str, mapping: dict, default) -> str:
+def match_expr(field: str, mapping: Mapping[str, object], default: object) -> str:
     """deck.gl expression mapping a category to a value (colour, radius...)."""
-    def lit(v):
+    def lit(v: object) -> str:
         return _rgba(v) if isinstance(v, tuple | list) else json.dumps(v)
     expr = lit(default)
     for k, v in reversed(list(mapping.items())):
@@ -78,7 +83,8 @@ def match_expr(field: str, mapping: dict, default) -> str:
     return expr
 
 
-def _data(data, what: str, kind: str, columns: list[str] | None):
+def _data(data: LayerData, what: str, kind: str,
+          columns: list[str] | None) -> str | list[dict[str, Any]] | dict[str, Any]:
     """URL strings pass through; GeoDataFrames are encoded for the layer type."""
     if isinstance(data, str):
         return data
@@ -94,14 +100,14 @@ def _data(data, what: str, kind: str, columns: list[str] | None):
     return encode.paths(data, columns, what=what)
 
 
-def _present(data, columns: list[str]) -> list[str] | None:
+def _present(data: LayerData, columns: list[str]) -> list[str] | None:
     if isinstance(data, gpd.GeoDataFrame):
         return [c for c in columns if c in data.columns]
     return None
 
 
 # -- builders ------------------------------------------------------------------------------------------------
-def boundaries_layer(data, *, id: str = "boundaries") -> pdk.Layer:
+def boundaries_layer(data: LayerData, *, id: str = "boundaries") -> pdk.Layer:
     """District, street and community boundaries (outlines; ``level`` picks the style)."""
     cols = _present(data, ["code", "level", "name", "name_zh"])
     colors = {k: v[0] for k, v in BOUNDARY_STYLE.items()}
@@ -114,7 +120,7 @@ def boundaries_layer(data, *, id: str = "boundaries") -> pdk.Layer:
     )
 
 
-def grids_layer(data, *, color_by: str = "open_events", id: str = "grids") -> pdk.Layer:
+def grids_layer(data: LayerData, *, color_by: str = "open_events", id: str = "grids") -> pdk.Layer:
     """Grid (网格) polygons with their outline, filled by open events or by safety index."""
     if color_by not in GRID_COLOR_BY:
         raise InvalidInput(f"cannot colour grids by {color_by!r}", field="color_by",
@@ -136,7 +142,7 @@ def grids_layer(data, *, color_by: str = "open_events", id: str = "grids") -> pd
 BUILDING_COLUMNS = ["code", "address", "floors", "height", "use", "grid_code", "residents", "businesses"]
 
 
-def buildings_layer(data, *, id: str = "buildings", min_zoom: int = 11, max_zoom: int = 14,
+def buildings_layer(data: LayerData, *, id: str = "buildings", min_zoom: int = 11, max_zoom: int = 14,
                     elevation_scale: float = 1.0) -> pdk.Layer:
     """Extruded building footprints: height from floors, colour by resident count.
 
@@ -171,7 +177,7 @@ def buildings_layer(data, *, id: str = "buildings", min_zoom: int = 11, max_zoom
     return pdk.Layer("GeoJsonLayer", _data(data, id, "features", cols), **common)
 
 
-def equipment_layer(data, *, id: str = "equipment") -> pdk.Layer:
+def equipment_layer(data: LayerData, *, id: str = "equipment") -> pdk.Layer:
     """Fire equipment: colour and size by kind, ring by status (white in service, yellow faulty, black out)."""
     cols = _present(data, ["code", "kind", "status", "name", "last_inspected"])
     return pdk.Layer(
@@ -183,7 +189,7 @@ def equipment_layer(data, *, id: str = "equipment") -> pdk.Layer:
     )
 
 
-def teams_layer(data, *, id: str = "teams") -> pdk.Layer:
+def teams_layer(data: LayerData, *, id: str = "teams") -> pdk.Layer:
     """Teams at their last position, coloured by state (available / assigned / on site / off duty / stale)."""
     cols = _present(data, ["code", "name", "kind", "status", "state", "position_at", "age_s", "event_id",
                            "assignment_status"])
@@ -195,7 +201,7 @@ def teams_layer(data, *, id: str = "teams") -> pdk.Layer:
     )
 
 
-def events_layer(data, *, id: str = "events") -> pdk.Layer:
+def events_layer(data: LayerData, *, id: str = "events") -> pdk.Layer:
     """Events: colour by state, size by severity (1–4); overdue ones get a thick black ring."""
     cols = _present(data, ["id", "code", "category", "category_zh", "severity", "status", "title", "reported_at",
                            "age_s", "overdue", "team", "grid_code"])
@@ -208,7 +214,8 @@ def events_layer(data, *, id: str = "events") -> pdk.Layer:
     )
 
 
-def routes_layer(data, *, id: str = "routes", color=(0, 90, 255, 220), width_px: float = 4) -> pdk.Layer:
+def routes_layer(data: LayerData, *, id: str = "routes", color: Sequence[int] = (0, 90, 255, 220),
+                 width_px: float = 4) -> pdk.Layer:
     """Routes of active dispatches (the team's road path to the event)."""
     cols = _present(data, ["assignment_id", "event_id", "team", "status", "eta_s", "distance_m", "severity"])
     return pdk.Layer(
@@ -217,7 +224,7 @@ def routes_layer(data, *, id: str = "routes", color=(0, 90, 255, 220), width_px:
     )
 
 
-def selection_layer(data=None, *, id: str = "selection") -> pdk.Layer:
+def selection_layer(data: LayerData | None = None, *, id: str = "selection") -> pdk.Layer:
     """What the operator selected: the route of a drill-down (nearest responder, a team's route)."""
     return pdk.Layer(
         "PathLayer", [] if data is None else _data(data, id, "paths", None), id=id, pickable=False,

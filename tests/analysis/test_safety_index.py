@@ -131,6 +131,14 @@ def test_the_formula_is_validated():
     assert sum(d.weight for d in DIMENSIONS) == pytest.approx(1.0)
 
 
+def test_a_rate_without_its_reference_rate_is_refused():
+    # (found by mypy: Dimension.reference is optional, and a rate without one failed with a TypeError)
+    counts = count_events(random_events(50, ["G1"], seed=8))
+    with pytest.raises(InvalidInput, match="reference") as info:
+        safety_index(counts, AREAS, dimensions=(Dimension("fraud", "诈骗", "rate", ("fraud",), 1.0),))
+    assert info.value.field == "dimensions" and "reference=" in info.value.fix
+
+
 def test_a_geodataframe_of_areas_gives_a_map_ready_frame():
     areas = gpd.GeoDataFrame(AREAS.assign(name=["a", "b", "c"]), geometry=[shapely.box(0, 0, 1, 1)] * 3,
                              crs="EPSG:4326")

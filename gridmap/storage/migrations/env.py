@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 from geoalchemy2 import alembic_helpers
-from sqlalchemy import create_engine, pool
+from sqlalchemy import Connection, create_engine, pool
 
 from gridmap.storage.models import Base
 
@@ -12,7 +12,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _configure(connection) -> None:
+def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -31,7 +31,10 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic: give a connection (config.attributes['connection']) or sqlalchemy.url")
+    engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as conn:
         _configure(conn)
         with context.begin_transaction():
