@@ -128,7 +128,8 @@ class UnitService:
             raise NotFound(f"no unit {code!r}", field="code", fix="list units: GET /v1/units")
         return u
 
-    def _may_read(self, p: Principal, u: RowMapping) -> None:
+    @staticmethod
+    def _may_read(conn: Connection, p: Principal, u: RowMapping) -> None:
         if p.role in ("admin", "planner"):
             return
         if p.role == "unit":
@@ -137,7 +138,14 @@ class UnitService:
                                 fix=f"read your own unit {p.unit}")
             return
         if p.role == "operator":
-            return  # the inbox itself is filtered to their area
+            # a unit serving their area, an area inside it or above it (a district department); its inbox is
+            # then filtered to their area's events
+            mine = p.area is not None and (scopes_sql.area_within(conn, u["area_code"], p.area)
+                                           or scopes_sql.area_within(conn, p.area, u["area_code"]))
+            if not mine:
+                raise Forbidden(f"unit {u['code']} serves {u['area_code']}, outside your area {p.area}", field="code",
+                                fix="read the units of your area (GET /v1/units)")
+            return
         raise Forbidden(f"role {p.role!r} does not read units", field="role",
                         fix="units are read by their members, operators, planners and admins")
 
@@ -163,8 +171,9 @@ class UnitService:
 
     def get(self, session: Session, p: Principal, code: str) -> dict:
         with session.begin():
-            u = self._unit(session.connection(), code)
-        self._may_read(p, u)
+            conn = session.connection()
+            u = self._unit(conn, code)
+            self._may_read(conn, p, u)
         return _unit_out(u)
 
     def inbox(self, session: Session, p: Principal, code: str, *, recent_h: float = 0.0, limit: int = 200) -> dict:
@@ -175,7 +184,7 @@ class UnitService:
         with session.begin():
             conn = session.connection()
             u = self._unit(conn, code)
-            self._may_read(p, u)
+            self._may_read(conn, p, u)
             if p.role == "planner":
                 raise Forbidden("planners read aggregates, not inboxes", field="role", fix="use /v1/metrics/units")
             since = now - dt.timedelta(hours=recent_h) if recent_h > 0 else None
