@@ -138,10 +138,10 @@ def test_a_mall_dispute_climbs_the_ladder_by_the_units_own_hands_and_is_settled_
     assert [row["key"] for row in r.json()["rows"]] == [station]
 
 
-def _in_community(api_engine, street: str) -> tuple[str, dict]:
+def _in_community(api_engine, street: str, offset: int = 777) -> tuple[str, dict]:
     c, x, y = query(api_engine, "SELECT b.community_code, ST_X(ST_PointOnSurface(b.geom)), "
                                 "ST_Y(ST_PointOnSurface(b.geom)) FROM buildings b "
-                                "WHERE b.community_code LIKE :s || '%' ORDER BY b.code OFFSET 777 LIMIT 1", s=street)[0]
+                                "WHERE b.community_code LIKE :s || '%' ORDER BY b.code OFFSET :o LIMIT 1", s=street, o=offset)[0]
     return c, {"lon": x, "lat": y}
 
 
@@ -207,3 +207,49 @@ def test_a_mediation_case_shows_its_parties_only_to_the_room_and_logs_every_read
                                                                   "mediators": ["王调解"]},
                     headers=users["operator"]["headers"])
     assert r.status_code == 403, r.text
+
+
+def test_one_door_walk_ins_and_the_directors_hotline_are_counted_answered_on_the_spot(client, users, api_engine,
+                                                                                      clock, street):
+    op = users["operator"]
+    spots = iter(_in_community(api_engine, street, 1500 + 450 * i)[1] for i in range(5))  # far apart: no duplicates
+    spot = next(spots)
+    clock.advance(hours=2)
+    t0 = clock()
+
+    def call(channel: str, answered: str | None) -> dict:
+        clock.advance(minutes=7)
+        where = next(spots)
+        body = {"channel": channel, "external_id": f"DOOR-{next(_ids):04d}", "category": "neighbour_dispute",
+                "location": where, "dispatch": False, "reporter": {"name": "周九", "phone": "13500003333"},
+                **({"answered": answered} if answered else {})}
+        r = client.post("/v1/events", json=body, headers=op["headers"])
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    answered = call("director_hotline", "已答复：物业费标准见公示栏")
+    ev = answered["event"]
+    assert (ev["status"], ev["outcome"]) == ("closed", "answered_on_the_spot"), ev
+    assert answered["dispatch"] is None
+    assert query(api_engine, "SELECT count(*) FROM assignments WHERE event_id = :e", e=ev["id"])[0][0] == 0
+    call("director_hotline", "已答复")
+    kept = call("director_hotline", None)["event"]
+    assert kept["status"] == "reported"
+    call("walk_in", "当场解答")
+    # a grid worker cannot take a walk-in at the centre's door
+    r = client.post("/v1/events", json={"channel": "walk_in", "external_id": "DOOR-GW", "category": "environment",
+                                        "location": spot, "dispatch": False}, headers=users["gridworker"]["headers"])
+    assert r.status_code == 403, r.text
+
+    params = {"group_by": "channel", "start": t0.isoformat(), "end": (clock() + dt.timedelta(seconds=1)).isoformat()}
+    r = client.get("/v1/metrics/intake", params=params, headers=users["planner"]["headers"])
+    assert r.status_code == 200, r.text
+    rows = {row["key"]: row for row in r.json()["rows"]}
+    hotline, door = rows["director_hotline"], rows["walk_in"]
+    assert (hotline["taken"], hotline["answered_on_the_spot"], hotline["dispatched"], hotline["open"],
+            hotline["closed"]) == (3, 2, 0, 1, 2), hotline
+    assert (door["taken"], door["answered_on_the_spot"], door["dispatched"]) == (1, 1, 0), door
+    # one channel only
+    r = client.get("/v1/metrics/intake", params={**params, "channel": "director_hotline"},
+                   headers=op["headers"])
+    assert [row["key"] for row in r.json()["rows"]] == ["director_hotline"]
