@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make demo   installs everything (system packages, Python venv), starts the database, loads the
-#               sample street and starts the API in the background
+#               sample street, starts the API and the live simulator in the background
 #   make test   installs what is missing and runs the whole test suite (lint, layering contract, types, pytest)
 .PHONY: demo test setup lint stop bench clean-db
 
@@ -22,6 +22,7 @@ lint:
 	.venv/bin/mypy
 
 stop:
+	.venv/bin/python scripts/simulate_background.py stop
 	.venv/bin/python scripts/serve_background.py stop
 	.venv/bin/gridmap db down
 

@@ -18,10 +18,11 @@ import anyio
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import dashboard, deps, errors, screens
+from api import dashboard, deps, errors, field, resident, screens
 from api.routes import dispatch as dispatch_routes
 from api.routes import events, levels, mediation, teams, units
 from api.routes import registry as registry_routes
+from api.routes import simulation as simulation_routes
 from gridmap.config import Settings, get_settings
 from gridmap.errors import NotFound
 from gridmap.services.auth import AuthService, TokenSigner, resolve_secret
@@ -29,10 +30,16 @@ from gridmap.services.dispatch import Dispatcher
 from gridmap.services.escalation import EscalationService
 from gridmap.services.events import EventService, system_clock
 from gridmap.services.feed import FeedHub
+from gridmap.services.field import FieldService
+from gridmap.services.idempotency import Idempotency
 from gridmap.services.levels import LevelsService
 from gridmap.services.mediation import MediationService
 from gridmap.services.metrics import MetricsService
+from gridmap.services.notify import LogNotifier, OfferChaser
+from gridmap.services.photos import PhotoService
+from gridmap.services.qr import Limits, ResidentService
 from gridmap.services.registry import Registry, connect
+from gridmap.services.simclock import app_clock, dispatch_policy
 from gridmap.services.teams import TeamService
 from gridmap.services.units import UnitService
 
@@ -48,21 +55,24 @@ Log in at `POST /v1/auth/token`, then send `Authorization: Bearer <token>`. Erro
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None, *,
                clock: Callable | None = None) -> FastAPI:
-    """Build the app. ``clock`` (an aware-datetime callable) replaces the wall clock, e.g. in tests."""
-    now = clock or system_clock
+    """Build the app. ``clock`` (an aware-datetime callable) replaces the wall clock, e.g. in tests; on a
+    simulation database ``GRIDMAP_CLOCK=simulation`` makes it the simulation's (gridmap/services/simclock.py)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or (registry.settings if registry is not None else get_settings())
         signer = TokenSigner(resolve_secret(cfg), cfg.token_ttl_s)  # refuses default or weak secrets
         reg = registry or connect(cfg)
+        # the simulation's clock only on a simulation database (ConfigError otherwise); its dispatch rule too
+        now, sim_clock, sim = app_clock(cfg, reg.engine, clock, system_clock)
         try:
-            dispatcher = Dispatcher.from_database(reg.engine, now=now())
+            dispatcher = Dispatcher.from_database(reg.engine, dispatch_policy(sim), now=now())
         except NotFound as exc:  # no road network yet: the API serves, events wait for manual handling
             log.warning("automatic dispatch is off: %s", exc)
             dispatcher = None
         st = app.state
         st.settings, st.registry, st.engine, st.clock, st.dispatcher = cfg, reg, reg.engine, now, dispatcher
+        st.sim_clock = sim_clock
         st.auth = AuthService(signer, reg.engine, cfg)
         st.auth.start()  # LISTEN for revoked sessions: they end at once in every process
         st.events = EventService(reg.engine, cfg, dispatcher, now)
@@ -80,15 +90,26 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             LevelsService(now)
         st.feed = FeedHub.for_engine(reg.engine, dispatcher)
         st.feed.start()
+        # the field app and the resident's QR page (api/field.py, api/resident.py)
+        st.photos = PhotoService(reg.engine, now, max_bytes=cfg.photo_max_bytes)
+        st.field = FieldService(reg.engine, st.auth, st.events, st.photos, Idempotency(reg.engine, now), now)
+        st.residents = ResidentService(reg.engine, st.events, st.photos, now, limits=Limits(
+            cfg.qr_reports_per_device, cfg.qr_reports_per_address, cfg.qr_window_s))
+        st.notifier = LogNotifier()  # SMS/voice reminders of unanswered offers: log-only (gridmap/services/notify.py)
+        st.chaser = OfferChaser(reg.engine, st.notifier, now, after_s=cfg.notify_after_s)
         sweeper = asyncio.create_task(_sweep_forever(st.escalation, cfg.escalation_interval_s))
+        chaser = asyncio.create_task(_sweep_forever(st.chaser, cfg.escalation_interval_s))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, chaser):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             st.feed.stop()
             st.auth.stop()
+            if sim_clock is not None:
+                sim_clock.close()
             if registry is None:
                 reg.dispose()
 
@@ -96,9 +117,12 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                   default_response_class=errors.GridmapJSON, dependencies=[Depends(deps.no_unknown_query)])
     errors.install(app)
     limits = settings or (registry.settings if registry is not None else get_settings())
-    app.add_middleware(errors.BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(simulation_routes.PinSimulationClock, state_of=app)
+    app.add_middleware(errors.BodyLimit, max_bytes=limits.max_body_bytes,
+                       path_limit=field.body_limit(limits.photo_max_bytes))
     # outermost (added last): request ids and headers on every response, even a 413 or a 500 from below
-    app.add_middleware(errors.RequestGuard, page_headers=dashboard.page_headers)
+    app.add_middleware(errors.RequestGuard,
+                       page_headers=lambda path: dashboard.page_headers(path) or field.page_headers(path))
     app.include_router(registry_routes.router)
     app.include_router(events.router)
     app.include_router(teams.router)
@@ -106,8 +130,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(units.router)
     app.include_router(mediation.router)
     app.include_router(levels.router)
+    app.include_router(simulation_routes.router)
     app.include_router(dashboard.router)
     app.include_router(screens.router)
+    app.include_router(field.shell)
+    app.include_router(field.api)
+    app.include_router(field.dash)
+    app.include_router(resident.router)
     return app
 
 
@@ -131,8 +160,9 @@ async def _build_routes(app: FastAPI) -> None:
                    "headers": headers, "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0)}, receive, send)
 
 
-async def _sweep_forever(escalation: EscalationService, interval_s: float) -> None:
-    """Time out unanswered offers and escalate overdue events, every ``interval_s`` (0: never)."""
+async def _sweep_forever(escalation: EscalationService | OfferChaser, interval_s: float) -> None:
+    """Time out unanswered offers and escalate overdue events (or remind teams of unanswered offers), every
+    ``interval_s`` (0: never)."""
     if interval_s <= 0:
         return
     while True:
@@ -140,4 +170,4 @@ async def _sweep_forever(escalation: EscalationService, interval_s: float) -> No
         try:
             await run_in_threadpool(escalation.sweep)
         except Exception:  # noqa: BLE001 - log and try again next round; the API keeps serving
-            log.exception("escalation sweep failed")
+            log.exception("%s sweep failed", type(escalation).__name__)

@@ -335,6 +335,14 @@ AtQuery = Annotated[Time | None, Query(description="the dashboard clock (ISO 860
 BBoxQuery = Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat (the viewport)")]
 
 
+def _at(request: Request, at: dt.datetime | None) -> dt.datetime | None:
+    """The screen's clock: ``at`` if given; else now, which on an API driven by a simulation's clock is the
+    simulation's (the service reads the wall clock for None)."""
+    if at is None and getattr(request.app.state, "sim_clock", None) is not None:
+        return request.app.state.clock()
+    return at
+
+
 def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
     if text is None:
         return None
@@ -488,7 +496,7 @@ def boundaries(request: Request, dash: ViewDep) -> Response:
 @router.get("/api/grids.json")
 def grids(request: Request, dash: ViewDep, at: AtQuery = None) -> Response:
     """Grids with open events and safety index (GeoJSON)."""
-    return _json(request, gv.features(dash.grids(at)))
+    return _json(request, gv.features(dash.grids(_at(request, at))))
 
 
 @router.get("/api/equipment.json")
@@ -500,14 +508,14 @@ def equipment(request: Request, dash: ViewDep, bbox: BBoxQuery = None) -> Respon
 @router.get("/api/teams.json")
 def teams(request: Request, dash: ViewDep, bbox: BBoxQuery = None, at: AtQuery = None) -> Response:
     """Teams in the viewport with their state (points)."""
-    return _json(request, gv.points(dash.teams(_bbox(bbox), at),
+    return _json(request, gv.points(dash.teams(_bbox(bbox), _at(request, at)),
                                     ["code", "name", "kind", "status", "state", "age_s", "event_id"]))
 
 
 @router.get("/api/events.json")
 def events(request: Request, dash: ViewDep, bbox: BBoxQuery = None, at: AtQuery = None) -> Response:
     """Open (and just resolved) events in the viewport (points)."""
-    return _json(request, gv.points(dash.events(_bbox(bbox), at),
+    return _json(request, gv.points(dash.events(_bbox(bbox), _at(request, at)),
                                     ["id", "code", "category", "category_zh", "severity", "status", "title",
                                      "age_s", "overdue", "team"]))
 
@@ -530,7 +538,7 @@ def _route(d: dict | None) -> dict | None:
 @router.get("/api/buildings/{code}")
 def building(request: Request, dash: ViewDep, code: Annotated[str, Path(pattern=_CODE)], at: AtQuery = None) -> Response:
     """A building: address, resident count, businesses, nearest micro fire station/truck and its road ETA."""
-    b = dash.building(code, at)
+    b = dash.building(code, _at(request, at))
     b["nearest_responder"] = _route(b["nearest_responder"])
     return _json(request, b)
 
@@ -539,7 +547,7 @@ def building(request: Request, dash: ViewDep, code: Annotated[str, Path(pattern=
 def event(request: Request, dash: ViewDep, event_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
           at: AtQuery = None) -> Response:
     """An event: timeline, team, ETA and route."""
-    e = dash.event(event_id, at)
+    e = dash.event(event_id, _at(request, at))
     e["assignment"] = _route(e["assignment"])
     return _json(request, e)
 
@@ -547,7 +555,7 @@ def event(request: Request, dash: ViewDep, event_id: Annotated[int, Path(ge=1, l
 @router.get("/api/teams/{code}")
 def team(request: Request, dash: ViewDep, code: Annotated[str, Path(pattern=_CODE)], at: AtQuery = None) -> Response:
     """A team and its current assignment."""
-    t = dash.team(code, at)
+    t = dash.team(code, _at(request, at))
     t["assignment"] = _route(t["assignment"])
     return _json(request, t)
 
@@ -555,4 +563,4 @@ def team(request: Request, dash: ViewDep, code: Annotated[str, Path(pattern=_COD
 @router.get("/api/summary")
 def summary(request: Request, dash: ViewDep, at: AtQuery = None) -> Response:
     """Headline figures and the open events (state, age, overdue)."""
-    return _json(request, dash.summary(at))
+    return _json(request, dash.summary(_at(request, at)))

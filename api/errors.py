@@ -276,26 +276,28 @@ def install(app: FastAPI) -> None:
 class BodyLimit:
     """Refuse request bodies over ``max_bytes`` with 413 (by Content-Length, or while reading a chunked body)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limit: Callable[[str], int | None] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limit = path_limit  # a larger limit for some paths (photo uploads), or None
 
-    def _too_large(self, size: str) -> JSONResponse:
-        exc = TooLarge(f"the request body is {size}, more than the {self.max_bytes:,} bytes allowed", field="body",
+    def _too_large(self, size: str, limit: int) -> JSONResponse:
+        exc = TooLarge(f"the request body is {size}, more than the {limit:,} bytes allowed", field="body",
                        fix="send less: split a batch into several requests")
         return error_response(exc)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             return await self.app(scope, receive, send)
+        limit = (self.path_limit(scope.get("path", "")) if self.path_limit else None) or self.max_bytes
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:
             try:
                 n = int(length)
             except ValueError:
                 n = -1
-            if n > self.max_bytes:
-                return await self._too_large(f"{n:,} bytes")(scope, receive, send)
+            if n > limit:
+                return await self._too_large(f"{n:,} bytes", limit)(scope, receive, send)
             return await self.app(scope, receive, send)
         # no Content-Length (chunked): read up to the limit, then replay what was read
         chunks: list[bytes] = []
@@ -306,8 +308,8 @@ class BodyLimit:
                 break
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
-            if size > self.max_bytes:
-                return await self._too_large(f"over {size:,} bytes")(scope, receive, send)
+            if size > limit:
+                return await self._too_large(f"over {size:,} bytes", limit)(scope, receive, send)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)

@@ -294,7 +294,7 @@ class RespondOut(BaseModel):
 
 Accuracy = Annotated[float | None, Field(None, ge=0, le=100_000, allow_inf_nan=False,
                                          description="the fix's horizontal accuracy in metres, as the phone "
-                                                     "reports it (used to judge jumps; not stored)")]
+                                                     "reports it (used to judge jumps; stored with the position)")]
 
 
 class PositionIn(_In):

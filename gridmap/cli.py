@@ -78,6 +78,7 @@ sample_app = typer.Typer(help="The sample street (real OSM roads + generated reg
 users_app = typer.Typer(help="API users (passwords hashed with Argon2).", no_args_is_help=True)
 secret_app = typer.Typer(help="The secret key that signs API tokens.", no_args_is_help=True)
 ladders_app = typer.Typer(help="Escalation ladders (分级分流) per event category.", no_args_is_help=True)
+qr_app = typer.Typer(help="Places' QR codes (余安码) for the resident's report page.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sample_app, name="sample")
 app.add_typer(users_app, name="users")
@@ -86,6 +87,7 @@ app.add_typer(ladders_app, name="ladders")
 units_app = typer.Typer(help="The units behind the ladders' rungs (mediation rooms, centres, stations, a mall's "
                              "desks).", no_args_is_help=True)
 app.add_typer(units_app, name="units")
+app.add_typer(qr_app, name="qr")
 
 
 @app.callback()
@@ -431,6 +433,7 @@ def setup(
         "  python -c 'import gridmap as gm; print(gm.connect().layer(\"grids\").head())'\n"
         f"  API + docs: http://{host}:{port}/docs  (gridmap serve)\n"
         f"  dashboard:  http://{host}:{port}/dashboard  (users and passwords: {settings.data_dir / 'demo_users.txt'})\n"
+        f"  field app:  http://{host}:{port}/field/  (grid workers, volunteers: users gridworker, volunteer)\n"
         "  tests:      make test",
         highlight=False,
     )
@@ -637,6 +640,21 @@ def ladders_show(category: Annotated[str | None, typer.Argument(help="One catego
     out.print(table)
 
 
+@qr_app.command("sheet")
+@friendly
+def qr_sheet(community: Annotated[str, typer.Option("--community", help="The community's area code.")],
+             out_file: Annotated[Path | None, typer.Option("--out", help="FILE.pdf or FILE.png (one PNG per page)")]
+             = None) -> None:
+    """Print a community's QR codes (its businesses and buildings), each opening <GRIDMAP_PUBLIC_URL>/q/<code>."""
+    from gridmap.services.qr import sheet, write_sheet
+
+    target = out_file or Path(f"qr-{community}.pdf")
+    sh = sheet(_registry().engine, community, get_settings().public_url)
+    write_sheet(sh, target)
+    out.print(f"{sh.count} codes of community {community} on {len(sh.pages)} page(s): {target} "
+              f"(each opens {get_settings().public_url.rstrip('/')}/q/<code>)", highlight=False)
+
+
 def _serve(host: str, port: int, workers: int) -> None:
     from api.serve import serve as serve_workers
 
@@ -661,6 +679,132 @@ def _serve(host: str, port: int, workers: int) -> None:
 def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 2) -> None:
     """Run the HTTP API (FastAPI; docs at /docs)."""
     _serve(host, port, workers)
+
+
+# -- simulate ---------------------------------------------------------------------------------------
+simulate_app = typer.Typer(help="The operations simulator: a living street driven through the HTTP API.",
+                           no_args_is_help=True)
+app.add_typer(simulate_app, name="simulate")
+
+
+def _day(value: str | None) -> dt.date:
+    from gridmap.simulation.run import DEFAULT_DAY
+
+    if value is None:
+        return DEFAULT_DAY
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not a date", field="--day", fix="give YYYY-MM-DD, e.g. 2026-11-02") from None
+
+
+def _rule(value: str | None) -> str | None:
+    from gridmap.services.dispatch import DispatchRule
+
+    if value is None:
+        return None
+    try:
+        return DispatchRule(value).value
+    except ValueError:
+        raise InvalidInput(f"unknown dispatch rule {value!r}", field="--rule",
+                           fix=f"use one of {', '.join(r.value for r in DispatchRule)}") from None
+
+
+@simulate_app.command("live")
+@friendly
+def simulate_live(
+    api: Annotated[str | None, typer.Option(help="The API to drive (default http://GRIDMAP_HOST:GRIDMAP_PORT).")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the reports and the teams' behaviour.")] = 1,
+    log: Annotated[Path | None, typer.Option(help="Write the run log here (JSON lines; .gz compresses).")] = None,
+) -> None:
+    """Drive the demo's API in real time until stopped (Ctrl-C, SIGTERM): teams patrol, report their positions,
+    take offers, drive, settle events; reports arrive at the sample year's rates and hours."""
+    import os
+    import signal
+    import threading
+
+    from gridmap.simulation.run import run_live
+
+    url = api or f"http://{os.environ.get('GRIDMAP_HOST', '127.0.0.1')}:{os.environ.get('GRIDMAP_PORT', '8000')}"
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    summary = run_live(get_settings(), api_url=url, seed=seed, stop=stop, log_path=log,
+                       say=lambda m: out.print(m, highlight=False))
+    out.print(f"stopped: {summary.events} report(s) sent; final states {summary.final}", highlight=False)
+
+
+@simulate_app.command("fast")
+@friendly
+def simulate_fast(
+    day: Annotated[str | None, typer.Option(help="The first day (YYYY-MM-DD); default the day after the sample "
+                                                 "year, 2026-11-02.")] = None,
+    days: Annotated[int, typer.Option(min=1, max=31, help="How many days.")] = 1,
+    seed: Annotated[int, typer.Option(min=0, help="Seed: the same seed gives the same run log.")] = 1,
+    rule: Annotated[str | None, typer.Option(help="Dispatch rule (road_eta, road_eta_no_tie, straight_line, "
+                                                  "straight_line_then_road, own_grid); default gridmap's.")] = None,
+    database: Annotated[str, typer.Option(help="The simulation database (made afresh from the template).")]
+    = "gridmap_sim",
+    log: Annotated[Path | None, typer.Option(help="The run log (default <data_dir>/simulation-runs/…jsonl.gz).")] = None,
+    drain_h: Annotated[float, typer.Option(min=0, max=48, help="Hours played after the last day with no new "
+                                                               "reports, so late events are reached.")] = 2.0,
+) -> None:
+    """Replay DAYS days in simulated time in a simulation database of its own, served by its own API on the
+    simulation's clock; then the metrics, the dashboard and the notebooks read it (GRIDMAP_DB_NAME=DATABASE)."""
+    import time
+
+    from gridmap.simulation.run import run_fast
+
+    settings = get_settings()
+    d = _day(day)
+    path = log or settings.data_dir / "simulation-runs" / f"{d.isoformat()}_{days}d_{_rule(rule) or 'road_eta'}_seed{seed}.jsonl.gz"
+    t0 = time.perf_counter()
+    res = run_fast(settings, day=d, days=days, seed=seed, rule=_rule(rule), database=database, log_path=path,
+                   drain_h=drain_h, say=lambda m: err.print(m, highlight=False))
+    s = res.summary
+    table = Table("call", "n", "p50 ms", "p99 ms", title="API calls of the run")
+    for c in s.calls:
+        table.add_row(c["call"], f"{c['n']:,}", f"{c['p50_ms']:.1f}", f"{c['p99_ms']:.1f}")
+    out.print(table)
+    out.print(f"{s.events} reports, final states {dict(sorted(s.final.items()))}; not closed: "
+              f"{dict(sorted(s.open_reasons.items()))}", highlight=False)
+    out.print(f"played {days} day(s) in {res.wall_s:.0f} s (set-up {res.setup_s:.0f} s, total "
+              f"{time.perf_counter() - t0:.0f} s); run log {path} (sha256 {s.digest[:16]}…)", highlight=False)
+    out.print(f"read it like any other data: GRIDMAP_DB_NAME={database} gridmap serve, or its metrics and notebooks",
+              highlight=False)
+
+
+@simulate_app.command("study")
+@friendly
+def simulate_study(
+    day: Annotated[str | None, typer.Option(help="The first day (default 2026-11-02).")] = None,
+    days: Annotated[int, typer.Option(min=1, max=31, help="How many consecutive days.")] = 3,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every day.")] = 1,
+    rules: Annotated[str | None, typer.Option(help="Comma-separated rules (default all five).")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Result JSON (default "
+                                                                "data/simulation/dispatch_policy_study.json).")] = None,
+    hours: Annotated[float | None, typer.Option(min=0.5, max=24, help="Play only the first HOURS of each day.")] = None,
+) -> None:
+    """The dispatch-policy study: the same seeded days under each rule; prints the headline table."""
+    from gridmap.services.dispatch import DispatchRule
+    from gridmap.simulation.study import RESULT_FILE, run_study
+
+    first = _day(day)
+    chosen = [DispatchRule(v) for r in rules.split(",") if (v := _rule(r.strip())) is not None] if rules else None
+    result = run_study(get_settings(), days=[first + dt.timedelta(days=i) for i in range(days)], seed=seed,
+                       rules=chosen, hours=hours, say=lambda m: err.print(m, highlight=False))
+    path = out_file or RESULT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(result.to_json(), encoding="utf-8")
+    t = result.table()
+    table = Table("rule", "events", "median min", "p90 min", "≤ rung", "≤ 15 min", "1st ETA min", "km", "Gini",
+                  "declined", "timed out", "resolved", "closed", title="Report → on site, by dispatch rule")
+    for r in t.itertuples():
+        table.add_row(str(r.rule), str(r.events), f"{r.median_min:.1f}", f"{r.p90_min:.1f}", f"{r.within_rung:.1%}",
+                      f"{r.within_15min:.1%}", f"{r.first_eta_min:.2f}", f"{r.driven_km:.0f}", f"{r.jobs_gini:.2f}",
+                      str(r.declines), str(r.timeouts), f"{r.resolution_rate:.1%}", f"{r.closure_rate:.1%}")
+    out.print(table)
+    out.print(f"written to {path}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover

@@ -11,7 +11,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     escalation_interval_s: float = Field(
         default=30.0, ge=0, description="How often the API sweeps for timed-out offers and overdue events (0: never)."
     )
+    clock: Literal["system", "simulation"] = Field(
+        default="system",
+        description="The API's clock. 'simulation': the clock of a simulation database (its simulation_mark row), "
+        "moved by `gridmap simulate fast` through PUT /v1/simulation/clock; the API refuses to start with it on "
+        "any other database.",
+    )
     # -- sessions and logins (gridmap/services/auth.py) ---------------------------------------------------
     session_cache_ttl_s: float = Field(
         default=3.0, ge=0, le=60,
@@ -96,6 +102,20 @@ class Settings(BaseSettings):
     )
     argon2_queue: int = Field(default=2, ge=0, le=1000,
                               description="Logins that may wait for a password check per process; beyond: 429.")
+
+    # -- the field app and the resident's QR page ----------------------------------------------------------
+    public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+                            description="The address residents reach gridmap at: QR codes encode <public_url>/q/<place>.")
+    photo_max_bytes: int = Field(default=8_000_000, ge=100_000, le=50_000_000,
+                                 description="Largest photo accepted (as sent, before it is re-encoded).")
+    qr_reports_per_device: int = Field(default=5, ge=1, le=10_000,
+                                       description="Reports (and receipt answers) per device cookie within qr_window_s.")
+    qr_reports_per_address: int = Field(default=30, ge=1, le=100_000,
+                                        description="Reports (and receipt answers) per client address within qr_window_s.")
+    qr_window_s: int = Field(default=3600, ge=10, le=86_400, description="The QR page's throttle window.")
+    notify_after_s: float = Field(default=60.0, ge=5, le=3600,
+                                  description="An offer unanswered this long is handed to the notifier (SMS/voice; "
+                                  "the demo's only logs it).")
 
     @field_validator("area_bbox")
     @classmethod

@@ -120,6 +120,7 @@ def _login_hint() -> str:
     return (f"Dashboard: http://{HOST}:{PORT}/dashboard  — log in as admin, operator or planner with the "
             f"passwords in {users}\n"
             f"API docs:  http://{HOST}:{PORT}/docs       (token: POST /v1/auth/token with the same users)\n"
+            f"Field app: http://{HOST}:{PORT}/field/     — a phone web app: log in as volunteer or gridworker\n"
             "Team positions go stale 5 minutes after their last report, as a real phone's would: "
             "`.venv/bin/gridmap sample refresh` re-stamps them (`--every 60` keeps them fresh)")
 

@@ -53,4 +53,6 @@ if [ "${1:-}" = "--demo" ]; then
   "$VENV/bin/gridmap" setup
   say "starting the API in the background"
   "$VENV/bin/python" scripts/serve_background.py start
+  say "starting the live simulator: a living street (teams patrol, events arrive and are settled)"
+  "$VENV/bin/python" scripts/simulate_background.py start
 fi

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Security, WebSocket, WebSocketDisconnect
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api import links
 from api.deps import EventsDep, PrincipalDep, SessionDep, bearer
-from api.errors import ERROR_RESPONSES, dumps
+from api.errors import ERROR_RESPONSES, dumps, status_of
+from api.field import IdempotencyKey, answer_response
 from api.schemas import (
     ActionIn,
     AssignmentOut,
@@ -89,11 +92,17 @@ def get_assignment(assignment_id: AssignmentId, session: SessionDep, p: Principa
     return AssignmentOut(**events.assignment(session, p, assignment_id))
 
 
-def _respond(action: str) -> Callable[..., RespondOut]:
-    def handler(assignment_id: AssignmentId, body: ActionIn, session: SessionDep, p: PrincipalDep,
-                events: EventsDep) -> RespondOut:
-        out = events.respond(session, p, assignment_id, action, note=body.note, lon=body.lon, lat=body.lat)
-        return RespondOut(**out)
+def _respond(action: str) -> Callable[..., Response]:
+    def handler(request: Request, assignment_id: AssignmentId, body: ActionIn, session: SessionDep, p: PrincipalDep,
+                idempotency_key: IdempotencyKey = None) -> Response:
+        # through the field service: an Idempotency-Key makes a retry apply once and answer the same (api/field.py)
+        fingerprint = hashlib.sha256(f"{action}:{assignment_id}:".encode()
+                                     + json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
+        a = request.app.state.field.respond(session, p, assignment_id, action, note=body.note, lon=body.lon,
+                                            lat=body.lat, key=idempotency_key, fingerprint=fingerprint,
+                                            shape=lambda out: RespondOut(**out).model_dump(mode="json"),
+                                            status_of=status_of)
+        return answer_response(a)
 
     handler.__name__ = f"assignment_{action}"
     return handler

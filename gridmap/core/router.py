@@ -299,6 +299,15 @@ class Router:
         skilled = (self.skills[:n] & required) != 0 if required else np.ones(n, dtype=bool)
         return available & fresh & skilled, available, fresh, skilled
 
+    def nearest_by_distance(self, x: float, y: float, ok: np.ndarray, k: int) -> np.ndarray:
+        """Indexes of the ``k`` teams of ``ok`` (a mask) nearest to (x, y) in a straight line, nearest first
+        (ties by index): the candidates of a straight-line dispatch rule (Resgrid's ClosestUnit, TicketsCAD's
+        distance sort), which then takes their road ETAs and routes from :meth:`rank` with ``only``."""
+        n = len(self.codes)
+        cand = np.flatnonzero(ok[:n] & np.isfinite(self.x[:n]))
+        d = np.hypot(self.x[cand] - x, self.y[cand] - y)
+        return cand[np.lexsort((cand, d))[:k]]
+
     def _team_on_edge_eta(self, e: int, f_event: float, walk_event: float) -> dict[int, tuple[float, int, float, float]]:
         """Teams on the event's own edge (or its twin), before the event in the driving direction.
 
@@ -339,12 +348,15 @@ class Router:
     def rank(self, x: float, y: float, *, now: float, skills: Sequence[str] = (), k: int = 5,
              max_eta_s: float = 1800.0,
              grid: str | None = None, tie_window_s: float = 0.0, with_routes: bool = True,
-             method: str = "auto") -> Ranking:
+             method: str = "auto", only: np.ndarray | None = None, only_reason: str = "not a candidate") -> Ranking:
         """The k teams that reach (x, y) first by road, with the reasons for each pick and pass.
 
         ``skills`` is any-of: a team qualifies with at least one. Within ``tie_window_s`` of each
         other, teams of the event's own ``grid`` come first, then lighter workloads. ``method`` is the
         search: "dijkstra", "hierarchy" (needs :meth:`use_hierarchy`) or "auto" (:meth:`choose_search`).
+        ``only`` (a boolean mask over the team indexes) restricts the candidates further, for a dispatch
+        rule that picks its candidates another way (straight-line nearest, the event's own grid); a team
+        it leaves out is passed over with ``only_reason``.
         """
         n = len(self.codes)
         required = self.skill_mask(skills)
@@ -352,11 +364,16 @@ class Router:
         e = int(snap.edge[0])
         if e < 0 or n == 0:
             ok, available, fresh, skilled = self.eligibility(now, required)
+            if only is not None:
+                ok = ok & only[:n]
             return self._straight_line(x, y, ok, k, max_eta_s, grid, tie_window_s, available, fresh, skilled,
                                        note=None if n else "no teams are known")
         ok = np.empty(n, dtype=bool)  # = eligibility()[0], in one compiled pass
         n_ok = _dijkstra.eligible(self.status, self.pos_at, self.skills, n, float(now), float(self.stale_after_s),
                                   required, ok)
+        if only is not None:
+            ok &= only[:n]
+            n_ok = int(ok.sum())
         f = float(snap.fraction[0])
         walk_event = float(snap.distance_m[0]) / WALK_SPEED
         seeds = [int(self.g.edge_u[e])]
@@ -447,6 +464,8 @@ class Router:
                 c.reasons.append(f"stale: last position {(now - self.pos_at[i]) / 60:.0f} min ago")
             if required and not self.skills[i] & required:
                 c.reasons.append(f"wrong skill (needs one of {', '.join(skills)})")
+            if only is not None and not only[i]:
+                c.reasons.append(only_reason)
             passed.append(c)
         # Eligible teams whose position is too far from any road to be routed: say so when they are close.
         off_road = self.off_road()

@@ -10,6 +10,7 @@ indexes on ``assignments`` forbid a second active assignment for a team or an ev
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import gc
 import threading
 from dataclasses import dataclass, field
@@ -37,10 +38,35 @@ ALL_SKILLS = ["patrol", "fire", "first_aid", "mediation", "law", "elderly_care",
 RESPONDER_KINDS = ("micro_fire_station", "micro_fire_truck")
 
 
+class DispatchRule(enum.StrEnum):
+    """How the responder is chosen. gridmap's own is ``road_eta``; the others exist for the dispatch-policy
+    study (``gridmap simulate study``) and are used only where a simulation database says so
+    (``simulation_mark.dispatch_rule``, see :mod:`gridmap.services.simclock`)."""
+
+    #: (a) the k first by road ETA; within ``tie_window_s`` of each other, the event's own grid, then the
+    #: lighter workload, first (today's rule)
+    ROAD_ETA = "road_eta"
+    #: (b) the k first by road ETA, no tie window
+    ROAD_ETA_NO_TIE = "road_eta_no_tie"
+    #: (c) the k nearest in a straight line, in that order (Resgrid's ClosestUnit, TicketsCAD's distance sort);
+    #: their road ETAs and routes are still computed, for the team's phone
+    STRAIGHT_LINE = "straight_line"
+    #: (d) the ``straight_line_candidates`` nearest in a straight line, re-ranked by road ETA (Resgrid's
+    #: UseRoutedEta)
+    STRAIGHT_LINE_THEN_ROAD = "straight_line_then_road"
+    #: (e) only the teams of the event's own grid (its grid workers' team, or a team based there), by road
+    #: ETA, whatever their skills: a grid-bound manual practice
+    OWN_GRID = "own_grid"
+
+
 @dataclass
 class DispatchPolicy:
     """Tunable dispatch rules (defaults are what the 数智闲林 command room asks for)."""
 
+    #: how the responder is chosen (:class:`DispatchRule`); anything but ``road_eta`` only in a simulation
+    rule: DispatchRule = DispatchRule.ROAD_ETA
+    #: rule ``straight_line_then_road``: how many straight-line nearest teams are re-ranked by road ETA
+    straight_line_candidates: int = 5
     k: int = 5
     max_eta_s: float = 1800.0
     stale_after_s: float = 300.0
@@ -109,6 +135,7 @@ class Dispatcher:
         self.equipment: dict[str, Router] = {}
         self.team_ids: dict[str, int] = {}
         self.category_skills: dict[str, list[str]] = {}
+        self.grid_teams: dict[str, np.ndarray] = {}  # grid -> indexes of the teams whose grid it is (rule own_grid)
         self.hierarchy: Hierarchy | None = None
         self._hierarchy_thread: threading.Thread | None = None
 
@@ -170,8 +197,13 @@ class Dispatcher:
         # (100+ ms pauses on a large city, measured in scripts/bench_dispatch.py). Refcounting still frees them.
         gc.collect()
         gc.freeze()
+        grid_teams: dict[str, list[int]] = {}
+        for row in teams.itertuples():
+            for g in row.grids or ([row.grid] if row.grid else []):
+                grid_teams.setdefault(g, []).append(router.index[row.code])
         with self._lock:
             self.graph, self.teams, self.equipment = graph, router, eq_routers
+            self.grid_teams = {g: np.array(idx, dtype=np.int64) for g, idx in grid_teams.items()}
             self.team_ids = dict(zip(teams.code, teams.id, strict=True))
             self.equipment_kind = dict(zip(equipment.code, equipment.kind, strict=True))
             self.category_skills = categories
@@ -292,9 +324,8 @@ class Dispatcher:
                     hidden.append(i)
                     self.teams.status[i] = 3  # temporarily off: declined this event already
             try:
-                ranking: Ranking = self.teams.rank(
-                    x, y, now=now.timestamp(), skills=need, k=k or self.policy.k,
-                    max_eta_s=max_eta_s or self.policy.max_eta_s, grid=grid, tie_window_s=self.policy.tie_window_s)
+                ranking: Ranking = self._rank(x, y, now=now.timestamp(), skills=need, k=k or self.policy.k,
+                                              max_eta_s=max_eta_s or self.policy.max_eta_s, grid=grid)
             finally:
                 for i in hidden:
                     self.teams.status[i] = 0
@@ -307,6 +338,41 @@ class Dispatcher:
                       for name in ("responders", "hydrants")}
         return Recommendation(lon, lat, need, ranking.method, [self._candidate(c) for c in ranking.picked],
                               [self._candidate(c) for c in ranking.passed_over], ranking.note, eq, ranking.search)
+
+    def _rank(self, x: float, y: float, *, now: float, skills: list[str], k: int, max_eta_s: float,
+              grid: str | None) -> Ranking:
+        """The ranking under the policy's :class:`DispatchRule` (the caller holds the lock)."""
+        rule, teams = self.policy.rule, self.teams
+        assert teams is not None, _NOT_BUILT
+        if rule == DispatchRule.ROAD_ETA:
+            return teams.rank(x, y, now=now, skills=skills, k=k, max_eta_s=max_eta_s, grid=grid,
+                              tie_window_s=self.policy.tie_window_s)
+        if rule == DispatchRule.ROAD_ETA_NO_TIE:
+            return teams.rank(x, y, now=now, skills=skills, k=k, max_eta_s=max_eta_s, grid=grid, tie_window_s=0.0)
+        if rule == DispatchRule.OWN_GRID:
+            own = np.zeros(len(teams.codes), dtype=np.bool_)
+            own[self.grid_teams.get(grid, np.empty(0, dtype=np.int64)) if grid is not None else []] = True
+            return teams.rank(x, y, now=now, skills=(), k=k, max_eta_s=max_eta_s, grid=grid,
+                              tie_window_s=self.policy.tie_window_s, only=own,
+                              only_reason="not a team of the event's grid (rule own_grid)")
+        ok, *_ = teams.eligibility(now, teams.skill_mask(skills))
+        straight = rule == DispatchRule.STRAIGHT_LINE
+        near = teams.nearest_by_distance(x, y, ok, k if straight else self.policy.straight_line_candidates)
+        mask = np.zeros(len(teams.codes), dtype=np.bool_)
+        mask[near] = True
+        why = (f"not among the {k} nearest in a straight line (rule straight_line)" if straight else
+               f"not among the {self.policy.straight_line_candidates} nearest in a straight line "
+               "(rule straight_line_then_road)")
+        ranking = teams.rank(x, y, now=now, skills=skills, k=max(k, len(near)), max_eta_s=max_eta_s, grid=grid,
+                             tie_window_s=0.0, only=mask, only_reason=why)
+        if straight:  # the straight-line order, not the road's
+            order = {teams.codes[i]: r for r, i in enumerate(near.tolist())}
+            ranking.picked.sort(key=lambda c: order[c.team])
+            for r, c in enumerate(ranking.picked, 1):
+                c.rank = r
+                c.reasons.insert(0, f"straight-line nearest #{order[c.team] + 1}")
+        ranking.picked = ranking.picked[:k]
+        return ranking
 
     # -- assignment -----------------------------------------------------------------------------
     def dispatch(self, event_id: int, *, now: dt.datetime | None = None,

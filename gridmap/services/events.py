@@ -536,8 +536,13 @@ class EventService:
         return out
 
     def respond(self, session: Session, p: Principal, assignment_id: int, action: str, *, note: str | None = None,
-                lon: float | None = None, lat: float | None = None) -> dict:
-        """A team answers its assignment: accept, decline, arrive (on site), resolve, or hand_up (escalate)."""
+                lon: float | None = None, lat: float | None = None,
+                within: Callable[[Connection, RowMapping], None] | None = None) -> dict:
+        """A team answers its assignment: accept, decline, arrive (on site), resolve, or hand_up (escalate).
+
+        ``within(conn, assignment)`` runs inside the answer's own transaction once it is known to be legal, before
+        the change is written (the field app: mark the idempotency key applied, attach the photos to the audit row).
+        """
         now = self.clock()
         team_status = None
         with session.begin():
@@ -565,6 +570,8 @@ class EventService:
                 raise Conflict(f"the offer of assignment {assignment_id} expired at {a['respond_by'].isoformat()}",
                                field="assignment_id", fix="the event goes to the next team; wait for a new offer")
             sql.set_actor(conn, actor=p.username, role=p.role, action=action, note=note, lon=lon, lat=lat, at=now)
+            if within is not None:
+                within(conn, a)
             if action == "hand_up":
                 sql.close_assignment(conn, assignment_id, "cancelled", now)
                 sql.set_team_status(conn, a["team_id"], "available")
@@ -594,6 +601,26 @@ class EventService:
             return {"assignment": self._assignment_out(conn, p, _exists(sql.assignment(conn, assignment_id))),
                     "event": self._event_out(conn, p, _exists(sql.event(conn, a["event_id"])), self.clock()),
                     "dispatch": redispatch}
+
+    def reopen_for_reporter(self, session: Session, event_id: int, *, actor: str, note: str | None = None,
+                            within: Callable[[Connection], None] | None = None) -> dict:
+        """The reporter says a resolved event is not fixed (the QR receipt's "no"): reopen it and offer it again.
+        The audit row names ``actor`` with the role 'resident'; no staff principal is involved."""
+        now = self.clock()
+        with session.begin():
+            conn = session.connection()
+            ev = sql.event(conn, event_id, lock=True)
+            if ev is None:
+                raise NotFound(f"no event {event_id}", field="event_id", fix="check the link")
+            if ev["duplicate_of"] is not None or ev["status"] not in ("resolved", "closed"):
+                raise Conflict(f"event {ev['code']} is {ev['status']}: only a resolved event can be reopened",
+                               field="status", fix="wait until it is marked resolved")
+            next_status(ev["status"], "reopen")
+            sql.set_actor(conn, actor=actor, role="resident", action="reopen", note=note, at=now)
+            if within is not None:
+                within(conn)
+            sql.reopen(conn, event_id, now, due_for(conn, ev["category"], ev["escalation_rung"], now))
+        return {"dispatch": self._dispatch(event_id)}
 
     def _cache_team(self, code: str, status: str) -> None:
         """Tell this process's dispatch cache at once (other processes hear it through LISTEN/NOTIFY)."""
@@ -663,10 +690,15 @@ def set_cached_team_status(dispatcher: Dispatcher, code: str, status: str) -> No
 
 
 def set_cached_team_position(dispatcher: Dispatcher, code: str, lon: float, lat: float, at_epoch: float) -> None:
-    """Move a team in a dispatcher's in-memory index (a position another process stored)."""
+    """Move a team in a dispatcher's in-memory index (a position another process stored), unless the index holds
+    a newer fix already: the announcement of an older one, handled late, must not move the team back."""
     teams = getattr(dispatcher, "teams", None)
     if teams is None or code not in getattr(teams, "index", {}) or lon is None or lat is None:
         return
     x, y = transformer("EPSG:4326", MEASURE_CRS).transform(lon, lat)
     with dispatcher._lock:
-        teams.move_teams([code], np.array([x]), np.array([y]), np.array([float(at_epoch)]))
+        i = teams.index[code]
+        at = float(at_epoch)
+        if at < teams.pos_at[i] or (at == teams.pos_at[i] and abs(teams.x[i] - x) < 1e-6 and abs(teams.y[i] - y) < 1e-6):
+            return  # older than the cached fix, or that very fix (this process stored it: nothing to redo)
+        teams.move_teams([code], np.array([x]), np.array([y]), np.array([at]))

@@ -7,7 +7,10 @@ process made it. One listener thread per API process receives them and
   each change of a unit's rung stints (an event entered, taken, left) to the subscribers of that unit
   (its members' inbox feeds; key :func:`unit_key`);
 * applies each team status change and position report to this process's dispatch cache, so that several
-  API processes agree on who is free and where.
+  API processes agree on who is free and where. Announcements are handled a moment after the commits that made
+  them, and this process has already updated its own cache for its own changes: a status is therefore read
+  again from the database (the announced one may be outdated by then), and a position older than the cached
+  one is ignored.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from gridmap.services.events import set_cached_team_position, set_cached_team_status
 from gridmap.storage import events_sql as sql
@@ -39,9 +43,10 @@ def unit_key(code: str) -> str:
 
 
 class FeedHub:
-    def __init__(self, libpq_url: str, dispatcher: Dispatcher | None = None) -> None:
+    def __init__(self, libpq_url: str, dispatcher: Dispatcher | None = None, engine: Engine | None = None) -> None:
         self.url = libpq_url
         self.dispatcher = dispatcher
+        self.engine = engine  # to read a team's status as it is now (without one: as announced)
         self._subs: dict[int | str, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = defaultdict(set)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -50,7 +55,7 @@ class FeedHub:
 
     @classmethod
     def for_engine(cls, engine: Engine, dispatcher: Dispatcher | None = None) -> FeedHub:
-        return cls(libpq_url(engine.url.render_as_string(hide_password=False)), dispatcher)
+        return cls(libpq_url(engine.url.render_as_string(hide_password=False)), dispatcher, engine)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def start(self, timeout_s: float = 10.0) -> None:
@@ -76,7 +81,7 @@ class FeedHub:
     def _handle(self, msg: dict[str, Any]) -> None:
         # every key of a kind is in its message (the trigger's json_build_object), null or not
         if msg.get("kind") == "team" and self.dispatcher is not None:
-            set_cached_team_status(self.dispatcher, msg["team"], msg["status"])
+            set_cached_team_status(self.dispatcher, msg["team"], self._status_now(msg))
             return
         if msg.get("kind") == "position" and self.dispatcher is not None:
             set_cached_team_position(self.dispatcher, msg["team"], msg["lon"], msg["lat"], msg["at"])
@@ -93,6 +98,15 @@ class FeedHub:
         for loop, q in subs:
             with contextlib.suppress(RuntimeError):  # that loop has closed: the subscriber is gone
                 loop.call_soon_threadsafe(q.put_nowait, msg)
+
+    def _status_now(self, msg: dict[str, Any]) -> str:
+        """The team's status in the database now: a status change announced before a later one (made, and
+        cached, by this process meanwhile) must not undo it."""
+        if self.engine is None:
+            return str(msg["status"])
+        with Session(self.engine) as session, session.begin():
+            row = sql.team(session.connection(), msg["team"])
+        return str(row["status"] if row is not None else msg["status"])
 
     def subscribe(self, team_id: int | str) -> asyncio.Queue:
         """A queue of the changes of a team (its id) or a unit (:func:`unit_key`)."""

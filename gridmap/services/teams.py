@@ -19,7 +19,8 @@ A fix must be plausible before it moves a team:
   turns stale (5 minutes) like any team that has not reported. GPS noise (``jitter_m``, plus the fix's own
   ``accuracy_m`` when the phone sends it) is never counted as movement.
 
-The flagged fixes are not stored (storing them, and the accuracy, needs a table and a column: a migration).
+Each accepted fix's accuracy is kept beside the position (``teams.position_accuracy_m``), and every flagged fix
+is recorded in ``team_fix_flags`` (who sent it, where, how fast it implied): a spoofing phone leaves a trail.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from gridmap.core.crs import gcj02_to_wgs84, transformer
 from gridmap.errors import Conflict, DatabaseError, Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.storage import events_sql as sql
+from gridmap.storage import positions as positions_sql
 
 if TYPE_CHECKING:
     from gridmap.services.dispatch import Dispatcher
@@ -235,8 +237,13 @@ class TeamService:
             log.warning("team %s: implausible fix at %s (%s km/h over %s m): not used", f["team"], f["at"],
                         f["speed_kmh"], f["distance_m"])
         updates = [(f["team"], f["lon"], f["lat"], f["at"]) for f in fixes if "flag" not in f]
-        return {"received": len(fixes), "updated": d.report_positions(updates) if updates else 0,
-                "flagged": sorted(flagged, key=lambda f: f["index"])}
+        updated = d.report_positions(updates) if updates else 0
+        with session.begin():  # the accuracy of the fixes that became positions, and the flagged ones
+            conn = session.connection()
+            positions_sql.save_accuracy(conn, [(f["team"], f["accuracy_m"], f["at"]) for f in fixes if "flag" not in f])
+            positions_sql.insert_flags(conn, [{**f["flag"], "lon": f["lon"], "lat": f["lat"], "accuracy_m": f["accuracy_m"]}
+                                          for f in fixes if "flag" in f], p.username)
+        return {"received": len(fixes), "updated": updated, "flagged": sorted(flagged, key=lambda f: f["index"])}
 
     def set_status(self, session: Session, p: Principal, code: str, status: str) -> dict:
         """A team goes on or off duty; 'assigned' and 'on_site' follow from its assignments."""

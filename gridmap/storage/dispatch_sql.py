@@ -33,17 +33,21 @@ def road_graph(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def teams(conn: psycopg.Connection, workload_since: dt.datetime) -> pd.DataFrame:
-    """Every team with its status, skills, home grid, last position and workload (assignments since ...)."""
+    """Every team with its status, skills, home grid, last position, workload (assignments since ...) and the
+    grids that are its own: those its members staff, or else its home grid."""
     rows = conn.execute(
         """
         SELECT t.id, t.code, t.status, t.skills, t.home_grid_code, ST_X(t.geom), ST_Y(t.geom), t.position_at,
                (SELECT count(*) FROM assignments a WHERE a.team_id = t.id
-                 AND (a.status IN ('offered', 'accepted') OR a.offered_at >= %s)) AS workload
+                 AND (a.status IN ('offered', 'accepted') OR a.offered_at >= %s)) AS workload,
+               COALESCE((SELECT array_agg(DISTINCT s.grid_code ORDER BY s.grid_code) FROM grid_staff s
+                         JOIN team_members m ON m.id = s.member_id WHERE m.team_id = t.id),
+                        CASE WHEN t.home_grid_code IS NULL THEN ARRAY[]::text[] ELSE ARRAY[t.home_grid_code] END)
         FROM teams t ORDER BY t.id""",
         (workload_since,),
     ).fetchall()
     return pd.DataFrame(rows, columns=["id", "code", "status", "skills", "grid", "lon", "lat", "position_at",
-                                       "workload"])
+                                       "workload", "grids"])
 
 
 def category_skills(conn: psycopg.Connection) -> dict[str, list[str]]:

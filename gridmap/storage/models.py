@@ -535,3 +535,20 @@ class LoginThrottle(Base):
     last_failure_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+
+class SimulationMark(Base):
+    """The row that makes a database a simulation database (made by ``gridmap simulate``; at most one row).
+
+    Only a database with this row lets the API's clock follow the simulation (``clock_at``) and dispatch
+    follow another rule than gridmap's own (``dispatch_rule``)."""
+
+    __tablename__ = "simulation_mark"
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default=text("1"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    clock_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    dispatch_rule: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)

@@ -99,6 +99,13 @@ class World:
         """The first code of a registry table (a real building or business)."""
         return self.sql(f"SELECT code FROM {table} ORDER BY code LIMIT 1")[0][0]
 
+    def place(self) -> str:
+        """The first business of the grid worker's community: a report from its QR page is an event inside every
+        area operator's scope (district, street and community)."""
+        return self.sql("SELECT b.code FROM businesses b JOIN buildings bl ON bl.id = b.building_id "
+                        "WHERE bl.community_code = (SELECT parent_code FROM areas WHERE code = :g "
+                        "AND valid_to IS NULL) ORDER BY b.code LIMIT 1", g=self.gw_grid)[0][0]
+
     def reset(self) -> None:
         """An hour later (no near-duplicate of the last report), no open assignment, teams back to their loaded
         status, every team where it is, now."""
@@ -308,6 +315,67 @@ def _dash_login(w: World, who: str) -> tuple[str, dict]:
     return "/dashboard/login", {"json": {"username": "matrix_planner", "password": PASSWORD}}
 
 
+# -- the field app and the resident's QR page --------------------------------------------------------------
+def _jpeg() -> bytes:
+    from tests.field.conftest import jpeg
+
+    return jpeg("teal", (64, 48))
+
+
+def _resident_report(w: World) -> dict:
+    """A resident's report from a place's QR page (an hour later: a fresh throttle window), in the grid worker's
+    community."""
+    w.reset()
+    r = w.client.post(f"/q/{w.place()}/report", data={"category": "environment", "description": "litter"},
+                      files={"photo": ("p.jpg", _jpeg(), "image/jpeg")})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _a_photo(w: World) -> int:
+    """A photo of an event in the grid worker's community (the resident's report's)."""
+    code = _resident_report(w)["event_code"]
+    return w.sql("SELECT p.id FROM event_photos p JOIN events e ON e.id = p.event_id WHERE e.code = :c", c=code)[0][0]
+
+
+def _photo_upload(w: World, who: str) -> tuple[str, dict]:
+    """A photo for a fresh offer to the volunteer's team."""
+    _eid, aid = w.offer()
+    return f"/v1/assignments/{aid}/photos", {"content": _jpeg(), "headers_extra": {"Content-Type": "image/jpeg"}}
+
+
+def _report(w: World, who: str) -> tuple[str, dict]:
+    w.reset()
+    return f"/q/{w.first('businesses')}/report", {"data": {"category": "environment", "description": "litter"}}
+
+
+def _receipt(suffix: str) -> Callable[[World, str], tuple[str, dict]]:
+    def build(w: World, who: str) -> tuple[str, dict]:
+        token = _resident_report(w)["receipt"].rstrip("/").split("/")[-1]
+        if suffix == "/answer":  # not resolved yet: nobody may answer it (409), whoever they are
+            return f"/r/{token}/answer", {"json": {"fixed": False}}
+        return f"/r/{token}{suffix}", {}
+
+    return build
+
+
+def _photo_of_event(prefix: str) -> Callable[[World, str], tuple[str, dict]]:
+    def build(w: World, who: str) -> tuple[str, dict]:
+        pid = _a_photo(w)
+        eid = w.sql("SELECT event_id FROM event_photos WHERE id = :p", p=pid)[0][0]
+        return f"{prefix}/events/{eid}/photos", {}
+
+    return build
+
+
+def _photo_bytes(prefix: str) -> Callable[[World, str], tuple[str, dict]]:
+    return lambda w, who: (f"{prefix}/photos/{_a_photo(w)}", {})
+
+
+def _device_login(w: World, who: str) -> tuple[str, dict]:
+    return "/v1/field/session", {"json": {"username": w.usernames["volunteer"], "password": PASSWORD}}
+
+
 TEAM_READERS = ("admin", "operator", *AREA_OPS, "volunteer")  # the volunteer reads its own team
 DASH = ("admin", "operator", *AREA_OPS, "planner")
 TABLE: list[Row] = [
@@ -395,6 +463,32 @@ TABLE: list[Row] = [
         lambda w, who: (f"/dashboard/api/events/{w.gw_event}", {})),
     Row("GET", "/dashboard/api/teams/{code}", allow(*DASH, other_operator=404),
         lambda w, who: (f"/dashboard/api/teams/{w.team}", {})),
+    # the field app: its shell is public (it shows a sign-in form); its data is the team roles'; a device
+    # session needs no token (a login)
+    Row("GET", "/field", everyone(307)), Row("GET", "/field/", everyone()),
+    Row("GET", "/field/sw.js", everyone()), Row("GET", "/field/manifest.webmanifest", everyone()),
+    Row("GET", "/field/static/{name}", everyone(), _get("/field/static/app.js")),
+    Row("POST", "/v1/field/session", everyone(), _device_login),
+    # (the context and map hold no personal data: operators and admins may preview their street's)
+    Row("GET", "/v1/field/context", allow(*TEAM_READERS, "grid_worker", "other_operator")),
+    Row("GET", "/v1/field/map", allow(*TEAM_READERS, "grid_worker", "other_operator")),
+    Row("POST", "/v1/assignments/{assignment_id}/photos", allow("volunteer"), _photo_upload),
+    # photos: operators of the event's street and admins, never other roles
+    Row("GET", "/v1/events/{event_id}/photos", allow(*OPERATORS), _photo_of_event("/v1")),
+    Row("GET", "/v1/photos/{photo_id}", allow(*OPERATORS), _photo_bytes("/v1")),
+    Row("GET", "/dashboard/api/events/{event_id}/photos", allow(*OPERATORS), _photo_of_event("/dashboard/api")),
+    Row("GET", "/dashboard/api/photos/{photo_id}", allow(*OPERATORS), _photo_bytes("/dashboard/api")),
+    # the resident's QR page and receipt: public, whoever calls (the receipt's unguessable link is the key)
+    Row("GET", "/q/{code}", everyone(), lambda w, who: (f"/q/{w.first('businesses')}", {})),
+    Row("POST", "/q/{code}/report", everyone(201), _report),
+    Row("GET", "/r/{token}", everyone(), _receipt("")),
+    Row("GET", "/r/{token}/status", everyone(), _receipt("/status")),
+    Row("POST", "/r/{token}/answer", everyone(409), _receipt("/answer")),
+    # the simulator: any operator or planner reads whether this is a simulation database; only an admin may
+    # move its clock, and only on an API driven by it (this one is not: 409)
+    Row("GET", "/v1/simulation", allow(*OPERATORS, "other_operator", "planner")),
+    Row("PUT", "/v1/simulation/clock", allow(admin=409),
+        lambda w, who: ("/v1/simulation/clock", {"json": {"at": w.clock().isoformat()}})),
     # -- the levels of command (issue 14) ----------------------------------------------------------------
     # units: admins and planners read them all, operators their area's, a member their own
     Row("GET", "/v1/units", allow(*OPERATORS, "other_operator", "planner", "unit_member")),
@@ -572,6 +666,7 @@ def test_route_answers_each_identity_as_the_table_says(world, row):
         kw = dict(kw)
         restore = kw.pop("restore", None)
         headers = world.fresh_token(who) if row.fresh_session else world.headers(who)
+        headers = {**headers, **kw.pop("headers_extra", {})}
         method = "POST" if row.method == "WS" else row.method
         r = world.client.request(method, url, headers=headers, follow_redirects=False, **kw)
         got[who] = r.status_code

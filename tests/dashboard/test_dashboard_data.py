@@ -218,7 +218,7 @@ PUBLIC = {("/dashboard", "GET"), ("/dashboard/login", "GET"), ("/dashboard/login
           ("/dashboard/static/{name}", "GET"),
           # the screens of the levels: like /dashboard, the login form without a session
           ("/dashboard/district", "GET"), ("/dashboard/unit", "GET")}
-SAMPLE_PARAMS = {"z": "13", "x": "6825", "y": "3392", "code": "B000001", "event_id": "1"}
+SAMPLE_PARAMS = {"z": "13", "x": "6825", "y": "3392", "code": "B000001", "event_id": "1", "photo_id": "1"}
 
 
 def dashboard_routes(settings) -> list[tuple[str, str]]:

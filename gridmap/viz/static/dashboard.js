@@ -175,8 +175,16 @@
       <div>${esc(e.category_zh)} ${esc(e.category)} · severity ${esc(e.severity)} · ${e.overdue ? '<b>OVERDUE 超时</b>' : 'on time'}</div>
       <div>${esc(e.title)}</div>
       <div>team 队伍: <b id="gm-detail-team">${esc(e.team)}</b>${a ? ` · ETA ${fmtEta(a.eta_s)} (${esc(a.status)})` : ''}</div>
-      <h4>timeline</h4><ul>${tl}</ul>`,
+      <h4>timeline</h4><ul>${tl}</ul><div id="gm-detail-photos"></div>`,
     a && a.path ? [{path: a.path, kind: 'route'}] : []);
+    if (['admin', 'operator'].includes(cfg.user.role)) await showPhotos(id);  // planners never see photos (403)
+  }
+  async function showPhotos(id) {
+    const photos = await getJSON(`${cfg.api}/events/${id}/photos`);
+    const el = $('gm-detail-photos');
+    if (!el || !photos.length) return;
+    el.innerHTML = `<h4>照片 photos (${photos.length})</h4><div class="thumbs">${photos.map((p) =>
+      `<a href="${esc(p.url)}" target="_blank" rel="noopener"><img src="${esc(p.thumb_url)}" alt="photo ${esc(p.id)}" data-photo="${esc(p.id)}" title="${esc(p.source)} · ${esc(p.action || 'pending')}"></a>`).join('')}</div>`;
   }
   async function openTeam(code) {
     const t = await getJSON(withParams(`${cfg.api}/teams/${encodeURIComponent(code)}`, {at: cfg.at}));
@@ -286,6 +294,7 @@
 
   window.gridmap = {
     state,
+    openEvent,
     get deck() { return state.deck; },
     ready: () => state.drawnAt !== null,
     drawnMs: () => (state.drawnAt === null ? null : state.drawnAt - state.t0),

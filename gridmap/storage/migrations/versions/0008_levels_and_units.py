@@ -4,7 +4,7 @@ every unit's inbox); mediation cases with their parties (personal data apart), s
 one-door intake and the director's hotline as channels; how an event ended (``events.outcome``).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-20
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,209 @@
+"""The dispatch-policy study: the same seeded days, five ways of choosing the responder.
+
+For each day and each :class:`~gridmap.services.dispatch.DispatchRule`, a fresh simulation database is copied
+from the template with that rule in its mark, and the day is played in fast mode with the same seed: the same
+reports at the same places and times, the same shifts, and the same answer and time on site whenever the same
+team is offered the same event (decisions are drawn from streams keyed by event and team). What differs is who
+is sent, and everything that follows from it. Each run is then measured from the database like any other data
+(response times from the events' milestones, declines and time-outs from the assignments) and from the run log
+(distance driven, jobs per team):
+
+* report -> on site: median, 90th percentile, the share within the first rung's time limit and within 15 min
+  (an event nobody reached counts as late, never as fast);
+* the mean road ETA of the first responder offered (what the rule promised);
+* distance driven to events; jobs per team (Gini over the teams on duty that day);
+* declines and offers that timed out; resolution and closure rates at the end of the run.
+
+The result (JSON) is what ``notebooks/05_dispatch_policy_study.ipynb`` presents and docs/benchmarks.md quotes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import platform
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from gridmap.config import Settings
+from gridmap.services.dispatch import DispatchRule
+from gridmap.simulation.model import TZ, Behaviour
+from gridmap.simulation.run import DEFAULT_DAY, run_fast
+from gridmap.simulation.runlog import read_log
+from gridmap.simulation.world import db_url
+from gridmap.storage import simulation_sql as sql
+from gridmap.storage.db import make_engine
+
+#: the issue's letters for the rules
+LETTERS = {DispatchRule.ROAD_ETA: "a", DispatchRule.ROAD_ETA_NO_TIE: "b", DispatchRule.STRAIGHT_LINE: "c",
+           DispatchRule.STRAIGHT_LINE_THEN_ROAD: "d", DispatchRule.OWN_GRID: "e"}
+LABELS = {DispatchRule.ROAD_ETA: "road ETA + tie window (gridmap today)",
+          DispatchRule.ROAD_ETA_NO_TIE: "road ETA, no tie window",
+          DispatchRule.STRAIGHT_LINE: "straight-line nearest (Resgrid ClosestUnit, TicketsCAD)",
+          DispatchRule.STRAIGHT_LINE_THEN_ROAD: "straight-line top 5 by road ETA (Resgrid UseRoutedEta)",
+          DispatchRule.OWN_GRID: "the event's own grid team only"}
+#: the committed result the notebook reads (made by `gridmap simulate study`)
+RESULT_FILE = Path(__file__).resolve().parents[2] / "data" / "simulation" / "dispatch_policy_study.json"
+WITHIN_MIN = 15.0
+
+
+@dataclass
+class PolicyRun:
+    rule: str
+    day: str
+    seed: int
+    metrics: dict[str, Any]  # figures, and the events' response times (a list) under "_response_min"
+    digest: str
+    wall_s: float
+
+
+@dataclass
+class StudyResult:
+    made_at: str
+    machine: str
+    seed: int
+    days: list[str]
+    runs: list[PolicyRun] = field(default_factory=list)
+
+    def table(self) -> pd.DataFrame:
+        """One row per rule: the metrics pooled over the days (counts summed, rates and times from all events)."""
+        rows = []
+        for rule in DispatchRule:
+            runs = [r for r in self.runs if r.rule == rule.value]
+            if not runs:
+                continue
+            m = pd.DataFrame([r.metrics for r in runs])
+            n = m["events"].sum()
+            resp = np.concatenate([np.asarray(r.metrics["_response_min"], dtype=float) for r in runs])
+            within = sum(r.metrics["within_rung"] * r.metrics["events"] for r in runs) / n if n else math.nan
+            rows.append({
+                "rule": f"({LETTERS[rule]}) {rule.value}", "label": LABELS[rule], "events": int(n),
+                "median_min": _pct(resp, 50), "p90_min": _pct(resp, 90),
+                "within_rung": within, "within_15min": float(np.mean(resp <= WITHIN_MIN)) if len(resp) else math.nan,
+                "first_eta_min": float(np.nanmean(m["first_eta_min"])),
+                "driven_km": float(m["driven_km"].sum()), "km_per_job": float(m["driven_km"].sum() / max(m["jobs"].sum(), 1)),
+                "jobs_gini": float(np.mean(m["jobs_gini"])), "max_jobs": int(m["max_jobs"].max()),
+                "declines": int(m["declines"].sum()), "timeouts": int(m["timeouts"].sum()),
+                "resolution_rate": float((m["resolution_rate"] * m["events"]).sum() / n) if n else math.nan,
+                "closure_rate": float((m["closure_rate"] * m["events"]).sum() / n) if n else math.nan,
+            })
+        return pd.DataFrame(rows)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> StudyResult:
+        d = json.loads(text)
+        return cls(d["made_at"], d["machine"], d["seed"], d["days"], [PolicyRun(**r) for r in d["runs"]])
+
+
+def load_result(path: Path = RESULT_FILE) -> StudyResult:
+    """The committed study (``gridmap simulate study`` wrote it)."""
+    return StudyResult.from_json(path.read_text(encoding="utf-8"))
+
+
+def _pct(v: np.ndarray, q: float) -> float:
+    """A percentile where an event nobody reached (inf) counts as late."""
+    if len(v) == 0:
+        return math.nan
+    p = float(np.percentile(v, q, method="inverted_cdf"))
+    return p
+
+
+def gini(x: np.ndarray) -> float:
+    """Gini coefficient of non-negative counts (0: every team the same; 1: one team does everything)."""
+    x = np.sort(np.asarray(x, dtype=float))
+    n = len(x)
+    if n == 0 or x.sum() == 0:
+        return 0.0
+    return float((2 * np.arange(1, n + 1) - n - 1).dot(x) / (n * x.sum()))
+
+
+def measure(settings: Settings, database: str, start: dt.datetime, end: dt.datetime, log: list[dict]) -> dict:
+    """The study's metrics of one run, from its database and its log."""
+    engine = make_engine(db_url(settings, database), pool_size=1, max_overflow=1)
+    try:
+        with Session(engine) as session, session.begin():
+            conn = session.connection()
+            ev = sql.run_outcome(conn, start)
+            limits = sql.first_rungs(conn)
+    finally:
+        engine.dispose()
+    ev = ev[(ev["reported_at"] < end) & ev["duplicate_of"].isna()] if len(ev) else ev
+    n = len(ev)
+    resp = ((pd.to_datetime(ev["on_site_at"], utc=True) - pd.to_datetime(ev["reported_at"], utc=True))
+            .dt.total_seconds() / 60.0).to_numpy(dtype=float) if n else np.array([])
+    resp = np.where(np.isnan(resp), np.inf, resp)
+    limit = ev["category"].map(lambda c: limits.get(c, (math.inf, ""))[0]).to_numpy(dtype=float) if n else np.array([])
+    jobs: Counter[str] = Counter()
+    on_duty: set[str] = set()
+    driven_m = 0.0
+    first_eta = []
+    for r in log:
+        if r["kind"] == "drive":
+            jobs[r["team"]] += 1
+            driven_m += r["distance_m"]
+        elif r["kind"] == "on_duty":
+            on_duty |= set(r["teams"])
+        elif r["kind"] == "duty" and r["status"] == "available" and r["done"]:
+            on_duty.add(r["team"])
+        elif r["kind"] == "report" and r.get("eta_s") is not None and r.get("duplicate_of") is None:
+            first_eta.append(r["eta_s"] / 60.0)
+    counts = np.array([jobs.get(t, 0) for t in sorted(on_duty | set(jobs))])
+    status = ev["status"] if n else pd.Series(dtype=str)
+    return {
+        "events": n, "median_min": _pct(resp, 50), "p90_min": _pct(resp, 90),
+        "within_rung": float(np.mean(resp <= limit)) if n else None,
+        "within_15min": float(np.mean(resp <= WITHIN_MIN)) if n else None,
+        "unreached": int(np.isinf(resp).sum()),
+        "first_eta_min": float(np.mean(first_eta)) if first_eta else None,
+        "driven_km": driven_m / 1000.0, "jobs": int(counts.sum()), "jobs_gini": gini(counts),
+        "max_jobs": int(counts.max()) if len(counts) else 0, "teams_on_duty": len(counts),
+        "declines": int(ev["declines"].sum()) if n else 0, "timeouts": int(ev["timeouts"].sum()) if n else 0,
+        "resolution_rate": float(status.isin(["resolved", "closed"]).mean()) if n else None,
+        "closure_rate": float((status == "closed").mean()) if n else None,
+        "_response_min": [round(float(v), 3) if math.isfinite(v) else math.inf for v in resp],
+    }
+
+
+def run_study(settings: Settings, *, days: list[dt.date] | None = None, seed: int = 1,
+              rules: list[DispatchRule] | None = None, runs_dir: Path | None = None, hours: float | None = None,
+              behaviour: Behaviour | None = None, say: Callable[[str], None] = lambda m: None) -> StudyResult:
+    """Play each day under each rule; returns the metrics of every run (the caller writes them)."""
+    days = days or [DEFAULT_DAY]
+    rules = rules or list(DispatchRule)
+    runs_dir = runs_dir or Path(settings.data_dir) / "simulation-runs"
+    result = StudyResult(dt.datetime.now(TZ).isoformat(timespec="seconds"),
+                         f"{platform.node()} ({platform.machine()}, {_cores()} cores)", seed,
+                         [d.isoformat() for d in days])
+    for day in days:
+        start = dt.datetime(day.year, day.month, day.day, tzinfo=TZ)
+        end = start + (dt.timedelta(hours=hours) if hours else dt.timedelta(days=1))
+        for rule in rules:
+            log_path = runs_dir / f"{day.isoformat()}_{rule.value}_seed{seed}.jsonl.gz"
+            t0 = time.perf_counter()
+            say(f"{day} ({LETTERS[rule]}) {rule.value}: playing the day ...")
+            res = run_fast(settings, day=day, seed=seed, rule=rule.value, database=f"{settings.db_name}_sim_{rule.value}",
+                           log_path=log_path, log_fixes=False, behaviour=behaviour, hours=hours)
+            metrics = measure(settings, res.database, start, end, read_log(log_path))
+            wall = time.perf_counter() - t0
+            result.runs.append(PolicyRun(rule.value, day.isoformat(), seed, metrics, res.summary.digest, round(wall, 1)))
+            say(f"  {metrics['events']} events, median {metrics['median_min']:.1f} min, p90 {metrics['p90_min']:.1f} "
+                f"min, {wall:.0f} s")
+    return result
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 0
