@@ -18,9 +18,9 @@ import anyio
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import dashboard, deps, errors, field, resident
+from api import dashboard, deps, errors, field, resident, screens
 from api.routes import dispatch as dispatch_routes
-from api.routes import events, teams
+from api.routes import events, levels, mediation, teams, units
 from api.routes import registry as registry_routes
 from api.routes import simulation as simulation_routes
 from gridmap.config import Settings, get_settings
@@ -32,6 +32,8 @@ from gridmap.services.events import EventService, system_clock
 from gridmap.services.feed import FeedHub
 from gridmap.services.field import FieldService
 from gridmap.services.idempotency import Idempotency
+from gridmap.services.levels import LevelsService
+from gridmap.services.mediation import MediationService
 from gridmap.services.metrics import MetricsService
 from gridmap.services.notify import LogNotifier, OfferChaser
 from gridmap.services.photos import PhotoService
@@ -39,6 +41,7 @@ from gridmap.services.qr import Limits, ResidentService
 from gridmap.services.registry import Registry, connect
 from gridmap.services.simclock import app_clock, dispatch_policy
 from gridmap.services.teams import TeamService
+from gridmap.services.units import UnitService
 
 log = logging.getLogger("gridmap.api")
 DESCRIPTION = """Grid-management (网格化管理) GIS backend: the spatial registry in PostGIS, events from every
@@ -83,6 +86,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         st.escalation = EscalationService(reg.engine, dispatcher, now)
         st.metrics = MetricsService(now)
         st.teams = TeamService(reg.engine, dispatcher, now)
+        st.units, st.mediation, st.levels = UnitService(reg.engine, now), MediationService(reg.engine, now), \
+            LevelsService(now)
         st.feed = FeedHub.for_engine(reg.engine, dispatcher)
         st.feed.start()
         # the field app and the resident's QR page (api/field.py, api/resident.py)
@@ -122,8 +127,12 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.include_router(events.router)
     app.include_router(teams.router)
     app.include_router(dispatch_routes.router)
+    app.include_router(units.router)
+    app.include_router(mediation.router)
+    app.include_router(levels.router)
     app.include_router(simulation_routes.router)
     app.include_router(dashboard.router)
+    app.include_router(screens.router)
     app.include_router(field.shell)
     app.include_router(field.api)
     app.include_router(field.dash)

@@ -24,7 +24,9 @@ the app's :class:`~api.errors.RequestGuard`), may not be framed by any site (cli
 sniffing. All JSON is written by the one encoder (:func:`gridmap.core.encode.dumps`, via ``gv.dumps``).
 
 Who sees what is the service's rule (:meth:`~gridmap.services.dashboard.Dashboard.view_for`): admins and
-planners everything, operators their street (filtered in SQL), other roles a 403. Without a session every
+planners everything, operators their area — a district, a street or a community — (filtered in SQL), other
+roles a 403. ``?area=`` drills the whole screen into a street or community (inside an operator's area); the
+page shows where it sits among the levels (up to the district screen, down to the communities). Without a session every
 data endpoint answers 401 with a JSON error naming the fix; the page itself answers with the login form.
 """
 
@@ -47,7 +49,7 @@ from starlette.datastructures import State
 import gridmap.viz as gv
 from api.deps import get_client, precheck_login
 from api.errors import ERROR_RESPONSES, error_headers, error_response, status_of
-from api.schemas import Time
+from api.schemas import Code, Time
 from gridmap.errors import Forbidden, GridmapError, InvalidInput, TooManyRequests, Unauthorized
 from gridmap.services.auth import Principal
 from gridmap.services.dashboard import Dashboard
@@ -161,9 +163,13 @@ def session_principal(request: Request) -> Principal:
         raise Unauthorized(msg, field="session", fix=LOGIN_FIX) from None
 
 
-def get_view(request: Request, p: Annotated[Principal, Depends(session_principal)]) -> Dashboard:
-    """The dashboard as the caller may see it (403 for roles without the screen)."""
-    return get_dashboard(request).view_for(p)
+AreaQuery = Annotated[Code | None, Query(description="a street or community to drill into (inside an operator's "
+                                                      "area); default: the caller's whole view")]
+
+
+def get_view(request: Request, p: Annotated[Principal, Depends(session_principal)], area: AreaQuery = None) -> Dashboard:
+    """The dashboard as the caller may see it (403 for roles without the screen, or an area outside theirs)."""
+    return get_dashboard(request).view_for(p, area)
 
 
 ViewDep = Annotated[Dashboard, Depends(get_view)]
@@ -276,10 +282,13 @@ async def login(request: Request) -> Response:
 
         token, expires, p = await run_in_threadpool(check)
         try:
-            get_dashboard(request).view_for(p)  # a role without the screen keeps no session at all
+            if p.role != "unit":  # unit members have their unit's inbox page
+                get_dashboard(request).view_for(p)  # a role without the screen keeps no session at all
         except Forbidden:
             await run_in_threadpool(_end, state, p.session_id, "no command-centre screen for this role")
             raise
+        if next_url == BASE:  # each level's home: the district screen, a unit's inbox
+            next_url = home_of(p)
     except GridmapError as exc:
         if wants_json:
             return error_response(exc)
@@ -360,8 +369,20 @@ def _json(request: Request, obj: object, *, cache: str = "no-store") -> Response
     return _send(request, gv.dumps(obj), "application/json", cache=cache)
 
 
+def home_of(p: Principal) -> str:
+    """Where a user's screen starts: a district's operator at the district screen, a unit member at the unit's
+    inbox, everyone else on the map."""
+    if p.role == "unit":
+        return f"{BASE}/unit"
+    if p.role == "operator" and p.scope is not None and p.scope.level == "district":
+        return f"{BASE}/district"
+    return BASE
+
+
 def _urls(dash: Dashboard, at: dt.datetime | None) -> dict[str, str]:
     q = f"?at={at.isoformat().replace('+', '%2B')}" if at else ""
+    if dash.scope is not None:  # a drilled-into area: the page adds it to every URL too
+        q = f"{q}&area={dash.scope}" if q else f"?area={dash.scope}"
     api = f"{BASE}/api"
     return {"grids": f"{api}/grids.json{q}", "boundaries": f"{api}/boundaries.json",
             # the view in the URL too: a browser shared by two accounts never reuses one's cached tiles for the other
@@ -373,7 +394,8 @@ def _urls(dash: Dashboard, at: dt.datetime | None) -> dict[str, str]:
 # -- the page and its assets ------------------------------------------------------------------------------
 @router.get("", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
 def dashboard_page(request: Request, base: DashDep, at: AtQuery = None,
-                   grid_color: Annotated[str, Query(pattern="^(open_events|safety)$")] = "open_events") -> HTMLResponse:
+                   grid_color: Annotated[str, Query(pattern="^(open_events|safety)$")] = "open_events",
+                   area: AreaQuery = None) -> Response:
     """The command-centre map (指挥中心): 3D buildings, grids, equipment, teams, events, live side panel.
     Without a valid session: the login form (and a stale cookie is cleared)."""
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -386,18 +408,45 @@ def dashboard_page(request: Request, base: DashDep, at: AtQuery = None,
         if stale:
             _clear_session(page, request)
         return page
+    if p.role == "unit":  # a unit member's screen is the unit's inbox
+        return RedirectResponse(f"{BASE}/unit", status_code=303)
     try:
-        dash = base.view_for(p)
+        dash = base.view_for(p, area)
     except Forbidden as exc:
         return _login_page(request, next_url=here, error=f"{exc.message}. {exc.fix}", status=403)
     config = {"deckUrl": f"{BASE}/deck.json", "api": f"{BASE}/api", "refreshMs": REFRESH_MS,
               "at": at.isoformat() if at else None, "gridColor": grid_color, "extent": list(dash.extent()),
               "viewport": ["equipment", "teams", "events", "routes"], "live": ["grids", "teams", "events", "routes"],
-              "loginUrl": LOGIN_URL, "user": {"username": p.username, "role": p.role, "street": dash.scope}}
+              "loginUrl": LOGIN_URL, "user": {"username": p.username, "role": p.role, "street": dash.scope},
+              "area": area, "nav": _nav(request, p, dash.scope)}
     who = f"{p.username} · {p.role}" + (f" · 街道 street {dash.scope}" if dash.scope else "")
     return HTMLResponse(gv.dashboard_html(config, bundle_url=f"{BASE}/static/deckgl-{pydeck.__version__}.js",
                                           static_url=f"{BASE}/static", user=who, logout_url=LOGOUT_URL),
                         headers={"Cache-Control": "no-store"})
+
+
+def _nav(request: Request, p: Principal, scope: str | None) -> dict:
+    """Links to the levels around this view: up (the district screen, or the street of a community), down (the
+    communities of a street, the streets of a district)."""
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        n = request.app.state.levels.nav(session, p, scope)
+    here = n["here"]
+    if here is None:
+        return {}
+    level_zh = {"district": "区", "street": "街道", "community": "社区"}
+    out: dict = {"here": f"{level_zh.get(here['level'], '')} {here['name_zh'] or here['code']}"}
+    parent = n["parent"]
+    if here["level"] == "community" and parent is not None:
+        out["up"] = {"label": f"街道 {parent['name_zh']} street map", "url": f"{BASE}?area={parent['code']}"}
+    elif p.role in ("admin", "planner") or p.role == "operator":
+        target = here["code"] if here["level"] == "district" else (parent["code"] if parent else None)
+        out["up"] = {"label": "区级总览 district screen" if target else "总览 overview",
+                     "url": f"{BASE}/district" + (f"?area={target}" if target else "")}
+    if n["children"]:
+        out["down_label"] = "街道 streets:" if here["level"] == "district" else "社区 communities:"
+        out["down"] = [{"code": c["code"], "label": c["name_zh"] or c["code"], "url": f"{BASE}?area={c['code']}"}
+                       for c in n["children"]]
+    return out
 
 
 @router.get("/deck.json")

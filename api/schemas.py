@@ -49,7 +49,7 @@ def _sane_year(v: dt.datetime) -> dt.datetime:
 
 #: an ISO 8601 date-time of the years 1900-2199 (numbers are not accepted as Unix times)
 Time = Annotated[dt.datetime, BeforeValidator(_iso_only), AfterValidator(_sane_year)]
-Channel = Literal["hotline_12345", "chat_group", "qr_code", "patrol", "smart_alarm"]
+Channel = Literal["hotline_12345", "chat_group", "qr_code", "patrol", "smart_alarm", "walk_in", "director_hotline"]
 Status = Literal["reported", "dispatched", "accepted", "on_site", "resolved", "closed"]
 
 
@@ -88,6 +88,9 @@ class EventIn(_In):
     reported_at: Time | None = Field(None, description="with a UTC offset; default: now")
     reporter: ReporterIn | None = None
     dispatch: StrictBool = Field(True, description="offer it to the nearest available team right away")
+    answered: Text1000 | None = Field(None, description="answered on the spot (答复即办结): the answer given; the "
+                                                        "event closes at once and is never dispatched (hotline_12345, "
+                                                        "walk_in, director_hotline)")
 
 
 # -- events out ---------------------------------------------------------------------------------------------
@@ -128,6 +131,7 @@ class EscalationOut(BaseModel):
     started_at: dt.datetime | None
     due_at: dt.datetime | None
     overdue: bool
+    unit: str | None = Field(None, description="the unit holding the event at its rung (its inbox)")
 
 
 class ReporterOut(BaseModel):
@@ -154,6 +158,8 @@ class EventOut(BaseModel):
     escalation: EscalationOut
     legal_actions: list[str]
     reporter: ReporterOut | None = None
+    outcome: str | None = Field(None, description="how it ended without the team lifecycle: answered_on_the_spot, "
+                                                  "settled, agreement, partial, litigation")
 
 
 class DispatchOut(BaseModel):
@@ -216,6 +222,7 @@ class EscalateOut(BaseModel):
     handler_zh: str
     due_at: dt.datetime
     was_due_at: dt.datetime | None
+    unit: str | None = Field(None, description="the unit behind the new rung (None: a team's rung)")
 
 
 class RungOut(BaseModel):
@@ -226,6 +233,8 @@ class RungOut(BaseModel):
     name_zh: str
     time_limit_min: int
     auto_escalate: bool
+    unit_kind: str | None = Field(None, description="the kind of unit behind the rung, found by where the event is")
+    unit_code: str | None = Field(None, description="the one unit behind the rung")
 
 
 class TimeoutOut(BaseModel):
@@ -359,20 +368,31 @@ class LoginIn(_In):
     password: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
 
 
+class ScopeOut(BaseModel):
+    level: str = Field(description="district, street or community (operators); unit (unit members)")
+    code: str
+    streets: list[str]
+    communities: list[str]
+
+
 class MeOut(BaseModel):
     username: str
     role: str
     street: str | None
     team: str | None
     grids: list[str]
+    scope: ScopeOut | None = None
 
 
 class UserIn(_In):
     username: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.\-]{3,40}$")]
     password: Annotated[str, StringConstraints(min_length=12, max_length=200, pattern=NO_NUL)]
-    role: Literal["admin", "operator", "planner", "grid_worker", "volunteer", "intake"]
+    role: Literal["admin", "operator", "planner", "grid_worker", "volunteer", "intake", "unit"]
     street_code: Code | None = None
     member_code: Code | None = None
+    district_code: Code | None = Field(None, description="an operator of a district (all its streets)")
+    community_code: Code | None = Field(None, description="an operator of a community (its grids only)")
+    unit_code: Code | None = Field(None, description="a unit member's unit")
 
 
 class UserOut(BaseModel):
@@ -381,7 +401,7 @@ class UserOut(BaseModel):
     role: str
 
 
-Role = Literal["admin", "operator", "planner", "grid_worker", "volunteer", "intake"]
+Role = Literal["admin", "operator", "planner", "grid_worker", "volunteer", "intake", "unit"]
 NewPassword = Annotated[str, StringConstraints(min_length=12, max_length=200, pattern=NO_NUL)]
 
 
@@ -391,6 +411,9 @@ class UserDetailOut(BaseModel):
     role: str
     street_code: str | None
     member_code: str | None
+    district_code: str | None = None
+    community_code: str | None = None
+    unit_code: str | None = None
     active: bool
     created_at: dt.datetime
     open_sessions: int = Field(description="sessions neither revoked nor expired")
@@ -404,6 +427,9 @@ class UserPatchIn(_In):
     role: Role | None = None
     street_code: Code | None = None
     member_code: Code | None = None
+    district_code: Code | None = None
+    community_code: Code | None = None
+    unit_code: Code | None = None
 
 
 class PasswordIn(_In):

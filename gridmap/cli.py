@@ -84,6 +84,9 @@ app.add_typer(sample_app, name="sample")
 app.add_typer(users_app, name="users")
 app.add_typer(secret_app, name="secret")
 app.add_typer(ladders_app, name="ladders")
+units_app = typer.Typer(help="The units behind the ladders' rungs (mediation rooms, centres, stations, a mall's "
+                             "desks).", no_args_is_help=True)
+app.add_typer(units_app, name="units")
 app.add_typer(qr_app, name="qr")
 
 
@@ -483,9 +486,12 @@ def secret_init(rotate: Annotated[bool, typer.Option("--rotate", help="Replace a
 @friendly
 def users_add(
     username: Annotated[str, typer.Argument(help="Login name.")],
-    role: Annotated[str, typer.Option(help="admin, operator, planner, grid_worker, volunteer or intake.")],
-    street: Annotated[str | None, typer.Option(help="Operators: the street's area code.")] = None,
+    role: Annotated[str, typer.Option(help="admin, operator, planner, grid_worker, volunteer, intake or unit.")],
+    street: Annotated[str | None, typer.Option(help="Operators of a street: its area code.")] = None,
     member: Annotated[str | None, typer.Option(help="Grid workers/volunteers: the team member's code.")] = None,
+    district: Annotated[str | None, typer.Option(help="Operators of a district (all its streets).")] = None,
+    community: Annotated[str | None, typer.Option(help="Operators of a community (its grids only).")] = None,
+    unit: Annotated[str | None, typer.Option(help="Unit members: the unit's code (gridmap units show).")] = None,
     password: Annotated[str | None, typer.Option(help="Default: a random one, printed once.",
                                                  envvar="GRIDMAP_NEW_PASSWORD")] = None,
 ) -> None:
@@ -498,7 +504,8 @@ def users_add(
 
     pw = password or _secrets.token_urlsafe(12)
     with Session(_registry().engine) as session:
-        auth.create_user(session, username=username, password=pw, role=role, street_code=street, member_code=member)
+        auth.create_user(session, username=username, password=pw, role=role, street_code=street, member_code=member,
+                         district_code=district, community_code=community, unit_code=unit)
     out.print(f"created {role} {username}" + ("" if password else f" with password {pw}"), highlight=False)
 
 
@@ -806,3 +813,34 @@ def main() -> None:  # pragma: no cover
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@units_app.command("load")
+@friendly
+def units_load(file: Annotated[Path, typer.Argument(help="CSV: code,kind,name,name_zh,area_code,place_code "
+                                                         "(data/units.csv).")]) -> None:
+    """Load (upsert) the units; units no longer listed are made inactive."""
+    from gridmap.services.units import load_units
+
+    counts = load_units(_registry().engine, file)
+    out.print(f"loaded {counts['units']} units from {file}", highlight=False)
+
+
+@units_app.command("show")
+@friendly
+def units_show(area: Annotated[str | None, typer.Option(help="Those serving this area (or above/inside it).")] = None,
+               kind: Annotated[str | None, typer.Option(help="One unit kind.")] = None) -> None:
+    """The units: code, kind, area, place and name."""
+    from sqlalchemy.orm import Session
+
+    from gridmap.services.auth import Principal
+    from gridmap.services.events import system_clock
+    from gridmap.services.units import UnitService
+
+    engine = _registry().engine
+    with Session(engine) as session:
+        rows = UnitService(engine, system_clock).list(session, Principal(0, "cli", "admin", None, None, None, ()),
+                                                      area=area, kind=kind)
+    for r in rows:
+        out.print(f"{r['code']:<20} {r['kind']:<26} {r['area'] or '':<13} {r['place'] or '':<8} "
+                  f"{r.get('name_zh') or r['name']}", highlight=False)

@@ -51,7 +51,7 @@ def test_counts_match_the_generator(loaded, sample_engine, settings):
                   "events"):
         assert counts[layer] == expected[layer], layer
     assert counts["areas.grid"] == 149
-    assert counts["areas.street"] == 1
+    assert counts["areas.street"] == 2  # the main street and the smaller 330106901 (its south-east corner)
     assert counts["areas.district"] == 13
     assert 15 <= counts["areas.community"] <= 30
     assert counts["residents"] == 260_000

@@ -49,7 +49,8 @@ def report_event(body: EventIn, response: Response, session: SessionDep, p: Prin
                                       address=loc.address, place_code=loc.place_code),
                     severity=body.severity, title=body.title, description=body.description,
                     reported_at=body.reported_at, reporter_name=body.reporter.name if body.reporter else None,
-                    reporter_phone=body.reporter.phone if body.reporter else None, dispatch=body.dispatch)
+                    reporter_phone=body.reporter.phone if body.reporter else None, dispatch=body.dispatch,
+                    answered=body.answered)
     result = events.intake(session, p, report)
     if not result.created:
         response.status_code = 200
@@ -122,7 +123,7 @@ def ladders(session: SessionDep, p: PrincipalDep, escalation: EscalationDep,
 
 @router.post("/escalation/sweep", tags=["escalation"])
 def sweep(p: PrincipalDep, escalation: EscalationDep) -> SweepOut:
-    """Run the sweep now (admins: every street; operators: their street): time out unanswered offers, escalate
+    """Run the sweep now (admins: every street; operators: their area): time out unanswered offers, escalate
     overdue events."""
     return SweepOut(**escalation.sweep(principal=p))
 

@@ -137,8 +137,11 @@ def logout_all(request: Request, session: SessionDep, p: PrincipalDep) -> Sessio
 
 @router.get("/v1/me", tags=["access"])
 def me(p: PrincipalDep) -> MeOut:
-    """The caller: role, street (operators), team and grids (grid workers, volunteers)."""
-    return MeOut(username=p.username, role=p.role, street=p.street, team=p.team_code, grids=list(p.grids))
+    """The caller: role, street (operators), team and grids (grid workers, volunteers), and the scope (an
+    operator's level and area, a unit member's unit)."""
+    scope = None if p.scope is None else {"level": p.scope.level, "code": p.scope.code,
+                                          "streets": sorted(p.scope.streets), "communities": sorted(p.scope.communities)}
+    return MeOut(username=p.username, role=p.role, street=p.street, team=p.team_code, grids=list(p.grids), scope=scope)
 
 
 @router.post("/v1/me/password", tags=["access"])
@@ -160,11 +163,13 @@ def list_users(request: Request, session: SessionDep, p: PrincipalDep) -> list[U
 
 @router.post("/v1/users", status_code=201, tags=["access"])
 def create_user(request: Request, body: UserIn, session: SessionDep, p: PrincipalDep) -> UserOut:
-    """Create a user (admins). Operators need street_code; grid workers and volunteers member_code."""
+    """Create a user (admins). Operators need one of district_code, street_code, community_code (their level);
+    grid workers and volunteers member_code; unit members unit_code."""
     p.require("admin", what="create users")
     uid = auth.create_user(session, username=body.username, password=body.password, role=body.role,
                            street_code=body.street_code, member_code=body.member_code,
-                           passwords=request.app.state.auth.passwords)
+                           district_code=body.district_code, community_code=body.community_code,
+                           unit_code=body.unit_code, passwords=request.app.state.auth.passwords)
     return UserOut(id=uid, username=body.username, role=body.role)
 
 
@@ -174,7 +179,7 @@ def update_user(request: Request, username: UserName, body: UserPatchIn, session
     """Deactivate or reactivate a user, change their role, street or team member (admins). Any change ends
     every session of the user at once."""
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items()
-               if v is not None or k in ("street_code", "member_code")}
+               if v is not None or k in ("street_code", "member_code", "district_code", "community_code", "unit_code")}
     state = request.app.state
     return UserDetailOut(**users.update_user(session, p, username, changes, state.clock(), state.auth.cache))
 

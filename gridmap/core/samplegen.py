@@ -29,11 +29,15 @@ from gridmap.core import _samplegen_places as places
 from gridmap.core import _samplegen_teams as teams_mod
 
 __all__ = [
-    "BUILDING_WORKLOAD", "DEFAULT_EVENTS_START", "DEFAULT_SEED", "SAMPLE_STREET_CODE", "SampleStreet",
-    "generate_sample_street", "grid_workloads",
+    "BUILDING_WORKLOAD", "DEFAULT_EVENTS_START", "DEFAULT_SEED", "SAMPLE_STREET_CODE", "SECOND_STREET_CODE",
+    "SECOND_STREET_SHARE", "SampleStreet", "generate_sample_street", "grid_workloads",
 ]
 
 SAMPLE_STREET_CODE = "330106900"  # fictional; the real Xianlin street is 330110011
+#: The second, smaller street: the south-east corner of communities (see :func:`_second_street`).
+SECOND_STREET_CODE = "330106901"
+#: The share of the residents the second street takes (at least; whole communities).
+SECOND_STREET_SHARE = 0.15
 DEFAULT_SEED = 20261122
 DEFAULT_EVENTS_START = datetime(2025, 11, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
 BUILDING_WORKLOAD = 20.0  # a building weighs as much as this many residents in a grid's workload
@@ -93,6 +97,7 @@ def generate_sample_street(
     n_teams: int = 150,
     events_start: datetime = DEFAULT_EVENTS_START,
     n_events: int = 36_000,
+    second_street_share: float = SECOND_STREET_SHARE,
 ) -> SampleStreet:
     """Generate a complete, internally consistent sample street on a real road network.
 
@@ -124,6 +129,11 @@ def generate_sample_street(
         positions is one year (365 days) later.
     n_events : int
         Number of events in that year.
+    second_street_share : float
+        The south-east corner of whole communities, lying wholly in the parent district, that becomes a
+        second, smaller street (``SECOND_STREET_CODE``) of at least this share of the residents (0: one
+        street). Everything is generated as one street first, so the first street keeps every building,
+        resident, event and code it would have alone; it only gives up that corner.
 
     Returns
     -------
@@ -161,6 +171,10 @@ def generate_sample_street(
     5. Places, teams and events are placed inside footprints or near roads within their grid;
        events mix category hotspots with population-weighted noise and diurnal, weekly and
        seasonal profiles, and walk through log-normal stage delays (median ~6 min to on site).
+    6. The second street: starting from the community nearest the street's south-east corner, the adjacent
+       community nearest that corner joins it until it holds ``second_street_share`` of the residents,
+       taking only communities wholly inside the parent district and never one that would cut the first
+       street in two. Its communities are renumbered under its own code; the first street's keep theirs.
 
     Examples
     --------
@@ -221,7 +235,13 @@ def generate_sample_street(
                                 minlength=n_comm) / np.maximum(
         np.bincount(c_of_b, weights=pop_final, minlength=n_comm), 1)
     comm_zh, comm_en = names.community_names(n_comm, village_share > 0.5)
-    comm_code = [f"{SAMPLE_STREET_CODE}{c + 1:03d}" for c in range(n_comm)]
+    _, parent_geom = _parent_district(districts, street_geom)
+    in_second = _second_street(comm_geom, np.bincount(c_of_b, weights=pop_final, minlength=n_comm), parent_geom,
+                               street_geom, second_street_share)
+    second_no = np.cumsum(in_second)
+    comm_street = np.where(in_second, SECOND_STREET_CODE, SAMPLE_STREET_CODE).astype(object)
+    comm_code = [f"{SECOND_STREET_CODE}{second_no[c]:03d}" if in_second[c] else f"{SAMPLE_STREET_CODE}{c + 1:03d}"
+                 for c in range(n_comm)]
     grid_no = np.array([np.sum(grid_comm[:g] == grid_comm[g]) + 1 for g in range(n_grids)])
     grid_code = [f"{comm_code[grid_comm[g]]}{grid_no[g]:03d}" for g in range(n_grids)]
     grid_zh = [f"{comm_zh[grid_comm[g]]}第{grid_no[g]}网格" for g in range(n_grids)]
@@ -268,7 +288,7 @@ def generate_sample_street(
     # ---- Frames (EPSG:4549 -> EPSG:4326 at the very end) ----
     areas = _areas_frame(districts, street_geom, comm_geom, grid_geom, grid_comm, comm_code,
                          comm_zh, comm_en, grid_code, grid_zh, grid_en, comm_pop, grid_pop,
-                         n_residents)
+                         comm_street)
     grid_code_a = np.asarray(grid_code, dtype=object)
     comm_code_a = np.asarray(comm_code, dtype=object)
     n_b = len(order)
@@ -334,7 +354,7 @@ def generate_sample_street(
         "channel": ev_frame["channel"], "external_id": ev_frame["external_id"],
         "category": ev_frame["category"], "severity": ev_frame["severity"],
         "title": ev_frame["title"], "description": ev_frame["description"],
-        "reported_at": ev_frame["reported_at"], "street_code": SAMPLE_STREET_CODE,
+        "reported_at": ev_frame["reported_at"], "street_code": comm_street[grid_comm[g_ev]],
         "community_code": comm_code_a[grid_comm[g_ev]], "grid_code": grid_code_a[g_ev],
         "building_id": ev_frame["building_id"], "team_id": ev_frame["team_id"],
         "status": ev_frame["status"], "dispatched_at": ev_frame["dispatched_at"],
@@ -397,17 +417,87 @@ def _geo(columns: dict, geometry: np.ndarray) -> gpd.GeoDataFrame:
                             crs=LOCAL_CRS).to_crs(STORAGE_CRS)
 
 
+def _parent_district(districts: gpd.GeoDataFrame, street: shapely.Geometry) -> tuple[str, shapely.Geometry]:
+    """The district (adcode, polygon in EPSG:4549) that the street overlaps most."""
+    dist = districts.copy()
+    dist["adcode"] = dist["adcode"].astype(str)
+    dist = dist.sort_values("adcode", kind="stable").to_crs(LOCAL_CRS)
+    geoms = np.asarray(dist.geometry.values, dtype=object)
+    i = int(np.argmax(shapely.area(shapely.intersection(geoms, street))))
+    return str(dist["adcode"].iloc[i]), geoms[i]
+
+
+def _second_street(comm_geom: np.ndarray, comm_pop: np.ndarray, district: shapely.Geometry,
+                   street: shapely.Geometry, share: float) -> np.ndarray:
+    """Which communities form the second street (a boolean per community; none when ``share`` is 0 or no
+    corner qualifies).
+
+    From the community nearest the street's south-east corner, grow a set of adjacent whole communities,
+    always adding the candidate nearest that corner, until it holds ``share`` of the residents. Candidates
+    lie wholly (99 %) inside ``district`` (both streets share it) and leave the rest connected.
+    """
+    n = len(comm_geom)
+    chosen = np.zeros(n, dtype=bool)
+    if share <= 0 or n < 3:
+        return chosen
+    inside = shapely.area(shapely.intersection(comm_geom, district)) >= 0.99 * shapely.area(comm_geom)
+    minx, miny, maxx, _ = shapely.bounds(street).tolist()
+    cxy = shapely.get_coordinates(shapely.point_on_surface(comm_geom))
+    dist = np.hypot(cxy[:, 0] - maxx, cxy[:, 1] - miny)
+    i, j, _ = blocks_mod.adjacency(comm_geom, min_shared_m=1.0)
+    nbrs: list[set[int]] = [set() for _ in range(n)]
+    for a, b in zip(i.tolist(), j.tolist(), strict=True):
+        nbrs[a].add(b)
+        nbrs[b].add(a)
+
+    def rest_connected(without: np.ndarray) -> bool:
+        rest = np.flatnonzero(~without)
+        if len(rest) == 0:
+            return False
+        seen, todo = {int(rest[0])}, [int(rest[0])]
+        while todo:
+            for m in nbrs[todo.pop()]:
+                if not without[m] and m not in seen:
+                    seen.add(m)
+                    todo.append(m)
+        return len(seen) == len(rest)
+
+    want = share * comm_pop.sum()
+    for cand in np.argsort(dist, kind="stable"):
+        if not inside[cand]:
+            continue
+        trial = chosen.copy()
+        trial[cand] = True
+        if rest_connected(trial):
+            chosen = trial
+            break
+    while chosen.any() and comm_pop[chosen].sum() < want:
+        touching = {m for c in np.flatnonzero(chosen) for m in nbrs[int(c)]}
+        order = sorted((m for m in touching if not chosen[m] and inside[m]), key=lambda m: (dist[m], m))
+        for m in order:
+            trial = chosen.copy()
+            trial[m] = True
+            if rest_connected(trial):
+                chosen = trial
+                break
+        else:
+            break
+    if comm_pop[chosen].sum() < 0.5 * want:  # no corner big enough: one street
+        chosen[:] = False
+    return chosen
+
+
 def _areas_frame(districts: gpd.GeoDataFrame, street: shapely.Geometry, comm_geom: np.ndarray,
                  grid_geom: np.ndarray, grid_comm: np.ndarray, comm_code: list[str],
                  comm_zh: list[str], comm_en: list[str], grid_code: list[str],
                  grid_zh: list[str], grid_en: list[str], comm_pop: np.ndarray,
-                 grid_pop: np.ndarray, n_residents: int) -> gpd.GeoDataFrame:
+                 grid_pop: np.ndarray, comm_street: np.ndarray) -> gpd.GeoDataFrame:
+    """The districts, the street(s), communities and grids. ``street`` is the whole generated street (it picks
+    the parent district); ``comm_street`` the street code of each community."""
     dist = districts.to_crs(STORAGE_CRS).copy()
     dist["adcode"] = dist["adcode"].astype(str)
     dist = dist.sort_values("adcode", kind="stable")
-    overlap = shapely.area(shapely.intersection(
-        np.asarray(dist.to_crs(LOCAL_CRS).geometry.values, dtype=object), street))
-    parent = str(dist["adcode"].iloc[int(np.argmax(overlap))])
+    parent, _ = _parent_district(districts, street)
     d_geom = [_as_multipolygon(g) for g in dist.geometry.values]
     d_frame = gpd.GeoDataFrame({
         "code": dist["adcode"].to_numpy(object), "level": "district",
@@ -415,15 +505,19 @@ def _areas_frame(districts: gpd.GeoDataFrame, street: shapely.Geometry, comm_geo
         "name_zh": dist["name"].to_numpy(object), "parent_code": None,
         "population": pd.array([None] * len(dist), dtype="Int64"),
     }, geometry=d_geom, crs=STORAGE_CRS)
+    streets = [c for c in (SAMPLE_STREET_CODE, SECOND_STREET_CODE) if (comm_street == c).any()]
+    street_name = {SAMPLE_STREET_CODE: ("Sample Street (闲林-sized)", "示例街道"),
+                   SECOND_STREET_CODE: ("Second Sample Street", "示例二街道")}
+    street_geom = [_multipolygon(shapely.union_all(comm_geom[comm_street == c])) for c in streets]
+    street_pop = [int(comm_pop[comm_street == c].sum()) for c in streets]
     local = _geo({
-        "code": [SAMPLE_STREET_CODE, *comm_code, *grid_code],
-        "level": ["street"] + ["community"] * len(comm_code) + ["grid"] * len(grid_code),
-        "name": ["Sample Street (闲林-sized)", *comm_en, *grid_en],
-        "name_zh": ["示例街道", *comm_zh, *grid_zh],
-        "parent_code": [parent] + [SAMPLE_STREET_CODE] * len(comm_code)
-        + [comm_code[c] for c in grid_comm],
-        "population": pd.array([n_residents, *comm_pop, *grid_pop], dtype="Int64"),
-    }, np.array([street, *comm_geom, *grid_geom], dtype=object))
+        "code": [*streets, *comm_code, *grid_code],
+        "level": ["street"] * len(streets) + ["community"] * len(comm_code) + ["grid"] * len(grid_code),
+        "name": [street_name[c][0] for c in streets] + [*comm_en, *grid_en],
+        "name_zh": [street_name[c][1] for c in streets] + [*comm_zh, *grid_zh],
+        "parent_code": [parent] * len(streets) + list(comm_street) + [comm_code[c] for c in grid_comm],
+        "population": pd.array([*street_pop, *comm_pop, *grid_pop], dtype="Int64"),
+    }, np.array([*street_geom, *comm_geom, *grid_geom], dtype=object))
     local["geometry"] = gpd.GeoSeries([_as_multipolygon(g) for g in local.geometry.values],
                                       crs=STORAGE_CRS).values
     return gpd.GeoDataFrame(pd.concat([d_frame, local], ignore_index=True), crs=STORAGE_CRS)

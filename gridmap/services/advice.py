@@ -94,7 +94,7 @@ class DispatchAdvice:
                   category: str | None = None, skills: list[str] | None = None, k: int | None = None,
                   max_eta_s: float | None = None, at: dt.datetime | None = None) -> Advice:
         """The k teams that reach (lon, lat) first by road, why each was picked or passed over, and for
-        fire the nearest in-service micro fire stations/trucks and hydrants. Operators: their street only."""
+        fire the nearest in-service micro fire stations/trucks and hydrants. Operators: their area only."""
         p.require("admin", "operator", what="dispatch advice (it shows where teams are)")
         d = self._need_dispatcher()
         _check_coords(coords)
@@ -107,7 +107,7 @@ class DispatchAdvice:
         with session.begin():
             place = sql.place_point(session.connection(), lon, lat, now)
         street = place["street_code"] if place else None
-        p.check_street(street, f"the point ({lon}, {lat})")
+        p.check_street(street, f"the point ({lon}, {lat})", place["community_code"] if place else None)
         rec = d.recommend(lon, lat, category=category, skills=skills, k=k, max_eta_s=max_eta_s,
                           grid=place["grid_code"] if place else None, now=now)
         return Advice(lon, lat, place["grid_code"] if place else None, street, rec.skills, rec.method, rec.search,

@@ -1,8 +1,10 @@
 """Users, passwords, tokens and sessions; who may do what (roles and scopes).
 
-Roles: ``admin`` (everything), ``operator`` (everything in one street), ``grid_worker`` and ``volunteer``
-(their team's assignments and their own grid(s); never residents' personal data), ``planner``
-(aggregates and maps, never personal data), ``intake`` (a channel's integration: reports events).
+Roles: ``admin`` (everything), ``operator`` (everything in one area: a district, a street or a community, the
+operator's level), ``grid_worker`` and ``volunteer`` (their team's assignments and their own grid(s); never
+residents' personal data), ``planner`` (aggregates and maps, never personal data), ``intake`` (a channel's
+integration: reports events), ``unit`` (a member of one unit behind the escalation rungs: its inbox, its
+mediation cases).
 
 Passwords are hashed with Argon2id (argon2-cffi). Argon2 is slow and memory-hungry on purpose, so a burst of
 logins must not take the CPU and the request threads from everyone else: at most ``argon2_concurrency``
@@ -62,6 +64,7 @@ from sqlalchemy import Connection, Engine, RowMapping
 from sqlalchemy.orm import Session
 
 from gridmap.config import Settings
+from gridmap.core.levels import LEVEL_COLUMNS, OPERATOR_LEVELS, Scope
 from gridmap.errors import (
     ConfigError,
     Conflict,
@@ -73,6 +76,8 @@ from gridmap.errors import (
     Unauthorized,
 )
 from gridmap.services.sessions import SessionCache, SessionListener
+from gridmap.storage import scopes as scopes_sql
+from gridmap.storage import units as units_sql
 from gridmap.storage import users_sql as sql
 from gridmap.storage.models import SESSION_KINDS, USER_ROLES
 
@@ -262,6 +267,8 @@ class Principal:
     team_code: str | None = None
     grids: tuple[str, ...] = field(default_factory=tuple)
     session_id: str | None = None
+    #: an operator's area (district, street or community) or a unit member's unit; None for other roles
+    scope: Scope | None = None
 
     def require(self, *roles: str, what: str = "this") -> None:
         if self.role not in roles:
@@ -276,11 +283,30 @@ class Principal:
     def sees_personal_data(self) -> bool:
         return self.role in ("admin", "operator")
 
-    def check_street(self, street: str | None, what: str) -> None:
-        """Operators act only inside their street."""
-        if self.role == "operator" and street != self.street:
-            raise Forbidden(f"{what} is outside your street {self.street}", field="street",
-                            fix="ask the operator of that street, or an admin")
+    @property
+    def area(self) -> str | None:
+        """The area an operator's reads and writes are confined to (in SQL: :mod:`gridmap.storage.scopes`);
+        None for everyone else (admins and planners are not confined; other roles have rules of their own)."""
+        return self.scope.code if self.role == "operator" and self.scope is not None else None
+
+    @property
+    def unit(self) -> str | None:
+        """A unit member's unit."""
+        return self.scope.code if self.role == "unit" and self.scope is not None else None
+
+    def covers(self, street: str | None, community: str | None = None) -> bool:
+        """Whether a row placed in (street, community) lies in what this caller may act on (admins: all)."""
+        if self.role == "admin":
+            return True
+        return self.role == "operator" and self.scope is not None and self.scope.covers(street, community)
+
+    def check_street(self, street: str | None, what: str, community: str | None = None) -> None:
+        """Operators act only inside their area: a district's streets, their street, or their community (pass
+        the row's ``community`` for community operators; without it they are refused)."""
+        if self.role == "operator" and not self.covers(street, community):
+            where = self.scope.describe() if self.scope is not None else "your area (none is set)"
+            raise Forbidden(f"{what} is outside {where}", field="street",
+                            fix="ask the operator of that street or community, or an admin")
 
 
 @dataclass(frozen=True)
@@ -559,6 +585,7 @@ class AuthService:
     def _principal(conn: Connection, row: RowMapping | dict[str, Any]) -> Principal:
         team_id = team_code = None
         grids: tuple[str, ...] = ()
+        where = scope_of(conn, row)
         if row["role"] in TEAM_ROLES:
             scope = sql.member_scope(conn, row["member_code"])
             if scope is None or scope["team_id"] is None:
@@ -566,7 +593,8 @@ class AuthService:
                                 field="member_code", fix="an admin must tie the user to a member of a team")
             team_id, team_code, grids = scope["team_id"], scope["team_code"], tuple(scope["grids"] or ())
         return Principal(row["user_id"] if "user_id" in row else row["id"], row["username"], row["role"],
-                         row["street_code"], team_id, team_code, grids)
+                         row["street_code"] if row["role"] != "unit" else None, team_id, team_code, grids,
+                         scope=where)
 
     def change_own_password(self, session: Session, p: Principal, old: str, new: str, now: dt.datetime, *,
                             client: Client | None = None) -> tuple[str, dt.datetime, Principal]:
@@ -693,33 +721,91 @@ def end_all_sessions(conn: Connection, user_id: int, now: dt.datetime, reason: s
     return sql.revoke_user_sessions(conn, user_id, now, reason)
 
 
+def scope_of(conn: Connection, row) -> Scope | None:
+    """The scope of a user row (operators: their level's area and what lies under it; unit members: their
+    unit), resolved from the current ``areas`` and ``units``. A scope whose area or unit is gone covers
+    nothing (and refuses every scoped read) rather than everything."""
+    if row["role"] == "operator":
+        level = next((lv for lv in OPERATOR_LEVELS if row.get(LEVEL_COLUMNS[lv])), None)
+        if level is None:
+            return None
+        code = row[LEVEL_COLUMNS[level]]
+        streets, communities = scopes_sql.resolve(conn, code)
+        return Scope(level, code, frozenset(streets), frozenset(communities))
+    if row["role"] == "unit" and row.get("unit_code"):
+        u = units_sql.unit(conn, row["unit_code"])
+        if u is None or not u["active"]:
+            return Scope("unit", row["unit_code"])
+        return Scope("unit", u["code"], unit_kind=u["kind"], unit_area=u["area_code"])
+    return None
+
+
 def create_user(session: Session, *, username: str, password: str, role: str, street_code: str | None = None,
-                member_code: str | None = None, passwords: Passwords | None = None) -> int:
-    """Create a user (all or nothing). Operators need a street; grid workers/volunteers a team member."""
-    check_role_scope(role, street_code, member_code)
+                member_code: str | None = None, passwords: Passwords | None = None, district_code: str | None = None,
+                community_code: str | None = None, unit_code: str | None = None) -> int:
+    """Create a user (all or nothing). Operators need one area (a district, a street or a community: their
+    level); grid workers/volunteers a team member; unit members a unit."""
+    check_role_scope(role, street_code, member_code, district_code=district_code, community_code=community_code,
+                     unit_code=unit_code)
     pw_hash = (passwords or _DEFAULT_PASSWORDS).hash(password)
     with session.begin():
         conn = session.connection()
-        check_scope_exists(conn, street_code, member_code)
-        uid = sql.insert_user(conn, username=username, password_hash=pw_hash, role=role, street_code=street_code,
-                              member_code=member_code if role in TEAM_ROLES else None)
+        check_scope_exists(conn, street_code, member_code, district_code=district_code,
+                           community_code=community_code, unit_code=unit_code)
+        keep = scope_columns(role, {"district_code": district_code, "street_code": street_code,
+                                    "community_code": community_code, "unit_code": unit_code})
+        uid = sql.insert_user(conn, username=username, password_hash=pw_hash, role=role,
+                              street_code=keep["street_code"], member_code=member_code if role in TEAM_ROLES else None,
+                              district_code=keep["district_code"], community_code=keep["community_code"],
+                              unit_code=keep["unit_code"])
         if uid is None:
             raise Conflict(f"user {username!r} exists already", field="username", fix="choose another name")
     return uid
 
 
-def check_role_scope(role: str, street_code: str | None, member_code: str | None) -> None:
+def scope_columns(role: str, values: dict[str, str | None]) -> dict[str, str | None]:
+    """The scope columns a user of ``role`` keeps: an operator's area, a unit member's unit; the others are
+    cleared, but for ``street_code``, which every role but a unit member keeps as before levels existed."""
+    keep = {"operator": ("district_code", "street_code", "community_code"),
+            "unit": ("unit_code",)}.get(role, ("street_code",))
+    return {k: (v if k in keep else None) for k, v in values.items()}
+
+
+def check_role_scope(role: str, street_code: str | None, member_code: str | None, *, district_code: str | None = None,
+                     community_code: str | None = None, unit_code: str | None = None) -> None:
     if role not in USER_ROLES:
         raise InvalidInput(f"unknown role {role!r}", field="role", fix=f"use one of {', '.join(USER_ROLES)}")
-    if role == "operator" and not street_code:
-        raise InvalidInput("an operator needs a street", field="street_code", fix="give the street's area code")
+    if role == "operator":
+        given = [n for n, v in (("district_code", district_code), ("street_code", street_code),
+                                ("community_code", community_code)) if v]
+        if not given:
+            raise InvalidInput("an operator needs an area: a district, a street or a community (their level)",
+                               field="street_code",
+                               fix="give one of district_code, street_code or community_code (CLI: --district, "
+                                   "--street, --community)")
+        if len(given) > 1:
+            raise InvalidInput(f"an operator works at one level, not {' and '.join(given)}", field=given[1],
+                               fix="give only one of district_code, street_code, community_code")
     if role in TEAM_ROLES and not member_code:
         raise InvalidInput(f"a {role} needs a team member", field="member_code", fix="give the member's code, e.g. M00001")
+    if role == "unit" and not unit_code:
+        raise InvalidInput("a unit member needs a unit", field="unit_code",
+                           fix="give the unit's code (GET /v1/units, `gridmap units show`)")
 
 
-def check_scope_exists(conn: Connection, street_code: str | None, member_code: str | None) -> None:
-    if street_code and not sql.street_exists(conn, street_code):
-        raise NotFound(f"no street with code {street_code!r}", field="street_code", fix="list streets at /layers/streets")
+def check_scope_exists(conn: Connection, street_code: str | None, member_code: str | None, *,
+                       district_code: str | None = None, community_code: str | None = None,
+                       unit_code: str | None = None) -> None:
+    for column, level, code in (("district_code", "district", district_code), ("street_code", "street", street_code),
+                                ("community_code", "community", community_code)):
+        if code and scopes_sql.area_level(conn, code) != level:
+            plural = "communities" if level == "community" else f"{level}s"
+            raise NotFound(f"no {level} with code {code!r}", field=column, fix=f"list them at /layers/{plural}")
+    if unit_code:
+        u = units_sql.unit(conn, unit_code)
+        if u is None or not u["active"]:
+            raise NotFound(f"no active unit {unit_code!r}", field="unit_code",
+                           fix="list units at GET /v1/units or with `gridmap units show`")
     if member_code:
         scope = sql.member_scope(conn, member_code)
         if scope is None or scope["team_id"] is None:
@@ -740,18 +826,27 @@ def ensure_demo_users(engine: Engine, settings: Settings) -> tuple[Path, list[tu
             if sql.user(conn, "admin") is not None:
                 return path, []
             demo = sql.demo_members(conn)
-        plan = [("admin", "admin", None, None), ("planner", "planner", None, None), ("intake", "intake", None, None)]
+        plan: list[tuple[str, str, dict[str, str]]] = [
+            ("admin", "admin", {}), ("planner", "planner", {}), ("intake", "intake", {})]
         if demo and demo["street"]:
-            plan.append(("operator", "operator", demo["street"], None))
+            plan.append(("operator", "operator", {"street_code": demo["street"]}))
         if demo and demo["grid_worker"]:
-            plan.append(("gridworker", "grid_worker", None, demo["grid_worker"]))
+            plan.append(("gridworker", "grid_worker", {"member_code": demo["grid_worker"]}))
         if demo and demo["volunteer"]:
-            plan.append(("volunteer", "volunteer", None, demo["volunteer"]))
+            plan.append(("volunteer", "volunteer", {"member_code": demo["volunteer"]}))
+        # the levels of command: the district, the second street, a community; the units of the mall's ladder,
+        # a consumer-rights station and a mediation room
+        for name, key, column in (("district", "district", "district_code"), ("operator_b", "street_b", "street_code"),
+                                  ("community", "community", "community_code")):
+            if demo and demo[key]:
+                plan.append((name, "operator", {column: demo[key]}))
+        unit_codes = [*(demo["mall_units"] or ()), demo["consumer_rights"], demo["mediation_room"]] if demo else []
+        for code in (c for c in unit_codes if c):
+            plan.append((f"unit_{code.lower().replace('-', '_')}", "unit", {"unit_code": code}))
         made = []
-        for name, role, street, member in plan:
+        for name, role, scope in plan:
             password = secrets.token_urlsafe(12)
-            create_user(session, username=name, password=password, role=role, street_code=street, member_code=member,
-                        passwords=passwords)
+            create_user(session, username=name, password=password, role=role, passwords=passwords, **scope)
             made.append((name, role, password))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

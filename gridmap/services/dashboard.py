@@ -5,8 +5,9 @@ EPSG:4326 (for :mod:`gridmap.viz`), buildings as GeoJSON tiles (cached until the
 Residents appear only as counts. ``at`` is the dashboard's clock: the current time by default, or any
 past instant to replay (the sample street's events end on its generation day).
 
-Who sees what (:meth:`Dashboard.view_for`): admins and planners the whole screen; an operator a view
-confined to their street (every layer, drill-down and figure filtered in SQL); nobody else. The screen
+Who sees what (:meth:`Dashboard.view_for`): admins and planners the whole screen (or any area they drill into);
+an operator a view confined to their area — a district, a street or a community — or to an area inside it
+they drill into (every layer, drill-down and figure filtered in SQL); nobody else. The screen
 carries no personal data for anyone: residents and team members as counts, events without their reporter
 or free-text description, and the title redacted for every role (:func:`gridmap.core.privacy.redact_text`:
 phone, ID-card and bank-card numbers, e-mails, the reporter's own name and recognisable name forms).
@@ -33,11 +34,12 @@ import psycopg
 import shapely
 from sqlalchemy import Connection, Engine
 
+from gridmap.core.levels import OPERATOR_LEVELS
 from gridmap.core.privacy import redact_text, redact_values
 from gridmap.errors import Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.storage import dashboard_sql as sql
-from gridmap.storage import events_sql, queries
+from gridmap.storage import events_sql, queries, scopes
 from gridmap.storage.db import driver_connection
 from gridmap.storage.layers import layer_spec
 
@@ -205,22 +207,45 @@ class Dashboard:
                 self._views[street] = view
             return view
 
-    def view_for(self, principal: Principal) -> Dashboard:
-        """What ``principal`` may see: admins and planners this dashboard, an operator their street's view.
+    def view_for(self, principal: Principal, area: str | None = None) -> Dashboard:
+        """What ``principal`` may see: admins and planners this dashboard, an operator their area's view
+        (district, street or community). ``area`` drills into a street or community: inside the operator's
+        area only (403 otherwise; 404 for no such district, street or community).
 
-        Grid workers, volunteers and intake accounts are refused: they have their own API feed.
+        Grid workers, volunteers, intake accounts and unit members are refused: they have their own API feed
+        (unit members: their unit's inbox page).
         """
         if principal.role in ("admin", "planner"):
-            return self
+            return self if area is None else self.confined_to(self._area(area))
         if principal.role == "operator":
-            if not principal.street:
-                raise Forbidden(f"operator {principal.username} has no street", field="street",
-                                fix="an admin must give the operator a street (gridmap users add ... --street)")
-            return self.confined_to(principal.street)
+            own = principal.area
+            if not own:
+                raise Forbidden(f"operator {principal.username} has no area", field="street",
+                                fix="an admin must give the operator a district, street or community (gridmap "
+                                    "users add ... --street)")
+            if area is None or area == own:
+                return self.confined_to(own)
+            self._area(area)
+            with self._read() as sa:
+                inside = scopes.area_within(sa, area, own)
+            if not inside:
+                where = principal.scope.describe() if principal.scope is not None else own
+                raise Forbidden(f"area {area} is outside {where}", field="area",
+                                fix=f"drill into an area inside {own}, or leave area out")
+            return self.confined_to(area)
         raise Forbidden(f"the command-centre screen is for operators, planners and admins, not role "
                         f"{principal.role!r}", field="role",
                         fix="grid workers and volunteers read their assignments at GET /v1/me/assignments (live: "
                             "/v1/me/feed); intake accounts report at POST /v1/events")
+
+    def _area(self, area: str) -> str:
+        """``area`` if it is a current district, street or community (the views a screen confines to)."""
+        with self._read() as sa:
+            level = scopes.area_level(sa, area)
+        if level not in OPERATOR_LEVELS:
+            raise NotFound(f"no district, street or community {area!r}", field="area",
+                           fix="give the code of a district, street or community (the screen's boundaries list them)")
+        return area
 
     def clock(self, at: dt.datetime | None = None) -> dt.datetime:
         return _aware(at)

@@ -4,6 +4,10 @@ An event starts on rung 0 (the dispatched team). When its rung's limit passes an
 *overdue*; the sweep moves it one rung up when the rung says ``auto_escalate``, and an operator can move it
 up by hand at any time (a team hands it up from its assignment). Every move is written to the audit trail.
 The ladders are data: ``data/escalation_ladders.csv`` (loaded by migration 0003; ``gridmap ladders load``).
+
+Each rung may name the unit behind it (its ``unit`` column: a unit kind, found by where the event is, or a unit
+code). Moving up skips a rung no unit of whose kind serves the event, records the stay on each rung (the
+rung's clock) and puts the event in the new unit's inbox (:mod:`gridmap.services.rungs`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, RowMapping
 from sqlalchemy.orm import Session
 
+from gridmap.core.levels import UNIT_KINDS
 from gridmap.core.lifecycle import is_open
 from gridmap.errors import Conflict, GridmapError, InvalidInput, NotFound
+from gridmap.services import rungs
 from gridmap.services.auth import Principal
 from gridmap.storage import events_sql as sql
 
@@ -26,6 +32,8 @@ if TYPE_CHECKING:
     from gridmap.services.dispatch import Dispatcher
 
 LADDER_COLUMNS = ("category", "rung", "level", "name", "name_zh", "time_limit_min", "auto_escalate")
+#: Optional: the unit behind the rung (a unit kind, or one unit's code).
+LADDER_OPTIONAL = ("unit",)
 
 
 def due_for(conn: Connection, category: str, rung_no: int, start: dt.datetime) -> dt.datetime | None:
@@ -36,11 +44,13 @@ def due_for(conn: Connection, category: str, rung_no: int, start: dt.datetime) -
 
 def escalate_in(conn: Connection, ev: RowMapping, *, at: dt.datetime, actor: str, role: str | None, action: str,
                 note: str | None, lon: float | None = None, lat: float | None = None) -> dict:
-    """Move a (locked) event one rung up, in the caller's transaction; returns the new rung."""
+    """Move a (locked) event one rung up (past rungs nobody stands behind for it), in the caller's transaction;
+    returns the new rung."""
     if not is_open(ev["status"]):
         raise Conflict(f"event {ev['code']} is {ev['status']}: only open events are escalated", field="event_id",
                        fix="reopen it first")
-    nxt = sql.rung(conn, ev["category"], ev["escalation_rung"] + 1)
+    found = rungs.next_rung(conn, ev, 1)
+    nxt, unit = found if found is not None else (None, None)
     if nxt is None:
         top = sql.rung(conn, ev["category"], ev["escalation_rung"])
         where = f"the top rung ({top['name']})" if top else "a category without a ladder"
@@ -49,9 +59,11 @@ def escalate_in(conn: Connection, ev: RowMapping, *, at: dt.datetime, actor: str
                            "(gridmap ladders load)")
     due = at + dt.timedelta(minutes=nxt["time_limit_min"])
     sql.set_rung(conn, ev["id"], nxt["rung"], at, due)
+    rungs.enter_rung(conn, ev, nxt, unit, at=at, entered_how="escalated", by=actor, due_at=due,
+                     left_how="auto_escalated" if action == "auto_escalate" else "escalated")
     detail = {"from_rung": ev["escalation_rung"], "to_rung": nxt["rung"], "level": nxt["level"],
               "handler": nxt["name"], "handler_zh": nxt["name_zh"], "due_at": due.isoformat(),
-              "was_due_at": ev["due_at"].isoformat() if ev["due_at"] else None}
+              "was_due_at": ev["due_at"].isoformat() if ev["due_at"] else None, "unit": unit}
     sql.insert_transition(conn, event_id=ev["id"], at=at, action=action, from_status=ev["status"],
                           to_status=ev["status"], rung=nxt["rung"], actor=actor, role=role, note=note, lon=lon,
                           lat=lat, detail=detail)
@@ -83,7 +95,7 @@ class EscalationService:
             ev = sql.event(conn, event_id, lock=True)
             if ev is None:
                 raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
-            p.check_street(ev["street_code"], f"event {ev['code']}")
+            p.check_street(ev["street_code"], f"event {ev['code']}", ev["community_code"])
             detail = escalate_in(conn, ev, at=now, actor=p.username, role=p.role, action="escalate", note=note)
         return detail
 
@@ -91,13 +103,14 @@ class EscalationService:
         """Time out unanswered offers (re-dispatching them), offer waiting events again, and escalate
         overdue events whose rung says so.
 
-        ``principal`` is who asked: an admin sweeps every street, an operator only their own (the offers,
-        waiting events and overdue events of their street's events); no principal is the system's own
-        sweeper (every street)."""
+        ``principal`` is who asked: an admin sweeps every street, an operator only their own area (the offers,
+        waiting events and overdue events of their district's streets, their street or their community); no
+        principal is the system's own sweeper (every street)."""
         street = None
         if principal is not None:
             principal.require("admin", "operator", what="run the escalation sweep")
-            street = principal.street if principal.role == "operator" else None
+            if principal.role == "operator":
+                street = principal.area or "-"  # (an operator without an area sweeps nothing)
         now = now or self.clock()
         timeouts: list[dict] = []
         if self.dispatcher is not None:
@@ -145,10 +158,14 @@ def read_ladders(path: str | Path, categories: set[str]) -> list[dict]:
         rows = []
         for i, r in enumerate(reader, start=2):
             try:
+                unit = (r.get("unit") or "").strip() or None
                 row: dict[str, Any] = {"category": r["category"].strip(), "rung": int(r["rung"]), "level": r["level"].strip(),
                        "name": r["name"].strip(), "name_zh": r["name_zh"].strip(),
                        "time_limit_min": int(r["time_limit_min"]),
-                       "auto_escalate": r["auto_escalate"].strip().lower() in ("true", "1", "yes")}
+                       "auto_escalate": r["auto_escalate"].strip().lower() in ("true", "1", "yes"),
+                       # a unit kind (found by where the event is) or one unit's code
+                       "unit_kind": unit if unit in UNIT_KINDS else None,
+                       "unit_code": unit if unit is not None and unit not in UNIT_KINDS else None}
             except (TypeError, ValueError):
                 raise InvalidInput(f"{p.name} line {i}: rung and time_limit_min must be integers", field="file",
                                    fix="fix that line") from None
@@ -162,9 +179,9 @@ def read_ladders(path: str | Path, categories: set[str]) -> list[dict]:
     by_cat: dict[str, list[int]] = {}
     for r in rows:
         by_cat.setdefault(r["category"], []).append(r["rung"])
-    for cat, rungs in by_cat.items():
-        if sorted(rungs) != list(range(len(rungs))):
-            raise InvalidInput(f"{p.name}: the rungs of {cat} are {sorted(rungs)}", field="file",
+    for cat, numbers in by_cat.items():
+        if sorted(numbers) != list(range(len(numbers))):
+            raise InvalidInput(f"{p.name}: the rungs of {cat} are {sorted(numbers)}", field="file",
                                fix="number each ladder's rungs 0, 1, 2, ... without gaps or repeats")
     return rows
 

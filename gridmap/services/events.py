@@ -9,6 +9,11 @@ transaction (a trigger on ``events`` reads who/why/where from :func:`events_sql.
 Free text (titles, descriptions, addresses, notes in the audit trail) is shown as typed only to roles with
 the right to personal data (operators, admins); every other reader gets it through
 :func:`gridmap.core.privacy.redact_text`, with the reporter's own name blanked too.
+
+Operators read and act inside their area (a district, a street or a community; the condition comes from
+:mod:`gridmap.services.scopes`); unit members read the events that stand or stood at their unit. A call or
+walk-in answered on the spot (``Report.answered``) is closed in the intake's own transaction, never
+dispatched; a first rung that names a unit (a mall's merchants) puts the event in that unit's inbox.
 """
 
 from __future__ import annotations
@@ -28,14 +33,19 @@ from sqlalchemy.orm import Session
 
 from gridmap.config import MEASURE_CRS, Settings
 from gridmap.core.crs import transformer
+from gridmap.core.levels import ANSWERABLE_CHANNELS
+from gridmap.core.levels import CHANNELS as ALL_CHANNELS
 from gridmap.core.lifecycle import OPEN_STATUSES, is_open, legal_actions, next_status
 from gridmap.core.location import check_lonlat
 from gridmap.core.privacy import redact_text
 from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
+from gridmap.services import rungs
+from gridmap.services import scopes as scope_rules
 from gridmap.services.auth import Principal
 from gridmap.services.escalation import due_for, escalate_in
 from gridmap.storage import events_sql as sql
 from gridmap.storage import queries
+from gridmap.storage import units as units_sql
 from gridmap.storage.db import open_pool
 
 if TYPE_CHECKING:
@@ -43,9 +53,11 @@ if TYPE_CHECKING:
 
 TZ = ZoneInfo("Asia/Shanghai")
 Clock = Callable[[], dt.datetime]
-CHANNELS = ("hotline_12345", "chat_group", "qr_code", "patrol", "smart_alarm")
-#: which roles may report through which channel
-CHANNEL_ROLES = {"admin": CHANNELS, "intake": CHANNELS, "operator": ("hotline_12345", "chat_group", "patrol"),
+CHANNELS = ALL_CHANNELS
+#: which roles may report through which channel (operators also take walk-ins at the centre's one door and the
+#: director's public line)
+CHANNEL_ROLES = {"admin": CHANNELS, "intake": CHANNELS,
+                 "operator": ("hotline_12345", "chat_group", "patrol", "walk_in", "director_hotline"),
                  "grid_worker": ("patrol",), "volunteer": ("patrol",)}
 
 
@@ -88,14 +100,18 @@ class Report:
     reporter_name: str | None = None
     reporter_phone: str | None = None
     dispatch: bool = True
+    #: answered on the spot (答复即办结): the answer given; the event is closed at once and never dispatched
+    answered: str | None = None
 
     def fingerprint(self) -> str:
         """A hash of what was reported (everything but ``dispatch``): a retry must send the same.
 
         The same dict as ``dataclasses.asdict`` gives (the stored hashes of earlier reports must still
-        match), built without its deep copy, which cost a fifth of a millisecond per report.
+        match), built without its deep copy, which cost a fifth of a millisecond per report. ``answered`` is in
+        it only when given (so the hashes of reports made before it existed still match).
         """
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "dispatch"}
+        d = {f.name: getattr(self, f.name) for f in fields(self)
+             if f.name != "dispatch" and (f.name != "answered" or self.answered is not None)}
         d["location"] = {f.name: getattr(self.location, f.name) for f in fields(self.location)}
         d["reported_at"] = self.reported_at.isoformat() if self.reported_at else None
         return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
@@ -151,7 +167,8 @@ def event_out(row: RowMapping | Mapping[str, Any], now: dt.datetime, *, reporter
         "milestones": {k: row[f"{k}_at"] for k in ("dispatched", "accepted", "on_site", "resolved", "closed")},
         "escalation": {"rung": row["escalation_rung"], "level": row["rung_level"], "handler": row["rung_name"],
                        "handler_zh": row["rung_name_zh"], "started_at": row["rung_started_at"],
-                       "due_at": row["due_at"], "overdue": overdue},
+                       "due_at": row["due_at"], "overdue": overdue, "unit": row.get("unit_code")},
+        "outcome": row.get("outcome"),
         "legal_actions": [a for a in legal_actions(row["status"]) if a != "timeout"] if row["duplicate_of"] is None else [],
     }
     if reporter is not None:
@@ -203,6 +220,9 @@ class EventService:
     def intake(self, session: Session, p: Principal, report: Report) -> IntakeResult:
         """Take an event in from a channel: validate, locate, place, link near-duplicates; commit; dispatch."""
         allowed = CHANNEL_ROLES.get(p.role, ())
+        if report.answered is not None and report.channel not in ANSWERABLE_CHANNELS:
+            raise InvalidInput(f"a report through {report.channel} cannot be answered on the spot", field="answered",
+                               fix=f"only calls and walk-ins are ({', '.join(ANSWERABLE_CHANNELS)}); leave it out")
         if report.channel not in allowed:
             raise Forbidden(f"role {p.role!r} may not report through channel {report.channel!r}", field="channel",
                             fix=f"allowed: {', '.join(allowed)}" if allowed else "this role reports no events")
@@ -232,9 +252,11 @@ class EventService:
             ctx = sql.intake_context(conn, channel=report.channel, external_id=report.external_id,
                                      category=report.category, lon=loc["lon"], lat=loc["lat"], at=at,
                                      dedup_radius_m=self.policy.dedup_radius_m)
-            if p.role == "operator" and ctx["street_code"] is not None and ctx["street_code"] != p.street:
-                raise Forbidden(f"({loc['lon']:.6f}, {loc['lat']:.6f}) is in street {ctx['street_code']}, outside "
-                                f"your street {p.street}", field="location",
+            if p.role == "operator" and ctx["street_code"] is not None and \
+                    not p.covers(ctx["street_code"], ctx["community_code"]):
+                where = p.scope.describe() if p.scope is not None else "your area"
+                raise Forbidden(f"({loc['lon']:.6f}, {loc['lat']:.6f}) is in street {ctx['street_code']} (community "
+                                f"{ctx['community_code']}), outside {where}", field="location",
                                 fix=f"report events of street {ctx['street_code']} through its operator or an "
                                     "admin (or check the location)")
             if ctx["existing_id"] is not None:
@@ -263,11 +285,22 @@ class EventService:
                                       window=self.policy.dedup_window)
             if row is None:
                 raise _Raced
+            if report.answered is not None:  # answered on the spot: closed now, never dispatched
+                sql.set_actor(conn, actor=p.username, role=p.role, action="answer_on_the_spot", note=report.answered,
+                              at=now)
+                units_sql.settle_event(conn, row["id"], now, "answered_on_the_spot")
+            elif row["dup_id"] is None and (ctx["unit_kind"] or ctx["unit_code"]):
+                rungs.enter_first_rung(conn, row["id"], ctx, at=at, due_at=due)
         # committed: from here on the event exists whatever happens to dispatch
         duplicate = None
         if row["dup_id"] is not None:
             duplicate = {"id": row["dup_id"], "code": row["dup_code"], "distance_m": round(row["dup_distance_m"], 1),
                          "minutes_apart": round(abs((at - row["dup_reported_at"]).total_seconds()) / 60, 1)}
+        if report.answered is not None:
+            with session.begin():
+                conn = session.connection()
+                return IntakeResult(self._event_out(conn, p, _exists(sql.event(conn, row["id"])), self.clock()), True, None,
+                                    duplicate, ["answered on the spot: closed without dispatch"])
         dispatch, at_dispatch = None, self.clock()
         if report.dispatch and duplicate is None:
             dispatch = self._dispatch(row["id"], at_dispatch, where={"lon": loc["lon"], "lat": loc["lat"],
@@ -378,8 +411,8 @@ class EventService:
             raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
         if p.role == "admin":
             return ev
-        if p.role == "operator":
-            p.check_street(ev["street_code"], f"event {ev['code']}")
+        if p.role in ("operator", "unit"):
+            scope_rules.check_event(conn, p, ev)
             return ev
         if p.is_team:
             assert p.team_id is not None  # a team role always has its team (AuthService._principal)
@@ -410,9 +443,10 @@ class EventService:
              offset: int = 0) -> builtins.list[dict]:
         where: builtins.list[str] = []
         params: dict[str, Any] = {}
-        if p.role == "operator":
-            where.append("e.street_code = :scope_street")
-            params["scope_street"] = p.street
+        scoped = scope_rules.event_clause(p)
+        if scoped is not None:  # operators: their area; unit members: what stands or stood at their unit
+            where.append(scoped[0])
+            params.update(scoped[1])
         elif p.is_team:
             where.append("e.grid_code = ANY(:scope_grids) OR EXISTS (SELECT 1 FROM assignments a "
                          "WHERE a.event_id = e.id AND a.team_id = :scope_team)")
@@ -522,7 +556,7 @@ class EventService:
                                     fix="answer only your own team's assignments (GET /v1/me/assignments)")
             elif p.role in ("admin", "operator"):
                 ev0 = _exists(sql.event(conn, a["event_id"]))
-                p.check_street(ev0["street_code"], f"assignment {assignment_id}")
+                p.check_street(ev0["street_code"], f"assignment {assignment_id}", ev0["community_code"])
             else:
                 raise Forbidden(f"role {p.role!r} does not answer assignments", field="role",
                                 fix="the team's grid worker or volunteer answers it")
@@ -619,12 +653,14 @@ class EventService:
         if p.is_team and a["team_id"] != p.team_id:
             raise Forbidden(f"assignment {assignment_id} belongs to another team", field="assignment_id",
                             fix="read only your own team's assignments (GET /v1/me/assignments)")
-        if p.role in ("planner", "intake"):
-            raise Forbidden(f"role {p.role!r} does not read assignments", field="role", fix="use /v1/metrics")
+        if p.role in ("planner", "intake", "unit"):
+            raise Forbidden(f"role {p.role!r} does not read assignments", field="role",
+                            fix="unit members read their unit's inbox (GET /v1/units/{code}/inbox)" if p.role == "unit"
+                            else "use /v1/metrics")
         if p.role == "operator":
             with session.begin():
                 ev = _exists(sql.event(session.connection(), a["event_id"]))
-            p.check_street(ev["street_code"], f"assignment {assignment_id}")
+            p.check_street(ev["street_code"], f"assignment {assignment_id}", ev["community_code"])
         return assignment_out(a, clear_text=names is None, names=_known(names, a["event_id"]))
 
     # -- what a reader is shown -------------------------------------------------------------------------

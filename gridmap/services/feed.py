@@ -3,7 +3,9 @@
 Triggers on ``assignments`` and ``teams`` (migration 0003) NOTIFY every change on commit, whichever
 process made it. One listener thread per API process receives them and
 
-* hands each assignment change to the subscribers of that team (a volunteer's WebSocket / SSE feed);
+* hands each assignment change to the subscribers of that team (a volunteer's WebSocket / SSE feed), and
+  each change of a unit's rung stints (an event entered, taken, left) to the subscribers of that unit
+  (its members' inbox feeds; key :func:`unit_key`);
 * applies each team status change and position report to this process's dispatch cache, so that several
   API processes agree on who is free and where. Announcements are handled a moment after the commits that made
   them, and this process has already updated its own cache for its own changes: a status is therefore read
@@ -35,12 +37,17 @@ log = logging.getLogger(__name__)
 CHANNEL = "gridmap_feed"
 
 
+def unit_key(code: str) -> str:
+    """The subscription key of a unit's inbox feed (teams are keyed by their integer id)."""
+    return f"unit:{code}"
+
+
 class FeedHub:
     def __init__(self, libpq_url: str, dispatcher: Dispatcher | None = None, engine: Engine | None = None) -> None:
         self.url = libpq_url
         self.dispatcher = dispatcher
         self.engine = engine  # to read a team's status as it is now (without one: as announced)
-        self._subs: dict[int, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = defaultdict(set)
+        self._subs: dict[int | str, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = defaultdict(set)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -79,10 +86,15 @@ class FeedHub:
         if msg.get("kind") == "position" and self.dispatcher is not None:
             set_cached_team_position(self.dispatcher, msg["team"], msg["lon"], msg["lat"], msg["at"])
             return
-        if msg.get("kind") != "assignment":
+        key: int | str
+        if msg.get("kind") == "unit":
+            key = unit_key(str(msg.get("unit")))
+        elif msg.get("kind") == "assignment" and isinstance(msg.get("team_id"), int):
+            key = msg["team_id"]
+        else:
             return
         with self._lock:
-            subs = list(self._subs.get(msg["team_id"], ()))
+            subs = list(self._subs.get(key, ()))
         for loop, q in subs:
             with contextlib.suppress(RuntimeError):  # that loop has closed: the subscriber is gone
                 loop.call_soon_threadsafe(q.put_nowait, msg)
@@ -96,18 +108,19 @@ class FeedHub:
             row = sql.team(session.connection(), msg["team"])
         return str(row["status"] if row is not None else msg["status"])
 
-    def subscribe(self, team_id: int) -> asyncio.Queue:
+    def subscribe(self, team_id: int | str) -> asyncio.Queue:
+        """A queue of the changes of a team (its id) or a unit (:func:`unit_key`)."""
         q: asyncio.Queue = asyncio.Queue()
         with self._lock:
             self._subs[team_id].add((asyncio.get_running_loop(), q))
         return q
 
-    def unsubscribe(self, team_id: int, q: asyncio.Queue) -> None:
+    def unsubscribe(self, team_id: int | str, q: asyncio.Queue) -> None:
         with self._lock:
             self._subs[team_id] = {s for s in self._subs.get(team_id, set()) if s[1] is not q}
             if not self._subs[team_id]:
                 del self._subs[team_id]
 
-    def subscribers(self, team_id: int) -> int:
+    def subscribers(self, team_id: int | str) -> int:
         with self._lock:
             return len(self._subs.get(team_id, ()))

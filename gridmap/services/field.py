@@ -73,8 +73,8 @@ class FieldService:
             street = sql.street_of_grid(conn, team["home_grid_code"] if team else None)
             if street is None and p.grids:
                 street = sql.street_of_grid(conn, p.grids[0])
-        elif p.role == "operator":
-            street = p.street
+        elif p.role == "operator":  # a preview of their street's (a community's street, a district's first)
+            street = sql.street_of_area(conn, p.area)
         elif p.role == "admin":
             street = next(iter(sql.streets(conn)), None)
         else:

@@ -39,12 +39,13 @@ class MetricsService:
         self.clock = clock
 
     def _scope(self, p: Principal) -> str | None:
+        """The area an operator's figures are confined to (a district, street or community); None: all."""
         p.require("admin", "operator", "planner", what="read metrics")
-        return p.street if p.role == "operator" else None
+        return (p.area or "-") if p.role == "operator" else None
 
     def events(self, session: Session, p: Principal, *, group_by: str = "street", period: str = "month",
                start: dt.datetime | None = None, end: dt.datetime | None = None) -> dict:
-        """Rates and durations per group and period (operators: their street only)."""
+        """Rates and durations per group and period (operators: their area only)."""
         if group_by not in GROUPS:
             raise InvalidInput(f"cannot group by {group_by!r}", field="group_by", fix=f"use one of {', '.join(GROUPS)}")
         if period not in PERIODS:

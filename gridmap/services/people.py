@@ -1,6 +1,6 @@
 """Residents and places as the API shows them, by role.
 
-Personal data (name, ID-card number, phone) reaches only operators (their street) and admins, masked,
+Personal data (name, ID-card number, phone) reaches only operators (their area) and admins, masked,
 with a stated purpose, and every such read is written to the append-only ``pii_access_log`` (by
 :meth:`Registry.residents`). Grid workers see the residents of their own grid without personal data;
 volunteers and planners never read residents one by one.
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from gridmap.errors import Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.services.registry import Registry
+from gridmap.services.scopes import require_area
 from gridmap.storage import events_sql as sql
 
 RESIDENT_COLUMNS = ("id", "household_id", "building_id", "building_code", "grid_code", "community_code", "unit",
@@ -38,16 +39,16 @@ def residents(registry: Registry, p: Principal, *, area: str, personal: bool, pu
     """At most ``limit`` residents of ``area`` by id, after the id ``after`` (the next page: the last id of
     this one); the limit and the page are applied in PostgreSQL, and a read of personal data is logged
     with the number of rows it returned."""
-    if p.role in ("planner", "volunteer", "intake"):
+    if p.role in ("planner", "volunteer", "intake", "unit"):
         raise Forbidden(f"role {p.role!r} does not read residents", field="role",
                         fix="planners read aggregates at /v1/metrics")
     if personal and not p.sees_personal_data:
         raise Forbidden("personal data is for operators and admins only", field="personal", fix="leave it out")
     if p.role == "grid_worker" and area not in p.grids:
         raise Forbidden(f"area {area} is not your grid", field="area", fix=f"use one of {', '.join(p.grids)}")
-    if p.role == "operator" and not area.startswith(p.street or "\x00"):
-        raise Forbidden(f"area {area} is outside your street {p.street}", field="area",
-                        fix="read residents of your own street's areas")
+    if p.role == "operator":
+        with registry.engine.connect() as conn:
+            require_area(conn, p, area)
     if personal and not purpose:
         raise InvalidInput("reading personal data needs a purpose", field="purpose",
                            fix="say why, e.g. purpose=door-to-door check; it is logged with your name")

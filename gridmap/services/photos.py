@@ -240,11 +240,11 @@ class PhotoService:
 
     # -- reading ------------------------------------------------------------------------------------------
     @staticmethod
-    def _may_read(p: Principal, street: str | None, what: str) -> None:
+    def _may_read(p: Principal, street: str | None, what: str, community: str | None = None) -> None:
         if not p.sees_personal_data:
             raise Forbidden(f"role {p.role!r} does not see photos", field="role",
-                            fix="photos of events are shown to operators (their street) and admins")
-        p.check_street(street, what)
+                            fix="photos of events are shown to operators (their area) and admins")
+        p.check_street(street, what, community)
 
     def of_event(self, session: Session, p: Principal, event_id: int) -> list[dict[str, Any]]:
         if not p.sees_personal_data:
@@ -254,7 +254,7 @@ class PhotoService:
             ev = events_sql.event(conn, event_id)
             if ev is None:
                 raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
-            self._may_read(p, ev["street_code"], f"event {ev['code']}")
+            self._may_read(p, ev["street_code"], f"event {ev['code']}", ev["community_code"])
             rows = store.of_event(conn, event_id)
             if rows:
                 queries.log_pii_access(conn, p.username, "photo evidence", "event_photos", len(rows),
@@ -270,7 +270,7 @@ class PhotoService:
             row = store.photo(conn, photo_id)
             if row is None:
                 raise NotFound(f"no photo {photo_id}", field="photo_id", fix="check the id")
-            self._may_read(p, row["street_code"], f"photo {photo_id}")
+            self._may_read(p, row["street_code"], f"photo {photo_id}", row["community_code"])
             data = store.blob(conn, row["sha256"], thumb=thumb)
             queries.log_pii_access(conn, p.username, "photo evidence", "event_photos", 1,
                                    {"photo_id": photo_id, "event_id": row["event_id"], "thumb": thumb, "role": p.role})

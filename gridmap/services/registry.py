@@ -22,18 +22,21 @@ from gridmap.core.privacy import mask_frame, redact_values
 from gridmap.errors import DatabaseError, Forbidden, InvalidInput
 from gridmap.services import loading
 from gridmap.services.auth import Principal
-from gridmap.storage import events_sql, files, migrate, ops, queries
+from gridmap.services.scopes import require_area
+from gridmap.storage import events_sql, files, migrate, ops, queries, scopes
 from gridmap.storage.db import check_postgis, database_url, driver_connection, make_engine
 from gridmap.storage.layers import AREA_LEVEL_LAYERS, LAYERS, LayerSpec, layer_spec
 
 #: Layers every signed-in role may read over HTTP: the registry's public, non-operational data.
 BASE_LAYERS = ("areas", *AREA_LEVEL_LAYERS, "buildings", "businesses", "fire_equipment", "road_nodes", "road_edges")
 #: Who may read which layer over HTTP (``layer_for``). Teams (live positions) and events (operational, with
-#: free text) only for the roles that run or plan the street; an operator only those of their street.
+#: free text) only for the roles that run or plan the street; an operator only those of their area.
 LAYER_ROLES = {"admin": None, "planner": None, "operator": None,  # None: every layer
-               "grid_worker": BASE_LAYERS, "volunteer": BASE_LAYERS, "intake": BASE_LAYERS}
-#: Layers an operator reads only inside their own street.
+               "grid_worker": BASE_LAYERS, "volunteer": BASE_LAYERS, "intake": BASE_LAYERS, "unit": BASE_LAYERS}
+#: Layers an operator reads only inside their own area (district, street or community), filtered in SQL by
+#: the rows' codes: events by street (community), teams by home grid.
 STREET_LAYERS = ("events", "teams")
+_SCOPED_LAYER = {"events": scopes.events, "teams": scopes.teams}
 
 
 def redact_free_text(conn: Connection, spec: LayerSpec, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -96,24 +99,26 @@ class Registry:
     def layer_for(self, p: Principal, name: str, *, area: str | None = None,
                   bbox: tuple[float, float, float, float] | None = None, limit: int | None = None) -> gpd.GeoDataFrame:
         """A layer as ``p`` may read it over HTTP (see :data:`LAYER_ROLES`): operators' events and teams only in
-        their street; free text (an event's title, description) redacted for roles without the right to
-        personal data (everyone but operators and admins)."""
+        their area (``area`` must lie inside it); free text (an event's title, description) redacted for roles
+        without the right to personal data (everyone but operators and admins)."""
         spec = layer_spec(name)
         allowed = LAYER_ROLES.get(p.role, ())
         if allowed is not None and name not in allowed:
             raise Forbidden(f"role {p.role!r} may not read the {name} layer", field="layer",
                             fix=f"this role reads {', '.join(allowed)}" if allowed else "this role reads no layers")
+        where, params = None, None
         if p.role == "operator" and spec.name in STREET_LAYERS:
-            if not p.street:
-                raise Forbidden(f"operator {p.username} has no street", field="street",
-                                fix="an admin must give the operator a street (gridmap users add ... --street)")
-            if area is not None and not area.startswith(p.street):
-                raise Forbidden(f"area {area} is outside your street {p.street}", field="area",
-                                fix=f"ask for your street {p.street} or an area inside it, or leave area out")
-            area = area or p.street
+            if not p.area:
+                raise Forbidden(f"operator {p.username} has no area", field="street",
+                                fix="an admin must give the operator a district, street or community "
+                                    "(gridmap users add ... --street)")
+            where, params = _SCOPED_LAYER[spec.name]("t.", ":scope_area"), {"scope_area": p.area}
         flt = queries.AreaFilter(area=area, bbox=bbox)
         with self.engine.connect() as conn:
-            gdf = queries.select_layer(conn, spec, flt, level=queries.level_of(name), limit=limit)
+            if where is not None and area is not None:
+                require_area(conn, p, area)
+            gdf = queries.select_layer(conn, spec, flt, level=queries.level_of(name), limit=limit, where=where,
+                                       params=params)
             if not p.sees_personal_data:
                 gdf = redact_free_text(conn, spec, gdf)
         return gdf

@@ -28,6 +28,7 @@ from gridmap.config import Settings, get_settings
 from gridmap.core import samplegen
 from gridmap.errors import Conflict, InvalidInput
 from gridmap.services import loading
+from gridmap.services.units import load_units_in
 from gridmap.storage import bulk, files, ops
 from gridmap.storage import events_sql as sql
 from gridmap.storage.db import driver_connection
@@ -37,8 +38,11 @@ from gridmap.storage.ops import REGISTRY_TABLES
 
 #: Bump when the generator's output changes, so `gridmap setup` reloads an older sample.
 #: 2: teams are generated on or off duty only (no "assigned"/"on_site" team without an assignment).
-SAMPLE_VERSION = 2
+#: 3: a second, smaller street (330106901, the south-east corner's three communities) in the same district.
+SAMPLE_VERSION = 3
 ROADS_FILE = "roads/hz_xihu_gongshu_osm_drive.gpkg"
+#: The units behind the escalation rungs of the sample's two streets and their district (and a mall).
+UNITS_FILE = "units.csv"
 DISTRICTS_FILE = "boundaries/hangzhou_districts_tianditu.geojson"
 Step = Callable[[str, int, int], None]
 
@@ -160,6 +164,9 @@ def load_sample_street(engine: Engine, *, seed: int | None = None, replace: bool
                       "team_members", "events"):
             bulk.reset_identity(conn, table)
         ops.place_events(conn)
+        units = settings.sample_data_dir / UNITS_FILE
+        if units.exists():
+            counts["units"] = load_units_in(sa_conn, units)["units"]
         value = {"seed": seed, "version": SAMPLE_VERSION, "counts": counts,
                  "sources": {"roads": "© OpenStreetMap contributors, ODbL 1.0", "districts": "天地图 Tianditu"}}
         ops.put_info(conn, "sample_street", value)

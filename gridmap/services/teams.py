@@ -1,7 +1,8 @@
 """Teams in the field: position reports (single and batched), status, the list an operator sees.
 
 Positions go through the :class:`~gridmap.services.dispatch.Dispatcher` (database first, then its cache).
-A grid worker or volunteer reports only for their own team; an operator for the teams of their street.
+A grid worker or volunteer reports only for their own team; an operator for the teams of their area (a
+district's streets, a street, or a community: the teams whose home grid lies there).
 
 A fix must be plausible before it moves a team:
 
@@ -102,10 +103,11 @@ class TeamService:
         if unknown:
             raise NotFound(f"unknown team(s) {', '.join(unknown[:5])}", field="team", fix="check the codes")
         if p.role == "operator":
-            outside = sorted(c for c, r in rows.items() if r["street_code"] != p.street)
+            outside = sorted(c for c, r in rows.items() if not p.covers(r["street_code"], r["community_code"]))
             if outside:
-                raise Forbidden(f"team(s) {', '.join(outside[:5])} are outside your street {p.street}",
-                                field="team", fix="report only for the teams of your street")
+                where = p.scope.describe() if p.scope is not None else "your area"
+                raise Forbidden(f"team(s) {', '.join(outside[:5])} are outside {where}",
+                                field="team", fix="report only for the teams of your area")
         return rows
 
     # -- plausibility ---------------------------------------------------------------------------
@@ -267,13 +269,15 @@ class TeamService:
             raise Forbidden(f"team {code} is not yours", field="team", fix=f"read your own team {p.team_code}")
         if p.role in ("planner", "intake"):
             raise Forbidden(f"role {p.role!r} does not read teams", field="role", fix="use the teams layer (/layers/teams)")
-        p.check_street(row["street_code"], f"team {code}")
+        if p.role == "unit":
+            raise Forbidden(f"role {p.role!r} does not read teams", field="role", fix="read your unit's inbox")
+        p.check_street(row["street_code"], f"team {code}", row["community_code"])
         return _team_out(row)
 
     def list(self, session: Session, p: Principal) -> list[dict]:
         p.require("admin", "operator", what="list teams")
         with session.begin():
-            rows = sql.teams_in_street(session.connection(), p.street if p.role == "operator" else None)
+            rows = sql.teams_in_street(session.connection(), (p.area or "-") if p.role == "operator" else None)
         return [_team_out(r) for r in rows]
 
 

@@ -1,5 +1,5 @@
-"""Managing users (admins, and the CLI): list, change (active, role, street, team member), reset a password,
-end every session, delete.
+"""Managing users (admins, and the CLI): list, change (active, role, area — district, street or community —,
+team member, unit), reset a password, end every session, delete.
 
 Every change that alters what a user may do or how they prove who they are ends all of their sessions at
 once, in the same transaction: the user's token version is bumped, their open sessions are revoked with the
@@ -28,12 +28,15 @@ from gridmap.services.auth import (
     check_role_scope,
     check_scope_exists,
     end_all_sessions,
+    scope_columns,
 )
 from gridmap.services.sessions import SessionCache
 from gridmap.storage import users_sql as sql
 
 log = logging.getLogger(__name__)
-CHANGEABLE = ("active", "role", "street_code", "member_code")
+CHANGEABLE = ("active", "role", "street_code", "member_code", "district_code", "community_code", "unit_code")
+#: An operator's area: one of these (setting one clears the others).
+AREA_COLUMNS = ("district_code", "street_code", "community_code")
 
 
 def _admin(actor: Principal | None, what: str) -> str:
@@ -63,7 +66,9 @@ def _forget(cache: SessionCache | None, user_id: int) -> None:
 
 def _out(row: RowMapping, open_sessions: int | None = None) -> dict:
     return {"id": row["id"], "username": row["username"], "role": row["role"], "street_code": row["street_code"],
-            "member_code": row["member_code"], "active": row["active"], "created_at": row["created_at"],
+            "member_code": row["member_code"], "district_code": row["district_code"],
+            "community_code": row["community_code"], "unit_code": row["unit_code"], "active": row["active"],
+            "created_at": row["created_at"],
             "open_sessions": open_sessions if open_sessions is not None else row.get("open_sessions", 0),
             "last_seen_at": row.get("last_seen_at")}
 
@@ -76,7 +81,8 @@ def list_users(session: Session, actor: Principal | None, now: dt.datetime) -> l
 
 def update_user(session: Session, actor: Principal | None, username: str, changes: dict,
                 now: dt.datetime, cache: SessionCache | None = None) -> dict:
-    """Change some of active, role, street_code, member_code. Any real change ends all the user's sessions."""
+    """Change some of active, role, street_code, district_code, community_code (an operator's area: giving one
+    clears the other two), member_code, unit_code. Any real change ends all the user's sessions."""
     who = _admin(actor, "change users")
     unknown = set(changes) - set(CHANGEABLE)
     if unknown:
@@ -85,17 +91,24 @@ def update_user(session: Session, actor: Principal | None, username: str, change
     with session.begin():
         conn = session.connection()
         row = _user(conn, username)
-        want = {k: row[k] for k in CHANGEABLE} | changes
+        want = {k: row[k] for k in CHANGEABLE}
+        if any(changes.get(k) for k in AREA_COLUMNS):  # a new area replaces the old one (another level)
+            want.update(dict.fromkeys(AREA_COLUMNS))
+        want |= changes
         if want["role"] not in TEAM_ROLES:
             want["member_code"] = None
-        check_role_scope(want["role"], want["street_code"], want["member_code"])
+        want |= scope_columns(want["role"], {k: want[k] for k in (*AREA_COLUMNS, "unit_code")})
+        check_role_scope(want["role"], want["street_code"], want["member_code"], district_code=want["district_code"],
+                         community_code=want["community_code"], unit_code=want["unit_code"])
         diff = {k: v for k, v in want.items() if v != row[k]}
         if not diff:
             return _out(row, len([s for s in sql.user_sessions(conn, row["id"]) if s["revoked_at"] is None
                                   and s["expires_at"] > now]))
         if (diff.get("active") is False or "role" in diff) and row["role"] == "admin":
             _keep_an_admin(conn, row, "this change")
-        check_scope_exists(conn, diff.get("street_code"), diff.get("member_code"))
+        check_scope_exists(conn, diff.get("street_code"), diff.get("member_code"),
+                           district_code=diff.get("district_code"), community_code=diff.get("community_code"),
+                           unit_code=diff.get("unit_code"))
         sql.update_user(conn, row["id"], diff)
         reason = _reason(diff, who)
         n = end_all_sessions(conn, row["id"], now, reason)
@@ -112,8 +125,10 @@ def _reason(diff: dict, who: str) -> str:
         parts.append("deactivated" if not diff["active"] else "reactivated")
     if "role" in diff:
         parts.append(f"role changed to {diff['role']}")
-    if "street_code" in diff:
-        parts.append(f"street changed to {diff['street_code']}")
+    for column, what in (("district_code", "district"), ("street_code", "street"), ("community_code", "community"),
+                         ("unit_code", "unit")):
+        if column in diff:
+            parts.append(f"{what} changed to {diff[column]}")
     if "member_code" in diff:
         parts.append(f"team member changed to {diff['member_code']}")
     return f"{', '.join(parts)} by {who}"

@@ -33,6 +33,7 @@ from gridmap.services.dispatch import Dispatcher, DispatchPolicy
 from gridmap.simulation.model import StreetProfile
 from gridmap.simulation.roads import SimRoads
 from gridmap.storage import migrate
+from gridmap.storage import scopes as scopes_sql
 from gridmap.storage import simulation_sql as sql
 from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
 
@@ -71,6 +72,9 @@ class World:
     profile: StreetProfile
     to_local: Transformer
     to_lonlat: Transformer
+    #: the area of the simulation's command room (its operator): the district when the street's grids lie in
+    #: several streets of one district (the sample has two), else the street
+    command_area: str = ""
 
 
 def load_world(engine: Engine, history_end: dt.datetime, history_days: int = 365) -> World:
@@ -89,6 +93,8 @@ def load_world(engine: Engine, history_end: dt.datetime, history_days: int = 365
     if not grid_rows:
         raise NotFound("the database has no grids", field="areas", fix="load the sample street (gridmap setup)")
     streets = sorted({r["street_code"] for r in grid_rows if r["street_code"]})
+    districts = sorted({r["district_code"] for r in grid_rows if r["district_code"]})
+    command = districts[0] if len(streets) > 1 and len(districts) == 1 else (streets[0] if streets else "")
     to_local = transformer("EPSG:4326", MEASURE_CRS)
     to_lonlat = transformer(MEASURE_CRS, "EPSG:4326")
     polys = {r["code"]: shapely.transform(shapely.from_wkb(r["wkb"]),
@@ -107,7 +113,7 @@ def load_world(engine: Engine, history_end: dt.datetime, history_days: int = 365
         else:
             zones[info.code] = np.ones(roads.g.n_nodes, dtype=bool)
     return World(roads, teams, zones, streets[0] if streets else "", rungs, history,
-                 StreetProfile.from_history(history), to_local, to_lonlat)
+                 StreetProfile.from_history(history), to_local, to_lonlat, command)
 
 
 # -- users ----------------------------------------------------------------------------------------------------
@@ -134,11 +140,12 @@ def write_credentials(path: Path, creds: dict[str, str], roles: dict[str, str]) 
 
 
 def user_plan(engine: Engine, world: World, *, admin: bool) -> dict[str, tuple[str, str | None, str | None]]:
-    """username -> (role, street, member) of every user the simulation needs."""
+    """username -> (role, area, member) of every user the simulation needs (the operator's area: the command
+    room's, a district or a street)."""
     with Session(engine) as session, session.begin():
         roles = sql.member_roles(session.connection(), [t.member_code for t in world.teams if t.member_code])
     plan: dict[str, tuple[str, str | None, str | None]] = {
-        INTAKE: ("intake", None, None), OPERATOR: ("operator", world.street, None)}
+        INTAKE: ("intake", None, None), OPERATOR: ("operator", world.command_area or world.street, None)}
     if admin:
         plan[ADMIN] = ("admin", None, None)
     for t in world.teams:
@@ -158,20 +165,25 @@ def ensure_users(engine: Engine, plan: dict[str, tuple[str, str | None, str | No
     creds = {}
     now = dt.datetime.now(dt.UTC)
     with Session(engine) as session:
-        for name, (role, street, member) in sorted(plan.items()):
+        for name, (role, area, member) in sorted(plan.items()):
             with session.begin():
                 row = users_sql.user(session.connection(), name)
+                level = scopes_sql.area_level(session.connection(), area) if area else None
+            areas: dict[str, str | None] = {"street_code": None, "district_code": None, "community_code": None}
+            if level is not None:
+                areas[f"{level}_code"] = area
             pw = known.get(name)
             if row is not None and pw is not None and row["active"] and row["role"] == role \
-                    and passwords.verify_held(row["password_hash"], pw):
+                    and all(row[k] == v for k, v in areas.items()) and passwords.verify_held(row["password_hash"], pw):
                 creds[name] = pw
                 continue
             pw = secrets.token_urlsafe(18)
             if row is None:
-                auth.create_user(session, username=name, password=pw, role=role, street_code=street,
-                                 member_code=member, passwords=passwords)
+                auth.create_user(session, username=name, password=pw, role=role, member_code=member,
+                                 passwords=passwords, street_code=areas["street_code"],
+                                 district_code=areas["district_code"], community_code=areas["community_code"])
             else:
-                users_service.update_user(session, None, name, {"active": True, "role": role, "street_code": street,
+                users_service.update_user(session, None, name, {"active": True, "role": role, **areas,
                                                                 "member_code": member}, now)
                 users_service.reset_password(session, None, name, pw, now=now, passwords=passwords)
             creds[name] = pw

@@ -4,9 +4,11 @@ Every function runs on the caller's psycopg connection (and transaction) and ret
 DataFrames or bytes; geometries leave as WKB (EPSG:4326) or, for tiles, as Mapbox Vector Tiles.
 Bounding boxes are ``(min_lon, min_lat, max_lon, max_lat)``; every spatial filter uses the GiST indexes.
 
-``street`` confines a read to one street (an operator's screen): grids and buildings by their community,
-teams by their home grid, events and routes by the event's street, fire equipment by the street's current
-boundary. ``None`` reads everywhere. The filter is in the SQL: rows of other streets never leave PostGIS.
+``street`` confines a read to one area (an operator's screen): a street, or any area code of the levels of
+command — a district (its streets) or a community (its grids) — through :mod:`gridmap.storage.scopes`: grids
+and buildings by their community, teams by their home grid, events and routes by the event's street (or
+community), fire equipment by the area's current boundary. ``None`` reads everywhere. The filter is in the
+SQL: rows outside the area never leave PostGIS.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import datetime as dt
 import pandas as pd
 import psycopg
 
+from gridmap.storage import scopes
 from gridmap.storage._rows import column_names, one
 
 OPEN_STATUSES = ("reported", "dispatched", "accepted", "on_site")
@@ -24,12 +27,11 @@ ACTIVE_ASSIGNMENT_STATUSES = ("offered", "accepted")
 _ENVELOPE = "ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, 4326)"
 
 
-#: The current communities / grids of street %(street)s (NULL: no confinement, the caller tests that first).
-_STREET_COMMUNITIES = ("SELECT code FROM areas WHERE level = 'community' AND valid_to IS NULL "
-                       "AND parent_code = %(street)s")
-_STREET_GRIDS = (f"SELECT code FROM areas WHERE level = 'grid' AND valid_to IS NULL "
-                 f"AND parent_code IN ({_STREET_COMMUNITIES})")
-_STREET_SHAPE = "SELECT geom FROM areas WHERE level = 'street' AND valid_to IS NULL AND code = %(street)s"
+#: The current communities / grids / polygons of area %(street)s (NULL: no confinement, the caller tests that first).
+_AREA = "%(street)s"
+_STREET_COMMUNITIES = scopes.communities_of(_AREA)
+_STREET_GRIDS = scopes.grids_of(_AREA)
+_STREET_SHAPE = scopes.shapes_of(_AREA)
 
 
 def _in_street(column: str, what: str = "communities") -> str:
@@ -98,10 +100,10 @@ def extent(conn: psycopg.Connection, area: str | None = None) -> tuple[float, fl
             "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
             "(SELECT COALESCE(ST_Extent(geom), (SELECT ST_Extent(geom) FROM areas WHERE level = 'street' "
             "AND valid_to IS NULL)) AS e FROM buildings) s").fetchone()
-    else:
+    else:  # the area's polygons: a district's streets (not the whole district), a street, a community
         row = conn.execute(
-            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e FROM areas "
-            "WHERE code = %s AND valid_to IS NULL) s", (area,)).fetchone()
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e FROM "
+            f"({_STREET_SHAPE}) a) s", {"street": area}).fetchone()
     return None if row is None or row[0] is None else (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
 
 
@@ -117,16 +119,20 @@ def boundaries(conn: psycopg.Connection, street: str | None) -> pd.DataFrame:
     cur = conn.execute(
         """
         WITH st AS (SELECT code, parent_code, geom FROM areas
-                    WHERE level = 'street' AND valid_to IS NULL AND (%(street)s::text IS NULL OR code = %(street)s))
+                    WHERE level = 'street' AND valid_to IS NULL AND (%(street)s::text IS NULL OR code IN ({streets})
+                          OR code = (SELECT parent_code FROM areas WHERE code = %(street)s AND level = 'community'
+                                     AND valid_to IS NULL)))
         SELECT a.code, a.level, a.name, a.name_zh, a.parent_code, ST_AsBinary(a.geom) AS wkb
         FROM areas a
         WHERE a.valid_to IS NULL AND (
               (a.level = 'street' AND a.code IN (SELECT code FROM st))
-           OR (a.level = 'community' AND a.parent_code IN (SELECT code FROM st))
+           OR (a.level = 'community' AND a.parent_code IN (SELECT code FROM st)
+               AND (%(street)s::text IS NULL OR a.code IN ({communities})))
            OR (a.level = 'district' AND (a.code IN (SELECT parent_code FROM st)
                 OR EXISTS (SELECT 1 FROM st WHERE ST_Intersects(st.geom, a.geom)
                            AND ST_Area(ST_Intersection(st.geom, a.geom)) > 0.2 * ST_Area(st.geom)))))
-        ORDER BY CASE a.level WHEN 'district' THEN 0 WHEN 'street' THEN 1 ELSE 2 END, a.code""",
+        ORDER BY CASE a.level WHEN 'district' THEN 0 WHEN 'street' THEN 1 ELSE 2 END, a.code"""
+        .replace("{streets}", scopes.streets_of(_AREA)).replace("{communities}", _STREET_COMMUNITIES),
         {"street": street})
     return _frame(cur, cur.fetchall())
 
@@ -136,8 +142,7 @@ def _grids_cte() -> str:
         WITH g AS (
             SELECT a.code, a.name, a.name_zh, a.parent_code, a.geom FROM areas a
             WHERE a.level = 'grid' AND a.valid_to IS NULL
-              AND (%(street)s::text IS NULL OR a.parent_code IN (
-                   SELECT code FROM areas WHERE level = 'community' AND valid_to IS NULL AND parent_code = %(street)s))
+              AND (%(street)s::text IS NULL OR a.parent_code IN (""" + _STREET_COMMUNITIES + """))
         )"""
 
 
@@ -170,7 +175,7 @@ def grid_events(conn: psycopg.Connection, *, now: dt.datetime, since: dt.datetim
                    COALESCE(sum(severity) FILTER (WHERE reported_at >= %(since)s), 0)::int AS recent_weighted
             FROM events WHERE grid_code IS NOT NULL AND reported_at <= %(now)s
               AND (status IN {OPEN_STATUSES} OR reported_at >= %(since)s)
-              AND (%(street)s::text IS NULL OR street_code = %(street)s)
+              AND (%(street)s::text IS NULL OR {scopes.events("", _AREA)})
             GROUP BY 1""",
         {"now": now, "since": since, "street": street})
     return _frame(cur, cur.fetchall())
@@ -216,7 +221,7 @@ def events(conn: psycopg.Connection, bbox: tuple[float, float, float, float] | N
             LEFT JOIN event_categories c ON c.code = e.category
             WHERE e.geom && {_ENVELOPE} AND e.reported_at <= %(now)s
               AND (e.status IN {OPEN_STATUSES} OR (e.status = 'resolved' AND e.resolved_at >= %(since)s))
-              AND (%(street)s::text IS NULL OR e.street_code = %(street)s)
+              AND (%(street)s::text IS NULL OR {scopes.events("e.", _AREA)})
             ORDER BY e.reported_at DESC, e.id DESC LIMIT %(limit)s""",
         _bbox(bbox) | {"now": now, "since": resolved_since, "limit": limit, "street": street})
     return _frame(cur, cur.fetchall())
@@ -230,7 +235,7 @@ def routes(conn: psycopg.Connection, bbox: tuple[float, float, float, float] | N
                    a.offered_at, e.severity, ST_AsBinary(a.route) AS wkb
             FROM assignments a JOIN teams t ON t.id = a.team_id JOIN events e ON e.id = a.event_id
             WHERE a.status IN {ACTIVE_ASSIGNMENT_STATUSES} AND a.route IS NOT NULL AND a.route && {_ENVELOPE}
-              AND (%(street)s::text IS NULL OR e.street_code = %(street)s)
+              AND (%(street)s::text IS NULL OR {scopes.events("e.", _AREA)})
             ORDER BY a.id LIMIT %(limit)s""",
         _bbox(bbox) | {"limit": limit, "street": street})
     return _frame(cur, cur.fetchall())
@@ -267,12 +272,12 @@ def event(conn: psycopg.Connection, event_id: int, street: str | None = None) ->
     """One event for the map's drill-down. Never the reporter (``event_reporters``) nor the free-text
     description, where callers write names and phone numbers: the title only."""
     cur = conn.execute(
-        """SELECT e.id, e.code, e.channel, e.category, c.name_zh AS category_zh, e.severity, e.status, e.title,
+        f"""SELECT e.id, e.code, e.channel, e.category, c.name_zh AS category_zh, e.severity, e.status, e.title,
                   e.reported_at, e.dispatched_at, e.accepted_at, e.on_site_at, e.resolved_at,
                   e.closed_at, e.grid_code, e.community_code, t.code AS team, t.name AS team_name,
                   ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat
            FROM events e LEFT JOIN teams t ON t.id = e.team_id LEFT JOIN event_categories c ON c.code = e.category
-           WHERE e.id = %(id)s AND (%(street)s::text IS NULL OR e.street_code = %(street)s)""",
+           WHERE e.id = %(id)s AND (%(street)s::text IS NULL OR {scopes.events("e.", _AREA)})""",
         {"id": event_id, "street": street})
     row = cur.fetchone()
     return None if row is None else dict(zip(column_names(cur), row, strict=True))
@@ -320,9 +325,8 @@ def team_assignment(conn: psycopg.Connection, team_id: int, street: str | None =
 # -- the side panel ------------------------------------------------------------------------------------------
 def _street_events(street: str | None, unplaced: bool, alias: str = "") -> str:
     """Events of ``street`` (and, when ``unplaced``, those placed in no street, e.g. outside every grid)."""
-    col = f"{alias}street_code"
-    also = f" OR {col} IS NULL" if unplaced else ""
-    return f"(%(street)s::text IS NULL OR {col} = %(street)s{also})"
+    also = f" OR {alias}street_code IS NULL" if unplaced else ""
+    return f"(%(street)s::text IS NULL OR {scopes.events(alias, _AREA)}{also})"
 
 
 def open_events(conn: psycopg.Connection, street: str | None, *, now: dt.datetime, limit: int,

@@ -13,6 +13,7 @@ import pandas as pd
 import psycopg
 import shapely
 
+from gridmap.storage import scopes
 from gridmap.storage._rows import one
 
 
@@ -173,9 +174,10 @@ def close_assignment(conn: psycopg.Connection, assignment_id: int, status: str, 
 
 
 def overdue_offers(conn: psycopg.Connection, now: dt.datetime, street: str | None = None) -> list[int]:
-    """Offers past their answer time (of the events of ``street``, or all), locked."""
+    """Offers past their answer time (of the events of area ``street`` — a district, street or community —, or
+    all), locked."""
     return [r[0] for r in conn.execute(
         "SELECT a.id FROM assignments a WHERE a.status = 'offered' AND a.respond_by < %(now)s "
         "AND (%(street)s::text IS NULL OR EXISTS (SELECT 1 FROM events e WHERE e.id = a.event_id "
-        "AND e.street_code = %(street)s)) ORDER BY a.respond_by FOR UPDATE OF a SKIP LOCKED",
+        f"AND {scopes.events('e.', '%(street)s')})) ORDER BY a.respond_by FOR UPDATE OF a SKIP LOCKED",
         {"now": now, "street": street})]

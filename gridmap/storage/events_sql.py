@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 from sqlalchemy import Connection, RowMapping, text
 
-from gridmap.storage import dispatch_sql
+from gridmap.storage import dispatch_sql, scopes
 from gridmap.storage._rows import one
 from gridmap.storage.db import driver_connection
 
@@ -29,7 +29,7 @@ EVENT_COLUMNS = """
     e.team_id, t.code AS team_code, e.duplicate_of, d.code AS duplicate_of_code,
     e.dispatched_at, e.accepted_at, e.on_site_at, e.resolved_at, e.closed_at, e.created_at,
     e.escalation_rung, e.rung_started_at, e.due_at, l.level AS rung_level, l.name AS rung_name,
-    l.name_zh AS rung_name_zh, e.intake_sha256"""
+    l.name_zh AS rung_name_zh, e.intake_sha256, e.unit_code, e.outcome"""
 EVENT_FROM = """
     FROM events e
     LEFT JOIN buildings b ON b.id = e.building_id
@@ -130,7 +130,8 @@ def intake_context(conn: Connection, *, channel: str, external_id: str, category
         return one(cur.execute("""
         SELECT x.id AS existing_id, x.intake_sha256 AS existing_sha256, c.code AS category,
                c.default_severity, l.level AS rung_level, l.name AS rung_name, l.name_zh AS rung_name_zh,
-               l.time_limit_min, g.grid_area_id, g.grid_code, g.community_code, g.street_code
+               l.time_limit_min, l.rung, l.unit_kind, l.unit_code, g.grid_area_id, g.grid_code, g.community_code,
+               g.street_code
         FROM (SELECT 1) one
         LEFT JOIN events x ON x.channel = %(ch)s AND x.external_id = %(x)s
         LEFT JOIN event_categories c ON c.code = %(cat)s
@@ -382,7 +383,7 @@ def team(conn: Connection, code: str) -> RowMapping | None:
     """A team with the street of its home grid."""
     return conn.execute(text("""
         SELECT t.id, t.code, t.name, t.kind, t.status, t.skills, t.home_grid_code, t.position_at,
-               ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, c.parent_code AS street_code
+               ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, c.parent_code AS street_code, c.code AS community_code
         FROM teams t
         LEFT JOIN areas g ON g.code = t.home_grid_code AND g.level = 'grid' AND g.valid_to IS NULL
         LEFT JOIN areas c ON c.code = g.parent_code AND c.level = 'community' AND c.valid_to IS NULL
@@ -390,13 +391,15 @@ def team(conn: Connection, code: str) -> RowMapping | None:
 
 
 def teams_in_street(conn: Connection, street: str | None, codes: Sequence[str] | None = None) -> list[RowMapping]:
-    q = """
+    """Teams (with the street and community of their home grid) of area ``street`` (a district, street or
+    community: :func:`gridmap.storage.scopes.teams`), or of every area when it is None."""
+    q = f"""
         SELECT t.id, t.code, t.name, t.kind, t.status, t.skills, t.home_grid_code, t.position_at,
-               ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, c.parent_code AS street_code
+               ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, c.parent_code AS street_code, c.code AS community_code
         FROM teams t
         LEFT JOIN areas g ON g.code = t.home_grid_code AND g.level = 'grid' AND g.valid_to IS NULL
         LEFT JOIN areas c ON c.code = g.parent_code AND c.level = 'community' AND c.valid_to IS NULL
-        WHERE (CAST(:street AS text) IS NULL OR c.parent_code = :street)"""
+        WHERE {scopes.unconfined_or(':street', scopes.teams('t.', ':street'))}"""
     params: dict[str, Any] = {"street": street}
     if codes is not None:
         q += " AND t.code = ANY(:codes)"
@@ -437,15 +440,18 @@ def restamp_on_duty_positions(conn: Connection, now: dt.datetime) -> int:
 
 
 # -- escalation ---------------------------------------------------------------------------------------------
+RUNG_COLUMNS = "category, rung, level, name, name_zh, time_limit_min, auto_escalate, unit_kind, unit_code"
+
+
 def rung(conn: Connection, category: str, rung_no: int) -> RowMapping | None:
     return conn.execute(text(
-        "SELECT category, rung, level, name, name_zh, time_limit_min, auto_escalate FROM escalation_ladders "
+        f"SELECT {RUNG_COLUMNS} FROM escalation_ladders "
         "WHERE category = :c AND rung = :r"), {"c": category, "r": rung_no}).mappings().first()
 
 
 def ladders(conn: Connection, category: str | None = None) -> list[RowMapping]:
     return list(conn.execute(text(
-        "SELECT category, rung, level, name, name_zh, time_limit_min, auto_escalate FROM escalation_ladders "
+        f"SELECT {RUNG_COLUMNS} FROM escalation_ladders "
         "WHERE CAST(:c AS text) IS NULL OR category = :c ORDER BY category, rung"), {"c": category}).mappings())
 
 
@@ -453,8 +459,9 @@ def replace_ladders(conn: Connection, rows: list[dict]) -> int:
     conn.execute(text("DELETE FROM escalation_ladders"))
     if rows:
         conn.execute(text(
-            "INSERT INTO escalation_ladders (category, rung, level, name, name_zh, time_limit_min, auto_escalate) "
-            "VALUES (:category, :rung, :level, :name, :name_zh, :time_limit_min, :auto_escalate)"), rows)
+            f"INSERT INTO escalation_ladders ({RUNG_COLUMNS}) "
+            "VALUES (:category, :rung, :level, :name, :name_zh, :time_limit_min, :auto_escalate, :unit_kind, "
+            ":unit_code)"), [{"unit_kind": None, "unit_code": None, **r} for r in rows])
     return len(rows)
 
 
@@ -466,11 +473,11 @@ def set_rung(conn: Connection, event_id: int, rung_no: int, at: dt.datetime, due
 def overdue_to_escalate(conn: Connection, now: dt.datetime, limit: int, street: str | None = None) -> list[int]:
     """Open events past their rung's limit, whose rung escalates automatically and has a rung above it (of one
     street, or of all when ``street`` is None)."""
-    return list(conn.execute(text("""
+    return list(conn.execute(text(f"""
         SELECT e.id FROM events e
         JOIN escalation_ladders l ON l.category = e.category AND l.rung = e.escalation_rung AND l.auto_escalate
         WHERE e.status IN ('reported', 'dispatched', 'accepted', 'on_site') AND e.duplicate_of IS NULL
-          AND e.due_at < :now AND (CAST(:street AS text) IS NULL OR e.street_code = :street)
+          AND e.due_at < :now AND {scopes.unconfined_or(':street', scopes.events('e.', ':street'))}
           AND EXISTS (SELECT 1 FROM escalation_ladders n WHERE n.category = e.category AND n.rung = e.escalation_rung + 1)
         ORDER BY e.due_at LIMIT :n FOR UPDATE OF e SKIP LOCKED"""), {"now": now, "n": limit, "street": street}).scalars())
 
@@ -478,10 +485,10 @@ def overdue_to_escalate(conn: Connection, now: dt.datetime, limit: int, street: 
 def waiting_events(conn: Connection, limit: int, street: str | None = None) -> list[int]:
     """Open events on the first rung, reported for automatic dispatch, that no team holds now (nobody could
     take them when they came in, or the teams declined or let the offer lapse); of one street, or all."""
-    return list(conn.execute(text("""
+    return list(conn.execute(text(f"""
         SELECT e.id FROM events e
         WHERE e.status = 'reported' AND e.duplicate_of IS NULL AND e.escalation_rung = 0
-          AND (CAST(:street AS text) IS NULL OR e.street_code = :street)
+          AND {scopes.unconfined_or(':street', scopes.events('e.', ':street'))}
           AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.event_id = e.id AND a.status IN ('offered', 'accepted'))
           AND EXISTS (SELECT 1 FROM event_transitions t WHERE t.event_id = e.id AND t.action = 'report'
                       AND (t.detail ->> 'auto_dispatch')::boolean)
@@ -490,8 +497,8 @@ def waiting_events(conn: Connection, limit: int, street: str | None = None) -> l
 
 def overdue_count(conn: Connection, now: dt.datetime, street: str | None) -> int:
     return conn.execute(text(
-        "SELECT count(*) FROM events WHERE status IN ('reported', 'dispatched', 'accepted', 'on_site') "
-        "AND duplicate_of IS NULL AND due_at < :now AND (CAST(:s AS text) IS NULL OR street_code = :s)"),
+        "SELECT count(*) FROM events e WHERE e.status IN ('reported', 'dispatched', 'accepted', 'on_site') "
+        f"AND e.duplicate_of IS NULL AND e.due_at < :now AND {scopes.unconfined_or(':s', scopes.events('e.', ':s'))}"),
         {"now": now, "s": street}).scalar_one()
 
 
@@ -521,16 +528,16 @@ def event_metrics(conn: Connection, *, key: str, period: str | None, start: dt.d
           avg(extract(epoch FROM e.closed_at - e.reported_at)) / 60 AS closure_avg_min
         FROM events e
         WHERE e.duplicate_of IS NULL AND e.reported_at >= :start AND e.reported_at < :end
-          AND (CAST(:street AS text) IS NULL OR e.street_code = :street)
+          AND {scopes.unconfined_or(':street', scopes.events('e.', ':street'))}
         GROUP BY 1, 2 ORDER BY 1, 2"""), {"start": start, "end": end, "street": street, "now": now, "tz": tz}).mappings())
 
 
 def overdue_by(conn: Connection, *, now: dt.datetime, street: str | None) -> list[RowMapping]:
-    return list(conn.execute(text("""
+    return list(conn.execute(text(f"""
         SELECT e.street_code, e.community_code, e.category, e.escalation_rung AS rung, count(*) AS overdue
         FROM events e
         WHERE e.status IN ('reported', 'dispatched', 'accepted', 'on_site') AND e.duplicate_of IS NULL
-          AND e.due_at < :now AND (CAST(:street AS text) IS NULL OR e.street_code = :street)
+          AND e.due_at < :now AND {scopes.unconfined_or(':street', scopes.events('e.', ':street'))}
         GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC, 1, 2, 3, 4"""), {"now": now, "street": street}).mappings())
 
 

@@ -16,6 +16,17 @@ def street_of_grid(conn: Connection, grid_code: str | None) -> str | None:
         "WHERE g.code = :g AND g.level = 'grid' AND g.valid_to IS NULL"), {"g": grid_code}).scalar()
 
 
+def street_of_area(conn: Connection, area_code: str | None) -> str | None:
+    """The street of an operator's area: the street itself, a community's street, or a district's first street
+    (by code)."""
+    if area_code is None:
+        return None
+    return conn.execute(text(
+        "SELECT s.code FROM areas s WHERE s.level = 'street' AND s.valid_to IS NULL AND (s.code = :a "
+        "OR s.parent_code = :a OR s.code = (SELECT c.parent_code FROM areas c WHERE c.code = :a "
+        "AND c.level = 'community' AND c.valid_to IS NULL)) ORDER BY s.code LIMIT 1"), {"a": area_code}).scalar()
+
+
 def streets(conn: Connection) -> list[str]:
     return list(conn.execute(text("SELECT code FROM areas WHERE level = 'street' AND valid_to IS NULL ORDER BY code"))
                 .scalars())

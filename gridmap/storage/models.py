@@ -40,6 +40,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gridmap.core.levels import CHANNELS, OUTCOMES
+
 SRID = 4326
 
 AREA_LEVELS = ("district", "street", "community", "grid")
@@ -53,7 +55,7 @@ EQUIPMENT_STATUSES = ("in_service", "faulty", "out_of_service")
 TEAM_KINDS = ("grid_patrol", "volunteer", "micro_fire_crew", "mediation", "auxiliary_police")
 TEAM_STATUSES = ("available", "assigned", "on_site", "off_duty")
 MEMBER_ROLES = ("grid_worker", "volunteer", "party_volunteer", "micro_fire_crew", "mediator", "auxiliary_police")
-EVENT_CHANNELS = ("hotline_12345", "chat_group", "qr_code", "patrol", "smart_alarm")
+EVENT_CHANNELS = CHANNELS  # the five original ones, the one-door intake and the director's hotline (0008)
 EVENT_STATUSES = ("reported", "dispatched", "accepted", "on_site", "resolved", "closed")
 
 SENSITIVE = {"sensitive": True}
@@ -336,8 +338,12 @@ class Event(Base):
     rung_started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     intake_sha256: Mapped[str | None] = mapped_column(Text)
+    # added by the levels of command (migration 0008): the unit holding the event now, and how it ended
+    unit_code: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (
         CheckConstraint(_in("channel", EVENT_CHANNELS), name="channel"),
+        CheckConstraint(f"outcome IS NULL OR {_in('outcome', OUTCOMES)}", name="outcome"),
         CheckConstraint(_in("status", EVENT_STATUSES), name="status"),
         CheckConstraint("severity BETWEEN 1 AND 4", name="severity"),
         UniqueConstraint("channel", "external_id", name="uq_events_channel_external_id"),
@@ -401,7 +407,7 @@ class Assignment(Base):
 
 
 # -- the events API (migration 0003) ---------------------------------------------------------------------
-USER_ROLES = ("admin", "operator", "planner", "grid_worker", "volunteer", "intake")
+USER_ROLES = ("admin", "operator", "planner", "grid_worker", "volunteer", "intake", "unit")
 LOCATION_SOURCES = ("wgs84", "gcj02", "building", "address", "place")
 OPEN_EVENT = "status IN ('reported', 'dispatched', 'accepted', 'on_site')"
 
@@ -426,6 +432,9 @@ class EscalationRung(Base):
     name_zh: Mapped[str] = mapped_column(Text, nullable=False)
     time_limit_min: Mapped[int] = mapped_column(Integer, nullable=False)
     auto_escalate: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    #: the unit behind the rung (migration 0008): a kind, resolved by where the event is, or one unit's code
+    unit_kind: Mapped[str | None] = mapped_column(Text)
+    unit_code: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (
         CheckConstraint("rung BETWEEN 0 AND 20", name="rung"),
         CheckConstraint("time_limit_min > 0", name="time_limit"),
@@ -466,7 +475,8 @@ class EventReporter(Base):
 
 
 class User(Base):
-    """An API user. ``street_code`` scopes an operator; ``member_code`` ties a grid worker/volunteer to a team."""
+    """An API user. One of ``district_code``, ``street_code``, ``community_code`` scopes an operator (its level);
+    ``member_code`` ties a grid worker/volunteer to a team; ``unit_code`` a unit member to a unit."""
 
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -475,6 +485,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(Text, nullable=False)
     street_code: Mapped[str | None] = mapped_column(Text)
     member_code: Mapped[str | None] = mapped_column(Text)  # natural key: survives a registry reload
+    district_code: Mapped[str | None] = mapped_column(Text)  # (migration 0008)
+    community_code: Mapped[str | None] = mapped_column(Text)
+    unit_code: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     #: Bumped by every change that must end all of the user's sessions (deactivation, role, street, member,
@@ -482,8 +495,10 @@ class User(Base):
     token_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
     __table_args__ = (
         CheckConstraint(_in("role", USER_ROLES), name="role"),
-        CheckConstraint("role <> 'operator' OR street_code IS NOT NULL", name="operator_street"),
+        CheckConstraint("role <> 'operator' OR num_nonnulls(district_code, street_code, community_code) = 1",
+                        name="operator_area"),
         CheckConstraint("role NOT IN ('grid_worker', 'volunteer') OR member_code IS NOT NULL", name="member"),
+        CheckConstraint("role <> 'unit' OR unit_code IS NOT NULL", name="unit"),
     )
 
 

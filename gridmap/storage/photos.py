@@ -58,8 +58,8 @@ def of_event(conn: Connection, event_id: int) -> list[RowMapping]:
 
 
 def photo(conn: Connection, photo_id: int) -> RowMapping | None:
-    """A photo with the street of its event (for the reader's scope)."""
-    return conn.execute(text(f"SELECT {PHOTO_COLUMNS}, e.street_code FROM event_photos p "
+    """A photo with the street and community of its event (for the reader's scope)."""
+    return conn.execute(text(f"SELECT {PHOTO_COLUMNS}, e.street_code, e.community_code FROM event_photos p "
                              "JOIN events e ON e.id = p.event_id WHERE p.id = :id"), {"id": photo_id}).mappings().first()
 
 

@@ -130,10 +130,12 @@ def member_roles(conn: Connection, codes: list[str]) -> dict[str, str]:
 
 
 def grids(conn: Connection) -> list[RowMapping]:
-    """The current grids: code, community, street and the polygon as WKB (EPSG:4326)."""
+    """The current grids: code, community, street, district and the polygon as WKB (EPSG:4326)."""
     return list(conn.execute(text("""
-        SELECT g.code, g.parent_code AS community_code, c.parent_code AS street_code, ST_AsBinary(g.geom) AS wkb
+        SELECT g.code, g.parent_code AS community_code, c.parent_code AS street_code, s.parent_code AS district_code,
+               ST_AsBinary(g.geom) AS wkb
         FROM areas g LEFT JOIN areas c ON c.code = g.parent_code AND c.valid_to IS NULL
+             LEFT JOIN areas s ON s.code = c.parent_code AND s.valid_to IS NULL
         WHERE g.level = 'grid' AND g.valid_to IS NULL ORDER BY g.code""")).mappings())
 
 

@@ -15,16 +15,19 @@ from sqlalchemy import Connection, RowMapping, text
 
 #: The channel the API processes LISTEN on (gridmap.services.sessions).
 CHANNEL = "gridmap_sessions"
-USER_COLUMNS = "id, username, password_hash, role, street_code, member_code, active, token_version, created_at"
+USER_COLUMNS = ("id, username, password_hash, role, street_code, member_code, district_code, community_code, unit_code, "
+                "active, token_version, created_at")
 
 
 # -- users --------------------------------------------------------------------------------------------------
 def insert_user(conn: Connection, *, username: str, password_hash: str, role: str, street_code: str | None,
-                member_code: str | None) -> int | None:
+                member_code: str | None, district_code: str | None = None, community_code: str | None = None,
+                unit_code: str | None = None) -> int | None:
     return conn.execute(text(
-        "INSERT INTO users (username, password_hash, role, street_code, member_code) "
-        "VALUES (:u, :h, :r, :s, :m) ON CONFLICT (username) DO NOTHING RETURNING id"),
-        {"u": username, "h": password_hash, "r": role, "s": street_code, "m": member_code}).scalar_one_or_none()
+        "INSERT INTO users (username, password_hash, role, street_code, member_code, district_code, community_code, "
+        "unit_code) VALUES (:u, :h, :r, :s, :m, :d, :c, :un) ON CONFLICT (username) DO NOTHING RETURNING id"),
+        {"u": username, "h": password_hash, "r": role, "s": street_code, "m": member_code, "d": district_code,
+         "c": community_code, "un": unit_code}).scalar_one_or_none()
 
 
 def user(conn: Connection, username: str, *, lock: bool = False) -> RowMapping | None:
@@ -40,7 +43,8 @@ def user_by_id(conn: Connection, user_id: int, *, lock: bool = False) -> RowMapp
 def users(conn: Connection, now: dt.datetime) -> list[RowMapping]:
     """Every user, with how many sessions are open now and when one was last used."""
     return list(conn.execute(text("""
-        SELECT u.id, u.username, u.role, u.street_code, u.member_code, u.active, u.created_at,
+        SELECT u.id, u.username, u.role, u.street_code, u.member_code, u.district_code, u.community_code, u.unit_code,
+               u.active, u.created_at,
                count(s.id) FILTER (WHERE s.revoked_at IS NULL AND s.expires_at > :now) AS open_sessions,
                max(s.last_seen_at) AS last_seen_at
         FROM users u LEFT JOIN sessions s ON s.user_id = u.id
@@ -53,8 +57,10 @@ def set_password_hash(conn: Connection, user_id: int, password_hash: str) -> Non
 
 
 def update_user(conn: Connection, user_id: int, values: dict) -> None:
-    """Set some of active, role, street_code, member_code, password_hash (the caller bumps the version)."""
-    allowed = {"active", "role", "street_code", "member_code", "password_hash"}
+    """Set some of active, role, street_code, member_code, district_code, community_code, unit_code,
+    password_hash (the caller bumps the version)."""
+    allowed = {"active", "role", "street_code", "member_code", "district_code", "community_code", "unit_code",
+               "password_hash"}
     cols = [k for k in values if k in allowed]
     if len(cols) != len(values):
         raise ValueError(f"not user columns: {sorted(set(values) - allowed)}")
@@ -95,9 +101,24 @@ def street_exists(conn: Connection, code: str) -> bool:
 
 
 def demo_members(conn: Connection) -> RowMapping | None:
-    """A street, a grid worker who staffs a grid, and a volunteer with a team (for the demo users)."""
+    """A street, a grid worker who staffs a grid, and a volunteer with a team (for the demo users); the second
+    street, the district and a community of the first, and the units of the first street's mall ladder and a
+    mediation room."""
     return conn.execute(text("""
         SELECT (SELECT code FROM areas WHERE level = 'street' AND valid_to IS NULL ORDER BY code LIMIT 1) AS street,
+               (SELECT code FROM areas WHERE level = 'street' AND valid_to IS NULL ORDER BY code OFFSET 1 LIMIT 1)
+                 AS street_b,
+               (SELECT parent_code FROM areas WHERE level = 'street' AND valid_to IS NULL ORDER BY code LIMIT 1)
+                 AS district,
+               (SELECT c.code FROM areas c WHERE c.level = 'community' AND c.valid_to IS NULL AND c.parent_code =
+                  (SELECT code FROM areas WHERE level = 'street' AND valid_to IS NULL ORDER BY code LIMIT 1)
+                ORDER BY c.code LIMIT 1) AS community,
+               ARRAY(SELECT u.code FROM units u WHERE u.active AND u.kind IN ('mall_merchants', 'mall_front_desk',
+                       'mall_floor_management') ORDER BY u.code) AS mall_units,
+               (SELECT u.code FROM units u JOIN areas s ON s.code = u.area_code AND s.valid_to IS NULL
+                WHERE u.active AND u.kind = 'consumer_rights_station' ORDER BY u.code LIMIT 1) AS consumer_rights,
+               (SELECT u.code FROM units u WHERE u.active AND u.kind = 'community_mediation' ORDER BY u.code LIMIT 1)
+                 AS mediation_room,
                (SELECT m.code FROM grid_staff s JOIN team_members m ON m.id = s.member_id
                 WHERE s.role = 'primary' AND m.team_id IS NOT NULL ORDER BY s.grid_code LIMIT 1) AS grid_worker,
                (SELECT m.code FROM team_members m JOIN teams t ON t.id = m.team_id
@@ -119,7 +140,8 @@ def session_state(conn: Connection, sid: uuid.UUID) -> RowMapping | None:
     """A session and its user as they are now (None: no such session, or its user was deleted)."""
     return conn.execute(text("""
         SELECT s.id AS session_id, s.user_id, s.kind, s.expires_at, s.last_seen_at, s.revoked_at, s.revoked_reason,
-               u.username, u.role, u.street_code, u.member_code, u.active, u.token_version
+               u.username, u.role, u.street_code, u.member_code, u.district_code, u.community_code, u.unit_code,
+               u.active, u.token_version
         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = :sid"""), {"sid": sid}).mappings().first()
 
 

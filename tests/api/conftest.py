@@ -87,8 +87,17 @@ def client(app):
 
 @pytest.fixture(scope="session")
 def street(api_engine) -> str:
+    """The sample's (first, larger) street; ``street_b`` is the second, smaller one of the same district."""
     with api_engine.connect() as conn:
-        return conn.execute(text("SELECT code FROM areas WHERE level = 'street'")).scalar_one()
+        return conn.execute(text("SELECT code FROM areas WHERE level = 'street' AND valid_to IS NULL "
+                                 "ORDER BY population DESC LIMIT 1")).scalar_one()
+
+
+@pytest.fixture(scope="session")
+def street_b(api_engine, street) -> str:
+    with api_engine.connect() as conn:
+        return conn.execute(text("SELECT code FROM areas WHERE level = 'street' AND valid_to IS NULL AND code <> :s "
+                                 "ORDER BY code LIMIT 1"), {"s": street}).scalar_one()
 
 
 @pytest.fixture(scope="session")

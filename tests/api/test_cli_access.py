@@ -42,3 +42,29 @@ def test_secret_init_users_add_and_ladders(env, api_engine, client, users):
     assert r.exit_code == 0 and "消保站" in r.output
     r = runner.invoke(app, ["ladders", "load", str(env / "missing.csv")])
     assert r.exit_code == 1 and "does not exist" in r.output
+
+
+def test_units_show_load_and_a_unit_member_added(env, api_engine, client, users):
+    runner = CliRunner()
+    r = runner.invoke(app, ["units", "show", "--kind", "mall_front_desk"])
+    assert r.exit_code == 0, r.output
+    assert r.output.split()[0] == "MALL1-DESK" and "B008174" in r.output and "MR-" not in r.output
+    community = query(api_engine, "SELECT area_code FROM units WHERE code = 'MALL1-DESK'")[0][0]
+    r = runner.invoke(app, ["units", "show", "--area", community])
+    assert r.exit_code == 0 and f"MR-{community}" in r.output and "MALL1-DESK" in r.output, r.output
+    # a member of the front desk, and an operator of that community, from the command line
+    r = runner.invoke(app, ["users", "add", "cli-desk", "--role", "unit", "--unit", "MALL1-DESK"])
+    assert r.exit_code == 0, r.output
+    member = login(client, "cli-desk", r.output.strip().rsplit(" ", 1)[1])
+    assert client.get("/v1/units/MALL1-DESK/inbox", headers=member["headers"]).status_code == 200
+    assert client.get(f"/v1/units/MR-{community}/inbox", headers=member["headers"]).status_code == 403
+    r = runner.invoke(app, ["users", "add", "cli-community-op", "--role", "operator", "--community", community])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["users", "add", "cli-nounit", "--role", "unit", "--unit", "NO-SUCH-UNIT"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    # a units file with an unknown kind: one line naming it, nothing loaded
+    bad = env / "units.csv"
+    bad.write_text("code,kind,name,name_zh,area_code,place_code\nX-1,spaceport,X,X,330106,\n", encoding="utf-8")
+    r = runner.invoke(app, ["units", "load", str(bad)])
+    assert r.exit_code == 1 and "spaceport" in r.output and "Traceback" not in r.output
+    assert query(api_engine, "SELECT count(*) FROM units WHERE code = 'X-1'")[0][0] == 0

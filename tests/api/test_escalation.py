@@ -100,10 +100,17 @@ def test_overdue_events_climb_the_ladder_automatically_up_to_the_last_automatic_
 
 def test_operator_escalates_by_hand_and_a_team_hands_up(client, users, api_engine, clock, spot, field):
     op = users["operator"]["headers"]
-    ev = report(client, users, "consumer_dispute", spot(2), dispatch=False)["event"]
+    # in the mall (data/units.csv: its front desk serves building B008174) the dispute goes to the front desk
+    ev = report(client, users, "consumer_dispute", {"building_code": "B008174"}, dispatch=False)["event"]
     r = client.post(f"/v1/events/{ev['id']}/escalate", json={"note": "商户拒绝处理"}, headers=op)
     assert r.status_code == 200, r.text
     assert (r.json()["from_rung"], r.json()["to_rung"], r.json()["level"]) == (0, 1, "front_desk")
+    assert r.json()["unit"] == "MALL1-DESK"
+    # in a shop on the street there is no front desk nor floor manager: straight to the consumer-rights station
+    elsewhere = report(client, users, "consumer_dispute", spot(2), dispatch=False)["event"]
+    r = client.post(f"/v1/events/{elsewhere['id']}/escalate", json={}, headers=op)
+    assert (r.json()["from_rung"], r.json()["to_rung"], r.json()["level"]) == (0, 3, "consumer_rights"), r.text
+    assert r.json()["unit"] == f"CR-{elsewhere['area']['street']}"
     trail = client.get(f"/v1/events/{ev['id']}/history", headers=op).json()
     assert (trail[-1]["action"], trail[-1]["actor"], trail[-1]["note"]) == ("escalate", "operator", "商户拒绝处理")
     r = client.post(f"/v1/events/{ev['id']}/escalate", json={}, headers=users["planner"]["headers"])

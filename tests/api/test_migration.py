@@ -35,10 +35,12 @@ def test_0003_downgrades_and_upgrades_cleanly(engine):
     finally:
         migrate.upgrade(engine)
     tables, columns, triggers = _state(engine)
-    # the five of 0003 are back (later migrations add their own: 0006's event_transitions_detail)
+    # the five of 0003 are back, with the later migrations' own: 0006's event_transitions_detail, 0008's
+    # event_rung_stints_feed and events_stints
     assert tables >= NEW_TABLES and columns >= NEW_COLUMNS
-    assert {"events_status_audit", "event_transitions_append_only", "assignments_feed", "teams_feed",
-            "teams_position_feed", "event_transitions_detail"} <= triggers
+    assert triggers == {"events_status_audit", "event_transitions_append_only", "assignments_feed", "teams_feed",
+                        "teams_position_feed", "event_transitions_detail", "event_rung_stints_feed",
+                        "events_stints"}
     with engine.connect() as conn:
         rungs = conn.execute(text("SELECT count(*), count(DISTINCT category) FROM escalation_ladders")).one()
     assert tuple(rungs) == (36, 10)  # every category has a ladder, from data/escalation_ladders.csv

@@ -2,7 +2,10 @@
 
 The identities: nobody (no token), a forged token, each role (admin, an operator of the sample street,
 planner, intake, a grid worker, a volunteer), an operator of ANOTHER street, and a user who was deleted after
-logging in (their token must be dead). Each row of :data:`TABLE` names one route (method and path template as
+logging in (their token must be dead); and the levels of command (issue 14): an operator of the district,
+an operator of the grid worker's community, and a member of that community's mediation room. So the table is
+also the scope matrix: district / street / community operators, unit members and another street's operator
+x every route. Each row of :data:`TABLE` names one route (method and path template as
 the app declares it), how to call it with realistic data (a real team, an event in the grid worker's grid, a
 fresh offer to the volunteer's team ...), and the status every identity must get.
 
@@ -40,7 +43,8 @@ from tests.api.conftest import PASSWORD, START, Clock, login, refresh_positions
 pytestmark = [pytest.mark.db]
 
 UNAUTHENTICATED = ("nobody", "forged", "deleted")
-ROLES = ("admin", "operator", "other_operator", "planner", "intake", "grid_worker", "volunteer")
+ROLES = ("admin", "operator", "other_operator", "planner", "intake", "grid_worker", "volunteer",
+         "district_operator", "community_operator", "unit_member")
 IDENTITIES = UNAUTHENTICATED + ROLES
 OTHER_STREET = "330106998"
 _ids = itertools.count(1)
@@ -60,7 +64,9 @@ def everyone(ok: int = 200) -> dict[str, int]:
 
 
 SIGNED_IN = ROLES
-OPERATORS = ("admin", "operator")
+#: operators whose area holds the sample street's data the rows act on (the community: the grid worker's)
+AREA_OPS = ("district_operator", "community_operator")
+OPERATORS = ("admin", "operator", *AREA_OPS)
 
 
 # -- the world the requests act on ------------------------------------------------------------------------
@@ -77,6 +83,9 @@ class World:
     gw_grid: str  # the grid worker's grid
     gw_event: int  # an event in the grid worker's grid (not the volunteer's team's)
     usernames: dict[str, str] = field(default_factory=dict)
+    room: str = ""  # the mediation room of the grid worker's community (the unit member's unit)
+    room_event: int = 0  # an event at that room's rung (escalated there), with its case
+    case: int = 0  # that case
 
     def headers(self, who: str) -> dict:
         return self.tokens[who]
@@ -89,6 +98,13 @@ class World:
     def first(self, table: str) -> str:
         """The first code of a registry table (a real building or business)."""
         return self.sql(f"SELECT code FROM {table} ORDER BY code LIMIT 1")[0][0]
+
+    def place(self) -> str:
+        """The first business of the grid worker's community: a report from its QR page is an event inside every
+        area operator's scope (district, street and community)."""
+        return self.sql("SELECT b.code FROM businesses b JOIN buildings bl ON bl.id = b.building_id "
+                        "WHERE bl.community_code = (SELECT parent_code FROM areas WHERE code = :g "
+                        "AND valid_to IS NULL) ORDER BY b.code LIMIT 1", g=self.gw_grid)[0][0]
 
     def reset(self) -> None:
         """An hour later (no near-duplicate of the last report), no open assignment, teams back to their loaded
@@ -121,6 +137,18 @@ class World:
             r = self.client.post(f"/v1/assignments/{aid}/{action}", json={}, headers=self.tokens["admin"])
             assert r.status_code == 200, r.text
         return eid, aid
+
+    def at_room(self) -> int:
+        """A fresh neighbour dispute in the grid worker's grid, escalated to the community's mediation room
+        (which opens its case on arrival)."""
+        self.reset()
+        eid = self.report(dispatch=False, where=_point_in_grid(self.engine, self.gw_grid))["event"]["id"]
+        r = self.client.post(f"/v1/events/{eid}/escalate", json={}, headers=self.tokens["admin"])
+        assert r.status_code == 200 and r.json()["unit"] == self.room, r.text
+        return eid
+
+    def fresh_case(self) -> int:
+        return self.sql("SELECT id FROM mediation_cases WHERE event_id = :e", e=self.at_room())[0][0]
 
     def spare_user(self) -> str:
         name = f"spare{next(_ids)}"
@@ -189,6 +217,37 @@ def _sse(w: World, who: str) -> int:
                     assert line == "event: snapshot", line
                     break
         return r.status_code
+
+
+def _unit_ws(w: World, who: str) -> int:
+    """The room's live inbox over WebSocket: 101 and a snapshot, or the refusal's close code as a status."""
+    try:
+        with w.client.websocket_connect(f"/v1/units/{w.room}/feed/ws", headers=dict(w.headers(who))) as ws:
+            first = ws.receive_json()
+            if first.get("type") == "snapshot":
+                return 101
+            ws.receive_json()
+    except WebSocketDisconnect as exc:
+        return {4401: 401, 4403: 403}.get(exc.code, exc.code)
+    return 0
+
+
+def _unit_sse(w: World, who: str) -> int:
+    with w.client.stream("GET", f"/v1/units/{w.room}/feed", headers=w.headers(who)) as r:
+        if r.status_code == 200:
+            for line in r.iter_lines():
+                if line.startswith("event:"):
+                    assert line == "event: snapshot", line
+                    break
+        return r.status_code
+
+
+def _case_to_open(w: World, who: str) -> tuple[str, dict]:
+    """An event at the room whose case was not opened on arrival (its case removed, as for an event that
+    reached the room before cases existed)."""
+    eid = w.at_room()
+    w.sql("DELETE FROM mediation_cases WHERE event_id = :e", e=eid)
+    return "/v1/mediation/cases", {"json": {"event_id": eid}}
 
 
 def _positions(w: World) -> dict:
@@ -264,16 +323,17 @@ def _jpeg() -> bytes:
 
 
 def _resident_report(w: World) -> dict:
-    """A resident's report from a place's QR page (an hour later: a fresh throttle window)."""
+    """A resident's report from a place's QR page (an hour later: a fresh throttle window), in the grid worker's
+    community."""
     w.reset()
-    r = w.client.post(f"/q/{w.first('businesses')}/report", data={"category": "environment", "description": "litter"},
+    r = w.client.post(f"/q/{w.place()}/report", data={"category": "environment", "description": "litter"},
                       files={"photo": ("p.jpg", _jpeg(), "image/jpeg")})
     assert r.status_code == 201, r.text
     return r.json()
 
 
 def _a_photo(w: World) -> int:
-    """A photo of an event in the sample street (the resident's report's)."""
+    """A photo of an event in the grid worker's community (the resident's report's)."""
     code = _resident_report(w)["event_code"]
     return w.sql("SELECT p.id FROM event_photos p JOIN events e ON e.id = p.event_id WHERE e.code = :c", c=code)[0][0]
 
@@ -316,8 +376,8 @@ def _device_login(w: World, who: str) -> tuple[str, dict]:
     return "/v1/field/session", {"json": {"username": w.usernames["volunteer"], "password": PASSWORD}}
 
 
-TEAM_READERS = ("admin", "operator", "volunteer")  # the volunteer reads its own team
-DASH = ("admin", "operator", "planner")
+TEAM_READERS = ("admin", "operator", *AREA_OPS, "volunteer")  # the volunteer reads its own team
+DASH = ("admin", "operator", *AREA_OPS, "planner")
 TABLE: list[Row] = [
     # public: the docs, liveness, layer names, the screen's login form and assets
     Row("GET", "/openapi.json", everyone()), Row("GET", "/docs", everyone()), Row("GET", "/redoc", everyone()),
@@ -349,16 +409,16 @@ TABLE: list[Row] = [
     # the registry
     Row("GET", "/layers/{name}", allow(*SIGNED_IN), _get("/layers/buildings", params={"limit": 5})),
     Row("GET", "/v1/places/{code}", allow(*SIGNED_IN), lambda w, who: (f"/v1/places/{w.first('businesses')}", {})),
-    Row("GET", "/v1/residents", allow("admin", "operator", "grid_worker"),
+    Row("GET", "/v1/residents", allow("admin", "operator", *AREA_OPS, "grid_worker"),
         lambda w, who: ("/v1/residents", {"params": {"area": w.gw_grid, "limit": 5}})),
     # events
-    Row("POST", "/v1/events", allow("admin", "operator", "intake", "grid_worker", "volunteer", ok=201),
+    Row("POST", "/v1/events", allow("admin", "operator", *AREA_OPS, "intake", "grid_worker", "volunteer", ok=201),
         _json(lambda w: "/v1/events", _new_event_body)),
-    Row("GET", "/v1/events", allow("admin", "operator", "other_operator", "grid_worker", "volunteer"),
+    Row("GET", "/v1/events", allow("admin", "operator", *AREA_OPS, "other_operator", "grid_worker", "volunteer", "unit_member"),
         _get("/v1/events", params={"limit": 5})),
-    Row("GET", "/v1/events/{event_id}", allow("admin", "operator", "grid_worker"),
+    Row("GET", "/v1/events/{event_id}", allow("admin", "operator", *AREA_OPS, "grid_worker"),
         lambda w, who: (f"/v1/events/{w.gw_event}", {})),
-    Row("GET", "/v1/events/{event_id}/history", allow("admin", "operator", "grid_worker"),
+    Row("GET", "/v1/events/{event_id}/history", allow("admin", "operator", *AREA_OPS, "grid_worker"),
         lambda w, who: (f"/v1/events/{w.gw_event}/history", {})),
     Row("POST", "/v1/events/{event_id}/dispatch", allow(*OPERATORS), _fresh("event", "dispatch")),
     Row("POST", "/v1/events/{event_id}/transitions", allow(*OPERATORS), _fresh("event", "transitions")),
@@ -388,7 +448,8 @@ TABLE: list[Row] = [
         lambda w: "/v1/dispatch/eta", lambda w: {"kind": "hydrant", "points": [[w.spot["lon"], w.spot["lat"]]]})),
     # the command-centre screen: the page answers its login form (200) to whoever has no session, and the form
     # with a message (403) to a role without the screen; its data answers 401/403
-    Row("GET", "/dashboard", allow(*DASH, "other_operator", nobody=200, forged=200, deleted=200)),
+    # (a unit member is sent to their unit's inbox screen)
+    Row("GET", "/dashboard", allow(*DASH, "other_operator", nobody=200, forged=200, deleted=200, unit_member=303)),
     Row("GET", "/dashboard/deck.json", allow(*DASH, "other_operator")),
     Row("GET", "/dashboard/tiles/buildings/{z}/{x}/{y}.json", allow(*DASH, "other_operator"),
         lambda w, who: (_tile(w.spot, 15), {})),
@@ -427,6 +488,49 @@ TABLE: list[Row] = [
     Row("GET", "/r/{token}", everyone(), _receipt("")),
     Row("GET", "/r/{token}/status", everyone(), _receipt("/status")),
     Row("POST", "/r/{token}/answer", everyone(409), _receipt("/answer")),
+    # the simulator: any operator or planner reads whether this is a simulation database; only an admin may
+    # move its clock, and only on an API driven by it (this one is not: 409)
+    Row("GET", "/v1/simulation", allow(*OPERATORS, "other_operator", "planner")),
+    Row("PUT", "/v1/simulation/clock", allow(admin=409),
+        lambda w, who: ("/v1/simulation/clock", {"json": {"at": w.clock().isoformat()}})),
+    # -- the levels of command (issue 14) ----------------------------------------------------------------
+    # units: admins and planners read them all, operators their area's, a member their own
+    Row("GET", "/v1/units", allow(*OPERATORS, "other_operator", "planner", "unit_member")),
+    Row("GET", "/v1/units/{code}", allow(*OPERATORS, "planner", "unit_member"),
+        lambda w, who: (f"/v1/units/{w.room}", {})),
+    Row("GET", "/v1/units/{code}/inbox", allow(*OPERATORS, "unit_member"),
+        lambda w, who: (f"/v1/units/{w.room}/inbox", {})),
+    Row("POST", "/v1/units/{code}/inbox/{event_id}/{action}", allow("admin", "unit_member"),
+        lambda w, who: (f"/v1/units/{w.room}/inbox/{w.at_room()}/take", {"json": {}})),
+    Row("GET", "/v1/units/{code}/feed", allow("admin", "unit_member"), call=_unit_sse),
+    Row("WS", "/v1/units/{code}/feed/ws", allow("admin", "unit_member", ok=101), call=_unit_ws),
+    Row("GET", "/v1/events/{event_id}/rungs", allow(*OPERATORS, "unit_member"),
+        lambda w, who: (f"/v1/events/{w.room_event}/rungs", {})),
+    # mediation cases: the room's members write; admins and the area's operators read (parties masked)
+    Row("GET", "/v1/mediation/cases", allow(*OPERATORS, "other_operator", "unit_member")),
+    Row("GET", "/v1/mediation/cases/{case_id}", allow(*OPERATORS, "unit_member"),
+        lambda w, who: (f"/v1/mediation/cases/{w.case}", {})),
+    Row("POST", "/v1/mediation/cases", allow("admin", "unit_member", ok=201), _case_to_open),
+    Row("POST", "/v1/mediation/cases/{case_id}/parties", allow("admin", "unit_member", ok=201),
+        lambda w, who: (f"/v1/mediation/cases/{w.case}/parties",
+                        {"json": {"side": "applicant", "name": "赵六", "phone": "13700001234"}})),
+    Row("POST", "/v1/mediation/cases/{case_id}/sessions", allow("admin", "unit_member", ok=201),
+        lambda w, who: (f"/v1/mediation/cases/{w.case}/sessions",
+                        {"json": {"held_at": w.clock().isoformat(), "place": "调解室", "mediators": ["王调解"]}})),
+    Row("POST", "/v1/mediation/cases/{case_id}/outcome", allow("admin", "unit_member"),
+        lambda w, who: (f"/v1/mediation/cases/{w.fresh_case()}/outcome",
+                        {"json": {"outcome": "agreement", "agreement_text": "双方同意"}})),
+    # the figures and the screens of the levels
+    Row("GET", "/v1/levels/overview", allow(*OPERATORS, "other_operator", "planner")),
+    Row("GET", "/v1/metrics/intake", allow(*OPERATORS, "other_operator", "planner")),
+    Row("GET", "/v1/metrics/units", allow(*OPERATORS, "other_operator", "planner", "unit_member")),
+    Row("GET", "/dashboard/district", allow(*DASH, "other_operator", nobody=200, forged=200, deleted=200,
+                                              unit_member=303)),
+    Row("GET", "/dashboard/api/levels.json", allow(*DASH, "other_operator")),
+    Row("GET", "/dashboard/unit", allow("admin", "unit_member", nobody=200, forged=200, deleted=200),
+        lambda w, who: ("/dashboard/unit", {"params": {"unit": w.room} if who == "admin" else {}})),
+    Row("GET", "/dashboard/api/unit/inbox.json", allow("admin", "unit_member"),
+        lambda w, who: ("/dashboard/api/unit/inbox.json", {"params": {"unit": w.room} if who == "admin" else {}})),
 ]
 
 
@@ -458,8 +562,8 @@ def world(sample_street_db, api_settings):
         conn.execute(text("CREATE TABLE testkit_matrix AS SELECT id, status FROM teams"))
         conn.execute(text("INSERT INTO areas (code, level, name, parent_code, geom) VALUES (:c, 'street', 'Elsewhere', "
                           "'330106', ST_Multi(ST_MakeEnvelope(120.5, 30.5, 120.51, 30.51, 4326)))"), {"c": OTHER_STREET})
-        street = conn.execute(text("SELECT code FROM areas WHERE level = 'street' AND code <> :c"),
-                              {"c": OTHER_STREET}).scalar_one()
+        street = conn.execute(text("SELECT code FROM areas WHERE level = 'street' AND code <> :c "
+                                   "ORDER BY population DESC NULLS LAST LIMIT 1"), {"c": OTHER_STREET}).scalar_one()
     app = create_app(cfg, Registry(engine, cfg), clock=clock)
     with TestClient(app) as client:
         with Session(engine) as s:
@@ -475,15 +579,26 @@ def world(sample_street_db, api_settings):
                 "JOIN teams t ON t.id = m.team_id WHERE s.role = 'primary' AND t.code <> :t "
                 "AND s.grid_code <> (SELECT home_grid_code FROM teams WHERE code = :t) ORDER BY s.grid_code LIMIT 1"),
                 {"t": team}).one()
-        specs = {"operator": ("operator", street, None), "other_operator": ("operator", OTHER_STREET, None),
-                 "planner": ("planner", None, None), "intake": ("intake", None, None),
-                 "grid_worker": ("grid_worker", None, gw.code), "volunteer": ("volunteer", None, vol_member),
-                 "deleted": ("admin", None, None)}
+            community = conn.execute(text("SELECT parent_code FROM areas WHERE code = :g AND valid_to IS NULL"),
+                                     {"g": gw.grid_code}).scalar_one()
+            district = conn.execute(text("SELECT parent_code FROM areas WHERE code = :s AND valid_to IS NULL"),
+                                    {"s": street}).scalar_one()
+            room = conn.execute(text("SELECT code FROM units WHERE kind = 'community_mediation' AND area_code = :c"),
+                                {"c": community}).scalar_one()
+        specs: dict[str, dict[str, str | None]] = {
+            "operator": {"role": "operator", "street_code": street},
+            "other_operator": {"role": "operator", "street_code": OTHER_STREET},
+            "planner": {"role": "planner"}, "intake": {"role": "intake"},
+            "grid_worker": {"role": "grid_worker", "member_code": gw.code},
+            "volunteer": {"role": "volunteer", "member_code": vol_member},
+            "district_operator": {"role": "operator", "district_code": district},
+            "community_operator": {"role": "operator", "community_code": community},
+            "unit_member": {"role": "unit", "unit_code": room},
+            "deleted": {"role": "admin"}}
         usernames = {"admin": "matrix_admin", **{k: f"matrix_{k}" for k in specs}}  # "deleted" is deleted below
-        for who, (role, st_code, member) in specs.items():
+        for who, spec in specs.items():
             r = client.post("/v1/users", headers=admin, json={"username": usernames[who], "password": PASSWORD,
-                                                              "role": role, "street_code": st_code,
-                                                              "member_code": member})
+                                                              **spec})
             assert r.status_code == 201, r.text
         tokens = {who: login(client, usernames[who])["headers"] for who in usernames}
         assert client.delete(f"/v1/users/{usernames['deleted']}", headers=admin).status_code == 204
@@ -491,6 +606,16 @@ def world(sample_street_db, api_settings):
         tokens["forged"] = {"Authorization": "Bearer " + tokens["admin"]["Authorization"][7:-4] + "AAAA"}
         w = World(app, client, engine, clock, tokens, street, team, spot, gw.grid_code, 0, usernames)
         w.gw_event = w.report(dispatch=False, where=_point_in_grid(engine, gw.grid_code))["event"]["id"]
+        w.room = room
+        # the rows' premise: the volunteer's team is based, and stands, in the community operator's community
+        home = w.sql("SELECT g.parent_code FROM teams t JOIN areas g ON g.code = t.home_grid_code "
+                     "AND g.valid_to IS NULL WHERE t.code = :t", t=team)[0][0]
+        there = w.sql("SELECT community_code FROM buildings WHERE ST_Intersects(geom, ST_Buffer("
+                      "ST_SetSRID(ST_MakePoint(:x, :y), 4326)::geography, 60)::geometry) LIMIT 1",
+                      x=spot["lon"], y=spot["lat"])
+        assert home == community and (not there or there[0][0] == community), (home, there, community)
+        w.room_event = w.at_room()
+        w.case = w.sql("SELECT id FROM mediation_cases WHERE event_id = :e", e=w.room_event)[0][0]
         yield w
     engine.dispose()
 

@@ -68,7 +68,8 @@ def fuzz_env(sample_street_db, api_settings):
     app = create_app(settings_, Registry(engine, settings_), clock=clock)
     with TestClient(app) as client:
         with engine.connect() as conn:
-            street = conn.execute(text("SELECT code FROM areas WHERE level = 'street'")).scalar_one()
+            street = conn.execute(text("SELECT code FROM areas WHERE level = 'street' AND valid_to IS NULL "
+                                       "ORDER BY population DESC NULLS LAST LIMIT 1")).scalar_one()
             members = conn.execute(text(
                 "SELECT m.code FROM team_members m WHERE m.team_id IS NOT NULL ORDER BY m.code LIMIT 2")).scalars().all()
         specs = {"admin": ("admin", None, None), "operator": ("operator", street, None), "planner": ("planner", None, None),

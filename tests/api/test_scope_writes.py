@@ -7,37 +7,28 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from sqlalchemy import text
 
 from tests.api.conftest import PASSWORD, login, query
 
 pytestmark = [pytest.mark.db]
-OTHER_STREET = "330106901"  # test_access.py and test_dispatch_advice.py add streets of their own
 _ids = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def other_operator(api_engine, client, users, street):
-    """An operator of a second street (a small square elsewhere in the same district)."""
-    with api_engine.begin() as conn:
-        conn.execute(text("""
-            INSERT INTO areas (code, level, name, parent_code, geom)
-            SELECT :code, 'street', 'Other Street', parent_code,
-                   ST_Multi(ST_MakeEnvelope(120.30, 30.35, 120.31, 30.36, 4326))
-            FROM areas WHERE code = :street AND valid_to IS NULL
-            ON CONFLICT DO NOTHING"""), {"code": OTHER_STREET, "street": street})
+def other_operator(client, users, street_b):
+    """An operator of the sample's second street (330106901, the south-east corner, same district)."""
     r = client.post("/v1/users", json={"username": "operator-other", "password": PASSWORD, "role": "operator",
-                                       "street_code": OTHER_STREET}, headers=users["admin"]["headers"])
+                                       "street_code": street_b}, headers=users["admin"]["headers"])
     assert r.status_code == 201, r.text
-    yield login(client, "operator-other")
-    with api_engine.begin() as conn:
-        conn.execute(text("DELETE FROM areas WHERE code = :code"), {"code": OTHER_STREET})
+    return login(client, "operator-other")
 
 
 @pytest.fixture(scope="module")
-def spot(api_engine):
+def spot(api_engine, street):
+    """A building of the first street."""
     r = query(api_engine, "SELECT ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat "
-                          "FROM buildings ORDER BY code OFFSET 4321 LIMIT 1")[0]
+                          "FROM buildings WHERE community_code LIKE :s || '%' ORDER BY code OFFSET 4321 LIMIT 1",
+              s=street)[0]
     return {"lon": r.lon, "lat": r.lat}
 
 
@@ -48,12 +39,12 @@ def _report(client, headers, loc, **kw):
 
 
 def test_an_operator_cannot_report_an_event_in_another_street(client, users, other_operator, spot, street,
-                                                              api_engine):
+                                                              street_b, api_engine):
     r, ext = _report(client, other_operator["headers"], spot)
     assert r.status_code == 403, r.text
     body = r.json()
     assert body["field"] == "location"
-    assert street in body["message"] and OTHER_STREET in body["message"]
+    assert street in body["message"] and street_b in body["message"]
     assert query(api_engine, "SELECT count(*) FROM events WHERE external_id = :x", x=ext)[0][0] == 0
     # the street's own operator may
     r, _ = _report(client, users["operator"]["headers"], spot, dispatch=False)

@@ -20,6 +20,7 @@ import shapely
 
 from gridmap.core.samplegen import (
     SAMPLE_STREET_CODE,
+    SECOND_STREET_CODE,
     SampleStreet,
     generate_sample_street,
     grid_workloads,
@@ -199,12 +200,12 @@ def test_every_referenced_id_exists(small):
     assert set(s.events["team_id"].dropna()) <= set(s.teams["id"])
     assert set(s.events["building_id"].dropna()) <= building_ids
     assert set(s.events["grid_code"]) <= grids and set(s.events["community_code"]) <= communities
-    assert (s.events["street_code"] == SAMPLE_STREET_CODE).all()
     parent = s.areas.set_index("code")["parent_code"]
     for frame in (s.buildings, s.events):
         assert (parent.loc[frame["grid_code"]].to_numpy() == frame["community_code"]).all()
-    assert set(parent.loc[list(communities)]) == {SAMPLE_STREET_CODE}
-    assert parent.loc[SAMPLE_STREET_CODE] == "330106"
+    assert (parent.loc[s.events["community_code"]].to_numpy() == s.events["street_code"]).all()
+    assert set(parent.loc[list(communities)]) == {SAMPLE_STREET_CODE, SECOND_STREET_CODE}
+    assert parent.loc[SAMPLE_STREET_CODE] == parent.loc[SECOND_STREET_CODE] == "330106"
 
 
 def test_every_grid_has_a_primary_grid_worker(small):
@@ -229,9 +230,14 @@ def test_grids_tile_the_street_and_nest_in_communities(small):
     keep = i < j
     overlap = shapely.area(shapely.intersection(geoms[i[keep]], geoms[j[keep]]))
     assert overlap.max(initial=0.0) < 1.0
-    street = areas.loc[areas["level"] == "street"].geometry.iloc[0]
-    assert shapely.area(shapely.union_all(geoms)) == pytest.approx(street.area, rel=1e-6)
-    assert grids.area.sum() == pytest.approx(street.area, rel=1e-6)
+    streets = areas.loc[areas["level"] == "street"].set_index("code").geometry
+    area = streets.area.sum()
+    assert shapely.area(shapely.union_all(geoms)) == pytest.approx(area, rel=1e-6)
+    assert grids.area.sum() == pytest.approx(area, rel=1e-6)
+    parent = areas.set_index("code")["parent_code"]
+    for code, street in streets.items():  # each street is the union of its communities' grids
+        mine = grids[parent.loc[grids["parent_code"]].to_numpy() == code]
+        assert mine.area.sum() == pytest.approx(street.area, rel=1e-6)
     for code, community in areas[areas["level"] == "community"].set_index("code").geometry.items():
         members = grids[grids["parent_code"] == code]
         assert 4 <= len(members) <= 9
@@ -284,7 +290,9 @@ def test_population_is_the_residents_of_the_grid_buildings(small):
     communities = areas[areas["level"] == "community"]
     summed = grids.groupby("parent_code")["population"].sum()
     assert (communities["population"] == summed.loc[communities.index]).all()
-    assert areas.loc[SAMPLE_STREET_CODE, "population"] == SMALL["n_residents"]
+    streets = areas[areas["level"] == "street"]
+    assert streets["population"].sum() == SMALL["n_residents"]
+    assert (streets["population"] == communities.groupby("parent_code")["population"].sum().loc[streets.index]).all()
 
 
 # --- people -------------------------------------------------------------------------------
@@ -360,7 +368,7 @@ def test_default_street_has_xianlin_counts(full):
     assert c["residents"] == c["resident_pii"] == 260_000
     assert c["events"] == 36_000 and c["teams"] == 150
     levels = full.areas["level"].value_counts()
-    assert levels["grid"] == 149 and levels["district"] == 13 and levels["street"] == 1
+    assert levels["grid"] == 149 and levels["district"] == 13 and levels["street"] == 2
     assert 20 <= levels["community"] <= 24
     assert 6_000 <= c["buildings"] <= 12_000
     assert 4_000 <= c["businesses"] <= 8_000
@@ -374,6 +382,46 @@ def test_default_street_has_xianlin_counts(full):
     w = grid_workloads(full)
     assert w.max() / w.min() < 1.6
     assert full.areas.loc[full.areas["level"] == "grid", "population"].sum() == 260_000
+
+
+@pytest.mark.slow
+def test_the_second_street_is_the_south_east_corner_of_the_first(full):
+    """Street B is three whole communities of the south-east corner, in the same district, 15.2 % of the
+    residents; street A keeps the rest and every community code it had."""
+    areas = full.areas.set_index("code")
+    a, b = areas.loc[SAMPLE_STREET_CODE], areas.loc[SECOND_STREET_CODE]
+    assert (a["population"], b["population"]) == (220_557, 39_443)
+    comms = areas[areas["level"] == "community"]
+    assert sorted(comms.index[comms["parent_code"] == SECOND_STREET_CODE]) == [
+        "330106901001", "330106901002", "330106901003"]
+    assert list(comms.loc[comms["parent_code"] == SECOND_STREET_CODE, "name_zh"]) == ["枫林社区", "荷塘社区", "清泉村"]
+    # A keeps its community codes (B's three leave gaps at 003, 004 and 012), and stays in one piece
+    assert sorted(comms.index[comms["parent_code"] == SAMPLE_STREET_CODE]) == [
+        f"{SAMPLE_STREET_CODE}{i:03d}" for i in range(1, 23) if i not in (3, 4, 12)]
+    local = _local(full.areas).set_index("code").geometry
+    assert len(local[SAMPLE_STREET_CODE].geoms) == 1 and len(local[SECOND_STREET_CODE].geoms) == 1
+    xihu = _local(full.areas[full.areas["code"] == "330106"]).geometry.iloc[0]
+    assert local[SECOND_STREET_CODE].difference(xihu).area < 0.01 * local[SECOND_STREET_CODE].area
+    grids = full.areas[full.areas["level"] == "grid"]
+    assert grids["code"].str.startswith(SECOND_STREET_CODE).sum() == 21
+    assert (full.events["street_code"] == SECOND_STREET_CODE).sum() == 5_720
+
+
+def test_the_split_changes_nothing_but_the_codes(inputs, small):
+    """With and without the second street the registry is the same: buildings, people, places, teams and
+    events; only the codes of the corner's areas (and what refers to them) differ."""
+    one = generate_sample_street(*inputs, second_street_share=0, **SMALL)
+    assert (one.areas["level"] == "street").sum() == 1 and (small.areas["level"] == "street").sum() == 2
+    assert set(one.events["street_code"]) == {SAMPLE_STREET_CODE}
+    codes = {"community_code", "grid_code", "street_code", "home_grid_code"}
+    for name in ("buildings", "households", "residents", "resident_pii", "businesses", "fire_equipment",
+                 "teams", "team_members", "events"):
+        f1, f2 = one.layers()[name], small.layers()[name]
+        keep = [c for c in f1.columns if c not in codes]
+        pd.testing.assert_frame_equal(pd.DataFrame(f1[keep]), pd.DataFrame(f2[keep]), obj=name)
+    moved = small.areas["code"].str.startswith(SECOND_STREET_CODE)
+    same = small.areas.loc[~moved & (small.areas["level"] != "street"), "code"]
+    assert set(same) <= set(one.areas["code"])  # the first street's areas keep their codes
 
 
 def test_teams_are_on_or_off_duty_only(small):

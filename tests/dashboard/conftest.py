@@ -212,7 +212,8 @@ def open_dashboard(pg, server: str, at, user: dict, timeout_ms: int = 90_000, ex
 
 
 # -- a second street, for role scoping ------------------------------------------------------------------------
-OTHER = {"street": "330106901", "community": "330106901001", "grid": "330106901001001", "building": "OTHER-B1",
+# (not 330106901: the sample has that second street of its own since issue 14)
+OTHER = {"street": "330106997", "community": "330106997001", "grid": "330106997001001", "building": "OTHER-B1",
          "team": "OTHER-T1", "equipment": "OTHER-H1", "event": "OTHER-E1"}
 
 

@@ -26,6 +26,16 @@ pytestmark = [pytest.mark.db, pytest.mark.slow]
 LAYERS = ["grids", "boundaries", "buildings", "equipment", "routes", "teams", "events"]
 
 
+def main_street(conn) -> tuple[str, int]:
+    """The sample's main (most populous) street, which the screen opens on, and its number of grids (the sample
+    has a second, smaller street: 330106901)."""
+    street = conn.execute(text("SELECT code FROM areas WHERE level = 'street' AND valid_to IS NULL "
+                               "ORDER BY population DESC LIMIT 1")).scalar_one()
+    n_grids = conn.execute(text("SELECT count(*) FROM areas WHERE level = 'grid' AND valid_to IS NULL "
+                                "AND code LIKE :s || '%'"), {"s": street}).scalar_one()
+    return street, n_grids
+
+
 def known_buildings(engine, n: int = 4) -> list[dict]:
     """Big inhabited buildings spread over the street (one per community), with resident counts from SQL."""
     with engine.connect() as conn:
@@ -67,11 +77,12 @@ def test_page_is_offline_and_every_layer_draws(page, server, dash_engine, sample
 
     counts = page.evaluate("window.gridmap.layerCounts()")
     with dash_engine.connect() as conn:
-        n_grids = conn.execute(text("SELECT count(*) FROM areas WHERE level = 'grid' AND valid_to IS NULL")).scalar_one()
+        all_grids = conn.execute(text("SELECT count(*) FROM areas WHERE level = 'grid' AND valid_to IS NULL")).scalar_one()
+        _street, n_grids = main_street(conn)
         n_equipment = conn.execute(text("SELECT count(*) FROM fire_equipment")).scalar_one()
         n_teams = conn.execute(text("SELECT count(*) FROM teams WHERE geom IS NOT NULL")).scalar_one()
         codes = {r[0] for r in conn.execute(text("SELECT code FROM buildings"))}
-    assert counts["grids"] == n_grids == 149
+    assert counts["grids"] == n_grids and 0 < n_grids < all_grids == 149  # the main street's grids
     assert counts["equipment"] == n_equipment and counts["teams"] == n_teams
     assert counts["events"] > 0 and counts["routes"] >= 1 and counts["boundaries"] >= 3
     # every building of the street is in the tiles the whole-street view loaded, once
@@ -131,10 +142,12 @@ def test_new_event_appears_live_and_drills_down(page, server, dash_engine, sampl
     open_dashboard(page, server, sample_now, dash_users["admin"])
     ids = page.evaluate("() => window.gridmap.deck.props.layers.find(l => l.id === 'events').props.data.map(e => e.id)")
     with dash_engine.connect() as conn:
-        # on a road (no roof above it to catch the click), inside the street
+        # on a road (no roof above it to catch the click), inside the main street (the one on the screen)
+        street, _n = main_street(conn)
         lon, lat = conn.execute(text(
             "SELECT ST_X(n.geom), ST_Y(n.geom) FROM road_nodes n JOIN areas g ON g.level = 'grid' "
-            "AND g.valid_to IS NULL AND ST_Intersects(g.geom, n.geom) ORDER BY n.id OFFSET 300 LIMIT 1")).one()
+            "AND g.valid_to IS NULL AND g.code LIKE :s || '%' AND ST_Intersects(g.geom, n.geom) "
+            "ORDER BY n.id OFFSET 300 LIMIT 1"), {"s": street}).one()
     eid = new_event(dash_engine, "TEST-DASH-LIVE", lon, lat, sample_now, severity=4)
     assert eid not in ids
     res = Dispatcher.from_database(dash_engine, now=sample_now).dispatch(eid, now=sample_now)
@@ -167,10 +180,11 @@ def test_new_event_appears_live_and_drills_down(page, server, dash_engine, sampl
 
 def test_side_panel_and_grid_switch(page, server, dash_engine, sample_now, dash_users):
     open_dashboard(page, server, sample_now, dash_users["admin"])
-    with dash_engine.connect() as conn:
+    with dash_engine.connect() as conn:  # the screen opens on the main street: its open events and grids
+        street, n_grids = main_street(conn)
         n_open = conn.execute(text("SELECT count(*) FROM events WHERE status IN "
-                                   "('reported', 'dispatched', 'accepted', 'on_site') AND reported_at <= :t"),
-                              {"t": sample_now}).scalar_one()
+                                   "('reported', 'dispatched', 'accepted', 'on_site') AND reported_at <= :t "
+                                   "AND street_code = :s"), {"t": sample_now, "s": street}).scalar_one()
     page.wait_for_function("n => document.getElementById('fig-open').textContent === String(n)", arg=n_open,
                            timeout=20_000)
     rows = page.locator("#gm-events-body tr")
@@ -179,7 +193,7 @@ def test_side_panel_and_grid_switch(page, server, dash_engine, sample_now, dash_
     assert re.fullmatch(r"\d+\.\d min", page.locator("#fig-median").inner_text())
     assert re.fullmatch(r"\d+\.\d%", page.locator("#fig-closure").inner_text())
     grid = page.evaluate("() => window.gridmap.layerCounts().grids")
-    assert grid == 149
+    assert grid == n_grids
     page.locator("input[value=safety]").check()
     page.wait_for_function("() => window.gridmap.deck.props.layers.find(l => l.id === 'grids')"
                            ".props.updateTriggers.getFillColor === 'safety'", timeout=20_000)
@@ -224,7 +238,9 @@ def test_login_form_refuses_a_wrong_password_then_an_operator_logs_in_and_out(pa
             "SELECT count(*) FROM events WHERE street_code = :s AND reported_at <= :t AND (status IN "
             "('reported', 'dispatched', 'accepted', 'on_site') OR (status = 'resolved' AND resolved_at >= :t2))"),
             {"s": op["street"], "t": sample_now, "t2": sample_now - dt.timedelta(hours=2)}).scalar_one()
-    assert counts["grids"] == 149 and counts["events"] == n_events > 0
+        street, n_grids = main_street(conn)
+    assert op["street"] == street  # (the operator of the sample's main street)
+    assert counts["grids"] == n_grids and counts["events"] == n_events > 0
     drawn = page.evaluate("""(ids) => { const d = window.gridmap.deck; const c = d.getViewports()[0];
         return Object.fromEntries(ids.map(id => [id, d.pickObjects({x: 0, y: 0, width: c.width, height: c.height,
                                                                    layerIds: [id], maxObjects: 3}).length])); }""",

@@ -116,13 +116,18 @@ def test_team_state_uses_the_clock(client, dash_engine, sample_now):
 def test_grids_carry_open_events_and_a_safety_index(client, dash_engine, sample_now):
     fc = client.get("/dashboard/api/grids.json", params=q(sample_now)).json()
     props = [f["properties"] for f in fc["features"]]
-    assert len(props) == 149
+    with dash_engine.connect() as conn:  # the screen opens on the sample's main (most populous) street
+        street = conn.execute(text("SELECT code FROM areas WHERE level = 'street' AND valid_to IS NULL "
+                                   "ORDER BY population DESC LIMIT 1")).scalar_one()
+        n_grids = conn.execute(text("SELECT count(*) FROM areas WHERE level = 'grid' AND valid_to IS NULL "
+                                    "AND code LIKE :s || '%'"), {"s": street}).scalar_one()
+    assert len(props) == n_grids
     assert all(0 <= p["safety_index"] <= 100 for p in props)
     assert len({p["safety_index"] for p in props}) > 10
     with dash_engine.connect() as conn:
         n_open = conn.execute(text("SELECT count(*) FROM events WHERE status IN ('reported','dispatched','accepted',"
-                                   "'on_site') AND reported_at <= :t AND grid_code IS NOT NULL"),
-                              {"t": sample_now}).scalar_one()
+                                   "'on_site') AND reported_at <= :t AND grid_code IS NOT NULL AND street_code = :s"),
+                              {"t": sample_now, "s": street}).scalar_one()
     assert sum(p["open_events"] for p in props) == n_open
 
 
@@ -134,7 +139,8 @@ def test_summary_figures_match_sql(client, dash_engine, sample_now):
             SELECT count(*) FILTER (WHERE status IN ('reported','dispatched','accepted','on_site')),
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM on_site_at - reported_at))
                      FILTER (WHERE reported_at >= :day AND on_site_at <= :t)
-            FROM events WHERE reported_at <= :t"""), {"t": sample_now, "day": day}).one()
+            FROM events WHERE reported_at <= :t AND street_code = (SELECT code FROM areas WHERE level = 'street'
+                AND valid_to IS NULL ORDER BY population DESC LIMIT 1)"""), {"t": sample_now, "day": day}).one()
     f = s["figures"]
     assert f["open_events"] == n_open == len(s["events"])
     assert f["median_response_s_today"] == pytest.approx(median)
@@ -209,7 +215,9 @@ def test_service_rejects_a_naive_clock(dash_engine):
 # -- sessions and roles -----------------------------------------------------------------------------------------
 PUBLIC = {("/dashboard", "GET"), ("/dashboard/login", "GET"), ("/dashboard/login", "POST"),
           ("/dashboard/logout", "POST"), ("/dashboard/static/deckgl-{version}.js", "GET"),
-          ("/dashboard/static/{name}", "GET")}
+          ("/dashboard/static/{name}", "GET"),
+          # the screens of the levels: like /dashboard, the login form without a session
+          ("/dashboard/district", "GET"), ("/dashboard/unit", "GET")}
 SAMPLE_PARAMS = {"z": "13", "x": "6825", "y": "3392", "code": "B000001", "event_id": "1", "photo_id": "1"}
 
 
@@ -241,7 +249,9 @@ def test_every_data_endpoint_needs_a_session(server, settings, client):
                 assert r.status_code == 401, (path, headers, r.status_code)
                 err = r.json()
                 assert err["field"] == "session" and "/dashboard/login" in err["fix"], (path, err)
-            assert client.get(fill(path)).status_code in (200, 404), path  # the admin's session opens it
+            # the admin's session opens it (a unit's inbox: the admin names the unit)
+            params = {"unit": "MALL1-DESK"} if path.endswith("/unit/inbox.json") else {}
+            assert client.get(fill(path), params=params).status_code in (200, 404), path
         # the page itself answers with the login form, not the map
         page = anon.get("/dashboard")
         assert page.status_code == 200 and 'id="gm-login"' in page.text and "gm-config" not in page.text
@@ -338,7 +348,10 @@ def test_an_operator_sees_only_their_street(scope_app):
     assert codes(layer(main_op, "teams.json")) == main_teams
     assert codes(layer(main_op, "equipment.json")) == main_equipment
     grids = codes(layer(main_op, "grids.json")["features"])
-    assert len(grids) == 149 and OTHER["grid"] not in grids
+    with s.engine.connect() as conn:
+        n_grids = conn.execute(text("SELECT count(*) FROM areas WHERE level = 'grid' AND valid_to IS NULL "
+                                    "AND code LIKE :s || '%'"), {"s": street}).scalar_one()
+    assert len(grids) == n_grids and OTHER["grid"] not in grids
     summary = layer(main_op, "summary")
     assert OTHER["event"] not in codes(summary["events"]) and summary["figures"]["open_events"] == len(summary["events"])
 
@@ -483,8 +496,11 @@ def test_the_demo_users_of_gridmap_setup_open_the_screen(scope_app, settings, tm
     s = scope_app
     path, made = auth.ensure_demo_users(s.engine, settings.model_copy(update={"data_dir": tmp_path}))
     lines = [ln.split() for ln in path.read_text(encoding="utf-8").splitlines() if not ln.startswith("#")]
-    demo = {role: (name, password) for name, role, password in lines}
-    assert {"admin", "operator", "planner", "volunteer", "grid_worker", "intake"} <= set(demo) and len(made) == 6
+    demo: dict[str, tuple[str, str]] = {}
+    for name, role, password in lines:  # the first of a role: the street's operator before the others
+        demo.setdefault(role, (name, password))
+    assert {"admin", "operator", "planner", "volunteer", "grid_worker", "intake"} <= set(demo)
+    assert len(made) == len(lines)
     assert "/dashboard" in path.read_text(encoding="utf-8").splitlines()[0]
     from fastapi.testclient import TestClient
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from gridmap.core.levels import Scope
 from gridmap.errors import Forbidden, InvalidInput
 from gridmap.services.auth import Principal
 from gridmap.services.dashboard import Dashboard, redact
 
 
 def principal(role: str, street: str | None = None) -> Principal:
-    return Principal(user_id=1, username=f"u_{role}", role=role, street=street)
+    """An operator carries their area as a scope (a street here), as AuthService gives it."""
+    scope = Scope("street", street, frozenset({street})) if role == "operator" and street else None
+    return Principal(user_id=1, username=f"u_{role}", role=role, street=street, scope=scope)
 
 
 def test_each_role_gets_its_view():
@@ -25,7 +28,7 @@ def test_each_role_gets_its_view():
         with pytest.raises(Forbidden, match="operators, planners and admins") as exc:
             dash.view_for(principal(role))
         assert "/v1/me/assignments" in exc.value.fix
-    with pytest.raises(Forbidden, match="no street"):
+    with pytest.raises(Forbidden, match="has no area"):
         dash.view_for(principal("operator", None))
     with pytest.raises(InvalidInput, match="needs its street"):
         Dashboard(engine=None, confine=True)

@@ -38,6 +38,7 @@
   // ---- helpers ------------------------------------------------------------------------------------------
   function withParams(url, params) {
     const u = new URL(url, window.location.origin);
+    if (cfg.area) u.searchParams.set('area', cfg.area);  // the area drilled into: every read of the page is confined to it
     for (const [k, v] of Object.entries(params)) { if (v !== null && v !== undefined) u.searchParams.set(k, v); }
     return u.pathname + u.search;
   }
@@ -227,6 +228,14 @@
       tr.onclick = () => openEvent(Number(tr.dataset.id)).catch((err) => state.errors.push(String(err)));
     }
   }
+  function renderNav() {
+    // the levels of command: up to the district screen, down to the communities of this street
+    const nav = cfg.nav || {};
+    const up = nav.up ? `<a id="gm-nav-up" href="${esc(nav.up.url)}">↑ ${esc(nav.up.label)}</a>` : '';
+    const down = (nav.down || []).map((d) => `<a class="gm-nav-down" data-code="${esc(d.code)}" href="${esc(d.url)}">${esc(d.label)}</a>`).join(' ');
+    $('gm-nav').innerHTML = `${nav.here ? `<b>${esc(nav.here)}</b> ` : ''}${up}${down ? `<div>${esc(nav.down_label || '')} ${down}</div>` : ''}`;
+    $('gm-nav').hidden = !(up || down || nav.here);
+  }
   function renderLegend() {
     // swatch colours through the CSSOM, not style="" attributes: the page's CSP allows no inline style
     $('gm-legend').innerHTML = Object.entries(cfg.legend).map(([k, items]) => `<div><b>${esc(k)}</b>: ${items.map(([n, c]) =>
@@ -274,6 +283,7 @@
     });
     state.deck.setProps({getTooltip, onAfterRender, onError: (e) => state.errors.push(String(e))});
     renderLegend();
+    renderNav();
     for (const r of document.querySelectorAll('input[name=gridcolor]')) {
       r.onchange = () => switchGridColor(r.value).catch((err) => state.errors.push(String(err)));
     }

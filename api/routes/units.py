@@ -1,0 +1,196 @@
+"""Units behind the escalation rungs: the list, one unit, its inbox (the events at its rung with the rung's
+clock, live over WebSocket or server-sent events), its members' actions (take, ask for information, settle,
+return, escalate) and the rungs an event stood on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Security, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import PrincipalDep, SessionDep, bearer
+from api.errors import ERROR_RESPONSES, dumps
+from api.schemas import Code
+from api.schemas_levels import InboxOut, RungClockOut, UnitAction, UnitActionIn, UnitActionOut, UnitOut
+from gridmap.errors import Forbidden, GridmapError, Unauthorized
+from gridmap.services.auth import Principal
+from gridmap.services.feed import unit_key
+from gridmap.services.sessions import SESSION_CHECK
+from gridmap.services.units import UnitService
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["units"])
+UnitCode = Annotated[Code, Path(description="the unit's code, e.g. MR-330106900001 or MALL1-DESK")]
+EventId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the event's id")]
+KEEPALIVE_S = 15.0
+
+
+def _units(request: Request) -> UnitService:
+    svc: UnitService = request.app.state.units
+    return svc
+
+
+@router.get("/units")
+def list_units(request: Request, session: SessionDep, p: PrincipalDep,
+               area: Annotated[Code | None, Query(description="units serving this area, one inside it or above it")] = None,
+               kind: Annotated[Code | None, Query(description="e.g. community_mediation")] = None) -> list[UnitOut]:
+    """Units: admins and planners all; operators those around their area; unit members their own."""
+    return [UnitOut(**u) for u in _units(request).list(session, p, area=area, kind=kind)]
+
+
+@router.get("/units/{code}")
+def get_unit(request: Request, code: UnitCode, session: SessionDep, p: PrincipalDep) -> UnitOut:
+    return UnitOut(**_units(request).get(session, p, code))
+
+
+@router.get("/units/{code}/inbox")
+def unit_inbox(request: Request, code: UnitCode, session: SessionDep, p: PrincipalDep,
+               recent_h: Annotated[float, Query(ge=0, le=720, description="also what left it in the last hours")] = 0,
+               limit: Annotated[int, Query(ge=1, le=500)] = 200) -> InboxOut:
+    """The events at the unit's rung, with each rung's clock (the unit's members and admins; operators: the
+    events of their area). Live: WebSocket /v1/units/{code}/feed/ws or SSE GET /v1/units/{code}/feed."""
+    return InboxOut(**_units(request).inbox(session, p, code, recent_h=recent_h, limit=limit))
+
+
+@router.post("/units/{code}/inbox/{event_id}/{action}")
+def unit_act(request: Request, code: UnitCode, event_id: EventId, action: Annotated[UnitAction, Path()],
+             body: UnitActionIn, session: SessionDep, p: PrincipalDep) -> UnitActionOut:
+    """A unit member acts on an event at the unit's rung: take (it is theirs), ask_info (a question, in the
+    trail), settle (closes it resolved; at a mediation room the agreement closes the case), return (to the
+    rung below), escalate (to the rung above). 409 when the event is not at this unit's rung."""
+    out = _units(request).act(session, p, code, event_id, action, note=body.note, agreement=body.agreement)
+    return UnitActionOut(**out)
+
+
+@router.get("/events/{event_id}/rungs", tags=["escalation"])
+def event_rungs(request: Request, event_id: EventId, session: SessionDep, p: PrincipalDep) -> list[RungClockOut]:
+    """The rungs the event stood on, each with its unit and clock (entered, due, taken, left and how)."""
+    return [RungClockOut(**r) for r in _units(request).rungs(session, p, event_id)]
+
+
+# -- live --------------------------------------------------------------------------------------------------
+def _snapshot(app: FastAPI, p: Principal, code: str) -> dict:
+    with Session(app.state.engine) as session:
+        return app.state.units.inbox(session, p, code)
+
+
+async def _feed_principal(app: FastAPI, token: str | None, code: str, user_id: int | None = None) -> Principal:
+    """The feed's caller, checked as every request is: a member of the unit (or an admin)."""
+    state = app.state
+    now = state.clock()
+    p = state.auth.authenticate_cached(token, now) or await run_in_threadpool(state.auth.authenticate, token, now)
+    if p.role != "admin" and not (p.role == "unit" and p.unit == code):
+        raise Forbidden(f"the feed of unit {code} is for its members", field="role",
+                        fix="log in as a member of the unit")
+    if user_id is not None and p.user_id != user_id:
+        raise Unauthorized("the session changed", field="Authorization", fix="connect to the feed again")
+    return p
+
+
+async def _next(q: asyncio.Queue, check_s: float) -> dict:
+    try:
+        msg: dict = await asyncio.wait_for(q.get(), check_s)
+        return msg
+    except TimeoutError:
+        return SESSION_CHECK
+
+
+@router.websocket("/units/{code}/feed/ws")
+async def unit_feed_ws(ws: WebSocket, code: str) -> None:
+    """A unit's live inbox: a snapshot, then the inbox again each time an event enters, is taken or leaves.
+
+    Authenticate with 'Authorization: Bearer <token>', or as the first message {"token": "<token>"}. The
+    session is checked before every message and every KEEPALIVE_S; close code 4401 when it ends, 4403 for
+    someone who is not a member of the unit."""
+    app = ws.app
+    await ws.accept()
+    header = ws.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else None
+    try:
+        if token is None:
+            first = await asyncio.wait_for(ws.receive_json(), timeout=10.0)
+            token = first.get("token") if isinstance(first, dict) else None
+        p = await _feed_principal(app, token, code)
+        snap = await run_in_threadpool(_snapshot, app, p, code)
+    except (GridmapError, TimeoutError, ValueError, WebSocketDisconnect) as exc:
+        await _refuse(ws, exc)
+        return
+    hub, sessions = app.state.feed, app.state.auth.cache
+    q = hub.subscribe(unit_key(code))
+    sessions.watch(p.session_id, p.user_id, q)
+
+    async def pump() -> None:
+        await ws.send_text(dumps({"type": "snapshot", "inbox": snap}))
+        while True:
+            msg = await _next(q, KEEPALIVE_S)
+            try:
+                await _feed_principal(app, token, code, p.user_id)
+            except GridmapError as exc:
+                await _refuse(ws, exc)
+                return
+            if msg is SESSION_CHECK or "event_id" not in msg:
+                continue
+            inbox = await run_in_threadpool(_snapshot, app, p, code)
+            await ws.send_text(dumps({"type": "inbox", "change": msg, "inbox": inbox}))
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            m = await ws.receive()
+            if m["type"] == "websocket.disconnect":
+                break
+    except RuntimeError:  # the pump closed the socket (session ended)
+        pass
+    finally:
+        task.cancel()
+        sessions.unwatch(p.user_id, q)
+        hub.unsubscribe(unit_key(code), q)
+
+
+async def _refuse(ws: WebSocket, exc: Exception) -> None:
+    with contextlib.suppress(Exception):
+        await ws.send_json({"type": "error", **(exc.to_dict() if isinstance(exc, GridmapError) else
+                                                {"message": "send {\"token\": ...} first"})})
+        await ws.close(code=4403 if isinstance(exc, Forbidden) else 4401)
+
+
+@router.get("/units/{code}/feed", include_in_schema=False)
+async def unit_feed_sse(request: Request, code: UnitCode, p: PrincipalDep,
+                        creds: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> StreamingResponse:
+    """The same live inbox as server-sent events: ``snapshot``, then ``inbox`` on every change."""
+    app = request.app
+    token = creds.credentials if creds else None
+    await _feed_principal(app, token, code)
+    hub, sessions = app.state.feed, app.state.auth.cache
+    snap = await run_in_threadpool(_snapshot, app, p, code)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[str]:
+        q = hub.subscribe(unit_key(code))
+        sessions.watch(p.session_id, p.user_id, q)
+        try:
+            yield f"event: snapshot\ndata: {dumps({'type': 'snapshot', 'inbox': snap})}\n\n"
+            while not await request.is_disconnected():
+                msg = await _next(q, KEEPALIVE_S)
+                try:
+                    await _feed_principal(app, token, code, p.user_id)
+                except GridmapError as exc:
+                    yield f"event: error\ndata: {dumps(exc.to_dict())}\n\n"
+                    return
+                if msg is SESSION_CHECK or "event_id" not in msg:
+                    if msg is SESSION_CHECK:
+                        yield ": keep-alive\n\n"
+                    continue
+                inbox = await run_in_threadpool(_snapshot, app, p, code)
+                yield f"event: inbox\ndata: {dumps({'type': 'inbox', 'change': msg, 'inbox': inbox})}\n\n"
+        finally:
+            sessions.unwatch(p.user_id, q)
+            hub.unsubscribe(unit_key(code), q)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

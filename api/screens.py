@@ -1,0 +1,145 @@
+"""The screens of the levels of command, beside the command-centre map (same session cookie, same headers and
+Content-Security-Policy, nothing from outside this app):
+
+* ``/dashboard/district``: the areas one level below the caller's (a district's streets side by side, a
+  street's communities, a community's grids) with open events, overdue, response time, closure rate and the
+  safety index; each drills down to its map (``/dashboard?area=``) and to its own areas;
+* ``/dashboard/unit``: a unit member's inbox, the events at the unit's rung with the rung's clock.
+
+Who sees what is the services' rule: the overview for admins, planners and operators (inside their area),
+the inbox for the unit's members and admins.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from api.dashboard import (
+    _JSON_ERRORS,
+    _PAGE_RESPONSES,
+    BASE,
+    COOKIE,
+    LOGIN_URL,
+    LOGOUT_URL,
+    REFRESH_MS,
+    _cache_keys,
+    _clear_session,
+    _json,
+    _login_page,
+    session_principal,
+)
+from api.errors import ERROR_RESPONSES
+from api.routes.levels import overview_with_safety
+from api.schemas import Code, Time
+from gridmap.errors import Forbidden, InvalidInput, Unauthorized
+from gridmap.services.auth import Principal
+from gridmap.services.levels import PERIOD_DAYS
+from gridmap.viz.screens import levels_html, unit_html
+
+router = APIRouter(prefix=BASE, tags=["dashboard"], responses=ERROR_RESPONSES, dependencies=[Depends(_cache_keys)])
+DISTRICT_URL = f"{BASE}/district"
+UNIT_URL = f"{BASE}/unit"
+AreaQuery = Annotated[Code | None, Query(description="a district, street or community (default: the caller's)")]
+UnitQuery = Annotated[Code | None, Query(description="the unit (default: the caller's; admins must name one)")]
+SessionPrincipal = Annotated[Principal, Depends(session_principal)]
+
+
+def _who(p: Principal) -> str:
+    scope = f" · {p.scope.level} {p.scope.code}" if p.scope is not None else ""
+    return f"{p.username} · {p.role}{scope}"
+
+
+def _page_principal(request: Request) -> Principal | Response:
+    """The signed-in user of a screen, or the login form (a stale cookie cleared)."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        return session_principal(request)
+    except Unauthorized:
+        stale = COOKIE in request.cookies
+        page = _login_page(request, next_url=here, notice="会话已结束 your session has ended (expired or not valid): "
+                                                          "log in again" if stale else None)
+        if stale:
+            _clear_session(page, request)
+        return page
+
+
+@router.get("/district", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
+def district_page(request: Request, area: AreaQuery = None) -> Response:
+    """The district screen (区级指挥): the streets of a district side by side (or a street's communities, a
+    community's grids), each drilling down to its map. Without a session: the login form."""
+    p = _page_principal(request)
+    if not isinstance(p, Principal):
+        return p
+    if p.role == "unit":
+        return RedirectResponse(UNIT_URL, status_code=303)
+    state = request.app.state
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        with Session(state.engine, expire_on_commit=False) as session:
+            code, level = state.levels.resolve(session, p, area)
+            nav = state.levels.nav(session, p, code)
+    except Forbidden as exc:
+        return _login_page(request, next_url=here, error=f"{exc.message}. {exc.fix}", status=403)
+    up = None
+    if nav["parent"] is not None:
+        up = {"label": f"{nav['parent']['name_zh'] or nav['parent']['code']} 总览 overview",
+              "url": f"{DISTRICT_URL}?area={nav['parent']['code']}"}
+    config = {"dataUrl": f"{BASE}/api/levels.json?area={code}", "mapUrl": BASE, "selfUrl": DISTRICT_URL,
+              "loginUrl": LOGIN_URL, "refreshMs": REFRESH_MS, "periodDays": PERIOD_DAYS, "area": code,
+              "level": level, "up": up}
+    return HTMLResponse(levels_html(config, static_url=f"{BASE}/static", user=_who(p), logout_url=LOGOUT_URL),
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/levels.json")
+def levels_data(request: Request, p: SessionPrincipal, area: AreaQuery = None,
+                at: Annotated[Time | None, Query(description="the screen's clock; default now")] = None) -> Response:
+    """The district screen's data: the areas one level below, with their figures and safety index."""
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        out = overview_with_safety(request.app.state.levels, session, p, area, at)
+    return _json(request, out)
+
+
+def _unit_of(p: Principal, unit: str | None) -> str:
+    if p.role == "unit":
+        if unit not in (None, p.unit):
+            raise Forbidden(f"unit {unit} is not yours", field="unit", fix=f"open your own unit {p.unit}")
+        return p.unit or "-"
+    if p.role == "admin":
+        if unit is None:
+            raise InvalidInput("which unit?", field="unit", fix="add ?unit=<code> (GET /v1/units lists them)")
+        return unit
+    raise Forbidden(f"the unit inbox is for the unit's members, not role {p.role!r}", field="role",
+                    fix="operators see a unit's inbox at GET /v1/units/{code}/inbox")
+
+
+@router.get("/unit", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
+def unit_page(request: Request, unit: UnitQuery = None) -> Response:
+    """A unit's inbox (单位待办): the events at its rung with the rung's clock, live."""
+    p = _page_principal(request)
+    if not isinstance(p, Principal):
+        return p
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        code = _unit_of(p, unit)
+        with Session(request.app.state.engine, expire_on_commit=False) as session:
+            request.app.state.units.get(session, p, code)  # 404 for no such unit
+    except Forbidden as exc:
+        return _login_page(request, next_url=here, error=f"{exc.message}. {exc.fix}", status=403)
+    config = {"dataUrl": f"{BASE}/api/unit/inbox.json?unit={code}&recent_h=24", "loginUrl": LOGIN_URL,
+              "refreshMs": REFRESH_MS, "unit": code}
+    return HTMLResponse(unit_html(config, static_url=f"{BASE}/static", user=_who(p), logout_url=LOGOUT_URL),
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/unit/inbox.json", responses=_JSON_ERRORS)
+def unit_inbox(request: Request, p: SessionPrincipal, unit: UnitQuery = None,
+               recent_h: Annotated[float, Query(ge=0, le=720)] = 0) -> Response:
+    """The unit inbox page's data (the unit's members and admins)."""
+    code = _unit_of(p, unit)
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        return _json(request, request.app.state.units.inbox(session, p, code, recent_h=recent_h))

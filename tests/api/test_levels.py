@@ -1,0 +1,261 @@
+"""The levels of command and the units behind the rungs (issue 14), through HTTP on the simulated clock.
+
+- A consumer dispute in the mall is walked up its ladder by the units' own accounts: merchant -> front desk
+  -> floor management -> (overdue: the sweep) -> consumer-rights station, which settles it. Each rung's
+  stint (entered, taken, left and how) is recorded at the clock's times, and the unit figures show it.
+- A neighbour dispute escalated to a community mediation room gets a case; its parties' personal data is
+  clear for the room, masked for admins and the area's operators, refused to other units and roles, and
+  every read that returns it is logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+from sqlalchemy import text
+
+from tests.api.conftest import PASSWORD, login, query
+
+pytestmark = [pytest.mark.db]
+_ids = itertools.count(1)
+MALL = "B008174"  # data/units.csv: the mall's merchants, front desk and floor management serve this building
+
+
+def _user(client, admin: dict, name: str, **spec) -> dict:
+    r = client.post("/v1/users", json={"username": name, "password": PASSWORD, **spec}, headers=admin["headers"])
+    assert r.status_code == 201, r.text
+    return login(client, name)
+
+
+def _report(client, users, category: str, location: dict) -> dict:
+    body = {"channel": "hotline_12345", "external_id": f"LVL-{next(_ids):04d}", "category": category,
+            "location": location, "dispatch": False, "reporter": {"name": "孙八", "phone": "13600002222"}}
+    r = client.post("/v1/events", json=body, headers=users["intake"]["headers"])
+    assert r.status_code == 201, r.text
+    return r.json()["event"]
+
+
+def _act(client, who: dict, unit: str, eid: int, action: str, **body) -> dict:
+    r = client.post(f"/v1/units/{unit}/inbox/{eid}/{action}", json=body, headers=who["headers"])
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _t(s: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(s)
+
+
+def test_a_mall_dispute_climbs_the_ladder_by_the_units_own_hands_and_is_settled_at_the_consumer_rights_station(
+        client, users, api_engine, clock):
+    street = query(api_engine, "SELECT a.parent_code FROM buildings b JOIN areas a ON a.code = b.community_code "
+                               "AND a.valid_to IS NULL WHERE b.code = :b", b=MALL)[0][0]
+    station = f"CR-{street}"
+    units = ["MALL1-MERCHANTS", "MALL1-DESK", "MALL1-FLOOR", station]
+    members = {u: _user(client, users["admin"], f"lvl-{u.lower()}", role="unit", unit_code=u) for u in units}
+    clock.advance(hours=2)
+    # other tests' consumer disputes still open would climb into these units during the walk (the sweep moves
+    # every overdue event): close them first, so the window's figures are this dispute's alone
+    with api_engine.begin() as conn:
+        conn.execute(text("UPDATE events SET status = 'closed', closed_at = :t WHERE category = 'consumer_dispute' "
+                          "AND status IN ('reported', 'dispatched', 'accepted', 'on_site')"), {"t": clock()})
+    t0 = clock()
+    ev = _report(client, users, "consumer_dispute", {"building_code": MALL})
+    eid = ev["id"]
+    marks: dict[str, dt.datetime] = {"merchant_in": clock()}
+
+    # the merchant: it is in their inbox; they take it, then hand it up
+    inbox = client.get("/v1/units/MALL1-MERCHANTS/inbox", headers=members["MALL1-MERCHANTS"]["headers"]).json()
+    assert eid in [i["event"]["id"] for i in inbox["events"]]
+    # the front desk cannot act on it while it is the merchant's
+    r = client.post(f"/v1/units/MALL1-DESK/inbox/{eid}/take", json={}, headers=members["MALL1-DESK"]["headers"])
+    assert r.status_code == 409, r.text
+    # nor may the merchant act for the front desk
+    r = client.post(f"/v1/units/MALL1-DESK/inbox/{eid}/take", json={}, headers=members["MALL1-MERCHANTS"]["headers"])
+    assert r.status_code == 403 and r.json()["field"] == "code", r.text
+    marks["merchant_taken"] = clock.advance(minutes=5)
+    _act(client, members["MALL1-MERCHANTS"], "MALL1-MERCHANTS", eid, "take")
+    marks["desk_in"] = clock.advance(minutes=25)
+    out = _act(client, members["MALL1-MERCHANTS"], "MALL1-MERCHANTS", eid, "escalate", note="商户拒绝退款")
+    assert out["rungs"][-1]["unit"] == "MALL1-DESK"
+
+    # the front desk takes it, asks for the receipt, then hands it up
+    marks["desk_taken"] = clock.advance(minutes=10)
+    _act(client, members["MALL1-DESK"], "MALL1-DESK", eid, "take")
+    marks["desk_asked"] = clock.advance(minutes=10)
+    _act(client, members["MALL1-DESK"], "MALL1-DESK", eid, "ask_info", note="请提供购物小票")
+    marks["floor_in"] = clock.advance(minutes=25)
+    _act(client, members["MALL1-DESK"], "MALL1-DESK", eid, "escalate")
+
+    # floor management takes it but lets its four hours run out: the sweep moves it up
+    marks["floor_taken"] = clock.advance(minutes=15)
+    _act(client, members["MALL1-FLOOR"], "MALL1-FLOOR", eid, "take")
+    clock.advance(minutes=200)
+    r = client.post("/v1/escalation/sweep", headers=users["admin"]["headers"])
+    assert r.status_code == 200, r.text
+    rungs = client.get(f"/v1/events/{eid}/rungs", headers=users["operator"]["headers"]).json()
+    assert rungs[-1]["unit"] == "MALL1-FLOOR" and rungs[-1]["left_at"] is None  # not yet due
+    marks["station_in"] = clock.advance(minutes=26)  # 241 min after it reached the floor: overdue by one
+    r = client.post("/v1/escalation/sweep", headers=users["admin"]["headers"])
+    assert r.status_code == 200, r.text
+
+    # the consumer-rights station takes it and settles it with an agreement
+    marks["station_taken"] = clock.advance(minutes=30)
+    _act(client, members[station], station, eid, "take")
+    marks["settled"] = clock.advance(minutes=90)
+    out = _act(client, members[station], station, eid, "settle", note="商户退款", agreement="商户全额退款 300 元")
+    assert out["event"]["status"] in ("resolved", "closed"), out["event"]
+
+    # each rung's stint, at the clock's times
+    rungs = client.get(f"/v1/events/{eid}/rungs", headers=users["operator"]["headers"]).json()
+    got = [(r["rung"], r["unit"], _t(r["entered_at"]), _t(r["taken_at"]) if r["taken_at"] else None,
+            _t(r["left_at"]), r["left_how"]) for r in rungs]
+    assert got == [
+        (0, "MALL1-MERCHANTS", marks["merchant_in"], marks["merchant_taken"], marks["desk_in"], "escalated"),
+        (1, "MALL1-DESK", marks["desk_in"], marks["desk_taken"], marks["floor_in"], "escalated"),
+        (2, "MALL1-FLOOR", marks["floor_in"], marks["floor_taken"], marks["station_in"], "auto_escalated"),
+        (3, station, marks["station_in"], marks["station_taken"], marks["settled"], "settled"),
+    ]
+    assert _t(rungs[1]["info_requested_at"]) == marks["desk_asked"]
+    assert [r["taken_by"] for r in rungs] == [f"lvl-{u.lower()}" for u in units]
+    # the trail names who did what
+    trail = client.get(f"/v1/events/{eid}/history", headers=users["operator"]["headers"]).json()
+    acts = [(t["action"], t["actor"]) for t in trail if t["action"] in ("take", "ask_info", "escalate", "settle")]
+    assert ("escalate", "lvl-mall1-merchants") in acts and ("settle", f"lvl-{station.lower()}") in acts
+
+    # the figures: per unit, the disputes that reached it in the window, how they left and the minutes there
+    params = {"group_by": "unit", "start": t0.isoformat(), "end": (clock() + dt.timedelta(seconds=1)).isoformat()}
+    r = client.get("/v1/metrics/units", params=params, headers=users["admin"]["headers"])
+    assert r.status_code == 200, r.text
+    rows = {row["key"]: row for row in r.json()["rows"]}
+    assert set(units) <= set(rows)
+    minutes = {"MALL1-MERCHANTS": 30, "MALL1-DESK": 45, "MALL1-FLOOR": 241, station: 120}
+    for u in units:
+        row = rows[u]
+        assert (row["events"], row["open"], row["done"], row["resolved"]) == (1, 0, 1, 1), (u, row)
+        assert row["minutes"]["avg"] == minutes[u], (u, row)
+        assert row["resolution_rate"] == 1.0, (u, row)
+    assert (rows["MALL1-MERCHANTS"]["escalated"], rows["MALL1-MERCHANTS"]["settled"]) == (1, 0)
+    assert rows["MALL1-FLOOR"]["overdue"] == 1 and rows["MALL1-DESK"]["overdue"] == 0
+    assert (rows[station]["settled"], rows[station]["settle_rate"]) == (1, 1.0)
+    # the station's member sees the station's row only
+    r = client.get("/v1/metrics/units", params=params, headers=members[station]["headers"])
+    assert [row["key"] for row in r.json()["rows"]] == [station]
+
+
+def _in_community(api_engine, street: str, offset: int = 777) -> tuple[str, dict]:
+    c, x, y = query(api_engine, "SELECT b.community_code, ST_X(ST_PointOnSurface(b.geom)), "
+                                "ST_Y(ST_PointOnSurface(b.geom)) FROM buildings b "
+                                "WHERE b.community_code LIKE :s || '%' ORDER BY b.code OFFSET :o LIMIT 1", s=street, o=offset)[0]
+    return c, {"lon": x, "lat": y}
+
+
+def _reads(api_engine, case_id: int) -> list[tuple[str, str]]:
+    return [(r.actor, r.access) for r in query(
+        api_engine, "SELECT actor, detail->>'access' AS access FROM pii_access_log WHERE table_name = "
+                    "'mediation_party_pii' AND (detail->>'case_id')::int = :c ORDER BY id", c=case_id)]
+
+
+def test_a_mediation_case_shows_its_parties_only_to_the_room_and_logs_every_read(client, users, api_engine, clock,
+                                                                                 street, street_b):
+    community, spot = _in_community(api_engine, street)
+    room = query(api_engine, "SELECT code FROM units WHERE kind = 'community_mediation' AND area_code = :c",
+                 c=community)[0][0]
+    other_room = query(api_engine, "SELECT code FROM units WHERE kind = 'community_mediation' AND area_code <> :c "
+                                   "ORDER BY code LIMIT 1", c=community)[0][0]
+    admin = users["admin"]
+    member = _user(client, admin, "lvl-room", role="unit", unit_code=room)
+    stranger = _user(client, admin, "lvl-other-room", role="unit", unit_code=other_room)
+    community_op = _user(client, admin, "lvl-community-op", role="operator", community_code=community)
+    other_street_op = _user(client, admin, "lvl-street-b-op", role="operator", street_code=street_b)
+    clock.advance(hours=2)
+    ev = _report(client, users, "neighbour_dispute", spot)
+    r = client.post(f"/v1/events/{ev['id']}/escalate", json={"note": "噪音纠纷"}, headers=users["operator"]["headers"])
+    assert r.status_code == 200 and r.json()["unit"] == room, r.text
+    cases = client.get("/v1/mediation/cases", headers=member["headers"]).json()
+    case = next(c for c in cases if c["event_id"] == ev["id"])  # opened on arrival
+    cid = case["id"]
+    for party in ({"side": "applicant", "name": "张三丰", "phone": "13812345678", "id_card": "330106198001011234"},
+                  {"side": "respondent", "name": "李四", "phone": "13987654321"}):
+        r = client.post(f"/v1/mediation/cases/{cid}/parties", json=party, headers=member["headers"])
+        assert r.status_code == 201, r.text
+    before = len(_reads(api_engine, cid))
+
+    def read(who: dict) -> tuple[int, dict]:
+        r = client.get(f"/v1/mediation/cases/{cid}", headers=who["headers"])
+        return r.status_code, r.json()
+
+    # the room holding the case: in clear (the ID card's middle digits stay masked for everyone)
+    status, body = read(member)
+    assert status == 200 and body["access"] == "clear"
+    assert {(p["name"], p["phone"]) for p in body["parties"]} == {("张三丰", "13812345678"), ("李四", "13987654321")}
+    # admins and the area's operators (street and community): masked
+    for who in (admin, users["operator"], community_op):
+        status, body = read(who)
+        assert status == 200 and body["access"] == "masked", body
+        names = {p["name"] for p in body["parties"]}
+        phones = {p["phone"] for p in body["parties"]}
+        assert "张三丰" not in names and "李四" not in names and len(names) == 2, names
+        assert not phones & {"13812345678", "13987654321"} and all("*" in p for p in phones), phones
+        assert all("19800101" not in (p["id_card"] or "") for p in body["parties"])
+    # another room, another street's operator, a planner, a grid worker: refused, nothing returned
+    for who in (stranger, other_street_op, users["planner"], users["gridworker"]):
+        status, body = read(who)
+        assert status in (403, 404), body
+        assert "13812345678" not in str(body) and "张三丰" not in str(body)
+    # every read that returned the parties' data is logged, with its reader and how they saw it
+    reads = _reads(api_engine, cid)[before:]
+    assert reads == [("lvl-room", "clear"), ("admin", "masked"), ("operator", "masked"),
+                     ("lvl-community-op", "masked")]
+    # only the room writes the case
+    r = client.post(f"/v1/mediation/cases/{cid}/sessions", json={"held_at": clock().isoformat(),
+                                                                  "mediators": ["王调解"]},
+                    headers=users["operator"]["headers"])
+    assert r.status_code == 403, r.text
+
+
+def test_one_door_walk_ins_and_the_directors_hotline_are_counted_answered_on_the_spot(client, users, api_engine,
+                                                                                      clock, street):
+    op = users["operator"]
+    spots = iter(_in_community(api_engine, street, 1500 + 450 * i)[1] for i in range(5))  # far apart: no duplicates
+    spot = next(spots)
+    clock.advance(hours=2)
+    t0 = clock()
+
+    def call(channel: str, answered: str | None) -> dict:
+        clock.advance(minutes=7)
+        where = next(spots)
+        body = {"channel": channel, "external_id": f"DOOR-{next(_ids):04d}", "category": "neighbour_dispute",
+                "location": where, "dispatch": False, "reporter": {"name": "周九", "phone": "13500003333"},
+                **({"answered": answered} if answered else {})}
+        r = client.post("/v1/events", json=body, headers=op["headers"])
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    answered = call("director_hotline", "已答复：物业费标准见公示栏")
+    ev = answered["event"]
+    assert (ev["status"], ev["outcome"]) == ("closed", "answered_on_the_spot"), ev
+    assert answered["dispatch"] is None
+    assert query(api_engine, "SELECT count(*) FROM assignments WHERE event_id = :e", e=ev["id"])[0][0] == 0
+    call("director_hotline", "已答复")
+    kept = call("director_hotline", None)["event"]
+    assert kept["status"] == "reported"
+    call("walk_in", "当场解答")
+    # a grid worker cannot take a walk-in at the centre's door
+    r = client.post("/v1/events", json={"channel": "walk_in", "external_id": "DOOR-GW", "category": "environment",
+                                        "location": spot, "dispatch": False}, headers=users["gridworker"]["headers"])
+    assert r.status_code == 403, r.text
+
+    params = {"group_by": "channel", "start": t0.isoformat(), "end": (clock() + dt.timedelta(seconds=1)).isoformat()}
+    r = client.get("/v1/metrics/intake", params=params, headers=users["planner"]["headers"])
+    assert r.status_code == 200, r.text
+    rows = {row["key"]: row for row in r.json()["rows"]}
+    hotline, door = rows["director_hotline"], rows["walk_in"]
+    assert (hotline["taken"], hotline["answered_on_the_spot"], hotline["dispatched"], hotline["open"],
+            hotline["closed"]) == (3, 2, 0, 1, 2), hotline
+    assert (door["taken"], door["answered_on_the_spot"], door["dispatched"]) == (1, 1, 0), door
+    # one channel only
+    r = client.get("/v1/metrics/intake", params={**params, "channel": "director_hotline"},
+                   headers=op["headers"])
+    assert [row["key"] for row in r.json()["rows"]] == ["director_hotline"]
