@@ -463,10 +463,6 @@ TABLE: list[Row] = [
         lambda w, who: (f"/dashboard/api/events/{w.gw_event}", {})),
     Row("GET", "/dashboard/api/teams/{code}", allow(*DASH, other_operator=404),
         lambda w, who: (f"/dashboard/api/teams/{w.team}", {})),
-    # the simulation's state: who may read it; its clock: admins only, and this API runs on the system clock (409)
-    Row("GET", "/v1/simulation", allow("admin", "operator", "other_operator", "planner")),
-    Row("PUT", "/v1/simulation/clock", allow("admin", ok=409),
-        _json(lambda w: "/v1/simulation/clock", lambda w: {"at": "2030-01-01T08:00:00+08:00"})),
     # the field app: its shell is public (it shows a sign-in form); its data is the team roles'; a device
     # session needs no token (a login)
     Row("GET", "/field", everyone(307)), Row("GET", "/field/", everyone()),
