@@ -734,6 +734,17 @@ def simulate_live(
     out.print(f"stopped: {summary.events} report(s) sent; final states {summary.final}", highlight=False)
 
 
+def _simulation_secret(settings: Settings) -> None:
+    """The simulation's own API signs tokens like any other: make the key `gridmap setup` would make (an existing
+    one is kept) before the template's minute of work, instead of failing when that API starts."""
+    from gridmap.services import auth
+
+    if settings.secret_key is None:
+        path, created = auth.write_secret(settings)
+        if created:
+            err.print(f"API secret key: {path} (created)", highlight=False)
+
+
 @simulate_app.command("fast")
 @friendly
 def simulate_fast(
@@ -756,6 +767,7 @@ def simulate_fast(
     from gridmap.simulation.run import run_fast
 
     settings = get_settings()
+    _simulation_secret(settings)
     d = _day(day)
     path = log or settings.data_dir / "simulation-runs" / f"{d.isoformat()}_{days}d_{_rule(rule) or 'road_eta'}_seed{seed}.jsonl.gz"
     t0 = time.perf_counter()
@@ -789,6 +801,7 @@ def simulate_study(
     from gridmap.services.dispatch import DispatchRule
     from gridmap.simulation.study import RESULT_FILE, run_study
 
+    _simulation_secret(get_settings())
     first = _day(day)
     chosen = [DispatchRule(v) for r in rules.split(",") if (v := _rule(r.strip())) is not None] if rules else None
     result = run_study(get_settings(), days=[first + dt.timedelta(days=i) for i in range(days)], seed=seed,

@@ -347,3 +347,25 @@ def test_sample_refresh_brings_the_teams_to_now(sample_cli_env):
     with engine.connect() as conn:
         stamps = conn.execute(text("SELECT DISTINCT position_at FROM teams WHERE status <> 'off_duty'")).scalars().all()
     assert stamps == [dt.datetime(2030, 1, 1, 19, 4, 5, tzinfo=dt.UTC)]
+
+
+def test_simulate_fast_makes_the_api_key_first_on_a_new_data_dir(tmp_path, monkeypatch):
+    """`gridmap simulate fast` on a data directory without a key used to build the simulation template (a
+    minute) and then fail as its own API refused to start ("no secret key"); it now writes the key first, as
+    `gridmap setup` does, and keeps an existing one."""
+    import gridmap.simulation.run as sim_run
+
+    seen = []
+
+    def stop_here(settings, **kw):
+        seen.append((settings.data_dir / "secret_key").read_text(encoding="utf-8"))
+        raise RuntimeError("stopped before the simulation")
+
+    monkeypatch.setattr(sim_run, "run_fast", stop_here)
+    env = {"GRIDMAP_DATA_DIR": str(tmp_path)}
+    for _ in range(2):
+        get_settings.cache_clear()
+        CliRunner().invoke(app, ["simulate", "fast", "--days", "1"], env=env)
+    get_settings.cache_clear()
+    assert len(seen) == 2 and len(seen[0]) >= 32 and seen[0] == seen[1]  # made once, then kept
+    assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
