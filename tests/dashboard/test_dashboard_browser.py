@@ -195,8 +195,10 @@ def test_side_panel_and_grid_switch(page, server, dash_engine, sample_now, dash_
     grid = page.evaluate("() => window.gridmap.layerCounts().grids")
     assert grid == n_grids
     page.locator("input[value=safety]").check()
-    page.wait_for_function("() => window.gridmap.deck.props.layers.find(l => l.id === 'grids')"
-                           ".props.updateTriggers.getFillColor === 'safety'", timeout=20_000)
+    # (the switch may rebuild the layer before its data is back: wait for both)
+    page.wait_for_function("() => { const l = window.gridmap.deck.props.layers.find(l => l.id === 'grids');"
+                           " return l.props.updateTriggers.getFillColor === 'safety'"
+                           " && Array.isArray(l.props.data && l.props.data.features); }", timeout=20_000)
     # the grids' fill now follows the safety index: the accessor gives each grid its safety class colour
     got = page.evaluate("""() => { const l = window.gridmap.deck.props.layers.find(l => l.id === 'grids');
         return l.props.data.features.map(f => [f.properties.safety_index, Array.from(l.props.getFillColor(f))]); }""")
