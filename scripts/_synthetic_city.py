@@ -28,7 +28,7 @@ ORIGIN = (480_000.0, 3_320_000.0)  # EPSG:4549 metres
 
 @dataclass(frozen=True)
 class City:
-    """Nodes and *directed* edges, ready for :meth:`gridmap.core.roadgraph.RoadGraph.from_arrays`."""
+    """Nodes and *directed* edges, ready for :meth:`gridmap.routing.roadgraph.RoadGraph.from_arrays`."""
 
     node_ids: np.ndarray  # int64, 1..n
     node_xy: np.ndarray  # (n, 2) EPSG:4549

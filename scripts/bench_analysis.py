@@ -5,7 +5,7 @@ nearest in-service micro fire station (28) to each of the 8,966 buildings, and s
 3 minutes. One many-to-one answer, in one run, on one database:
 
   gridmap, cold      ``network_times`` on EPSG:4549 coordinates: snap 28 stations and 8,966 buildings to their
-                     road edges (the compiled segment grid, gridmap/core/_snap.py), one multi-source Dijkstra
+                     road edges (the compiled segment grid, gridmap/routing/_kernels/snap.py), one multi-source Dijkstra
                      (compiled, numba), one vectorised lookup. Nothing is cached between runs: the run checks
                      that every cold call snaps all stations and all buildings
   gridmap, warm      the same with the stations and buildings snapped beforehand (what a planner's session
@@ -53,10 +53,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout witho
 from _benchdb import libpq, scratch_database  # noqa: E402
 
 from gridmap import analysis as ga  # noqa: E402
-from gridmap.analysis import _network  # noqa: E402
 from gridmap.analysis._frames import point_xy  # noqa: E402
 from gridmap.config import get_settings  # noqa: E402
-from gridmap.core.router import network_times  # noqa: E402
+from gridmap.routing import many_to_one  # noqa: E402
+from gridmap.routing.many_to_one import network_times  # noqa: E402
 
 BENCH_DB = "gridmap_bench_analysis"
 STREET = "330106900"
@@ -133,14 +133,14 @@ def main() -> None:
     g.snap(bx[:100], by[:100]), g.snap([bx[0]], [by[0]])  # load the compiled kernels (numba's disk cache)
     kernel_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    targets = _network.Targets(g, bx, by)
-    seeds = _network.origin_seeds(g, sx, sy)
+    targets = many_to_one.Targets(g, bx, by)
+    seeds = many_to_one.origin_seeds(g, sx, sy)
     gm_snap_s = time.perf_counter() - t0
 
     # like with like: node times from the stations' nearest nodes, gridmap's kernel vs pgr_drivingDistance
     st_nodes = np.array([r[0] for r in conn.execute("SELECT DISTINCT node FROM bench_station_node")], dtype=np.int64)
-    node_seeds = _network.Seeds(g.node_index(st_nodes), np.zeros(len(st_nodes)), *(np.zeros(0),) * 4)
-    mine = _network.node_times(g, node_seeds, LIMIT_S)
+    node_seeds = many_to_one.Seeds(g.node_index(st_nodes), np.zeros(len(st_nodes)), *(np.zeros(0),) * 4)
+    mine = many_to_one.node_times(g, node_seeds, LIMIT_S)
     dd = dict(conn.execute(f"SELECT node, min(agg_cost) FROM pgr_drivingDistance('{EDGES_SQL}', %s::bigint[], "
                            f"{LIMIT_S}, directed => true) GROUP BY node", (st_nodes.tolist(),)).fetchall())
     reached = np.flatnonzero(mine <= LIMIT_S)

@@ -1,6 +1,6 @@
 """Benchmark: one full dispatch decision, gridmap against pgRouting, networkx and scipy, in one run.
 
-What is timed is ``Router.rank(x, y, now=..., skills=[skill], k=5, with_routes=True)``: snap the event to
+What is timed is ``TeamIndex.rank(x, y, now=..., skills=[skill], k=5, with_routes=True)``: snap the event to
 its road edge, the search for the 5 nearest eligible teams, the explanations (picked and passed over) and
 the 5 route geometries. HTTP and the database are not timed. The router has the graph's contraction
 hierarchy attached, as ``Dispatcher`` builds it, and ``method="auto"`` chooses per query between its two
@@ -83,11 +83,11 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # a checkout witho
 from _synthetic_city import make_city  # noqa: E402
 
 from gridmap.config import MEASURE_CRS, get_settings  # noqa: E402
-from gridmap.core import _dijkstra  # noqa: E402
 from gridmap.core.crs import to_measure_crs, transformer  # noqa: E402
-from gridmap.core.hierarchy import Hierarchy  # noqa: E402
-from gridmap.core.roadgraph import WALK_SPEED, RoadGraph  # noqa: E402
-from gridmap.core.router import STATUS_CODES, Router  # noqa: E402
+from gridmap.routing._kernels import dijkstra as _dijkstra  # noqa: E402
+from gridmap.routing.hierarchy import Hierarchy  # noqa: E402
+from gridmap.routing.roadgraph import WALK_SPEED, RoadGraph  # noqa: E402
+from gridmap.routing.team_index import STATUS_CODES, TeamIndex  # noqa: E402
 from gridmap.services.dispatch import ALL_SKILLS  # noqa: E402
 from gridmap.storage.db import cluster_for, libpq_url  # noqa: E402
 
@@ -96,7 +96,7 @@ BENCH_DB = "gridmap_bench_dispatch"
 NOW = dt.datetime(2025, 6, 1, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
 K = 5
 RADIUS_S = 900.0  # the peers' fixed radius: 15 minutes
-MAX_ETA_S = 1800.0  # Router.rank's default maximum ETA
+MAX_ETA_S = 1800.0  # TeamIndex.rank's default maximum ETA
 SKILL_SHARE = 0.7
 STALE_AFTER_S = 300.0
 TARGETS_P99_MS = {("street", 150): 2.0, ("city", 100): 15.0, ("city", 1000): 5.0, ("city", 10000): 3.0}
@@ -160,8 +160,8 @@ def make_teams(x, y, rng: np.random.Generator) -> Teams:
                  rng.integers(0, 4, n))
 
 
-def make_router(g: RoadGraph, teams: Teams) -> Router:
-    r = Router(g, ALL_SKILLS, stale_after_s=STALE_AFTER_S, capacity=max(256, len(teams.codes)))
+def make_router(g: RoadGraph, teams: Teams) -> TeamIndex:
+    r = TeamIndex(g, ALL_SKILLS, stale_after_s=STALE_AFTER_S, capacity=max(256, len(teams.codes)))
     for code, st, sk, wl in zip(teams.codes, teams.status, teams.skills, teams.workload.tolist(), strict=True):
         r.set_team(code, status=str(st), skills=sk, workload=wl)
     r.move_teams(teams.codes, teams.x, teams.y, teams.pos_at)
@@ -175,7 +175,7 @@ class Scene:
     graph_name: str
     g: RoadGraph
     teams: Teams
-    router: Router
+    team_index: TeamIndex
     skill_masks: np.ndarray  # per team, in the router's bit order
     team_node: np.ndarray  # nearest node of each team (for the node-based peers)
     ex: np.ndarray
@@ -188,11 +188,11 @@ class Scene:
 
 
 def make_scene(graph_name: str, g: RoadGraph, kd: cKDTree, teams: Teams, ex, ey, rng) -> Scene:
-    router = make_router(g, teams)
-    masks = np.array([router.skill_mask(s) for s in teams.skills], dtype=np.int64)
+    team_index = make_router(g, teams)
+    masks = np.array([team_index.skill_mask(s) for s in teams.skills], dtype=np.int64)
     _, team_node = kd.query(np.column_stack([teams.x, teams.y]))
     eskill = rng.choice(ALL_SKILLS, len(ex)).tolist()
-    return Scene(graph_name, g, teams, router, masks, team_node.astype(np.int64), ex, ey, eskill)
+    return Scene(graph_name, g, teams, team_index, masks, team_node.astype(np.int64), ex, ey, eskill)
 
 
 # -- the peers' graphs ------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ def run_gridmap(sc: Scene, q: int, keep: int, method: str = "auto", churn: float
     Returns (answers kept, stopwatch, share with K teams found, nodes settled, searches taken).
     """
     out, ts, settled, found = [], Stopwatch(q), np.empty(q, dtype=np.int64), 0
-    r = sc.router
+    r = sc.team_index
     searches: Counter = Counter()
     rng = np.random.default_rng(seed)
     n_move = int(round(churn * sc.n_teams))
@@ -278,7 +278,7 @@ def searches_label(searches: Counter) -> str:
 
 def run_scipy(sc: Scene, rev: csr_matrix, kd: cKDTree, q: int):
     out, ts = [], Stopwatch(q)
-    sbit = sc.router.skill_bit
+    sbit = sc.team_index.skill_bit
     for i in range(q):
         ts.start()
         _, node = kd.query((sc.ex[i], sc.ey[i]))
@@ -299,7 +299,7 @@ def run_scipy(sc: Scene, rev: csr_matrix, kd: cKDTree, q: int):
 
 def run_networkx(sc: Scene, h: nx.DiGraph, kd: cKDTree, q: int):
     out, ts = [], Stopwatch(q)
-    sbit = sc.router.skill_bit
+    sbit = sc.team_index.skill_bit
     for i in range(q):
         ts.start()
         _, node = kd.query((sc.ex[i], sc.ey[i]))
@@ -318,7 +318,7 @@ def run_networkx(sc: Scene, h: nx.DiGraph, kd: cKDTree, q: int):
 
 def run_pgr(sc: Scene, conn: psycopg.Connection, table: str, kd: cKDTree, q: int, how: str):
     out, ts = [], np.empty(q)
-    sbit = sc.router.skill_bit
+    sbit = sc.team_index.skill_bit
     ids = sc.g.node_ids
     cfg = f"{sc.graph_name}-{sc.n_teams}"
     if how == "dd":
@@ -355,7 +355,7 @@ def reference_top1(sc: Scene, i: int, rev: csr_matrix, h: nx.DiGraph | None):
     Walks to and from the road are at WALK_SPEED. Whole-graph Dijkstra up to the maximum ETA.
     """
     g = sc.g
-    ev = g.snap([sc.ex[i]], [sc.ey[i]], sc.router.max_snap_m)
+    ev = g.snap([sc.ex[i]], [sc.ey[i]], sc.team_index.max_snap_m)
     e, f = int(ev.edge[0]), float(ev.fraction[0])
     if e < 0:
         return None
@@ -365,8 +365,8 @@ def reference_top1(sc: Scene, i: int, rev: csr_matrix, h: nx.DiGraph | None):
     if te >= 0:
         seeds.append((int(g.edge_u[te]), (1.0 - f) * g.time_s[te] + walk_e))
     ts = sc.teams
-    tm = g.snap(ts.x, ts.y, sc.router.max_snap_m)
-    ok = ts.eligible(sc.skill_masks, sc.router.skill_bit[sc.eskill[i]]) & (tm.edge >= 0)
+    tm = g.snap(ts.x, ts.y, sc.team_index.max_snap_m)
+    ok = ts.eligible(sc.skill_masks, sc.team_index.skill_bit[sc.eskill[i]]) & (tm.edge >= 0)
     results = []
     for engine in ("scipy", "networkx") if h is not None else ("scipy",):
         to_event = np.full(g.n_nodes, np.inf)
@@ -628,7 +628,7 @@ def main() -> None:
         tx, ty = points_in_box(city_data.bbox, n, rng)
         t0 = time.perf_counter()
         sc = make_scene("city", city, peers["city"][1], make_teams(tx, ty, rng), cex, cey, rng)
-        setup[f"city: Router with {n:,} teams (set_team + move_teams)"] = time.perf_counter() - t0
+        setup[f"city: TeamIndex with {n:,} teams (set_team + move_teams)"] = time.perf_counter() - t0
         scenes.append(sc)
 
     # the contraction hierarchy of each graph (as the Dispatcher builds it) and the teams' buckets
@@ -641,10 +641,10 @@ def main() -> None:
         st = hier[name].stats
         console.print(f"    {st.arcs:,} arcs, {st.shortcuts:,} shortcuts, {st.upward_arcs:,} upward arcs")
     for sc in scenes:
-        sc.router.use_hierarchy(hier[sc.graph_name])
+        sc.team_index.use_hierarchy(hier[sc.graph_name])
         t0 = time.perf_counter()
-        sc.router.refresh_buckets()
-        setup[f"{sc.graph_name}: bucket searches of {sc.n_teams:,} teams ({sc.router.buckets.entries:,} entries)"] = \
+        sc.team_index.refresh_buckets()
+        setup[f"{sc.graph_name}: bucket searches of {sc.n_teams:,} teams ({sc.team_index.buckets.entries:,} entries)"] = \
             time.perf_counter() - t0
 
     settings = get_settings()
@@ -662,7 +662,7 @@ def main() -> None:
     for sc in scenes:
         for i in range(3):
             for method in ("dijkstra", "hierarchy"):
-                sc.router.rank(sc.ex[i], sc.ey[i], now=NOW, skills=[sc.eskill[i]], k=K, with_routes=True,
+                sc.team_index.rank(sc.ex[i], sc.ey[i], now=NOW, skills=[sc.eskill[i]], k=K, with_routes=True,
                                method=method)
     setup["numba warm-up (first queries)"] = time.perf_counter() - t0
 
@@ -674,7 +674,7 @@ def main() -> None:
         gc.collect()
         ranks, ts, found, settled, searches = min(
             (run_gridmap(sc, q_grid, q_check) for _ in range(args.repeat)), key=lambda run: np.percentile(run[1].wall, 99))
-        rows.append(Row(sc.graph_name, sc.n_teams, f"gridmap Router.rank ({searches_label(searches)})", ts.wall,
+        rows.append(Row(sc.graph_name, sc.n_teams, f"gridmap TeamIndex.rank ({searches_label(searches)})", ts.wall,
                         found, ts.cpu))
         n_ok = check_like_with_like(sc, ranks, rev, h, q_check)
         console.print(f"  {label}: gridmap p50 {rows[-1].p50:.3f} ms, nodes settled p50 {np.median(settled):,.0f} "
@@ -731,7 +731,7 @@ def main() -> None:
         table.add_column(col, justify="left" if col in ("graph", "method") else "right")
     base = {}
     for row in rows:
-        if row.method.startswith("gridmap Router.rank"):
+        if row.method.startswith("gridmap TeamIndex.rank"):
             base[(row.graph, row.teams)] = row
         b = base[(row.graph, row.teams)]
         g = graphs[row.graph]

@@ -18,7 +18,7 @@ until ``--positions`` have been sent. Timed per method, end to end, sustained ov
 
 and, for the in-memory index alone (no database):
 
-  gridmap Router.move_teams               snap to the road edge + O(1) slot surgery per team
+  gridmap TeamIndex.move_teams               snap to the road edge + O(1) slot surgery per team
   peer: rtree                             ``Index.delete`` + ``Index.insert`` per team (points), as an
                                           rtree-based live-team index would do
 
@@ -231,7 +231,7 @@ def main() -> None:
     secs, d4 = run_orm(engine, small2, ids)
     record("peer: SQLAlchemy ORM bulk UPDATE (+ the same index)", args.peer_positions, secs, d4)
     t_gm, t_rt = run_index_only(d2, big)
-    results.append(("index only: gridmap Router.move_teams (edge snap + slots)", args.positions, t_gm, None, ""))
+    results.append(("index only: gridmap TeamIndex.move_teams (edge snap + slots)", args.positions, t_gm, None, ""))
     results.append(("index only: peer rtree delete + insert per team", args.positions, t_rt, None, ""))
 
     load1 = os.getloadavg()

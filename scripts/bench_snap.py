@@ -6,7 +6,7 @@ fraction along the edge and the foot on it. The points lie along the roads (unif
 to 40 m off the road, like buildings, teams and events. Methods, on the same graph and the same points:
 
   gridmap             ``RoadGraph.snap``: one compiled pass over a uniform grid of the edges' segments
-                      (gridmap/core/_snap.py); one point takes its scalar route (the dispatch call)
+                      (gridmap/routing/_kernels/snap.py); one point takes its scalar route (the dispatch call)
   shapely STRtree     ``RoadGraph._snap_shapely``, the code ``snap`` ran before: ``STRtree.query_nearest``
                       + ``line_locate_point`` + ``line_interpolate_point`` (one point: its scalar route)
   geopandas           ``geopandas.sjoin_nearest(points, edges, max_distance=500, distance_col=...)``, one row
@@ -52,7 +52,7 @@ from bench_dispatch import points_near_roads, street_graph  # noqa: E402
 
 from gridmap.config import MEASURE_CRS  # noqa: E402
 from gridmap.core import roadgraph  # noqa: E402
-from gridmap.core.roadgraph import RoadGraph, Snaps  # noqa: E402
+from gridmap.routing.roadgraph import RoadGraph, Snaps  # noqa: E402
 
 MAX_SNAP_M = 500.0
 SIZES = (1, 100, 10_000, 100_000, 1_000_000)

@@ -27,7 +27,7 @@ except ImportError:  # running from a checkout without the package installed
 import geopandas as gpd
 import pandas as pd
 
-from gridmap.core.samplegen import (
+from gridmap.sample.street import (
     DEFAULT_EVENTS_START,
     DEFAULT_SEED,
     generate_sample_street,

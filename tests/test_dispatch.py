@@ -18,9 +18,10 @@ from sqlalchemy import text
 
 from gridmap.config import MEASURE_CRS
 from gridmap.core.crs import transformer
-from gridmap.core.roadgraph import WALK_SPEED
-from gridmap.core.router import FALLBACK_SPEED, STATUS_CODES, network_times
 from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.routing.many_to_one import network_times
+from gridmap.routing.roadgraph import WALK_SPEED
+from gridmap.routing.team_index import FALLBACK_SPEED, STATUS_CODES
 from gridmap.services.dispatch import RESPONDER_KINDS, Dispatcher, DispatchPolicy
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from gridmap.core.roadgraph import RoadGraph
+from gridmap.routing.roadgraph import RoadGraph
 
 
 def toy_graph(length_m: float = 1000.0, speed: float = 10.0) -> RoadGraph:

@@ -7,7 +7,7 @@ Two rules a street office checks:
   **5 minutes** of the alarm (``FIRE_STATION_MINUTES``).
 
 Times are road travel times from the nearest facility (many-to-one, one multi-source Dijkstra, see
-:func:`gridmap.core.router.network_times`), including the walk between each point and its road at
+:func:`gridmap.routing.team_index.network_times`), including the walk between each point and its road at
 ``WALK_SPEED``. Buildings are placed at a point inside their footprint. Every function takes
 GeoDataFrames in any CRS (they must have one), measures in EPSG:4549 and returns frames in the CRS of
 its main input.
@@ -24,11 +24,11 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from gridmap.config import MEASURE_CRS
-from gridmap.core.roadgraph import WALK_SPEED, RoadGraph
-from gridmap.core.router import network_times
 from gridmap.errors import InvalidInput
+from gridmap.routing import many_to_one
+from gridmap.routing.many_to_one import network_times
+from gridmap.routing.roadgraph import WALK_SPEED, RoadGraph
 
-from . import _network
 from ._frames import point_xy, require
 
 #: The micro-fire-station rule: on the scene within 3 minutes of the alarm.
@@ -167,13 +167,13 @@ def isochrones(graph: RoadGraph, facilities: gpd.GeoDataFrame, minutes: float | 
         (facilities[id_column].iloc[i] if id_column in facilities else facilities.index[i], np.array([i]))
         for i in range(len(fx))]
     # 1. each set's node times, and how far its roads reach: the box the grid must cover
-    edge, frac, xy = _network.edge_samples(graph, spacing_m)
-    road = _network.Targets.on_edges(graph, edge, frac)
+    edge, frac, xy = many_to_one.edge_samples(graph, spacing_m)
+    road = many_to_one.Targets.on_edges(graph, edge, frac)
     searches, boxes = [], []
     walk = min(max_snap_m, horizon * WALK_SPEED)
     for label, idx in groups:
-        seeds = _network.origin_seeds(graph, fx[idx], fy[idx], max_snap_m)
-        dist = _network.node_times(graph, seeds, horizon)
+        seeds = many_to_one.origin_seeds(graph, fx[idx], fy[idx], max_snap_m)
+        dist = many_to_one.node_times(graph, seeds, horizon)
         searches.append((label, seeds, dist))
         hit = road.times_from(graph, dist, seeds, horizon) <= horizon
         if hit.any():
@@ -188,7 +188,7 @@ def isochrones(graph: RoadGraph, facilities: gpd.GeoDataFrame, minutes: float | 
         gx = x0 + spacing_m * (np.arange(int(np.ceil((x1 - x0) / spacing_m)) + 1) + 0.5)
         gy = y0 + spacing_m * (np.arange(int(np.ceil((y1 - y0) / spacing_m)) + 1) + 0.5)
         mx, my = np.meshgrid(gx, gy)
-        cells = _network.Targets(graph, mx.ravel(), my.ravel(), max_snap_m)
+        cells = many_to_one.Targets(graph, mx.ravel(), my.ravel(), max_snap_m)
     rows = []
     for label, seeds, dist in searches:
         t = cells.times_from(graph, dist, seeds, horizon).reshape(len(gy), len(gx)) if cells is not None else None

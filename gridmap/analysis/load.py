@@ -23,8 +23,8 @@ from sqlalchemy import Engine
 
 from gridmap.config import MEASURE_CRS
 from gridmap.core.crs import to_measure_crs, transformer
-from gridmap.core.roadgraph import RoadGraph
 from gridmap.errors import NotFound
+from gridmap.routing.roadgraph import RoadGraph
 from gridmap.storage import analysis_sql as sql
 from gridmap.storage.queries import AreaFilter
 

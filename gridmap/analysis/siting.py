@@ -34,10 +34,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from gridmap.config import MEASURE_CRS
-from gridmap.core.roadgraph import RoadGraph
 from gridmap.errors import InvalidInput
+from gridmap.routing import many_to_one
+from gridmap.routing.roadgraph import RoadGraph
 
-from . import _network
 from ._frames import point_xy, require, to_measure
 from .coverage import MICRO_STATION_MINUTES
 
@@ -126,12 +126,12 @@ def coverage_matrix(graph: RoadGraph, candidates: gpd.GeoDataFrame, demand: gpd.
     limit = float(minutes) * 60.0
     dx, dy = point_xy(demand, "demand")
     sel = np.arange(len(dx)) if rows is None else np.asarray(rows, dtype=np.int64)
-    targets = _network.Targets(graph, dx[sel], dy[sel], max_snap_m)
+    targets = many_to_one.Targets(graph, dx[sel], dy[sel], max_snap_m)
     cx, cy = point_xy(candidates, "candidates")
     snaps = graph.snap(cx, cy, max_snap_m)
     r_idx, c_idx = [], []
     for j in range(len(cx)):
-        seeds = _network.seeds_from_snap(graph, snaps, j)
+        seeds = many_to_one.seeds_from_snap(graph, snaps, j)
         if seeds is None:
             continue
         t = targets.times(graph, seeds, limit)
@@ -258,8 +258,8 @@ def maximal_covering(graph: RoadGraph, candidates: gpd.GeoDataFrame, demand: gpd
     if existing is not None and len(existing):
         ex, ey = point_xy(existing, "existing")
         dx, dy = point_xy(demand, "demand")
-        before = _network.Targets(graph, dx, dy, max_snap_m).times(
-            graph, _network.origin_seeds(graph, ex, ey, max_snap_m), limit) <= limit
+        before = many_to_one.Targets(graph, dx, dy, max_snap_m).times(
+            graph, many_to_one.origin_seeds(graph, ex, ey, max_snap_m), limit) <= limit
     rows = np.flatnonzero(~before & (w > 0))
     a = coverage_matrix(graph, candidates, demand, minutes, max_snap_m=max_snap_m, rows=rows)
     w_open = np.where(before, 0.0, w)

@@ -26,10 +26,11 @@ from sqlalchemy import Connection, Engine
 
 from gridmap.config import MEASURE_CRS
 from gridmap.core.crs import to_measure_crs, transformer
-from gridmap.core.hierarchy import Hierarchy
-from gridmap.core.roadgraph import RoadGraph
-from gridmap.core.router import Candidate, Ranking, Router, network_times
 from gridmap.errors import Conflict, InvalidInput, NotFound
+from gridmap.routing.hierarchy import Hierarchy
+from gridmap.routing.many_to_one import network_times
+from gridmap.routing.roadgraph import RoadGraph
+from gridmap.routing.team_index import Candidate, Ranking, TeamIndex
 from gridmap.storage import dispatch_sql as sql
 from gridmap.storage.db import driver_connection
 
@@ -131,8 +132,8 @@ class Dispatcher:
         self.policy = policy or DispatchPolicy()
         self._lock = threading.RLock()
         self.graph: RoadGraph | None = None
-        self.teams: Router | None = None
-        self.equipment: dict[str, Router] = {}
+        self.teams: TeamIndex | None = None
+        self.equipment: dict[str, TeamIndex] = {}
         self.team_ids: dict[str, int] = {}
         self.category_skills: dict[str, list[str]] = {}
         self.grid_teams: dict[str, np.ndarray] = {}  # grid -> indexes of the teams whose grid it is (rule own_grid)
@@ -170,21 +171,21 @@ class Dispatcher:
                                       edges.length_m, edges.travel_time_s, geoms, edges.id)
         skills = sorted({*ALL_SKILLS, *(s for v in categories.values() for s in v),
                          *(s for v in teams.skills for s in (v or []))})
-        router = Router(graph, skills, stale_after_s=self.policy.stale_after_s, max_snap_m=self.policy.max_snap_m,
+        team_index = TeamIndex(graph, skills, stale_after_s=self.policy.stale_after_s, max_snap_m=self.policy.max_snap_m,
                         capacity=max(256, len(teams)))
         row: Any  # a frame's row: one attribute per column (pandas cannot type them)
         for row in teams.itertuples():
-            router.set_team(row.code, status=row.status, skills=row.skills or [], workload=int(row.workload),
+            team_index.set_team(row.code, status=row.status, skills=row.skills or [], workload=int(row.workload),
                             grid=row.grid)
         placed = teams.dropna(subset=["lon", "lat", "position_at"])
         if len(placed):
             x, y = t.transform(placed.lon.to_numpy(), placed.lat.to_numpy())
             at = np.array([p.timestamp() for p in placed.position_at])
-            router.move_teams(placed.code.tolist(), x, y, at)
+            team_index.move_teams(placed.code.tolist(), x, y, at)
         eq_routers = {}
         for group, kinds in (("responders", RESPONDER_KINDS), ("hydrants", ("hydrant",))):
             sub = equipment[equipment.kind.isin(kinds)]
-            r = Router(graph, [*kinds], stale_after_s=np.inf, max_snap_m=self.policy.max_snap_m,
+            r = TeamIndex(graph, [*kinds], stale_after_s=np.inf, max_snap_m=self.policy.max_snap_m,
                        capacity=max(256, len(sub)))
             for row in sub.itertuples():
                 r.set_team(row.code, status="available" if row.status == "in_service" else "off_duty",
@@ -200,9 +201,9 @@ class Dispatcher:
         grid_teams: dict[str, list[int]] = {}
         for row in teams.itertuples():
             for g in row.grids or ([row.grid] if row.grid else []):
-                grid_teams.setdefault(g, []).append(router.index[row.code])
+                grid_teams.setdefault(g, []).append(team_index.index[row.code])
         with self._lock:
-            self.graph, self.teams, self.equipment = graph, router, eq_routers
+            self.graph, self.teams, self.equipment = graph, team_index, eq_routers
             self.grid_teams = {g: np.array(idx, dtype=np.int64) for g, idx in grid_teams.items()}
             self.team_ids = dict(zip(teams.code, teams.id, strict=True))
             self.equipment_kind = dict(zip(equipment.code, equipment.kind, strict=True))
@@ -217,7 +218,7 @@ class Dispatcher:
                 self._attach_hierarchy(graph)
 
     def _attach_hierarchy(self, graph: RoadGraph) -> None:
-        """Build the contraction hierarchy of ``graph`` and give it to every router, unless the cache was
+        """Build the contraction hierarchy of ``graph`` and give it to every team index, unless the cache was
         rebuilt meanwhile (then this graph is gone and the hierarchy is dropped)."""
         h = Hierarchy(graph)
         with self._lock:

@@ -2,7 +2,7 @@
 
 The road network and the district boundaries are real (OpenStreetMap, Tianditu; see data/README.md);
 grids, buildings, residents, businesses, fire equipment, teams and a year of events are generated
-deterministically by :mod:`gridmap.core.samplegen` from a fixed seed, at load time.
+deterministically by :mod:`gridmap.sample.street` from a fixed seed, at load time.
 
 The generated street is a snapshot at the end of its year of events; :func:`refresh_live_state` brings its
 live part (where the on-duty teams are, and when they said so) to the present, so that a demo started weeks
@@ -25,8 +25,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from gridmap.config import Settings, get_settings
-from gridmap.core import samplegen
 from gridmap.errors import Conflict, InvalidInput
+from gridmap.sample import street as samplegen
 from gridmap.services import loading
 from gridmap.services.units import load_units_in
 from gridmap.storage import bulk, files, ops

@@ -1,6 +1,6 @@
 """Compile the routing kernels once, before the API's workers need them.
 
-The dispatch searches run compiled kernels (``gridmap/core/_ch.py``, ``_dijkstra.py``, ``_routes.py``,
+The dispatch searches run compiled kernels (``gridmap/routing/_kernels/ch.py``, ``dijkstra.py``, ``routes.py``,
 ``_snap.py``; numba ``@njit(cache=True)``). The first process that calls a kernel with a given signature
 compiles it — about 40 s of CPU for all of them, minutes on a busy 2-core machine — and writes the machine
 code next to the module (``__pycache__/*.nbi`` and ``*.nbc``). Every later process loads it from there in
@@ -33,9 +33,10 @@ import shapely
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from gridmap.core.roadgraph import RoadGraph
+    from gridmap.routing.roadgraph import RoadGraph
 
-KERNEL_MODULES = ("gridmap.core._ch", "gridmap.core._dijkstra", "gridmap.core._routes", "gridmap.core._snap")
+KERNEL_MODULES = ("gridmap.routing._kernels.ch", "gridmap.routing._kernels.dijkstra",
+                  "gridmap.routing._kernels.routes", "gridmap.routing._kernels.snap")
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _grid_graph(n: int = 6, block_m: float = 120.0, speed: float = 8.0, *, read_
 
     ``read_only``: the edge lengths as a read-only array, as a pandas column from the database gives them
     (numba compiles a kernel separately for read-only and writable arrays)."""
-    from gridmap.core.roadgraph import RoadGraph
+    from gridmap.routing.roadgraph import RoadGraph
 
     x0, y0 = 500_000.0, 3_350_000.0
     ids = np.arange(1, n * n + 1, dtype=np.int64)
@@ -124,7 +125,7 @@ def _stamp() -> dict:
 
 
 def _index_files() -> list[str]:
-    """numba's cache index files of the kernel modules (``__pycache__/_ch.contract-203.py311.nbi``, ...)."""
+    """numba's cache index files of the kernel modules (``__pycache__/ch.contract-203.py311.nbi``, ...)."""
     d = _stamp_path().parent
     return sorted(p.name for name in KERNEL_MODULES for p in d.glob(f"{name.rsplit('.', 1)[1]}.*.nbi"))
 
@@ -159,24 +160,25 @@ def compile_kernels() -> KernelReport:
 
 
 def _exercise(g: RoadGraph) -> None:
-    from gridmap.core.hierarchy import Hierarchy
-    from gridmap.core.router import Router, network_times
+    from gridmap.routing.hierarchy import Hierarchy
+    from gridmap.routing.many_to_one import network_times
+    from gridmap.routing.team_index import TeamIndex
 
-    router = Router(g, ["fire", "patrol"], capacity=16)
+    team_index = TeamIndex(g, ["fire", "patrol"], capacity=16)
     xs = g.node_xy[:, 0] + 7.0
     ys = g.node_xy[:, 1] + 3.0
     codes = [f"W{i}" for i in range(5)]
     for c in codes:
-        router.set_team(c, status="available", skills=["patrol"], workload=0, grid="g")
+        team_index.set_team(c, status="available", skills=["patrol"], workload=0, grid="g")
     pick = np.array([1, 8, 15, 22, 29])
-    router.move_teams(codes, xs[pick], ys[pick], np.full(5, 100.0))
-    router.move_teams(codes[:1], xs[[3]], ys[[3]], 101.0)  # one team alone: the scalar-time path
+    team_index.move_teams(codes, xs[pick], ys[pick], np.full(5, 100.0))
+    team_index.move_teams(codes[:1], xs[[3]], ys[[3]], 101.0)  # one team alone: the scalar-time path
     px, py = float(g.node_xy[20, 0] + 30.0), float(g.node_xy[20, 1] + 2.0)
-    router.rank(px, py, now=200.0, skills=["patrol"], k=2, method="dijkstra")
-    router.use_hierarchy(Hierarchy(g))
-    router.refresh_buckets()
-    router.rank(px, py, now=200.0, skills=["patrol"], k=2, method="hierarchy")
-    router.rank(px, py, now=200.0, k=1, method="auto")
+    team_index.rank(px, py, now=200.0, skills=["patrol"], k=2, method="dijkstra")
+    team_index.use_hierarchy(Hierarchy(g))
+    team_index.refresh_buckets()
+    team_index.rank(px, py, now=200.0, skills=["patrol"], k=2, method="hierarchy")
+    team_index.rank(px, py, now=200.0, k=1, method="auto")
     network_times(g, xs[pick], ys[pick], xs[:10], ys[:10])
 
 

@@ -5,7 +5,7 @@ A team on the road is at an edge and a fraction along it (:class:`RoadPos`). Mov
 :class:`Leg` s: part of an edge from one fraction to another at a speed (the edge's travel time scaled),
 a walk in a straight line (from the road to a door and back), or a stop. Times are seconds of simulation
 time. Shortest paths come from scipy's Dijkstra on the same graph, weights and one-way streets as the
-dispatcher's (:class:`gridmap.core.roadgraph.RoadGraph`); a team may turn round on a two-way road, as the
+dispatcher's (:class:`gridmap.routing.roadgraph.RoadGraph`); a team may turn round on a two-way road, as the
 dispatcher assumes.
 """
 
@@ -18,7 +18,7 @@ import shapely
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from gridmap.core.roadgraph import WALK_SPEED, RoadGraph
+from gridmap.routing.roadgraph import WALK_SPEED, RoadGraph
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from gridmap.core.roadgraph import RoadGraph
+from gridmap.routing.roadgraph import RoadGraph
 
 CRS = "EPSG:4549"
 

@@ -7,9 +7,9 @@ with ``_street`` appended, so suites run side by side never share it; it is drop
 from __future__ import annotations
 
 import pytest
-from analysis_helpers import STREET_SUFFIX
 
 from gridmap.services.registry import Registry
+from tests.analysis.analysis_helpers import STREET_SUFFIX
 
 
 @pytest.fixture(scope="session")

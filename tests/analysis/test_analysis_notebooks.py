@@ -12,8 +12,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from analysis_helpers import STREET_DB
 from nbclient import NotebookClient
+
+from tests.analysis.analysis_helpers import STREET_DB
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_helpers import STREET
 from sqlalchemy import text
 
 from gridmap import analysis as ga
 from gridmap.errors import NotFound
 from gridmap.services.dispatch import Dispatcher
+from tests.analysis.analysis_helpers import STREET
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 TZ = ZoneInfo("Asia/Shanghai")

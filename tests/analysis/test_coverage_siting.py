@@ -8,7 +8,6 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from analysis_helpers import CRS, lattice, make_graph, points
 
 from gridmap.analysis import (
     GREEDY_GUARANTEE,
@@ -21,10 +20,10 @@ from gridmap.analysis import (
     road_node_candidates,
     travel_times,
 )
-from gridmap.analysis._network import Targets, edge_samples, origin_seeds
-from gridmap.core.roadgraph import WALK_SPEED
-from gridmap.core.router import network_times
 from gridmap.errors import InvalidInput
+from gridmap.routing.many_to_one import Targets, edge_samples, network_times, origin_seeds
+from gridmap.routing.roadgraph import WALK_SPEED
+from tests.analysis.analysis_helpers import CRS, lattice, make_graph, points
 
 # A T of streets at 10 m/s: a two-way main street W-O-E (0..2000 m along y = 0) and a one-way side street
 # O -> N (north, 1000 m). A station at O reaches 600 m in 1 minute along the two-way street, but nothing
@@ -128,7 +127,7 @@ def test_a_station_at_a_dead_end_reaches_only_on_foot(tee):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_presnapped_targets_equal_network_times(seed):
-    """The siting/isochrone inner loop gives the same times as gridmap.core.router.network_times."""
+    """The siting/isochrone inner loop gives the same times as gridmap.routing.team_index.network_times."""
     g = lattice(side=7, one_way_every=4)
     rng = np.random.default_rng(seed)
     ox, oy = rng.uniform(-50, 1250, 5), rng.uniform(-50, 1250, 5)

@@ -103,10 +103,10 @@ def test_the_supervisor_compiles_in_a_child_unless_the_stamp_says_compiled(tmp_p
         "routing kernels: compiled already (numba's disk cache)"]
     good = stamp.read_text()
     changed = json.loads(good)
-    changed["sources"]["gridmap.core._ch"][0] += 1  # the source file changed since: numba recompiles it
+    changed["sources"]["gridmap.routing._kernels.ch"][0] += 1  # the source changed since: numba recompiles it
     stamp.write_text(json.dumps(changed))
     assert not warmup.kernels_cached()
     stamp.write_text(good)
     assert warmup.kernels_cached()
-    next(stamp.parent.glob("_ch.*.nbi")).unlink()  # the cache was deleted since (not the stamp)
+    next(stamp.parent.glob("ch.*.nbi")).unlink()  # the cache was deleted since (not the stamp)
     assert not warmup.kernels_cached()

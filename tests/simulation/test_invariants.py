@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from gridmap.core.roadgraph import WALK_SPEED
+from gridmap.routing.roadgraph import WALK_SPEED
 
 from .conftest import BUSY, short_run
 

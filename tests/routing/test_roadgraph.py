@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import shapely
 
-from gridmap.core.roadgraph import RoadGraph
+from gridmap.routing.roadgraph import RoadGraph
 
 
 def make_graph(nodes: dict[str, tuple[float, float]], roads: list[tuple], speed: float = 10.0):

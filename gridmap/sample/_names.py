@@ -1,6 +1,6 @@
 """Chinese names, PRC ID-card numbers, mobile numbers and place names for the sample street.
 
-Private helpers of :mod:`gridmap.core.samplegen`. Everything here is vectorised over numpy
+Private helpers of :mod:`gridmap.sample.street`. Everything here is vectorised over numpy
 arrays and draws only from the ``numpy.random.Generator`` it is given, so the same generator
 state always yields the same strings.
 """

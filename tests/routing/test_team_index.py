@@ -1,4 +1,4 @@
-"""Router (k-nearest teams by road) and network_times on small hand-made graphs with known answers.
+"""TeamIndex (k-nearest teams by road) and network_times on small hand-made graphs with known answers.
 
 The reference for the random cases is independent of the router's slot bookkeeping: every snapped point
 is inserted into the graph as a real node (splitting its edge and the twin), then networkx Dijkstra runs
@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import shapely
 
-from gridmap.core.roadgraph import WALK_SPEED, RoadGraph
-from gridmap.core.router import FALLBACK_SPEED, Router, network_times
+from gridmap.routing.many_to_one import network_times
+from gridmap.routing.roadgraph import WALK_SPEED, RoadGraph
+from gridmap.routing.team_index import FALLBACK_SPEED, TeamIndex
 
 NOW = 1_800_000_000.0
 SKILLS = ["fire", "mediation", "patrol"]
@@ -47,9 +48,9 @@ def ring(two_way_ab: bool = False, extra=()):
     return make_graph(nodes, roads)[0]
 
 
-def router_with(g, teams: dict[str, tuple], **kw) -> Router:
+def router_with(g, teams: dict[str, tuple], **kw) -> TeamIndex:
     """teams: code -> (x, y[, status[, skills[, age_s[, grid[, workload]]]]])."""
-    r = Router(g, SKILLS, **kw)
+    r = TeamIndex(g, SKILLS, **kw)
     for code, spec in teams.items():
         x, y, status, skills, age, grid, workload = (*spec, *("available", ["fire"], 0.0, None, 0)[len(spec) - 2:])
         r.set_team(code, status=status, skills=skills, grid=grid, workload=workload)
@@ -116,7 +117,7 @@ def random_city(seed: int, n: int = 7, spacing: float = 200.0, one_way: float = 
     return g, rng
 
 
-def check_slot_lists(r: Router) -> None:
+def check_slot_lists(r: TeamIndex) -> None:
     """The per-node slot lists are well-formed and hold exactly the hung slots of every placed team."""
     g = r.g
     n = len(r.codes)
@@ -234,7 +235,7 @@ def test_event_far_from_any_road_falls_back_to_straight_line_with_a_label():
 
 
 def test_no_teams_at_all():
-    rk = Router(ring(), SKILLS).rank(300.0, 0.0, now=NOW)
+    rk = TeamIndex(ring(), SKILLS).rank(300.0, 0.0, now=NOW)
     assert rk.picked == [] and "no teams" in rk.note
 
 
@@ -351,7 +352,7 @@ def test_rank_equals_the_subdivided_graph_reference(seed):
     assert g.n_scc >= 1
     n_teams = 25
     tx, ty = rng.uniform(-50, 1250, n_teams), rng.uniform(-50, 1250, n_teams)
-    r = Router(g, SKILLS, max_snap_m=500.0)
+    r = TeamIndex(g, SKILLS, max_snap_m=500.0)
     for j in range(n_teams):
         r.set_team(f"T{j}", status="available", skills=["fire"])
     r.move_teams([f"T{j}" for j in range(n_teams)], tx, ty, NOW)
@@ -376,7 +377,7 @@ def test_rank_equals_the_subdivided_graph_reference(seed):
 def test_route_distance_is_the_road_length_of_the_path():
     g, rng = random_city(11, one_way=0.0)  # all two-way, speed 8 m/s everywhere: distance = 8 * road time
     tx, ty = rng.uniform(0, 1200, 10), rng.uniform(0, 1200, 10)
-    r = Router(g, SKILLS)
+    r = TeamIndex(g, SKILLS)
     for j in range(10):
         r.set_team(f"T{j}", status="available")
     r.move_teams([f"T{j}" for j in range(10)], tx, ty, NOW)
@@ -393,11 +394,11 @@ def test_route_distance_is_the_road_length_of_the_path():
 
 
 # -- the live index ----------------------------------------------------------------------------------------
-def _fresh_copy(r: Router, capacity: int = 256) -> Router:
-    """A Router rebuilt from scratch with r's current state (positions, status, skills, grid, workload)."""
+def _fresh_copy(r: TeamIndex, capacity: int = 256) -> TeamIndex:
+    """A TeamIndex rebuilt from scratch with r's current state (positions, status, skills, grid, workload)."""
     g = r.g
     n = len(r.codes)
-    r2 = Router(g, SKILLS, stale_after_s=r.stale_after_s, max_snap_m=r.max_snap_m, capacity=capacity)
+    r2 = TeamIndex(g, SKILLS, stale_after_s=r.stale_after_s, max_snap_m=r.max_snap_m, capacity=capacity)
     skills_of = {bit: s for s, bit in r.skill_bit.items()}
     placed = []
     for i, code in enumerate(r.codes):
@@ -414,7 +415,7 @@ def _fresh_copy(r: Router, capacity: int = 256) -> Router:
 
 def test_incremental_moves_and_removals_equal_a_router_built_from_scratch():
     g, rng = random_city(5)
-    r = Router(g, SKILLS, capacity=8)
+    r = TeamIndex(g, SKILLS, capacity=8)
     codes = [f"T{j}" for j in range(30)]
     for c in codes:
         r.set_team(c, status="available", skills=["fire"] if rng.random() < 0.7 else ["patrol"])
@@ -459,8 +460,8 @@ def test_removed_team_is_no_longer_found_and_moved_team_leaves_its_old_edge():
 
 def test_capacity_grows_beyond_the_initial_size():
     g, rng = random_city(8)
-    small = Router(g, SKILLS, capacity=1)
-    big = Router(g, SKILLS, capacity=1024)
+    small = TeamIndex(g, SKILLS, capacity=1)
+    big = TeamIndex(g, SKILLS, capacity=1024)
     codes = [f"T{j}" for j in range(70)]
     x, y = rng.uniform(0, 1200, 70), rng.uniform(0, 1200, 70)
     for lo, hi in ((0, 1), (1, 3), (3, 40), (40, 70)):  # growth inside set_team and inside move_teams

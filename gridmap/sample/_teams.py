@@ -1,6 +1,6 @@
 """Response teams, their members and the grid staff roster of the sample street.
 
-Private helpers of :mod:`gridmap.core.samplegen` (EPSG:4549 metres). Team sizes follow
+Private helpers of :mod:`gridmap.sample.street` (EPSG:4549 metres). Team sizes follow
 Xianlin's published figures (one full-time grid worker per grid, about 2,400 party-member
 volunteers and 1,000 other volunteers for some 260,000 residents), scaled with the population.
 """
@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import shapely
 
-from gridmap.core import _samplegen_names as names
-from gridmap.core._samplegen_blocks import Roads
+from gridmap.sample import _names as names
+from gridmap.sample._blocks import Roads
 
 _SKILLS_BY_KIND = {
     "grid_patrol": ("patrol", "mediation", "first_aid", "elderly_care", "traffic"),

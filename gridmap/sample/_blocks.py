@@ -1,6 +1,6 @@
 """Roads, city blocks and building footprints for the sample street (all in EPSG:4549 metres).
 
-Private helpers of :mod:`gridmap.core.samplegen`:
+Private helpers of :mod:`gridmap.sample.street`:
 
 * :func:`prepare_roads` turns the directed OSM edges into undirected, deduplicated centrelines
   with a clean street name and a road class.

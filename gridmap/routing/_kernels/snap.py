@@ -453,7 +453,7 @@ class SnapIndex:
     ----------
     coords, part : ``shapely.get_coordinates(geoms, return_index=True)`` of the edges' LineStrings.
     n_edges : the number of edges (an edge without coordinates has no segments and is never snapped to).
-    twin : per edge, its reverse edge or -1 (:attr:`gridmap.core.roadgraph.RoadGraph.twin`).
+    twin : per edge, its reverse edge or -1 (:attr:`gridmap.routing.roadgraph.RoadGraph.twin`).
     cell : the grid's cell side in metres (default: :func:`cell_size`).
     """
 

@@ -20,13 +20,13 @@ import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
 
-from gridmap.core import _samplegen_blocks as blocks_mod
-from gridmap.core import _samplegen_events as events_mod
-from gridmap.core import _samplegen_homes as homes
-from gridmap.core import _samplegen_names as names
-from gridmap.core import _samplegen_partition as partition_mod
-from gridmap.core import _samplegen_places as places
-from gridmap.core import _samplegen_teams as teams_mod
+from gridmap.sample import _blocks as blocks_mod
+from gridmap.sample import _events as events_mod
+from gridmap.sample import _homes as homes
+from gridmap.sample import _names as names
+from gridmap.sample import _partition as partition_mod
+from gridmap.sample import _places as places
+from gridmap.sample import _teams as teams_mod
 
 __all__ = [
     "BUILDING_WORKLOAD", "DEFAULT_EVENTS_START", "DEFAULT_SEED", "SAMPLE_STREET_CODE", "SECOND_STREET_CODE",

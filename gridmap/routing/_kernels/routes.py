@@ -20,7 +20,7 @@ import numpy as np
 import shapely
 
 if TYPE_CHECKING:
-    from gridmap.core.roadgraph import RoadGraph
+    from gridmap.routing.roadgraph import RoadGraph
 
 _CACHE: weakref.WeakKeyDictionary[RoadGraph, EdgeCoords] = weakref.WeakKeyDictionary()
 

@@ -1,11 +1,11 @@
 """A contraction hierarchy of the road graph, and the team buckets that make k-nearest queries cheap.
 
-The :class:`Hierarchy` is a cache of a :class:`~gridmap.core.roadgraph.RoadGraph` (itself a cache of
+The :class:`Hierarchy` is a cache of a :class:`~gridmap.routing.roadgraph.RoadGraph` (itself a cache of
 PostGIS): built from the graph's edges at any time (≈10 ms for the sample street, seconds for a
 250,000-node city), never stored. :class:`Buckets` keeps, for each team slot (a team's position seen
-from one end of its road edge, see :mod:`gridmap.core.router`), the nodes its upward search reaches
+from one end of its road edge, see :mod:`gridmap.routing.team_index`), the nodes its upward search reaches
 and at what cost; a position update only marks the slot, and the search is run, in one compiled
-batch, the next time a hierarchy query needs it. The kernels are in :mod:`gridmap.core._ch`, with why
+batch, the next time a hierarchy query needs it. The kernels are in :mod:`gridmap.routing._kernels.ch`, with why
 they are written here.
 """
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gridmap.core import _ch
-from gridmap.core.roadgraph import RoadGraph
+from gridmap.routing._kernels import ch as _ch
+from gridmap.routing.roadgraph import RoadGraph
 
 
 def _csr(n: int, key: np.ndarray, *cols: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -54,7 +54,7 @@ class Hierarchy:
     Examples
     --------
     >>> import numpy as np, shapely
-    >>> from gridmap.core.roadgraph import RoadGraph
+    >>> from gridmap.routing.roadgraph import RoadGraph
     >>> xy = np.array([[0.0, 0.0], [100.0, 0.0], [200.0, 0.0]])
     >>> u, v = np.array([0, 1, 1, 2]), np.array([1, 2, 0, 1])
     >>> geoms = shapely.linestrings(np.stack([xy[u], xy[v]], axis=1))

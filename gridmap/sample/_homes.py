@@ -1,6 +1,6 @@
 """Building attributes, households and residents of the sample street.
 
-Private helpers of :mod:`gridmap.core.samplegen`. Buildings get a use, floors, stairwells and a
+Private helpers of :mod:`gridmap.sample.street`. Buildings get a use, floors, stairwells and a
 year from their block's typology; residential floors are then scaled so that the dwellings on
 offer match the households to house (about 85 % occupied). Households are drawn into dwellings
 without replacement and residents are generated per household member, all vectorised.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from gridmap.core._samplegen_blocks import BlockPlan, Footprints, Roads
+from gridmap.sample._blocks import BlockPlan, Footprints, Roads
 
 # Household size distribution (1..6), mean about 2.6 persons like Hangzhou's 2020 census.
 _HH_SIZE_P = np.array([0.22, 0.30, 0.26, 0.13, 0.06, 0.03])

@@ -8,7 +8,7 @@ A point is snapped to the nearest road *edge* (not node): the edge, the fraction
 the perpendicular and the walk from the point to the road. A two-way street is two directed edges
 with the same geometry (``twin``); a one-way street has no twin, so a point on it can only move on in
 the edge's direction. Snapping runs in a compiled kernel over a grid of the edges' segments
-(:mod:`gridmap.core._snap`, which says why it is hand-written: ~0.2 µs a point where shapely's STRtree
+(:mod:`gridmap.routing._kernels.snap`, which says why it is hand-written: ~0.2 µs a point where shapely's STRtree
 takes ~7); shapely's answer is kept as ``RoadGraph._snap_shapely``, the reference it is tested against.
 """
 
@@ -25,7 +25,7 @@ import shapely
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from gridmap.core import _snap
+from gridmap.routing._kernels import snap as _snap
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -159,7 +159,7 @@ class RoadGraph:
     def snap(self, x: npt.ArrayLike, y: npt.ArrayLike, max_distance: float | None = 1000.0) -> Snaps:
         """Snap points (EPSG:4549) to their nearest road edge within ``max_distance`` metres.
 
-        One compiled pass over a grid of the edges' segments (:mod:`gridmap.core._snap`): per point the
+        One compiled pass over a grid of the edges' segments (:mod:`gridmap.routing._kernels.snap`): per point the
         nearest edge, the distance, the fraction along the whole edge and the foot, equal to what shapely's
         ``STRtree.query_nearest`` + ``line_locate_point`` + ``line_interpolate_point`` give
         (:meth:`_snap_shapely`, kept as the reference). Equally near edges (a two-way road's pair): the

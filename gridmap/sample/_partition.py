@@ -1,6 +1,6 @@
 """Partition of the sample street's blocks into communities and grids with even workloads.
 
-Private helpers of :mod:`gridmap.core.samplegen` (EPSG:4549 metres throughout).
+Private helpers of :mod:`gridmap.sample.street` (EPSG:4549 metres throughout).
 
 1. :func:`split_blocks` cuts blocks whose workload exceeds a cap. Cuts run along the free strip
    between two lattice columns (or rows) of the block's buildings, so no footprint is ever cut.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from gridmap.core._samplegen_blocks import BlockPlan, Footprints, adjacency, to_world
+from gridmap.sample._blocks import BlockPlan, Footprints, adjacency, to_world
 
 _ANGLES = np.deg2rad(np.arange(0.0, 180.0, 15.0))
 _TARGET_RATIO = 1.25

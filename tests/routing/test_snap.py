@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import shapely
 
-from gridmap.core import _snap
-from gridmap.core.roadgraph import RoadGraph
-from gridmap.core.router import network_times
+from gridmap.routing._kernels import snap as _snap
+from gridmap.routing.many_to_one import network_times
+from gridmap.routing.roadgraph import RoadGraph
 
 TIE_M = 1e-9  # two distances this close are a tie: either edge is right
 TOL_M = 1e-9  # distance and foot

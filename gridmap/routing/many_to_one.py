@@ -1,12 +1,10 @@
-"""Many-to-one road travel times with the destinations snapped once: the inner loop of siting and isochrones.
+"""Many-to-one travel times over the road network: from the nearest of many origins to each destination.
 
-:func:`gridmap.core.router.network_times` snaps its destinations on every call, which is right for one
-question and wasteful for a thousand (siting evaluates every candidate site against the same buildings;
-the cost is then the snapping, not the search). :class:`Targets` holds the snaps; :func:`origin_seeds`
-seeds the search exactly as ``network_times`` does and the search itself is the project's compiled
-multi-source Dijkstra (:func:`gridmap.core._dijkstra.multi_source_times`), so
-``Targets(g, tx, ty).times(g, origin_seeds(g, fx, fy))`` equals ``network_times(g, fx, fy, tx, ty)``
-(the tests check it).
+The planners' coverage, siting and response-time questions (:mod:`gridmap.analysis`) ask this for thousands
+of buildings at once; one multi-source Dijkstra answers all of them. :class:`Targets` holds the
+destinations snapped once (siting evaluates every candidate site against the same buildings: the cost is
+then the snapping, not the search), :func:`origin_seeds` seeds the search at both ends of each origin's
+edge, and :func:`network_times` is the one-call form of the two.
 """
 
 from __future__ import annotations
@@ -17,8 +15,27 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from gridmap.core import _dijkstra
-from gridmap.core.roadgraph import WALK_SPEED, RoadGraph, Snaps
+from gridmap.routing._kernels import dijkstra as _dijkstra
+from gridmap.routing.roadgraph import WALK_SPEED, RoadGraph, Snaps
+
+__all__ = ["Seeds", "Targets", "edge_samples", "network_times", "node_times", "origin_seeds", "seeds_from_snap"]
+
+
+def network_times(graph: RoadGraph, from_x: npt.ArrayLike, from_y: npt.ArrayLike, to_x: npt.ArrayLike,
+                  to_y: npt.ArrayLike, *, max_snap_m: float = 500.0,
+                  horizon_s: float = np.inf) -> np.ndarray:
+    """Travel time (s) from the nearest of many origins to each of many destinations, by road (many-to-one).
+
+    One multi-source Dijkstra over the forward graph, seeded at every origin's position along its edge,
+    then one vectorised lookup per destination: O((V + E) log V + P), not a loop of one-to-one searches.
+    Destinations more than ``max_snap_m`` from a road, or not reachable within ``horizon_s``, get +inf.
+
+    Examples
+    --------
+    >>> # times = network_times(g, stations_x, stations_y, buildings_x, buildings_y)   # seconds
+    """
+    seeds = origin_seeds(graph, from_x, from_y, max_snap_m)
+    return Targets(graph, to_x, to_y, max_snap_m).times(graph, seeds, horizon_s)
 
 
 @dataclass(frozen=True)
@@ -46,7 +63,7 @@ def origin_seeds(g: RoadGraph, x: npt.ArrayLike, y: npt.ArrayLike, max_snap_m: f
 
 
 def seeds_from_snap(g: RoadGraph, snaps: Snaps, j: int) -> Seeds | None:
-    """The seeds of origin ``j`` of a :class:`~gridmap.core.roadgraph.Snaps` (None if it found no road):
+    """The seeds of origin ``j`` of a :class:`~gridmap.routing.roadgraph.Snaps` (None if it found no road):
     snap many candidate sites at once, search from each alone."""
     e = int(snaps.edge[j])
     if e < 0:
@@ -118,6 +135,7 @@ class Targets:
             ptr = np.zeros(m + 1, dtype=np.int64)
             np.cumsum(np.bincount(key[sel], minlength=m), out=ptr[1:])
             self._groups.append((order, ptr, frac))
+
     def times(self, g: RoadGraph, seeds: Seeds, horizon_s: float = np.inf) -> np.ndarray:
         """Travel time (s) from the nearest origin to each destination (+inf beyond ``horizon_s``)."""
         dist = node_times(g, seeds, horizon_s)
@@ -134,7 +152,6 @@ class Targets:
         out[self.ok] = best + self.walk_s
         out[out > horizon_s] = np.inf
         return out
-
 
     def _on_own_edge(self, g: RoadGraph, seeds: Seeds, best: np.ndarray) -> None:
         """Lower ``best`` where an origin sits on a target's own edge (or twin) before it.

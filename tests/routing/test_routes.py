@@ -1,4 +1,4 @@
-"""Route geometry (gridmap.core._routes) against the same route cut with shapely's substring, on the real
+"""Route geometry (gridmap.routing._kernels.routes) against the same route cut with shapely's substring, on the real
 street network (multi-vertex OSM edges) and on hand-made edges with known answers."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 import shapely
 from shapely.ops import substring
 
-from gridmap.core import _routes
-from gridmap.core.roadgraph import RoadGraph
+from gridmap.routing._kernels import routes as _routes
+from gridmap.routing.roadgraph import RoadGraph
 
 
 def reference(g, tx, ty, team_edge, f_team, path, last, f_last, ex, ey):

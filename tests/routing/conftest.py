@@ -1,4 +1,4 @@
-"""Fixtures of the core tests: the sample street's real OSM drive network as a RoadGraph (read only)."""
+"""Fixtures of the routing tests: the sample street's real OSM drive network as a RoadGraph (read only)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from gridmap.config import MEASURE_CRS
 from gridmap.core.crs import to_measure_crs, transformer
-from gridmap.core.roadgraph import RoadGraph
+from gridmap.routing.roadgraph import RoadGraph
 
 ROADS = Path(__file__).resolve().parents[2] / "data" / "roads" / "hz_xihu_gongshu_osm_drive.gpkg"
 

@@ -1,6 +1,6 @@
 """A year of past grid events (12345 hotline tickets, chat-group reports, patrol findings...).
 
-Private helper of :mod:`gridmap.core.samplegen` (EPSG:4549 metres). Events mix category-specific
+Private helper of :mod:`gridmap.sample.street` (EPSG:4549 metres). Events mix category-specific
 hotspots (parking around the densest homes, consumer disputes around markets and malls, ...)
 with background noise weighted by population; report times follow diurnal, weekly and seasonal
 profiles (fire hazards peak in winter, environment complaints in summer), and each event walks

@@ -1,6 +1,6 @@
 """Nearest-responder ranking over the road network: who gets there first, and why.
 
-The :class:`Router` keeps, next to a :class:`~gridmap.core.roadgraph.RoadGraph`, the live state of every
+The :class:`TeamIndex` keeps, next to a :class:`~gridmap.routing.roadgraph.RoadGraph`, the live state of every
 team (position snapped to a road edge, status, skills, workload, grid) in flat arrays, plus the team
 "slots" hung on graph nodes as doubly linked lists, so a position update costs one snap and O(1) list
 surgery, never a rebuild. A query runs one of two compiled searches, both stopping as soon as the k best
@@ -8,11 +8,11 @@ teams are certain:
 
 - a reverse Dijkstra from the event (``_dijkstra.py``): cheapest when eligible teams are dense, since it
   settles only the nodes nearer than the k-th team;
-- with a :class:`~gridmap.core.hierarchy.Hierarchy` attached (:meth:`Router.use_hierarchy`), a backward
+- with a :class:`~gridmap.routing.hierarchy.Hierarchy` attached (:meth:`TeamIndex.use_hierarchy`), a backward
   upward search of the contraction hierarchy that reads the teams' buckets (``_ch.py``): its cost does not
   grow with the k-th team's distance, so it wins when eligible teams are few and spread thin.
 
-``method="auto"`` picks by the expected work of each (see :meth:`Router.rank`); both give the same
+``method="auto"`` picks by the expected work of each (see :meth:`TeamIndex.rank`); both give the same
 teams and ETAs (the tests check it on the real network).
 """
 
@@ -26,9 +26,11 @@ import numpy.typing as npt
 import shapely
 from shapely.ops import substring
 
-from gridmap.core import _ch, _dijkstra, _routes
-from gridmap.core.hierarchy import Buckets, Hierarchy
-from gridmap.core.roadgraph import WALK_SPEED, RoadGraph, Snaps
+from gridmap.routing._kernels import ch as _ch
+from gridmap.routing._kernels import dijkstra as _dijkstra
+from gridmap.routing._kernels import routes as _routes
+from gridmap.routing.hierarchy import Buckets, Hierarchy
+from gridmap.routing.roadgraph import WALK_SPEED, RoadGraph, Snaps
 
 STATUS_CODES = {"available": 0, "assigned": 1, "on_site": 2, "off_duty": 3}
 STATUS_NAMES = {v: k for k, v in STATUS_CODES.items()}
@@ -59,7 +61,7 @@ class Ranking:
     search: str = "dijkstra"  # "dijkstra" | "hierarchy" | "none" (straight-line fallback)
 
 
-class Router:
+class TeamIndex:
     """Live team positions on a road graph, and the k-nearest-team query.
 
     Parameters
@@ -604,62 +606,3 @@ def _part_coords(geom: shapely.LineString, a: float, b: float) -> np.ndarray:
         along += ((p2[0] - p1[0]) ** 2 + (p2[1] - p1[1]) ** 2) ** 0.5
     out.append((last.x, last.y))
     return np.array(out)
-
-
-def network_times(graph: RoadGraph, from_x: npt.ArrayLike, from_y: npt.ArrayLike, to_x: npt.ArrayLike,
-                  to_y: npt.ArrayLike, *, max_snap_m: float = 500.0,
-                  horizon_s: float = np.inf) -> np.ndarray:
-    """Travel time (s) from the nearest of many origins to each of many destinations, by road (many-to-one).
-
-    One multi-source Dijkstra over the forward graph, seeded at every origin's position along its edge,
-    then one vectorised lookup per destination: O((V + E) log V + P), not a loop of one-to-one searches.
-    Destinations more than ``max_snap_m`` from a road, or not reachable within ``horizon_s``, get +inf.
-
-    Examples
-    --------
-    >>> # times = network_times(g, stations_x, stations_y, buildings_x, buildings_y)   # seconds
-    """
-    g = graph
-    src = g.snap(from_x, from_y, max_snap_m)
-    ok = src.edge >= 0
-    e = src.edge[ok]
-    walk = src.distance_m[ok] / WALK_SPEED
-    f = src.fraction[ok]
-    seeds = [g.edge_v[e]]
-    costs = [walk + (1.0 - f) * g.time_s[e]]
-    tw = src.twin[ok]
-    has = tw >= 0
-    seeds.append(g.edge_v[tw[has]])
-    costs.append(walk[has] + f[has] * g.time_s[tw[has]])
-    seed_nodes = np.concatenate(seeds).astype(np.int64)
-    seed_costs = np.concatenate(costs)
-    dist = np.full(g.n_nodes, np.inf)
-    heap_k = np.zeros(g.n_edges + len(seed_nodes) + 8)
-    heap_v = np.zeros(g.n_edges + len(seed_nodes) + 8, dtype=np.int64)
-    _dijkstra.multi_source_times(g.indptr, g.adj, g.adj_w, seed_nodes, seed_costs, horizon_s, dist, heap_k, heap_v)
-
-    dst = g.snap(to_x, to_y, max_snap_m)
-    out = np.full(len(dst), np.inf)
-    okd = dst.edge >= 0
-    de, df = dst.edge[okd], dst.fraction[okd]
-    best = dist[g.edge_u[de]] + df * g.time_s[de]
-    dtw = dst.twin[okd]
-    has = dtw >= 0
-    alt = np.full(len(de), np.inf)
-    alt[has] = dist[g.edge_u[dtw[has]]] + (1.0 - df[has]) * g.time_s[dtw[has]]
-    best = np.minimum(best, alt)
-    # an origin on the destination's own edge, before it in the driving direction
-    on_edge: dict[int, list[tuple[float, float]]] = {}
-    for ee, ff, ww, tt in zip(e.tolist(), f.tolist(), walk.tolist(), src.twin[ok].tolist(), strict=True):
-        on_edge.setdefault(ee, []).append((ff, ww))
-        if tt >= 0:
-            on_edge.setdefault(tt, []).append((1.0 - ff, ww))
-    if on_edge:
-        for j in np.flatnonzero(np.isin(de, list(on_edge)) | np.isin(dtw, list(on_edge))):
-            for edge, fd in ((int(de[j]), float(df[j])), (int(dtw[j]), 1.0 - float(df[j]))):
-                for fo, wo in on_edge.get(edge, ()):
-                    if fo <= fd:
-                        best[j] = min(best[j], wo + (fd - fo) * g.time_s[edge])
-    out[okd] = best + dst.distance_m[okd] / WALK_SPEED
-    out[out > horizon_s] = np.inf
-    return out

@@ -14,9 +14,9 @@ import shapely
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from gridmap.core.hierarchy import Buckets, Hierarchy
-from gridmap.core.roadgraph import RoadGraph
-from gridmap.core.router import Router
+from gridmap.routing.hierarchy import Buckets, Hierarchy
+from gridmap.routing.roadgraph import RoadGraph
+from gridmap.routing.team_index import TeamIndex
 
 SKILLS = ["fire", "mediation", "patrol"]
 
@@ -142,8 +142,8 @@ def near_roads(g: RoadGraph, n: int, rng, spread=40.0):
     return shapely.get_x(foot) + r * np.cos(a), shapely.get_y(foot) + r * np.sin(a)
 
 
-def random_router(g: RoadGraph, n: int, rng, now: float) -> Router:
-    r = Router(g, SKILLS, stale_after_s=300.0)
+def random_router(g: RoadGraph, n: int, rng, now: float) -> TeamIndex:
+    r = TeamIndex(g, SKILLS, stale_after_s=300.0)
     x, y = near_roads(g, n, rng)
     x[: n // 20] += 5000.0  # a few far from any road
     codes = [f"T{i:03d}" for i in range(n)]

@@ -1,6 +1,6 @@
 """Building names and addresses, businesses and fire equipment of the sample street.
 
-Private helpers of :mod:`gridmap.core.samplegen` (EPSG:4549 metres throughout). Addresses take
+Private helpers of :mod:`gridmap.sample.street` (EPSG:4549 metres throughout). Addresses take
 the street name of the nearest named OSM road and a house number from the position along that
 road (odd numbers on the left, even on the right, about one number pair per 30 m), shared by the
 buildings of one estate that face the same road, like "文一西路188号3幢".
@@ -18,8 +18,8 @@ import numpy.typing as npt
 import pandas as pd
 import shapely
 
-from gridmap.core import _samplegen_names as names
-from gridmap.core._samplegen_blocks import Footprints, Roads, to_world
+from gridmap.sample import _names as names
+from gridmap.sample._blocks import Footprints, Roads, to_world
 
 KEY_PLACE_KINDS = ("hotel", "school", "kindergarten", "market", "elderly_care", "entertainment")
 _KINDS_BY_USE = {

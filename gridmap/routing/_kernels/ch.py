@@ -23,7 +23,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from gridmap.core._dijkstra import _offer, _pop, _push  # the same heap and top-k list as the Dijkstra
+from gridmap.routing._kernels.dijkstra import (  # the same heap and top-k list as the Dijkstra
+    _offer,
+    _pop,
+    _push,
+)
 
 INF = np.inf
 

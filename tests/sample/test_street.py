@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from gridmap.core.samplegen import (
+from gridmap.sample.street import (
     SAMPLE_STREET_CODE,
     SECOND_STREET_CODE,
     SampleStreet,
@@ -107,9 +107,9 @@ def test_same_seed_gives_identical_frames(inputs, small):
 
 def test_same_seed_is_byte_identical_in_another_process(small):
     code = (
-        "import geopandas as gpd, sys; sys.path.insert(0, 'tests/core');"
-        "from test_samplegen import _digest, EDGES, DISTRICTS, SMALL;"
-        "from gridmap.core.samplegen import generate_sample_street;"
+        "import geopandas as gpd, sys; sys.path.insert(0, 'tests/sample');"
+        "from test_street import _digest, EDGES, DISTRICTS, SMALL;"
+        "from gridmap.sample.street import generate_sample_street;"
         "print(_digest(generate_sample_street(gpd.read_file(EDGES, layer='edges'),"
         " gpd.read_file(DISTRICTS), **SMALL)))")
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(REPO)}
