@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from gridmap.core.lifecycle import OPERATOR_ACTIONS
+from gridmap.core.vocabulary import CHANNELS, EVENT_STATUSES, USER_ROLES
 
 NO_NUL = r"^[^\x00]*$"
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
@@ -49,8 +50,8 @@ def _sane_year(v: dt.datetime) -> dt.datetime:
 
 #: an ISO 8601 date-time of the years 1900-2199 (numbers are not accepted as Unix times)
 Time = Annotated[dt.datetime, BeforeValidator(_iso_only), AfterValidator(_sane_year)]
-Channel = Literal["hotline_12345", "chat_group", "qr_code", "patrol", "smart_alarm", "walk_in", "director_hotline"]
-Status = Literal["reported", "dispatched", "accepted", "on_site", "resolved", "closed"]
+Channel = Literal[CHANNELS]  # type: ignore[valid-type]  # the vocabulary's words (mypy cannot read a tuple)
+Status = Literal[EVENT_STATUSES]  # type: ignore[valid-type]
 
 
 class _In(BaseModel):
@@ -387,7 +388,7 @@ class MeOut(BaseModel):
 class UserIn(_In):
     username: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.\-]{3,40}$")]
     password: Annotated[str, StringConstraints(min_length=12, max_length=200, pattern=NO_NUL)]
-    role: Literal["admin", "operator", "planner", "grid_worker", "volunteer", "intake", "unit"]
+    role: Literal[USER_ROLES]  # type: ignore[valid-type]
     street_code: Code | None = None
     member_code: Code | None = None
     district_code: Code | None = Field(None, description="an operator of a district (all its streets)")
@@ -401,7 +402,7 @@ class UserOut(BaseModel):
     role: str
 
 
-Role = Literal["admin", "operator", "planner", "grid_worker", "volunteer", "intake", "unit"]
+Role = Literal[USER_ROLES]  # type: ignore[valid-type]
 NewPassword = Annotated[str, StringConstraints(min_length=12, max_length=200, pattern=NO_NUL)]
 
 

@@ -9,8 +9,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from api.schemas import NO_NUL, Code, EventOut, Text200, Text1000, Text4000, Time, _In
+from gridmap.core.levels import UNIT_ACTIONS
+from gridmap.core.vocabulary import (
+    CASE_OUTCOMES,
+    MEDIATION_CASE_STATUSES,
+    PARTY_KINDS,
+    PARTY_SIDES,
+    REFERRALS,
+)
 
-UnitAction = Literal["take", "ask_info", "settle", "return", "escalate"]
+UnitAction = Literal[UNIT_ACTIONS]  # type: ignore[valid-type]  # the vocabulary's words (mypy cannot read a tuple)
 
 
 class UnitOut(BaseModel):
@@ -116,7 +124,7 @@ class CaseOut(BaseModel):
     unit_name_zh: str | None
     opened_at: dt.datetime
     opened_by: str
-    status: Literal["open", "closed"]
+    status: Literal[MEDIATION_CASE_STATUSES]  # type: ignore[valid-type]
     outcome: str | None
     outcome_at: dt.datetime | None
     referral: str | None
@@ -145,8 +153,8 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=NO_
 
 
 class PartyIn(_In):
-    side: Literal["applicant", "respondent", "third_party"]
-    kind: Literal["person", "business"] = "person"
+    side: Literal[PARTY_SIDES]  # type: ignore[valid-type]
+    kind: Literal[PARTY_KINDS] = "person"  # type: ignore[valid-type]
     name: Name
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 \-]{2,19}$")] | None = None
     id_card: Annotated[str, StringConstraints(pattern=r"^[0-9]{15}([0-9]{2}[0-9Xx])?$")] | None = None
@@ -165,9 +173,10 @@ class CaseOpenIn(_In):
 
 
 class OutcomeIn(_In):
-    outcome: Literal["agreement", "partial", "failed"]
+    outcome: Literal[CASE_OUTCOMES]  # type: ignore[valid-type]
     agreement_text: Text4000 | None = None
-    referral: Literal["litigation", "department"] | None = Field(None, description="where a failed mediation goes")
+    referral: Literal[REFERRALS] | None = Field(  # type: ignore[valid-type]
+        None, description="where a failed mediation goes")
     note: Text1000 | None = None
 
 

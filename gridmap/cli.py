@@ -346,17 +346,17 @@ app.add_typer(dispatch_app, name="dispatch")
 
 def _parse_time(value: str | None, option: str) -> dt.datetime:
     """An ISO 8601 time from the command line (local time, Asia/Shanghai, when it has no offset); now if None."""
-    from gridmap.services.dispatch import TZ
+    from gridmap.core.vocabulary import LOCAL_TZ
 
     if value is None:
-        return dt.datetime.now(TZ)
+        return dt.datetime.now(LOCAL_TZ)
     try:
         t = dt.datetime.fromisoformat(value.strip())
     except ValueError:
         raise InvalidInput(f"{value!r} is not a time", field=option,
                            fix="give ISO 8601, e.g. 2026-11-22T09:30 or 2026-11-22T09:30:00+08:00 "
                                "(no offset: Asia/Shanghai time); leave it out for now") from None
-    return t if t.tzinfo is not None else t.replace(tzinfo=TZ)
+    return t if t.tzinfo is not None else t.replace(tzinfo=LOCAL_TZ)
 
 
 def _dispatcher(now: dt.datetime) -> Dispatcher:

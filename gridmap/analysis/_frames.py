@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 
 from gridmap.config import MEASURE_CRS
+from gridmap.core.vocabulary import TIME_ZONE
 from gridmap.errors import InvalidInput
 
 #: Time zone in which months and hours are counted.
-LOCAL_TZ = "Asia/Shanghai"
 
 
 def require(gdf: object, name: str, columns: tuple[str, ...] = ()) -> gpd.GeoDataFrame:
@@ -48,4 +48,4 @@ def local_month(times: pd.Series) -> pd.Series:
     if t.dt.tz is None:
         raise InvalidInput("timestamps have no time zone", field="reported_at",
                            fix="read events with db.layer('events') or load_events (timestamptz)")
-    return t.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).dt.to_period("M").dt.to_timestamp()  # type: ignore[return-value]  # stubs: .dt.to_timestamp() of a Series is a Series
+    return t.dt.tz_convert(TIME_ZONE).dt.tz_localize(None).dt.to_period("M").dt.to_timestamp()  # type: ignore[return-value]  # stubs: .dt.to_timestamp() of a Series is a Series

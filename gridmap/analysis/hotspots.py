@@ -32,6 +32,7 @@ import pandas as pd
 import shapely
 from libpysal.weights import W
 
+from gridmap.core.vocabulary import WGS84
 from gridmap.errors import InvalidInput
 
 from ._frames import local_month, require
@@ -40,7 +41,7 @@ from ._frames import local_month, require
 def cells_for(area: gpd.GeoDataFrame, resolution: int = 9) -> list[str]:
     """The H3 cells whose centre lies in the area's polygons (sorted)."""
     require(area, "area")
-    poly = area.to_crs("EPSG:4326").geometry.union_all()
+    poly = area.to_crs(WGS84).geometry.union_all()
     cells = set(h3.geo_to_cells(shapely.geometry.mapping(poly), resolution)) if not poly.is_empty else set()
     return sorted(cells)
 
@@ -48,11 +49,11 @@ def cells_for(area: gpd.GeoDataFrame, resolution: int = 9) -> list[str]:
 def cell_polygons(cells: Sequence[str]) -> gpd.GeoSeries:
     """Hexagon polygons (EPSG:4326) of H3 cells."""
     polys = [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells]
-    return gpd.GeoSeries(polys, crs="EPSG:4326")
+    return gpd.GeoSeries(polys, crs=WGS84)
 
 
 def _event_cells(events: gpd.GeoDataFrame, resolution: int) -> np.ndarray:
-    pts = events.to_crs("EPSG:4326").geometry
+    pts = events.to_crs(WGS84).geometry
     return np.array([h3.latlng_to_cell(lat, lng, resolution) for lng, lat in zip(pts.x, pts.y, strict=True)],
                     dtype=object)
 
@@ -85,7 +86,7 @@ def hex_counts(events: gpd.GeoDataFrame, area: gpd.GeoDataFrame | None = None, *
     out = counts.reindex(full, fill_value=0).reset_index()
     out["n"] = out["n"].astype(int)
     geom = cell_polygons(out["cell"].tolist())
-    return gpd.GeoDataFrame(out, geometry=geom.values, crs="EPSG:4326")
+    return gpd.GeoDataFrame(out, geometry=geom.values, crs=WGS84)
 
 
 def hex_weights(cells: Sequence[str], k: int = 1) -> W:
@@ -173,7 +174,7 @@ def hotspots(events: gpd.GeoDataFrame, area: gpd.GeoDataFrame, *, resolution: in
         part = part.set_index("cell").loc[cells].reset_index()
         parts.append(getis_ord(part, "n", k=k, permutations=permutations, alpha=alpha, seed=seed, w=w))  # type: ignore[arg-type]  # stubs: a GeoDataFrame's groups are GeoDataFrames
     out = pd.concat(parts, ignore_index=True)
-    return gpd.GeoDataFrame(out, geometry="geometry", crs="EPSG:4326")
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=WGS84)
 
 
 def hotspot_table(result: gpd.GeoDataFrame, by: str | Sequence[str] | None = None) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 
 from gridmap.config import MEASURE_CRS
 from gridmap.core.crs import to_measure_crs, transformer
+from gridmap.core.vocabulary import WGS84
 from gridmap.errors import NotFound
 from gridmap.routing.roadgraph import RoadGraph
 from gridmap.storage import analysis_sql as sql
@@ -81,7 +82,7 @@ def load_road_graph(db: Db, *, area: str | None = None, bbox: Bbox | None = None
     if nodes.empty or edges.empty:
         raise NotFound("no road edges in the requested area", field="road_edges",
                        fix="load road_nodes and road_edges (gridmap sample load, or gridmap load), or widen the area")
-    x, y = transformer("EPSG:4326", MEASURE_CRS).transform(nodes.lon.to_numpy(), nodes.lat.to_numpy())
+    x, y = transformer(WGS84, MEASURE_CRS).transform(nodes.lon.to_numpy(), nodes.lat.to_numpy())
     geoms = to_measure_crs(shapely.from_wkb(edges.wkb.to_numpy()))
     return RoadGraph.from_arrays(nodes.id, np.column_stack([x, y]), edges.source, edges.target, edges.length_m,
                                  edges.travel_time_s, geoms, edges.id)
@@ -94,7 +95,7 @@ def load_roads(db: Db, *, area: str | None = None, bbox: Bbox | None = None, mar
         box = _grow(box, margin_m)
     _, edges = _read(db, sql.road_network, box)
     return gpd.GeoDataFrame(edges.drop(columns="wkb"), geometry=shapely.from_wkb(edges.wkb.to_numpy()),
-                            crs="EPSG:4326")
+                            crs=WGS84)
 
 
 def load_buildings(db: Db, *, area: str | None = None, bbox: Bbox | None = None) -> gpd.GeoDataFrame:

@@ -21,6 +21,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from gridmap.config import MEASURE_CRS
+from gridmap.core.vocabulary import WGS84
 
 _A = 6378245.0  # Krasovsky 1940 semi-major axis used by GCJ-02
 _EE = 0.00669342162296594323  # its first eccentricity squared
@@ -111,7 +112,7 @@ def transformer(src: str, dst: str) -> Transformer:
     return t
 
 
-def to_measure_crs(geoms: np.ndarray, src: str = "EPSG:4326") -> np.ndarray:
+def to_measure_crs(geoms: np.ndarray, src: str = WGS84) -> np.ndarray:
     """Project lon/lat geometries to the measuring CRS (EPSG:4549, metres)."""
     t = transformer(src, MEASURE_CRS)
     return shapely.transform(geoms, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))

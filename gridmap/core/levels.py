@@ -35,23 +35,6 @@ LEVEL_COLUMNS = {"district": "district_code", "street": "street_code", "communit
 #: Area levels from the most specific to the widest (which unit of a kind serves a place first).
 AREA_ORDER = ("grid", "community", "street", "district")
 
-#: Every channel events come in through. The first five are the registry's original ones; ``walk_in`` is the
-#: one-door intake (一扇门受理) of a comprehensive-governance centre, ``director_hotline`` a street (or
-#: district) director's public line.
-BASE_CHANNELS = ("hotline_12345", "chat_group", "qr_code", "patrol", "smart_alarm")
-NEW_CHANNELS = ("walk_in", "director_hotline")
-CHANNELS = (*BASE_CHANNELS, *NEW_CHANNELS)
-#: Channels with a person on the other side who can be answered there and then (答复即办结).
-ANSWERABLE_CHANNELS = ("hotline_12345", "walk_in", "director_hotline")
-CHANNEL_NAMES_ZH = {"hotline_12345": "12345热线", "chat_group": "群聊", "qr_code": "余安码", "patrol": "巡查",
-                    "smart_alarm": "智能报警", "walk_in": "一扇门受理", "director_hotline": "主任热线"}
-
-#: How an event ended, when it did not simply go through the team lifecycle (``events.outcome``).
-OUTCOMES = ("answered_on_the_spot", "settled", "agreement", "partial", "litigation")
-#: Outcomes that count as resolved (the dispute or request was settled).
-RESOLVED_OUTCOMES = ("answered_on_the_spot", "settled", "agreement", "partial")
-
-
 @dataclass(frozen=True)
 class UnitKind:
     code: str
@@ -89,14 +72,9 @@ MEDIATION_KINDS = tuple(k.code for k in _KINDS if k.mediation)
 
 #: What a unit member does with an event at the unit's rung.
 UNIT_ACTIONS = ("take", "ask_info", "settle", "return", "escalate")
-#: How an event left a rung (``event_rung_stints.left_how``).
-LEFT_HOW = ("escalated", "auto_escalated", "returned", "settled", "closed", "referred", "reopened")
 #: Of those, the ones where the unit settled the matter itself.
 SETTLED_HOW = ("settled",)
 
-CASE_OUTCOMES = ("agreement", "partial", "failed")
-REFERRALS = ("litigation", "department")
-PARTY_SIDES = ("applicant", "respondent", "third_party")
 
 
 def unit_kind_info(kind: str) -> UnitKind:

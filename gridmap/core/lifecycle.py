@@ -23,10 +23,8 @@ gridmap.errors.Conflict: action: an event that is reported cannot be closed; leg
 
 from __future__ import annotations
 
+from gridmap.core.vocabulary import OPEN_EVENT_STATUSES
 from gridmap.errors import Conflict, InvalidInput
-
-STATUSES = ("reported", "dispatched", "accepted", "on_site", "resolved", "closed")
-OPEN_STATUSES = ("reported", "dispatched", "accepted", "on_site")
 
 #: action -> (statuses it may start from, status it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -66,4 +64,5 @@ def next_status(status: str, action: str) -> str:
 
 
 def is_open(status: str) -> bool:
-    return status in OPEN_STATUSES
+    """Whether an event in ``status`` is still being handled."""
+    return status in OPEN_EVENT_STATUSES

@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from gridmap.core.vocabulary import BASE_CHANNELS
+
 CATEGORIES = ("fire_hazard", "public_security", "fraud", "neighbour_dispute", "consumer_dispute",
               "food_drug_safety", "environment", "parking", "road_facility", "elderly_care")
-CHANNELS = ("hotline_12345", "chat_group", "qr_code", "patrol", "smart_alarm")
+CHANNELS = BASE_CHANNELS  # the generator's year of past events predates the walk-in and director channels
 _CHANNEL_P = np.array([0.38, 0.20, 0.10, 0.27, 0.05])
 # Category mix per channel (rows: channels except smart_alarm; columns: CATEGORIES).
 _MIX = np.array([

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import cast
-from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
@@ -20,6 +19,7 @@ import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
 
+from gridmap.core.vocabulary import LOCAL_TZ, WGS84
 from gridmap.sample import _blocks as blocks_mod
 from gridmap.sample import _events as events_mod
 from gridmap.sample import _homes as homes
@@ -39,10 +39,10 @@ SECOND_STREET_CODE = "330106901"
 #: The share of the residents the second street takes (at least; whole communities).
 SECOND_STREET_SHARE = 0.15
 DEFAULT_SEED = 20261122
-DEFAULT_EVENTS_START = datetime(2025, 11, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+DEFAULT_EVENTS_START = datetime(2025, 11, 1, tzinfo=LOCAL_TZ)
 BUILDING_WORKLOAD = 20.0  # a building weighs as much as this many residents in a grid's workload
 LOCAL_CRS = "EPSG:4549"  # CGCS2000 / 3-degree Gauss-Kruger CM 120E: metres around Hangzhou
-STORAGE_CRS = "EPSG:4326"
+STORAGE_CRS = WGS84
 _BUILDINGS_PER_RESIDENT = 9000 / 260_000
 _BUSINESSES_PER_RESIDENT = 6000 / 260_000
 _DISTRICT_NAMES = {

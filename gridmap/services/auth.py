@@ -65,6 +65,7 @@ from sqlalchemy.orm import Session
 
 from gridmap.config import Settings
 from gridmap.core.levels import LEVEL_COLUMNS, OPERATOR_LEVELS, Scope
+from gridmap.core.vocabulary import SESSION_KINDS, USER_ROLES
 from gridmap.errors import (
     ConfigError,
     Conflict,
@@ -79,7 +80,6 @@ from gridmap.services.sessions import SessionCache, SessionListener
 from gridmap.storage import scopes as scopes_sql
 from gridmap.storage import units as units_sql
 from gridmap.storage import users_sql as sql
-from gridmap.storage.models import SESSION_KINDS, USER_ROLES
 
 log = logging.getLogger(__name__)
 SECRET_FILE = "secret_key"

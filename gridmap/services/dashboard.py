@@ -25,7 +25,6 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
@@ -36,6 +35,7 @@ from sqlalchemy import Connection, Engine
 
 from gridmap.core.levels import OPERATOR_LEVELS
 from gridmap.core.privacy import redact_text, redact_values
+from gridmap.core.vocabulary import LOCAL_TZ, WGS84
 from gridmap.errors import Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.storage import dashboard_sql as sql
@@ -46,8 +46,7 @@ from gridmap.storage.layers import layer_spec
 if TYPE_CHECKING:
     from gridmap.services.dispatch import Dispatcher
 
-TZ = ZoneInfo("Asia/Shanghai")
-CRS = "EPSG:4326"
+CRS = WGS84
 #: The range of the dashboard's clock ``at``.
 MIN_AT = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 MAX_AT = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
@@ -100,7 +99,7 @@ class DashboardPolicy:
 
 def _aware(at: dt.datetime | None) -> dt.datetime:
     if at is None:
-        return dt.datetime.now(TZ)
+        return dt.datetime.now(LOCAL_TZ)
     if at.tzinfo is None:
         raise InvalidInput(f"time {at.isoformat()} has no time zone", field="at",
                            fix="give an ISO 8601 time with an offset, e.g. 2026-10-31T23:00:00+08:00")
@@ -511,7 +510,7 @@ class Dashboard:
     def summary(self, at: dt.datetime | None = None) -> dict:
         """Headline figures and the open-events list (state, age, overdue), most urgent first."""
         now = _aware(at)
-        day_start = now.astimezone(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+        day_start = now.astimezone(LOCAL_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
         period_start = now - dt.timedelta(days=self.policy.closure_period_days)
         with self._read() as sa:
             conn = driver_connection(sa)

@@ -15,7 +15,6 @@ import gc
 import threading
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +25,7 @@ from sqlalchemy import Connection, Engine
 
 from gridmap.config import MEASURE_CRS
 from gridmap.core.crs import to_measure_crs, transformer
+from gridmap.core.vocabulary import LOCAL_TZ
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.routing.hierarchy import Hierarchy
 from gridmap.routing.many_to_one import network_times
@@ -34,7 +34,6 @@ from gridmap.routing.team_index import Candidate, Ranking, TeamIndex
 from gridmap.storage import dispatch_sql as sql
 from gridmap.storage.db import driver_connection
 
-TZ = ZoneInfo("Asia/Shanghai")
 ALL_SKILLS = ["patrol", "fire", "first_aid", "mediation", "law", "elderly_care", "traffic", "security"]
 RESPONDER_KINDS = ("micro_fire_station", "micro_fire_truck")
 
@@ -111,7 +110,7 @@ _NOT_BUILT = "the dispatcher has no road graph yet: build it with Dispatcher.fro
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
-    now = now or dt.datetime.now(TZ)
+    now = now or dt.datetime.now(LOCAL_TZ)
     if now.tzinfo is None:
         raise InvalidInput(f"time {now} has no time zone", field="now", fix="use an aware datetime")
     return now

@@ -25,7 +25,6 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from sqlalchemy import Connection, Engine, RowMapping
@@ -33,11 +32,11 @@ from sqlalchemy.orm import Session
 
 from gridmap.config import MEASURE_CRS, Settings
 from gridmap.core.crs import transformer
-from gridmap.core.levels import ANSWERABLE_CHANNELS
-from gridmap.core.levels import CHANNELS as ALL_CHANNELS
-from gridmap.core.lifecycle import OPEN_STATUSES, is_open, legal_actions, next_status
+from gridmap.core.lifecycle import is_open, legal_actions, next_status
 from gridmap.core.location import check_lonlat
 from gridmap.core.privacy import redact_text
+from gridmap.core.vocabulary import ANSWERABLE_CHANNELS, LOCAL_TZ, OPEN_EVENT_STATUSES
+from gridmap.core.vocabulary import CHANNELS as ALL_CHANNELS
 from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
 from gridmap.services import rungs
 from gridmap.services import scopes as scope_rules
@@ -51,7 +50,6 @@ from gridmap.storage.db import open_pool
 if TYPE_CHECKING:
     from gridmap.services.dispatch import Dispatcher
 
-TZ = ZoneInfo("Asia/Shanghai")
 Clock = Callable[[], dt.datetime]
 CHANNELS = ALL_CHANNELS
 #: which roles may report through which channel (operators also take walk-ins at the centre's one door and the
@@ -66,7 +64,7 @@ class _Raced(Exception):
 
 
 def system_clock() -> dt.datetime:
-    return dt.datetime.now(TZ)
+    return dt.datetime.now(LOCAL_TZ)
 
 
 @dataclass
@@ -466,7 +464,7 @@ class EventService:
             params["area"] = area
         now = self.clock()
         if overdue is not None:
-            cond = f"e.due_at < :now AND e.status IN {OPEN_STATUSES} AND e.duplicate_of IS NULL"
+            cond = f"e.due_at < :now AND e.status IN {OPEN_EVENT_STATUSES} AND e.duplicate_of IS NULL"
             where.append(cond if overdue else f"NOT ({cond}) OR e.due_at IS NULL")
             params["now"] = now
         if since is not None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from gridmap.core.levels import CHANNELS, OPERATOR_LEVELS, RESOLVED_OUTCOMES
+from gridmap.core.levels import OPERATOR_LEVELS
+from gridmap.core.vocabulary import CHANNELS, LOCAL_TZ, RESOLVED_OUTCOMES, TIME_ZONE
 from gridmap.errors import Forbidden, InvalidInput, NotFound
 from gridmap.services import scopes as scope_rules
 from gridmap.services.auth import Principal
@@ -27,8 +27,6 @@ from gridmap.storage import mediation as mediation_sql
 from gridmap.storage import scopes as scopes_sql
 from gridmap.storage import units as units_sql
 
-TZ_NAME = "Asia/Shanghai"
-TZ = ZoneInfo(TZ_NAME)
 Clock = Callable[[], dt.datetime]
 #: How far back the closure rate and the response time look.
 PERIOD_DAYS = 30
@@ -87,7 +85,7 @@ class LevelsService:
         now = at or self.clock()
         if now.tzinfo is None:
             raise InvalidInput(f"time {now.isoformat()} has no time zone", field="at", fix="send ISO 8601 with an offset")
-        day = now.astimezone(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+        day = now.astimezone(LOCAL_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
         period = now - dt.timedelta(days=PERIOD_DAYS)
         with session.begin():
             conn = session.connection()
@@ -122,7 +120,7 @@ class LevelsService:
         below ``area``: their event counts per month and category of the last ``months`` months (with the
         windows' done/due counts), and their populations; confined to ``area`` in SQL."""
         now = at or self.clock()
-        local = now.astimezone(TZ)
+        local = now.astimezone(LOCAL_TZ)
         first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         for _ in range(months - 1):
             first = (first - dt.timedelta(days=1)).replace(day=1)
@@ -131,7 +129,7 @@ class LevelsService:
             code, level = self._area(conn, p, area)
             below = sql.BELOW[level]
             counts = sql.month_counts(conn, code, below, start=first, end=now + dt.timedelta(seconds=1),
-                                      windows=windows, as_of=now, tz=TZ_NAME)
+                                      windows=windows, as_of=now, tz=TIME_ZONE)
             kids = sql.children(conn, code, below)
         areas = pd.DataFrame({"code": [k["code"] for k in kids],
                               "population": [k["population"] or 0 for k in kids]})

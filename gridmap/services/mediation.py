@@ -24,8 +24,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, RowMapping
 from sqlalchemy.orm import Session
 
-from gridmap.core.levels import CASE_OUTCOMES, PARTY_SIDES, REFERRALS, is_mediation
+from gridmap.core.levels import is_mediation
 from gridmap.core.privacy import mask_id_card, mask_name, mask_phone, redact_text
+from gridmap.core.vocabulary import CASE_OUTCOMES, PARTY_SIDES, REFERRALS
 from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridmap.services import scopes as scope_rules
 from gridmap.services.auth import Principal

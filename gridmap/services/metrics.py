@@ -16,6 +16,7 @@ from typing import SupportsFloat
 
 from sqlalchemy.orm import Session
 
+from gridmap.core.vocabulary import TIME_ZONE
 from gridmap.errors import InvalidInput
 from gridmap.services.auth import Principal
 from gridmap.storage import events_sql as sql
@@ -23,7 +24,6 @@ from gridmap.storage import events_sql as sql
 GROUPS = {"street": "street_code", "community": "community_code", "grid": "grid_code", "category": "category",
           "channel": "channel", "all": "all"}
 PERIODS = ("day", "week", "month", "quarter", "year", "all")
-TZ_NAME = "Asia/Shanghai"
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -64,7 +64,7 @@ class MetricsService:
         with session.begin():
             rows = sql.event_metrics(session.connection(), key=GROUPS[group_by],
                                      period=None if period == "all" else period, start=start, end=end,
-                                     street=street, now=now, tz=TZ_NAME)
+                                     street=street, now=now, tz=TIME_ZONE)
         out = []
         for r in rows:
             out.append({

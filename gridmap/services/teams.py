@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from gridmap.config import HANGZHOU_BBOX, MEASURE_CRS
 from gridmap.core.crs import gcj02_to_wgs84, transformer
+from gridmap.core.vocabulary import WGS84
 from gridmap.errors import Conflict, DatabaseError, Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.storage import events_sql as sql
@@ -125,7 +126,7 @@ class TeamService:
                     rows = sql.current_streets(session.connection())
             zone = None
             if rows:
-                t = transformer("EPSG:4326", MEASURE_CRS)
+                t = transformer(WGS84, MEASURE_CRS)
                 geoms = shapely.from_wkb([r["wkb"] for r in rows])
                 local = shapely.transform(geoms, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
                 zone = shapely.buffer(shapely.union_all(local), self.policy.area_tolerance_m, quad_segs=4)
@@ -144,7 +145,7 @@ class TeamService:
             swapped = (lat >= minx) & (lat <= maxx) & (lon >= miny) & (lon <= maxy)
             where = f"the configured area (lon {minx}..{maxx}, lat {miny}..{maxy})"
         else:
-            t = transformer("EPSG:4326", MEASURE_CRS)
+            t = transformer(WGS84, MEASURE_CRS)
             x, y = t.transform(lon, lat)
             sx, sy = t.transform(lat, lon)
             inside = shapely.contains_xy(area.zone, x, y)
@@ -170,7 +171,7 @@ class TeamService:
         (lon, lat, at) or None). Fixes of a team are judged in time order; an accepted one becomes the next
         fix's reference. A fix not newer than the stored one is left to the dispatcher (which ignores it)."""
         pol = self.policy
-        t = transformer("EPSG:4326", MEASURE_CRS)
+        t = transformer(WGS84, MEASURE_CRS)
         lon = np.array([f["lon"] for f in fixes], dtype=float)
         lat = np.array([f["lat"] for f in fixes], dtype=float)
         xs, ys = t.transform(lon, lat)

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import shapely
 
+from gridmap.core.vocabulary import WGS84
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
@@ -194,7 +196,7 @@ def warm_dispatch(engine: Engine, now: dt.datetime) -> KernelReport:
     d = Dispatcher.from_database(engine, now=now)
     assert d.graph is not None  # from_database() builds it
     x, y = d.graph.node_xy[len(d.graph.node_xy) // 2]
-    lon, lat = transformer(MEASURE_CRS, "EPSG:4326").transform(x, y)
+    lon, lat = transformer(MEASURE_CRS, WGS84).transform(x, y)
     d.recommend(float(lon), float(lat), with_equipment=True, now=now)
     d.recommend(float(lon), float(lat), category="fire_hazard", now=now)
     d.eta_to_nearest([float(lon)], [float(lat)], kind="micro_fire_station", now=now)

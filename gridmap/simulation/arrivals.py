@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridmap.simulation.model import TZ, Behaviour, StreetProfile
+from gridmap.core.vocabulary import LOCAL_TZ
+from gridmap.simulation.model import Behaviour, StreetProfile
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 _GIVEN = ("先生", "女士", "阿姨", "师傅")
@@ -70,8 +71,8 @@ def plan_events(profile: StreetProfile, behaviour: Behaviour, start: dt.datetime
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end need a time zone")
     raw: list[dict] = []
-    day = start.astimezone(TZ).date()
-    while dt.datetime(day.year, day.month, day.day, tzinfo=TZ) < end:
+    day = start.astimezone(LOCAL_TZ).date()
+    while dt.datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ) < end:
         raw += _day(profile, behaviour, day, seed)
         day += dt.timedelta(days=1)
     raw = [r for r in raw if start <= r["at"] < end]
@@ -80,7 +81,7 @@ def plan_events(profile: StreetProfile, behaviour: Behaviour, start: dt.datetime
         raw[0]["at"] = start + dt.timedelta(seconds=first_within_s)
     rng = np.random.default_rng(stable_seed(seed, "duplicates", start.isoformat()))
     events: list[PlannedEvent] = []
-    tag = f"{seed}-{start.astimezone(TZ):%Y%m%d%H%M}"
+    tag = f"{seed}-{start.astimezone(LOCAL_TZ):%Y%m%d%H%M}"
     for r in raw:
         events.append(_event(len(events), r, tag))
     dups = []
@@ -126,7 +127,7 @@ def _reporter(rng: np.random.Generator) -> tuple[str, str]:
 def _day(profile: StreetProfile, b: Behaviour, day: dt.date, seed: int) -> list[dict]:
     """The reports of one local day (a stream of its own: days never shift each other's draws)."""
     rng = np.random.default_rng(stable_seed(seed, "arrivals", day.isoformat()))
-    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=TZ)
+    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ)
     out = []
     for (channel, category) in sorted(profile.daily_rate):
         rate = profile.daily_rate[(channel, category)] * b.arrival_rate_factor

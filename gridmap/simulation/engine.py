@@ -32,11 +32,12 @@ from functools import partial
 
 import numpy as np
 
+from gridmap.core.vocabulary import LOCAL_TZ
 from gridmap.simulation.agents import Job, TeamAgent
 from gridmap.simulation.arrivals import PlannedEvent, plan_events, stable_seed
 from gridmap.simulation.clock import Agenda, Clock, instant
 from gridmap.simulation.driver import Driver
-from gridmap.simulation.model import TZ, Behaviour
+from gridmap.simulation.model import Behaviour
 from gridmap.simulation.roads import Leg, Plan, RoadPos, SearchResult
 from gridmap.simulation.runlog import RunLog
 from gridmap.simulation.world import INTAKE, OPERATOR, World
@@ -161,7 +162,7 @@ class Simulation:
 
     def _begin(self, t: float) -> None:
         """Shifts as they stand, open jobs adopted, then the agenda: fixes, reports, shifts, sweeps."""
-        day = self.origin.astimezone(TZ).date()
+        day = self.origin.astimezone(LOCAL_TZ).date()
         for code in sorted(self.teams):
             self.claims[code] = 0
             for d in (day - dt.timedelta(days=1), day):
@@ -195,7 +196,7 @@ class Simulation:
 
     def _plan_day(self, day: dt.date, t_now: float) -> None:
         """The reports and shift changes of a local day; the next day is planned just before it starts."""
-        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=TZ)
+        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ)
         lo = max(midnight, self.origin)
         hi = midnight + dt.timedelta(days=1)
         if self.cfg.end is not None:
@@ -206,7 +207,7 @@ class Simulation:
             for ev in planned:
                 self.agenda.at((ev.at - self.origin).total_seconds(), "report", partial(self._report, ev))
             self.log.write(t_now, "plan", day=day.isoformat(), reports=len(planned))
-        if day > self.origin.astimezone(TZ).date():
+        if day > self.origin.astimezone(LOCAL_TZ).date():
             for code in sorted(self.teams):
                 self._plan_shifts(code, day, t_now)
         nxt = hi if self.cfg.end is None else (hi if hi < self.cfg.end else None)
@@ -219,7 +220,7 @@ class Simulation:
         """The team's duty intervals starting on ``day``: each adds a claim on duty while it lasts."""
         team = self.teams[code]
         rng = self._rng("shift", code, day.isoformat())
-        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=TZ)
+        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ)
         s = self.b.shift_for(team.kind)
         intervals = []
         jitter = rng.normal(0, self.b.shift_jitter_min * 60, 4)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, fields
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-TZ = ZoneInfo("Asia/Shanghai")
-CHANNELS = ("hotline_12345", "chat_group", "qr_code", "patrol", "smart_alarm")
+from gridmap.core.vocabulary import BASE_CHANNELS, LOCAL_TZ
+
+CHANNELS = BASE_CHANNELS  # residents report through the five original channels (no walk-ins, no director line)
 #: the median time on site (on site -> resolved) of each category in the sample year, minutes
 SAMPLE_ON_SITE_MEDIAN_MIN = {
     "fire_hazard": 25.0, "public_security": 40.0, "fraud": 90.0, "neighbour_dispute": 90.0,
@@ -152,7 +152,7 @@ class StreetProfile:
         if history.empty:
             raise ValueError("no events to draw the arrivals from: load the sample street (its year of events)")
         h = history.copy()
-        t = pd.to_datetime(h["reported_at"], utc=True).dt.tz_convert(TZ)
+        t = pd.to_datetime(h["reported_at"], utc=True).dt.tz_convert(LOCAL_TZ)
         h["hour"], h["weekday"], h["month"] = t.dt.hour, t.dt.day_of_week, t.dt.month - 1
         days = max((t.max() - t.min()).total_seconds() / 86400.0, 1.0)
         sizes = h.groupby(["channel", "category"]).size()
@@ -201,4 +201,4 @@ def measure_history(history: pd.DataFrame) -> dict[str, float]:
 
 
 def local_day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=TZ)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ)

@@ -14,11 +14,12 @@ from pathlib import Path
 import httpx
 
 from gridmap.config import Settings
+from gridmap.core.vocabulary import LOCAL_TZ
 from gridmap.services import auth
 from gridmap.simulation.clock import Clock, FastClock, LiveClock
 from gridmap.simulation.driver import CallStats, Driver
 from gridmap.simulation.engine import RunConfig, RunSummary, Simulation
-from gridmap.simulation.model import TZ, Behaviour
+from gridmap.simulation.model import Behaviour
 from gridmap.simulation.runlog import RunLog
 from gridmap.simulation.server import SimulationServer
 from gridmap.simulation.world import (
@@ -86,7 +87,7 @@ def run_fast(settings: Settings, *, day: dt.date = DEFAULT_DAY, days: int = 1, s
     """Replay ``days`` days from ``day`` in simulated time, in a fresh simulation database ``database`` (a copy of
     the simulation template) served by its own API process (or ``api_url``'s, already serving it)."""
     t0 = time.perf_counter()
-    start = dt.datetime(day.year, day.month, day.day, tzinfo=TZ) + dt.timedelta(hours=start_hour)
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ) + dt.timedelta(hours=start_hour)
     end = start + (dt.timedelta(days=days) if hours is None else dt.timedelta(hours=hours))
     template, creds = ensure_template(settings, say)
     say(f"copying {template} to {database} (dispatch rule: {rule or 'road_eta'})")
@@ -126,7 +127,7 @@ def run_live(settings: Settings, *, api_url: str, seed: int = 1, stop: threading
     ``<data_dir>/simulation_users.txt``, mode 600)."""
     engine = make_engine(database_url_ or database_url(settings), pool_size=2, max_overflow=2)
     try:
-        now = dt.datetime.now(TZ).replace(microsecond=0)
+        now = dt.datetime.now(LOCAL_TZ).replace(microsecond=0)
         world = load_world(engine, now)
         path = users_file or Path(settings.data_dir) / USERS_FILE
         known = read_credentials(path)

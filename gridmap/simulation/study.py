@@ -35,8 +35,9 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from gridmap.config import Settings
+from gridmap.core.vocabulary import LOCAL_TZ
 from gridmap.services.dispatch import DispatchRule
-from gridmap.simulation.model import TZ, Behaviour
+from gridmap.simulation.model import Behaviour
 from gridmap.simulation.run import DEFAULT_DAY, run_fast
 from gridmap.simulation.runlog import read_log
 from gridmap.simulation.world import db_url
@@ -183,11 +184,11 @@ def run_study(settings: Settings, *, days: list[dt.date] | None = None, seed: in
     days = days or [DEFAULT_DAY]
     rules = rules or list(DispatchRule)
     runs_dir = runs_dir or Path(settings.data_dir) / "simulation-runs"
-    result = StudyResult(dt.datetime.now(TZ).isoformat(timespec="seconds"),
+    result = StudyResult(dt.datetime.now(LOCAL_TZ).isoformat(timespec="seconds"),
                          f"{platform.node()} ({platform.machine()}, {_cores()} cores)", seed,
                          [d.isoformat() for d in days])
     for day in days:
-        start = dt.datetime(day.year, day.month, day.day, tzinfo=TZ)
+        start = dt.datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ)
         end = start + (dt.timedelta(hours=hours) if hours else dt.timedelta(days=1))
         for rule in rules:
             log_path = runs_dir / f"{day.isoformat()}_{rule.value}_seed{seed}.jsonl.gz"

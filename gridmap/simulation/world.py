@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from gridmap.config import MEASURE_CRS, Settings
 from gridmap.core.crs import transformer
+from gridmap.core.vocabulary import WGS84
 from gridmap.errors import ConfigError, NotFound
 from gridmap.services import auth, sample
 from gridmap.services import users as users_service
@@ -95,8 +96,8 @@ def load_world(engine: Engine, history_end: dt.datetime, history_days: int = 365
     streets = sorted({r["street_code"] for r in grid_rows if r["street_code"]})
     districts = sorted({r["district_code"] for r in grid_rows if r["district_code"]})
     command = districts[0] if len(streets) > 1 and len(districts) == 1 else (streets[0] if streets else "")
-    to_local = transformer("EPSG:4326", MEASURE_CRS)
-    to_lonlat = transformer(MEASURE_CRS, "EPSG:4326")
+    to_local = transformer(WGS84, MEASURE_CRS)
+    to_lonlat = transformer(MEASURE_CRS, WGS84)
     polys = {r["code"]: shapely.transform(shapely.from_wkb(r["wkb"]),
                                           lambda c: np.column_stack(to_local.transform(c[:, 0], c[:, 1])))
              for r in grid_rows}

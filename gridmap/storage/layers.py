@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from gridmap.core import vocabulary
 from gridmap.core.geomcheck import Kind
 from gridmap.errors import NotFound
 from gridmap.storage import models as m
@@ -96,14 +97,11 @@ class LayerSpec:
         return [c.name for c in self.table.columns if c.info.get("sensitive")]
 
 
+#: The closed vocabularies a load checks before it writes (the database's CHECK constraints say the same).
+_CHOICE_COLUMNS = {"areas": ("level",), "buildings": ("use",), "businesses": ("kind",),
+                   "fire_equipment": ("kind", "status"), "teams": ("kind", "status"), "events": ("channel", "status")}
 CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
-    "areas": {"level": m.AREA_LEVELS},
-    "buildings": {"use": m.BUILDING_USES},
-    "businesses": {"kind": m.BUSINESS_KINDS},
-    "fire_equipment": {"kind": m.EQUIPMENT_KINDS, "status": m.EQUIPMENT_STATUSES},
-    "teams": {"kind": m.TEAM_KINDS, "status": m.TEAM_STATUSES},
-    "events": {"channel": m.EVENT_CHANNELS, "status": m.EVENT_STATUSES},
-}
+    table: {col: vocabulary.CHECKED[table, col] for col in cols} for table, cols in _CHOICE_COLUMNS.items()}
 
 _OSM_EDGE_ALIASES = {"u": "source", "v": "target", "osmid": "osm_id", "length": "length_m", "travel_time": "travel_time_s"}
 

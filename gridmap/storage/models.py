@@ -40,23 +40,29 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from gridmap.core.levels import CHANNELS, OUTCOMES
-
-SRID = 4326
-
-AREA_LEVELS = ("district", "street", "community", "grid")
-BUILDING_USES = ("residential", "commercial", "industrial", "public", "mixed")
-BUSINESS_KINDS = (
-    "shop", "hotel", "restaurant", "market", "school", "kindergarten", "clinic", "factory", "warehouse",
-    "office", "entertainment", "elderly_care",
+from gridmap.core.vocabulary import (
+    ACTIVE_ASSIGNMENT_STATUSES,
+    AREA_LEVELS,
+    ASSIGNMENT_STATUSES,
+    BUILDING_USES,
+    BUSINESS_KINDS,
+    CHANNELS,
+    EQUIPMENT_KINDS,
+    EQUIPMENT_STATUSES,
+    EVENT_STATUSES,
+    GRID_STAFF_ROLES,
+    MEMBER_ROLES,
+    OPEN_EVENT_STATUSES,
+    OUTCOMES,
+    SESSION_KINDS,
+    SEXES,
+    TEAM_KINDS,
+    TEAM_STATUSES,
+    USER_ROLES,
+    WGS84_SRID,
 )
-EQUIPMENT_KINDS = ("micro_fire_station", "micro_fire_truck", "hydrant", "extinguisher_cabinet", "smart_alarm")
-EQUIPMENT_STATUSES = ("in_service", "faulty", "out_of_service")
-TEAM_KINDS = ("grid_patrol", "volunteer", "micro_fire_crew", "mediation", "auxiliary_police")
-TEAM_STATUSES = ("available", "assigned", "on_site", "off_duty")
-MEMBER_ROLES = ("grid_worker", "volunteer", "party_volunteer", "micro_fire_crew", "mediator", "auxiliary_police")
-EVENT_CHANNELS = CHANNELS  # the five original ones, the one-door intake and the director's hotline (0008)
-EVENT_STATUSES = ("reported", "dispatched", "accepted", "on_site", "resolved", "closed")
+
+SRID = WGS84_SRID
 
 SENSITIVE = {"sensitive": True}
 
@@ -151,7 +157,7 @@ class Resident(Base):
     birth_year: Mapped[int | None] = mapped_column(SmallInteger)
     is_party_member: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     flags: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
-    __table_args__ = (CheckConstraint("sex IN ('M', 'F')", name="sex"),)
+    __table_args__ = (CheckConstraint(_in("sex", SEXES), name="sex"),)
 
 
 class ResidentPII(Base):
@@ -255,7 +261,7 @@ class GridStaff(Base):
     member_id: Mapped[int] = mapped_column(ForeignKey("team_members.id", ondelete="CASCADE"), primary_key=True,
                                            index=True)
     role: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'primary'"))
-    __table_args__ = (CheckConstraint("role IN ('primary', 'assistant')", name="role"),)
+    __table_args__ = (CheckConstraint(_in("role", GRID_STAFF_ROLES), name="role"),)
 
 
 class RoadNode(Base):
@@ -342,7 +348,7 @@ class Event(Base):
     unit_code: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (
-        CheckConstraint(_in("channel", EVENT_CHANNELS), name="channel"),
+        CheckConstraint(_in("channel", CHANNELS), name="channel"),
         CheckConstraint(f"outcome IS NULL OR {_in('outcome', OUTCOMES)}", name="outcome"),
         CheckConstraint(_in("status", EVENT_STATUSES), name="status"),
         CheckConstraint("severity BETWEEN 1 AND 4", name="severity"),
@@ -377,8 +383,7 @@ class DatasetInfo(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
-ASSIGNMENT_STATUSES = ("offered", "accepted", "declined", "timeout", "cancelled", "completed")
-ACTIVE_ASSIGNMENT = "status IN ('offered', 'accepted')"
+ACTIVE_ASSIGNMENT = _in("status", ACTIVE_ASSIGNMENT_STATUSES)
 
 
 class Assignment(Base):
@@ -407,9 +412,7 @@ class Assignment(Base):
 
 
 # -- the events API (migration 0003) ---------------------------------------------------------------------
-USER_ROLES = ("admin", "operator", "planner", "grid_worker", "volunteer", "intake", "unit")
-LOCATION_SOURCES = ("wgs84", "gcj02", "building", "address", "place")
-OPEN_EVENT = "status IN ('reported', 'dispatched', 'accepted', 'on_site')"
+OPEN_EVENT = _in("status", OPEN_EVENT_STATUSES)
 
 Index("ix_events_street_reported", Event.street_code, Event.reported_at)
 Index("ix_events_open_due", Event.due_at, postgresql_where=text(f"{OPEN_EVENT} AND duplicate_of IS NULL"))
@@ -502,7 +505,6 @@ class User(Base):
     )
 
 
-SESSION_KINDS = ("api", "dashboard", "device")
 
 
 class UserSession(Base):

@@ -22,7 +22,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gridmap.core.levels import CASE_OUTCOMES, LEFT_HOW, PARTY_SIDES, REFERRALS
+from gridmap.core.vocabulary import (
+    CASE_OUTCOMES,
+    LEFT_HOW,
+    MEDIATION_CASE_STATUSES,
+    PARTY_KINDS,
+    PARTY_SIDES,
+    REFERRALS,
+)
 from gridmap.storage.models import SENSITIVE, Base, _in
 
 
@@ -85,7 +92,7 @@ class MediationCase(Base):
     agreement_text: Mapped[str | None] = mapped_column(Text)
     closed_by: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (
-        CheckConstraint("status IN ('open', 'closed')", name="status"),
+        CheckConstraint(_in("status", MEDIATION_CASE_STATUSES), name="status"),
         CheckConstraint(f"outcome IS NULL OR {_in('outcome', CASE_OUTCOMES)}", name="outcome"),
         CheckConstraint(f"referral IS NULL OR {_in('referral', REFERRALS)}", name="referral"),
         CheckConstraint("(status = 'closed') = (outcome IS NOT NULL)", name="closed"),
@@ -102,7 +109,7 @@ class MediationParty(Base):
     side: Mapped[str] = mapped_column(Text, nullable=False)
     kind: Mapped[str] = mapped_column(Text, nullable=False, server_default="person")
     __table_args__ = (CheckConstraint(_in("side", PARTY_SIDES), name="side"),
-                      CheckConstraint("kind IN ('person', 'business')", name="kind"))
+                      CheckConstraint(_in("kind", PARTY_KINDS), name="kind"))
 
 
 class MediationPartyPII(Base):

@@ -17,10 +17,11 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from gridmap.core import encode
+from gridmap.core.vocabulary import WGS84
 from gridmap.errors import InvalidInput
 
 #: deck.gl draws lon/lat: every frame is brought to WGS84 before it is encoded.
-DRAW_CRS = "EPSG:4326"
+DRAW_CRS = WGS84
 PRECISION = 6
 
 
