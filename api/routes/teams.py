@@ -6,14 +6,12 @@ The live feed (WebSocket and server-sent events) writes its messages with the AP
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Security, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Security, WebSocket
 from fastapi.responses import Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
@@ -21,8 +19,18 @@ from starlette.concurrency import run_in_threadpool
 
 from api import links
 from api.deps import EventsDep, PrincipalDep, SessionDep, bearer
-from api.errors import ERROR_RESPONSES, dumps, status_of
+from api.errors import ERROR_RESPONSES, status_of
 from api.field import IdempotencyKey, answer_response
+from api.livefeed import (
+    REFUSED,
+    Recheck,
+    Render,
+    Snapshot,
+    refuse,
+    run_websocket,
+    sse_response,
+    websocket_token,
+)
 from api.schemas import (
     ActionIn,
     AssignmentOut,
@@ -36,12 +44,10 @@ from api.schemas import (
 )
 from gridmap.errors import Forbidden, GridmapError, Unauthorized
 from gridmap.services.auth import Principal
-from gridmap.services.sessions import SESSION_CHECK
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 TeamCode = Annotated[Code, Path(description="the team's code, e.g. T001")]
 AssignmentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-KEEPALIVE_S = 15.0
 
 
 @router.get("/teams", tags=["teams"])
@@ -153,14 +159,6 @@ async def _feed_principal(app: FastAPI, token: str | None, team_id: int | None =
     return p
 
 
-async def _next(q: asyncio.Queue, check_s: float) -> dict:
-    """The next message for a feed; a session check when nothing came for ``check_s``."""
-    try:
-        return await asyncio.wait_for(q.get(), check_s)
-    except TimeoutError:
-        return SESSION_CHECK
-
-
 @router.websocket("/me/feed/ws")
 async def feed_ws(ws: WebSocket) -> None:
     """A team's live feed: a snapshot of its open assignments, then every new or changed one.
@@ -171,54 +169,31 @@ async def feed_ws(ws: WebSocket) -> None:
     """
     app = ws.app
     await ws.accept()
-    header = ws.headers.get("authorization", "")
-    token = header[7:] if header.lower().startswith("bearer ") else None
     try:
-        if token is None:
-            first = await asyncio.wait_for(ws.receive_json(), timeout=10.0)
-            token = first.get("token") if isinstance(first, dict) else None
+        token = await websocket_token(ws)
         p = await _feed_principal(app, token)
-    except (GridmapError, TimeoutError, ValueError, WebSocketDisconnect) as exc:
-        await _refuse(ws, exc)
+    except REFUSED as exc:
+        await refuse(ws, exc)
         return
-    hub, sessions = app.state.feed, app.state.auth.cache
-    q = hub.subscribe(p.team_id)
-    sessions.watch(p.session_id, p.user_id, q)
-
-    async def pump() -> None:
-        await ws.send_text(dumps(_message("snapshot", await run_in_threadpool(_snapshot, app, p))))
-        while True:
-            msg = await _next(q, KEEPALIVE_S)
-            try:
-                await _feed_principal(app, token, p.team_id)
-            except GridmapError as exc:
-                await _refuse(ws, exc)
-                return
-            if msg is SESSION_CHECK or "assignment_id" not in msg:
-                continue
-            detail = await run_in_threadpool(_read_assignment, app, p, msg["assignment_id"])
-            if detail is not None:
-                await ws.send_text(dumps(_message("assignment", detail)))
-
-    task = asyncio.create_task(pump())
-    try:
-        while True:
-            m = await ws.receive()
-            if m["type"] == "websocket.disconnect":
-                break
-    except RuntimeError:  # the pump closed the socket (session ended)
-        pass
-    finally:
-        task.cancel()
-        sessions.unwatch(p.user_id, q)
-        hub.unsubscribe(p.team_id, q)
+    await run_websocket(ws, p.team_id, p, *_team_feed(app, p, token))
 
 
-async def _refuse(ws: WebSocket, exc: Exception) -> None:
-    with contextlib.suppress(Exception):
-        await ws.send_json({"type": "error", **(exc.to_dict() if isinstance(exc, GridmapError) else
-                                                {"message": "send {\"token\": ...} first"})})
-        await ws.close(code=4403 if isinstance(exc, Forbidden) else 4401)
+def _team_feed(app: FastAPI, p: Principal, token: str | None) -> tuple[Snapshot, Recheck, Render]:
+    """A team's feed: its open assignments, then each new or changed one (the team re-checked each time)."""
+
+    async def snapshot() -> dict:
+        return _message("snapshot", await run_in_threadpool(_snapshot, app, p))
+
+    async def recheck() -> Principal:
+        return await _feed_principal(app, token, p.team_id)
+
+    async def render(msg: dict) -> tuple[str, dict] | None:
+        if "assignment_id" not in msg:
+            return None
+        detail = await run_in_threadpool(_read_assignment, app, p, msg["assignment_id"])
+        return None if detail is None else ("assignment", _message("assignment", detail))
+
+    return snapshot, recheck, render
 
 
 @router.get("/me/feed", include_in_schema=False)
@@ -229,34 +204,5 @@ async def feed_sse(request: Request, p: PrincipalDep,
     if not p.is_team:
         raise Forbidden(f"role {p.role!r} has no team feed", field="role",
                         fix="log in as the team's grid worker or volunteer")
-    app = request.app
-    hub, sessions = app.state.feed, app.state.auth.cache
     token = creds.credentials if creds else None
-
-    async def stream() -> AsyncIterator[str]:
-        q = hub.subscribe(p.team_id)
-        sessions.watch(p.session_id, p.user_id, q)
-        try:
-            snap = await run_in_threadpool(_snapshot, app, p)
-            yield f"event: snapshot\ndata: {dumps(_message('snapshot', snap))}\n\n"
-            while not await request.is_disconnected():
-                msg = await _next(q, KEEPALIVE_S)
-                try:
-                    await _feed_principal(app, token, p.team_id)
-                except GridmapError as exc:
-                    yield f"event: error\ndata: {dumps(exc.to_dict())}\n\n"
-                    return
-                if msg is SESSION_CHECK or "assignment_id" not in msg:
-                    if msg is SESSION_CHECK:
-                        yield ": keep-alive\n\n"
-                    continue
-                detail = await run_in_threadpool(_read_assignment, app, p, msg["assignment_id"])
-                if detail is not None:
-                    data = dumps(_message("assignment", detail))
-                    yield f"event: assignment\ndata: {data}\n\n"
-        finally:
-            sessions.unwatch(p.user_id, q)
-            hub.unsubscribe(p.team_id, q)
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return sse_response(request, p.team_id, p, *_team_feed(request.app, p, token))

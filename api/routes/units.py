@@ -4,31 +4,36 @@ return, escalate) and the rungs an event stood on."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Security, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Security, WebSocket
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, SessionDep, bearer
-from api.errors import ERROR_RESPONSES, dumps
+from api.errors import ERROR_RESPONSES
+from api.livefeed import (
+    REFUSED,
+    Recheck,
+    Render,
+    Snapshot,
+    refuse,
+    run_websocket,
+    sse_response,
+    websocket_token,
+)
 from api.schemas import Code
 from api.schemas_levels import InboxOut, RungClockOut, UnitAction, UnitActionIn, UnitActionOut, UnitOut
-from gridmap.errors import Forbidden, GridmapError, Unauthorized
+from gridmap.errors import Forbidden, Unauthorized
 from gridmap.services.auth import Principal
 from gridmap.services.feed import unit_key
-from gridmap.services.sessions import SESSION_CHECK
 from gridmap.services.units import UnitService
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["units"])
 UnitCode = Annotated[Code, Path(description="the unit's code, e.g. MR-330106900001 or MALL1-DESK")]
 EventId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the event's id")]
-KEEPALIVE_S = 15.0
 
 
 def _units(request: Request) -> UnitService:
@@ -93,14 +98,6 @@ async def _feed_principal(app: FastAPI, token: str | None, code: str, user_id: i
     return p
 
 
-async def _next(q: asyncio.Queue, check_s: float) -> dict:
-    try:
-        msg: dict = await asyncio.wait_for(q.get(), check_s)
-        return msg
-    except TimeoutError:
-        return SESSION_CHECK
-
-
 @router.websocket("/units/{code}/feed/ws")
 async def unit_feed_ws(ws: WebSocket, code: str) -> None:
     """A unit's live inbox: a snapshot, then the inbox again each time an event enters, is taken or leaves.
@@ -110,54 +107,34 @@ async def unit_feed_ws(ws: WebSocket, code: str) -> None:
     someone who is not a member of the unit."""
     app = ws.app
     await ws.accept()
-    header = ws.headers.get("authorization", "")
-    token = header[7:] if header.lower().startswith("bearer ") else None
     try:
-        if token is None:
-            first = await asyncio.wait_for(ws.receive_json(), timeout=10.0)
-            token = first.get("token") if isinstance(first, dict) else None
+        token = await websocket_token(ws)
         p = await _feed_principal(app, token, code)
         snap = await run_in_threadpool(_snapshot, app, p, code)
-    except (GridmapError, TimeoutError, ValueError, WebSocketDisconnect) as exc:
-        await _refuse(ws, exc)
+    except REFUSED as exc:
+        await refuse(ws, exc)
         return
-    hub, sessions = app.state.feed, app.state.auth.cache
-    q = hub.subscribe(unit_key(code))
-    sessions.watch(p.session_id, p.user_id, q)
-
-    async def pump() -> None:
-        await ws.send_text(dumps({"type": "snapshot", "inbox": snap}))
-        while True:
-            msg = await _next(q, KEEPALIVE_S)
-            try:
-                await _feed_principal(app, token, code, p.user_id)
-            except GridmapError as exc:
-                await _refuse(ws, exc)
-                return
-            if msg is SESSION_CHECK or "event_id" not in msg:
-                continue
-            inbox = await run_in_threadpool(_snapshot, app, p, code)
-            await ws.send_text(dumps({"type": "inbox", "change": msg, "inbox": inbox}))
-
-    task = asyncio.create_task(pump())
-    try:
-        while True:
-            m = await ws.receive()
-            if m["type"] == "websocket.disconnect":
-                break
-    except RuntimeError:  # the pump closed the socket (session ended)
-        pass
-    finally:
-        task.cancel()
-        sessions.unwatch(p.user_id, q)
-        hub.unsubscribe(unit_key(code), q)
+    await run_websocket(ws, unit_key(code), p, *_unit_feed(app, p, token, code, snap))
 
 
-async def _refuse(ws: WebSocket, exc: Exception) -> None:
-    with contextlib.suppress(Exception):
-        await ws.send_json({"type": "error", **(exc.to_dict() if isinstance(exc, GridmapError) else
-                                                {"message": "send {\"token\": ...} first"})})
-        await ws.close(code=4403 if isinstance(exc, Forbidden) else 4401)
+def _unit_feed(app: FastAPI, p: Principal, token: str | None, code: str,
+               first: dict) -> tuple[Snapshot, Recheck, Render]:
+    """A unit's inbox: ``first`` (read before the feed starts, so a wrong code is refused at once), then the
+    whole inbox again with the change that moved it (the member re-checked each time)."""
+
+    async def snapshot() -> dict:
+        return {"type": "snapshot", "inbox": first}
+
+    async def recheck() -> Principal:
+        return await _feed_principal(app, token, code, p.user_id)
+
+    async def render(msg: dict) -> tuple[str, dict] | None:
+        if "event_id" not in msg:
+            return None
+        inbox = await run_in_threadpool(_snapshot, app, p, code)
+        return "inbox", {"type": "inbox", "change": msg, "inbox": inbox}
+
+    return snapshot, recheck, render
 
 
 @router.get("/units/{code}/feed", include_in_schema=False)
@@ -167,30 +144,5 @@ async def unit_feed_sse(request: Request, code: UnitCode, p: PrincipalDep,
     app = request.app
     token = creds.credentials if creds else None
     await _feed_principal(app, token, code)
-    hub, sessions = app.state.feed, app.state.auth.cache
     snap = await run_in_threadpool(_snapshot, app, p, code)  # 404 before the stream starts
-
-    async def stream() -> AsyncIterator[str]:
-        q = hub.subscribe(unit_key(code))
-        sessions.watch(p.session_id, p.user_id, q)
-        try:
-            yield f"event: snapshot\ndata: {dumps({'type': 'snapshot', 'inbox': snap})}\n\n"
-            while not await request.is_disconnected():
-                msg = await _next(q, KEEPALIVE_S)
-                try:
-                    await _feed_principal(app, token, code, p.user_id)
-                except GridmapError as exc:
-                    yield f"event: error\ndata: {dumps(exc.to_dict())}\n\n"
-                    return
-                if msg is SESSION_CHECK or "event_id" not in msg:
-                    if msg is SESSION_CHECK:
-                        yield ": keep-alive\n\n"
-                    continue
-                inbox = await run_in_threadpool(_snapshot, app, p, code)
-                yield f"event: inbox\ndata: {dumps({'type': 'inbox', 'change': msg, 'inbox': inbox})}\n\n"
-        finally:
-            sessions.unwatch(p.user_id, q)
-            hub.unsubscribe(unit_key(code), q)
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return sse_response(request, unit_key(code), p, *_unit_feed(app, p, token, code, snap))

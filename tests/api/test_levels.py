@@ -15,8 +15,9 @@ import itertools
 
 import pytest
 from sqlalchemy import text
+from starlette.websockets import WebSocketDisconnect
 
-from tests.api.conftest import PASSWORD, login, query
+from tests.api.conftest import PASSWORD, login, query, recv
 
 pytestmark = [pytest.mark.db]
 _ids = itertools.count(1)
@@ -259,3 +260,46 @@ def test_one_door_walk_ins_and_the_directors_hotline_are_counted_answered_on_the
     r = client.get("/v1/metrics/intake", params={**params, "channel": "director_hotline"},
                    headers=op["headers"])
     assert [row["key"] for row in r.json()["rows"]] == ["director_hotline"]
+
+
+def test_a_units_inbox_is_pushed_live_and_return_hands_the_event_back_down(client, users, api_engine, clock):
+    """The desk's live inbox (WebSocket) shows a dispute the moment the merchant hands it up, and again when the
+    desk returns it; the return puts it back on the merchant's rung with a fresh clock. Another unit's member
+    may not listen to the desk's inbox (4403)."""
+    members = {u: _user(client, users["admin"], f"lvl-live-{u.lower()}", role="unit", unit_code=u)
+               for u in ("MALL1-MERCHANTS", "MALL1-DESK")}
+    desk, merchants = members["MALL1-DESK"], members["MALL1-MERCHANTS"]
+    with client.websocket_connect("/v1/units/MALL1-DESK/feed/ws") as ws:
+        ws.send_json({"token": merchants["token"]})
+        msg = recv(ws)
+        assert msg["type"] == "error" and msg["field"] == "role", msg
+        with pytest.raises(WebSocketDisconnect) as info:
+            ws.receive_json()
+        assert info.value.code == 4403
+    with client.websocket_connect("/v1/units/MALL1-DESK/feed/ws", headers=desk["headers"]) as ws:
+        snap = recv(ws)
+        assert snap["type"] == "snapshot"
+        ev = _report(client, users, "consumer_dispute", {"building_code": MALL})
+        eid = ev["id"]
+        assert eid not in [i["event"]["id"] for i in snap["inbox"]["events"]]
+        clock.advance(minutes=3)
+        _act(client, merchants, "MALL1-MERCHANTS", eid, "escalate", note="商户无法处理")
+        msg = recv(ws)
+        while msg["change"].get("event_id") != eid:  # other tests' disputes may move meanwhile
+            msg = recv(ws)
+        assert msg["type"] == "inbox" and eid in [i["event"]["id"] for i in msg["inbox"]["events"]]
+        returned_at = clock.advance(minutes=4)
+        out = _act(client, desk, "MALL1-DESK", eid, "return", note="请商户先与顾客协商")
+        msg = recv(ws)
+        while msg["change"].get("event_id") != eid:
+            msg = recv(ws)
+        assert eid not in [i["event"]["id"] for i in msg["inbox"]["events"]]
+    assert [(r["rung"], r["unit"]) for r in out["rungs"]] == [(0, "MALL1-MERCHANTS"), (1, "MALL1-DESK"),
+                                                             (0, "MALL1-MERCHANTS")]
+    assert out["rungs"][1]["left_how"] == "returned" and _t(out["rungs"][1]["left_at"]) == returned_at
+    assert out["rungs"][2]["left_at"] is None and _t(out["rungs"][2]["entered_at"]) == returned_at
+    inbox = client.get("/v1/units/MALL1-MERCHANTS/inbox", headers=merchants["headers"]).json()
+    assert eid in [i["event"]["id"] for i in inbox["events"]]
+    # on the lowest rung there is nothing below to return to
+    r = client.post(f"/v1/units/MALL1-MERCHANTS/inbox/{eid}/return", json={}, headers=merchants["headers"])
+    assert r.status_code == 409 and r.json()["field"] == "action", r.text
