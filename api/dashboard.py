@@ -392,28 +392,44 @@ def _urls(dash: Dashboard, at: dt.datetime | None) -> dict[str, str]:
 
 
 # -- the page and its assets ------------------------------------------------------------------------------
+def _here(request: Request) -> str:
+    """Where the user was going (path and query), to come back to after logging in."""
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def forbidden_page(request: Request, exc: Forbidden) -> Response:
+    """The login form with why this screen is not the user's (403): they may log in as someone else."""
+    return _login_page(request, next_url=_here(request), error=f"{exc.message}. {exc.fix}", status=403)
+
+
+def page_principal(request: Request) -> Principal | Response:
+    """The signed-in user of a screen, or the login form (a stale cookie cleared)."""
+    try:
+        return session_principal(request)
+    except Unauthorized:
+        stale = COOKIE in request.cookies
+        page = _login_page(request, next_url=_here(request), notice="会话已结束 your session has ended (expired or not valid): "
+                                                          "log in again" if stale else None)
+        if stale:
+            _clear_session(page, request)
+        return page
+
+
 @router.get("", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
 def dashboard_page(request: Request, base: DashDep, at: AtQuery = None,
                    grid_color: Annotated[str, Query(pattern="^(open_events|safety)$")] = "open_events",
                    area: AreaQuery = None) -> Response:
     """The command-centre map (指挥中心): 3D buildings, grids, equipment, teams, events, live side panel.
     Without a valid session: the login form (and a stale cookie is cleared)."""
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    try:
-        p = session_principal(request)
-    except Unauthorized:
-        stale = COOKIE in request.cookies
-        page = _login_page(request, next_url=here, notice="会话已结束 your session has ended (expired or not valid): "
-                                                          "log in again" if stale else None)
-        if stale:
-            _clear_session(page, request)
-        return page
+    p = page_principal(request)
+    if not isinstance(p, Principal):
+        return p
     if p.role == "unit":  # a unit member's screen is the unit's inbox
         return RedirectResponse(f"{BASE}/unit", status_code=303)
     try:
         dash = base.view_for(p, area)
     except Forbidden as exc:
-        return _login_page(request, next_url=here, error=f"{exc.message}. {exc.fix}", status=403)
+        return forbidden_page(request, exc)
     config = {"deckUrl": f"{BASE}/deck.json", "api": f"{BASE}/api", "refreshMs": REFRESH_MS,
               "at": at.isoformat() if at else None, "gridColor": grid_color, "extent": list(dash.extent()),
               "viewport": ["equipment", "teams", "events", "routes"], "live": ["grids", "teams", "events", "routes"],

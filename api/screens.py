@@ -22,20 +22,19 @@ from api.dashboard import (
     _JSON_ERRORS,
     _PAGE_RESPONSES,
     BASE,
-    COOKIE,
     LOGIN_URL,
     LOGOUT_URL,
     REFRESH_MS,
     _cache_keys,
-    _clear_session,
     _json,
-    _login_page,
+    forbidden_page,
+    page_principal,
     session_principal,
 )
 from api.errors import ERROR_RESPONSES
 from api.routes.levels import overview_with_safety
 from api.schemas import Code, Time
-from gridmap.errors import Forbidden, InvalidInput, Unauthorized
+from gridmap.errors import Forbidden, InvalidInput
 from gridmap.services.auth import Principal
 from gridmap.services.levels import PERIOD_DAYS
 from gridmap.viz.screens import levels_html, unit_html
@@ -53,37 +52,22 @@ def _who(p: Principal) -> str:
     return f"{p.username} · {p.role}{scope}"
 
 
-def _page_principal(request: Request) -> Principal | Response:
-    """The signed-in user of a screen, or the login form (a stale cookie cleared)."""
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    try:
-        return session_principal(request)
-    except Unauthorized:
-        stale = COOKIE in request.cookies
-        page = _login_page(request, next_url=here, notice="会话已结束 your session has ended (expired or not valid): "
-                                                          "log in again" if stale else None)
-        if stale:
-            _clear_session(page, request)
-        return page
-
-
 @router.get("/district", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
 def district_page(request: Request, area: AreaQuery = None) -> Response:
     """The district screen (区级指挥): the streets of a district side by side (or a street's communities, a
     community's grids), each drilling down to its map. Without a session: the login form."""
-    p = _page_principal(request)
+    p = page_principal(request)
     if not isinstance(p, Principal):
         return p
     if p.role == "unit":
         return RedirectResponse(UNIT_URL, status_code=303)
     state = request.app.state
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     try:
         with Session(state.engine, expire_on_commit=False) as session:
             code, level = state.levels.resolve(session, p, area)
             nav = state.levels.nav(session, p, code)
     except Forbidden as exc:
-        return _login_page(request, next_url=here, error=f"{exc.message}. {exc.fix}", status=403)
+        return forbidden_page(request, exc)
     up = None
     if nav["parent"] is not None:
         up = {"label": f"{nav['parent']['name_zh'] or nav['parent']['code']} 总览 overview",
@@ -120,16 +104,15 @@ def _unit_of(p: Principal, unit: str | None) -> str:
 @router.get("/unit", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
 def unit_page(request: Request, unit: UnitQuery = None) -> Response:
     """A unit's inbox (单位待办): the events at its rung with the rung's clock, live."""
-    p = _page_principal(request)
+    p = page_principal(request)
     if not isinstance(p, Principal):
         return p
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     try:
         code = _unit_of(p, unit)
         with Session(request.app.state.engine, expire_on_commit=False) as session:
             request.app.state.units.get(session, p, code)  # 404 for no such unit
     except Forbidden as exc:
-        return _login_page(request, next_url=here, error=f"{exc.message}. {exc.fix}", status=403)
+        return forbidden_page(request, exc)
     config = {"dataUrl": f"{BASE}/api/unit/inbox.json?unit={code}&recent_h=24", "loginUrl": LOGIN_URL,
               "refreshMs": REFRESH_MS, "unit": code}
     return HTMLResponse(unit_html(config, static_url=f"{BASE}/static", user=_who(p), logout_url=LOGOUT_URL),

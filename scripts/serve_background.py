@@ -33,7 +33,7 @@ STALL_S = float(os.environ.get("GRIDMAP_START_STALL_S", "600"))
 NOTE_EVERY_S = 30.0
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except OSError:
@@ -126,7 +126,7 @@ def _login_hint() -> str:
 
 
 def start() -> int:
-    if PIDFILE.exists() and _alive(int(PIDFILE.read_text())):
+    if PIDFILE.exists() and alive(int(PIDFILE.read_text())):
         print(f"already serving on http://{HOST}:{PORT} (pid {PIDFILE.read_text().strip()})")
         print(_login_hint())
         return 0
@@ -153,19 +153,28 @@ def start() -> int:
     return 1
 
 
-def stop() -> int:
-    if not PIDFILE.exists():
-        print("not running")
+def stop_pidfile(pidfile: Path, what: str, grace_s: float, *, kill: bool = False) -> int:
+    """Stop the process group whose leader's pid is in ``pidfile``: SIGTERM, then wait up to ``grace_s`` for it
+    to finish what it is doing (then SIGKILL if ``kill``). Also used by scripts/simulate_background.py."""
+    if not pidfile.exists():
+        print(f"{what} is not running")
         return 0
-    pid = int(PIDFILE.read_text())
-    if _alive(pid):
+    pid = int(pidfile.read_text())
+    if alive(pid):
         os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 60  # the workers finish their requests; the port is free once it exits
-        while _alive(pid) and time.monotonic() < deadline:
+        deadline = time.monotonic() + grace_s
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-    PIDFILE.unlink()
-    print("stopped the API")
+        if kill and alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    pidfile.unlink()
+    print(f"stopped {what}")
     return 0
+
+
+def stop() -> int:
+    # the workers finish their requests; the port is free once it exits
+    return stop_pidfile(PIDFILE, "the API", 60.0)
 
 
 if __name__ == "__main__":

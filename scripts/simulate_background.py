@@ -10,11 +10,12 @@ the API (the first start creates its 150 team users, an Argon2 hash each: a minu
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from serve_background import alive, stop_pidfile  # scripts/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 PIDFILE = ROOT / ".gridmap-simulate.pid"
@@ -25,16 +26,8 @@ WAIT_S = float(os.environ.get("GRIDMAP_SIMULATE_START_S", "300"))
 READY = "driving http"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def start() -> int:
-    if PIDFILE.exists() and _alive(int(PIDFILE.read_text())):
+    if PIDFILE.exists() and alive(int(PIDFILE.read_text())):
         print(f"the live simulator is running already (pid {PIDFILE.read_text().strip()}, log {LOGFILE.name})")
         return 0
     gridmap = Path(sys.executable).with_name("gridmap")
@@ -66,20 +59,8 @@ def start() -> int:
 
 
 def stop() -> int:
-    if not PIDFILE.exists():
-        print("the live simulator is not running")
-        return 0
-    pid = int(PIDFILE.read_text())
-    if _alive(pid):
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-    PIDFILE.unlink()
-    print("stopped the live simulator")
-    return 0
+    # SIGTERM: it finishes the call in flight and writes its summary
+    return stop_pidfile(PIDFILE, "the live simulator", 30.0, kill=True)
 
 
 if __name__ == "__main__":

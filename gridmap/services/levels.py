@@ -22,6 +22,7 @@ from gridmap.core.vocabulary import CHANNELS, LOCAL_TZ, RESOLVED_OUTCOMES, TIME_
 from gridmap.errors import Forbidden, InvalidInput, NotFound
 from gridmap.services import scopes as scope_rules
 from gridmap.services.auth import Principal
+from gridmap.services.metrics import check_window
 from gridmap.storage import levels as sql
 from gridmap.storage import mediation as mediation_sql
 from gridmap.storage import scopes as scopes_sql
@@ -38,16 +39,6 @@ def _rate(part: int | None, whole: int | None) -> float | None:
 
 def _num(v: Any) -> float | None:
     return None if v is None else round(float(v), 2)
-
-
-def _check_window(start: dt.datetime, end: dt.datetime) -> None:
-    for name, v in (("start", start), ("end", end)):
-        if v.tzinfo is None:
-            raise InvalidInput(f"{name} {v.isoformat()} has no time zone", field=name,
-                               fix="send ISO 8601 with an offset, e.g. 2026-01-01T00:00:00+08:00")
-    if start >= end:
-        raise InvalidInput(f"start {start.isoformat()} is not before end {end.isoformat()}", field="start",
-                           fix="give a start before the end")
 
 
 class LevelsService:
@@ -172,7 +163,7 @@ class LevelsService:
         now = self.clock()
         end = end or now + dt.timedelta(seconds=1)
         start = start or end - dt.timedelta(days=365)
-        _check_window(start, end)
+        check_window(start, end)
         area = (p.area or "-") if p.role == "operator" else None
         with session.begin():
             rows = sql.intake_metrics(session.connection(), group_by=group_by, start=start, end=end,
@@ -198,7 +189,7 @@ class LevelsService:
         now = self.clock()
         end = end or now + dt.timedelta(seconds=1)
         start = start or end - dt.timedelta(days=365)
-        _check_window(start, end)
+        check_window(start, end)
         area = (p.area or "-") if p.role == "operator" else None
         unit = (p.unit or "-") if p.role == "unit" else None
         with session.begin():

@@ -34,6 +34,17 @@ def _num(v: SupportsFloat | None) -> float | None:
     return None if v is None else round(float(v), 2)
 
 
+def check_window(start: dt.datetime, end: dt.datetime) -> None:
+    """A figures window must be two aware times, start before end (else a 422 naming which)."""
+    for name, v in (("start", start), ("end", end)):
+        if v.tzinfo is None:
+            raise InvalidInput(f"{name} {v.isoformat()} has no time zone", field=name,
+                               fix="send ISO 8601 with an offset, e.g. 2026-01-01T00:00:00+08:00")
+    if start >= end:
+        raise InvalidInput(f"start {start.isoformat()} is not before end {end.isoformat()}", field="start",
+                           fix="give a start before the end")
+
+
 class MetricsService:
     def __init__(self, clock: Callable[[], dt.datetime]) -> None:
         self.clock = clock
@@ -54,13 +65,7 @@ class MetricsService:
         now = self.clock()
         end = end or now + dt.timedelta(seconds=1)
         start = start or end - dt.timedelta(days=365)
-        for name, v in (("start", start), ("end", end)):
-            if v.tzinfo is None:
-                raise InvalidInput(f"{name} {v.isoformat()} has no time zone", field=name,
-                                   fix="send ISO 8601 with an offset, e.g. 2026-01-01T00:00:00+08:00")
-        if start >= end:
-            raise InvalidInput(f"start {start.isoformat()} is not before end {end.isoformat()}", field="start",
-                               fix="give a start before the end")
+        check_window(start, end)
         with session.begin():
             rows = sql.event_metrics(session.connection(), key=GROUPS[group_by],
                                      period=None if period == "all" else period, start=start, end=end,
