@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import html
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from gridmap.viz.page import fill, script_json
 
 FIELD_DIR = Path(__file__).resolve().parent / "static" / "field"
 #: the app shell: what the service worker precaches (besides the page itself and the manifest)
@@ -51,11 +52,11 @@ def shell_urls(base: str = "/field") -> list[str]:
 
 def index_html(base: str = "/field") -> str:
     cfg = {"base": base, "version": version(), "static": f"{base}/static", "sw": f"{base}/sw.js"}
-    return _fill("index.html", version=version(), static=f"{base}/static", config=_json(cfg))
+    return _fill("index.html", version=version(), static=f"{base}/static", config=script_json(cfg))
 
 
 def service_worker() -> str:
-    return _fill("sw.js", version=version(), shell=_json(shell_urls()))
+    return _fill("sw.js", version=version(), shell=script_json(shell_urls()))
 
 
 def resident_html(place: dict[str, Any], *, static: str = "/field/static") -> str:
@@ -71,12 +72,5 @@ def receipt_html(token: str, *, static: str = "/field/static") -> str:
     return _fill("receipt.html", static=static, version=version(), token=html.escape(token, quote=True))
 
 
-def _json(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False).replace("</", "<\\/")
-
-
 def _fill(template: str, **values: str) -> str:
-    text = (FIELD_DIR / template).read_text(encoding="utf-8")
-    for k, v in values.items():
-        text = text.replace("{{" + k + "}}", v)
-    return text
+    return fill((FIELD_DIR / template).read_text(encoding="utf-8"), values)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import html
 import json
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from gridmap.viz import layers as L
 
@@ -37,20 +40,27 @@ LEGEND = {
 }
 
 
+def fill(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with each ``{{name}}`` replaced by ``values[name]`` (already escaped by the caller), in one
+    pass: a value that itself contains ``{{...}}`` (a user's name) is never substituted again. Placeholders
+    without a value stay as they are."""
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def script_json(obj: Any) -> str:
+    """JSON for a ``<script type="application/json">``: "</" escaped, so that no value can close the tag."""
+    return json.dumps(obj, ensure_ascii=False).replace("</", "<\\/")
+
+
 def dashboard_html(config: dict, *, bundle_url: str, static_url: str, title: str = "gridmap 指挥中心",
                    user: str = "", logout_url: str = "") -> str:
     """The page. ``config`` tells the script where the deck and the data are (see ``static/dashboard.js``);
     ``user`` is the signed-in account as shown beside the logout button (posting to ``logout_url``)."""
     cfg = {"tooltips": TOOLTIPS, "legend": LEGEND, **config}
-    # JSON inside <script>: escape "</" so that no value can close the tag
-    cfg_json = json.dumps(cfg, ensure_ascii=False).replace("</", "<\\/")
     template = (STATIC_DIR / "dashboard.html").read_text(encoding="utf-8")
-    return (template.replace("{{title}}", html.escape(title))
-            .replace("{{bundle_url}}", html.escape(bundle_url, quote=True))
-            .replace("{{static_url}}", html.escape(static_url.rstrip("/"), quote=True))
-            .replace("{{user}}", html.escape(user))
-            .replace("{{logout_url}}", html.escape(logout_url, quote=True))
-            .replace("{{config}}", cfg_json))
+    return fill(template, {"title": html.escape(title), "bundle_url": html.escape(bundle_url, quote=True),
+                           "static_url": html.escape(static_url.rstrip("/"), quote=True), "user": html.escape(user),
+                           "logout_url": html.escape(logout_url, quote=True), "config": script_json(cfg)})
 
 
 def login_html(*, action: str, next_url: str, static_url: str, error: str | None = None,
@@ -65,9 +75,7 @@ def login_html(*, action: str, next_url: str, static_url: str, error: str | None
               "next": html.escape(next_url, quote=True), "static_url": html.escape(static_url.rstrip("/"), quote=True),
               "error": html.escape(error or ""), "error_hidden": "" if error else "hidden",
               "notice": html.escape(notice or ""), "notice_hidden": "" if notice else "hidden"}
-    for k, v in values.items():
-        template = template.replace("{{" + k + "}}", v)
-    return template
+    return fill(template, values)
 
 
 def static_file(name: str) -> Path:

@@ -6,30 +6,38 @@ the data come from the app (``static/levels.js``, ``static/unit.js``), and nothi
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 
-from gridmap.viz.page import STATIC_DIR
+from gridmap.viz.page import STATIC_DIR, fill, script_json
 
 
-def _render(template_name: str, config: dict[str, Any], *, static_url: str, title: str, user: str,
+def _render(script: str, header: str, main: str, config: dict[str, Any], *, static_url: str, title: str, user: str,
             logout_url: str) -> str:
-    cfg_json = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")  # no value can close the script tag
-    template = (STATIC_DIR / template_name).read_text(encoding="utf-8")
-    return (template.replace("{{title}}", html.escape(title))
-            .replace("{{static_url}}", html.escape(static_url.rstrip("/"), quote=True))
-            .replace("{{user}}", html.escape(user))
-            .replace("{{logout_url}}", html.escape(logout_url, quote=True))
-            .replace("{{config}}", cfg_json))
+    """``static/screen.html`` (the screens' one shell, with ``static/screen.js``) around one screen's parts."""
+    template = (STATIC_DIR / "screen.html").read_text(encoding="utf-8")
+    parts = {"header": header, "main": main, "script": script, "title": html.escape(title),
+             "static_url": html.escape(static_url.rstrip("/"), quote=True), "user": html.escape(user),
+             "logout_url": html.escape(logout_url, quote=True), "config": script_json(config)}
+    return fill(template, parts)
+
+
+_LEVELS_MAIN = '<main id="gm-areas" aria-live="polite"></main>'
+_UNIT_MAIN = """<main>
+    <table id="gm-inbox"><thead><tr><th>事件 event</th><th>类别 category</th><th>状态 status</th><th>层级 rung</th>
+      <th>到达 entered</th><th>时限 due</th><th>剩余 left</th><th>承办 taken by</th><th>调解 case</th></tr></thead>
+      <tbody id="gm-inbox-body"></tbody></table>
+  </main>"""
 
 
 def levels_html(config: dict[str, Any], *, static_url: str, user: str, logout_url: str,
                 title: str = "gridmap 区级指挥 levels of command") -> str:
     """The overview page: ``config`` says where its data are (``static/levels.js``)."""
-    return _render("levels.html", config, static_url=static_url, title=title, user=user, logout_url=logout_url)
+    return _render("levels.js", '<div id="gm-crumbs"></div>', _LEVELS_MAIN, config, static_url=static_url,
+                   title=title, user=user, logout_url=logout_url)
 
 
 def unit_html(config: dict[str, Any], *, static_url: str, user: str, logout_url: str,
               title: str = "gridmap 单位待办 unit inbox") -> str:
     """A unit's inbox page (``static/unit.js``)."""
-    return _render("unit.html", config, static_url=static_url, title=title, user=user, logout_url=logout_url)
+    return _render("unit.js", '<div id="gm-unit-name"></div>', _UNIT_MAIN, config, static_url=static_url,
+                   title=title, user=user, logout_url=logout_url)

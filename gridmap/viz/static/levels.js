@@ -3,26 +3,10 @@
  * Reads only the app's own endpoints (the session is an HttpOnly cookie this script never sees). */
 (function () {
   'use strict';
-  const cfg = JSON.parse(document.getElementById('gm-config').textContent);
-  const $ = (id) => document.getElementById(id);
-  const state = {loaded: 0, errors: [], data: null};
-  function esc(v) {
-    return String(v === null || v === undefined ? '–' : v)
-      .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-  }
+  const {cfg, $, esc, live} = window.gmScreen;  // screen.js
   const pct = (v) => (v === null || v === undefined ? '–' : `${(100 * v).toFixed(1)}%`);
   const mins = (v) => (v === null || v === undefined ? '–' : `${Number(v).toFixed(1)} min`);
   const LEVEL = {district: '区 district', street: '街道 street', community: '社区 community', grid: '网格 grid'};
-  async function getJSON(url) {
-    const r = await fetch(url, {headers: {Accept: 'application/json'}});
-    if (r.status === 401) {
-      const next = window.location.pathname + window.location.search;
-      window.location.replace(`${cfg.loginUrl}?expired=1&next=${encodeURIComponent(next)}`);
-      throw new Error('session ended');
-    }
-    if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-    return r.json();
-  }
   function card(a, below) {
     const map = below === 'grid' ? '' : `<a class="gm-map" href="${esc(cfg.mapUrl)}?area=${encodeURIComponent(a.code)}">地图 map</a>`;
     const down = below === 'street' ? `<a class="gm-drill" href="${esc(cfg.selfUrl)}?area=${encodeURIComponent(a.code)}">社区 communities ↓</a>` : '';
@@ -42,7 +26,6 @@
       <div class="gm-links">${map} ${down}</div></article>`;
   }
   function render(d) {
-    state.data = d;
     const area = d.area;
     $('gm-title').textContent = `${LEVEL[area.level] || area.level} ${area.name_zh || area.code} · ${LEVEL[d.level_below]}`;
     const up = cfg.up ? `<a id="gm-up" href="${esc(cfg.up.url)}">↑ ${esc(cfg.up.label)}</a> · ` : '';
@@ -54,13 +37,6 @@
       <div class="fig"><span class="v">${esc(t.reported_today)}</span><span class="k">今日上报 today</span></div>`;
     $('gm-areas').innerHTML = d.areas.map((a) => card(a, d.level_below)).join('');
     $('gm-status').textContent = `as of ${String(d.at).replace('T', ' ').slice(0, 19)} · ${d.areas.length} ${LEVEL[d.level_below]}`;
-    state.loaded += 1;
-    document.body.dataset.loaded = String(state.loaded);
   }
-  async function refresh() {
-    try { render(await getJSON(cfg.dataUrl)); } catch (err) { state.errors.push(String(err)); $('gm-status').textContent = `error: ${err}`; }
-  }
-  window.gridmapScreen = {state, refresh};
-  refresh();
-  setInterval(refresh, cfg.refreshMs);
+  live(render);
 }());

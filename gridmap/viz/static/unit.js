@@ -2,31 +2,14 @@
  * it), refreshed live. Acting on an event goes through the API (POST /v1/units/{code}/inbox/{id}/{action}). */
 (function () {
   'use strict';
-  const cfg = JSON.parse(document.getElementById('gm-config').textContent);
-  const $ = (id) => document.getElementById(id);
-  const state = {loaded: 0, errors: [], data: null};
-  function esc(v) {
-    return String(v === null || v === undefined ? '–' : v)
-      .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-  }
+  const {cfg, $, esc, live} = window.gmScreen;  // screen.js
   const time = (t) => (t ? String(t).replace('T', ' ').slice(5, 16) : '–');
   function left(s) {
     if (s === null || s === undefined) return '–';
     const a = Math.abs(s), txt = a < 3600 ? `${Math.round(a / 60)}m` : a < 86400 ? `${(a / 3600).toFixed(1)}h` : `${(a / 86400).toFixed(1)}d`;
     return s < 0 ? `超时 -${txt}` : txt;
   }
-  async function getJSON(url) {
-    const r = await fetch(url, {headers: {Accept: 'application/json'}});
-    if (r.status === 401) {
-      const next = window.location.pathname + window.location.search;
-      window.location.replace(`${cfg.loginUrl}?expired=1&next=${encodeURIComponent(next)}`);
-      throw new Error('session ended');
-    }
-    if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-    return r.json();
-  }
   function render(d) {
-    state.data = d;
     $('gm-unit-name').textContent = `${d.unit.name_zh} · ${d.unit.name} (${d.unit.code})`;
     $('gm-totals').innerHTML = `<div class="fig"><span class="v" id="gm-open">${esc(d.open)}</span><span class="k">待办 open</span></div>
       <div class="fig"><span class="v">${esc(d.overdue)}</span><span class="k">超时 overdue</span></div>
@@ -41,13 +24,6 @@
         <td>${i.case ? esc(i.case.code) : ''}</td></tr>`;
     }).join('') || '<tr><td colspan="9">收件箱为空 the inbox is empty</td></tr>';
     $('gm-status').textContent = `as of ${String(d.now).replace('T', ' ').slice(0, 19)}`;
-    state.loaded += 1;
-    document.body.dataset.loaded = String(state.loaded);
   }
-  async function refresh() {
-    try { render(await getJSON(cfg.dataUrl)); } catch (err) { state.errors.push(String(err)); $('gm-status').textContent = `error: ${err}`; }
-  }
-  window.gridmapScreen = {state, refresh};
-  refresh();
-  setInterval(refresh, cfg.refreshMs);
+  live(render);
 }());
