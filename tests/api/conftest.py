@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from zoneinfo import ZoneInfo
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import text
@@ -27,6 +24,7 @@ from sqlalchemy.orm import Session
 from api.app import create_app
 from gridmap.services import auth
 from gridmap.services.registry import Registry
+from tests.servers import served
 
 pytestmark = [pytest.mark.db]
 TZ = ZoneInfo("Asia/Shanghai")
@@ -184,17 +182,6 @@ def recv(ws, timeout: float = 10.0):
 @pytest.fixture(scope="session")
 def live_server(api_engine, api_settings, clock):
     """A second app instance served by uvicorn on a free loopback port (as another API process would be)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     app = create_app(api_settings, Registry(api_engine, api_settings), clock=clock)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and t.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    t.join(15)
+    with served(app) as port:
+        yield f"http://127.0.0.1:{port}"

@@ -10,13 +10,11 @@ import asyncio
 import contextlib
 import itertools
 import secrets
-import socket
 import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -25,6 +23,7 @@ from api.app import create_app
 from gridmap.services import auth
 from gridmap.services.registry import Registry
 from gridmap.storage.db import make_engine
+from tests.servers import served
 
 pytestmark = [pytest.mark.db]
 PASSWORD = "correct horse battery staple"
@@ -89,12 +88,6 @@ class CuttableProxy:
         self.thread.join(5)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def outage(sample_street_db, settings):
     direct = sample_street_db("db_down")
@@ -109,17 +102,8 @@ def outage(sample_street_db, settings):
     via_proxy = make_engine(direct.url.set(port=proxy.port), pool_size=5, max_overflow=5, pool_timeout=5)
     cfg = settings.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(48)), "escalation_interval_s": 0})
     app = create_app(cfg, registry=Registry(via_proxy, cfg))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and t.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield {"base": f"http://127.0.0.1:{port}", "proxy": proxy, "direct": direct, "spots": spots}
-    server.should_exit = True
-    t.join(15)
+    with served(app, log_level="error") as port:
+        yield {"base": f"http://127.0.0.1:{port}", "proxy": proxy, "direct": direct, "spots": spots}
     proxy.close()
     via_proxy.dispose()
     direct.dispose()

@@ -7,27 +7,18 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import socket
-import threading
-import time
 
 import psycopg
 import pytest
 import sqlalchemy.exc as sa_exc
-import uvicorn
 from fastapi import Request
 
 from api.app import create_app
 from api.errors import database_unavailable
 from gridmap.services.registry import Registry
+from tests.servers import served
 
 pytestmark = [pytest.mark.db]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _operational(message: str = "connection to server at 127.0.0.1 failed: Connection refused") -> Exception:
@@ -64,17 +55,8 @@ def faulty(api_engine, api_settings, clock):
                               ("/test-only/pool-timeout", pool_timeout, ["GET"]), ("/test-only/bad-sql", bad_sql, ["GET"]),
                               ("/test-only/boom-body", boom_after_body, ["POST"])):
         app.add_api_route(path, fn, methods=methods)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and t.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield {"host": "127.0.0.1", "port": port}
-    server.should_exit = True
-    t.join(15)
+    with served(app) as port:
+        yield {"host": "127.0.0.1", "port": port}
 
 
 def exchange(conn: http.client.HTTPConnection, method: str, path: str, body=None, headers=None):

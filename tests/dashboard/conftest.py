@@ -11,14 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
-import socket
-import threading
-import time
 import types
 from pathlib import Path
 
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -27,6 +23,7 @@ from api.app import create_app
 from gridmap.services import auth
 from gridmap.services.dispatch import Dispatcher
 from gridmap.services.registry import Registry
+from tests.servers import served
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "dashboard"
@@ -108,29 +105,14 @@ def dispatched(dash_engine, sample_now):
     return {"event_id": eid, "team": result.team, "assignment_id": result.assignment_id}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server(dash_engine, settings, dispatched):
     """The real app (create_app) served by uvicorn in a thread; yields its base URL."""
-    port = _free_port()
     # a strong throw-away signing key (the app refuses to start without one); no background escalation
     cfg = settings.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(48)), "escalation_interval_s": 0})
     app = create_app(cfg, registry=Registry(dash_engine, cfg))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert th.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(10)
+    with served(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")

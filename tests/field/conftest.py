@@ -13,8 +13,6 @@ import io
 import os
 import re
 import secrets
-import threading
-import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page
 from pydantic import SecretStr
@@ -32,7 +29,8 @@ from sqlalchemy.orm import Session
 from api.app import create_app
 from gridmap.services import auth
 from gridmap.services.registry import Registry
-from tests.dashboard.conftest import Guard, _free_port
+from tests.dashboard.conftest import Guard
+from tests.servers import free_port, served
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "field-app"
@@ -98,23 +96,14 @@ def field_db(sample_street_db) -> Iterator[types.SimpleNamespace]:
 
 @pytest.fixture(scope="session")
 def field_server(field_db, settings) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     cfg = settings.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(48)), "escalation_interval_s": 0,
                                       "argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1,
                                       "public_url": f"http://127.0.0.1:{port}", "qr_reports_per_address": 1000})
     app = create_app(cfg, registry=Registry(field_db.engine, cfg))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        assert th.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    field_db.app = app
-    yield base
-    srv.should_exit = True
-    th.join(10)
+    with served(app, port=port):
+        field_db.app = app
+        yield f"http://127.0.0.1:{port}"
 
 
 class Api:
