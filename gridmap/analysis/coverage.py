@@ -142,7 +142,7 @@ def coverage_summary(covered: gpd.GeoDataFrame, weight: str | None = "residents"
     pandas.Series
         ``buildings``, ``buildings_covered``, ``buildings_outside``, ``residents``, ``residents_covered``,
         ``residents_outside`` (weighted), ``share_covered`` (of the weight; NaN when it sums to 0) and
-        ``unreachable_buildings`` (ETA ``inf``: too far from any road).
+        ``unreachable_buildings`` (ETA ``inf``: too far from any road, or cut off from the stations).
 
     Examples
     --------

@@ -268,8 +268,8 @@ def idle_land_summary(ranked: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        The first ``n`` rows of those of ``rank``, ``community``, ``area_code``, ``area_m2``, ``distance_m``,
-        ``complaints_nearby`` and ``score`` it has, plus ``area_ha``.
+        The first ``n`` rows, with whichever of ``rank``, ``community``, ``area_code``, ``area_m2``,
+        ``distance_m``, ``complaints_nearby`` and ``score`` it has, plus ``area_ha``.
 
     Examples
     --------
