@@ -1,5 +1,10 @@
-"""Planner analyses: coverage and siting of fire stations, response times, hot spots, the safety index,
-grid workloads and idle land.
+"""Planner analyses: GeoDataFrames in, GeoDataFrames out.
+
+Coverage and siting of fire stations, response times, hot spots, the safety index, grid workloads and
+idle land. Every function takes GeoDataFrames that carry a CRS, measures in EPSG:4549 and returns frames
+with a CRS. Only :mod:`gridmap.analysis.load` reads the database, with its filters pushed down to
+PostGIS. Each public function's docstring has its Parameters, Returns and Examples, run by the tests
+where they need no database (``tests/analysis/test_docstrings.py`` and ``test_analysis_doctests.py``).
 
 >>> import gridmap as gm
 >>> from gridmap import analysis as ga
@@ -8,9 +13,6 @@ grid workloads and idle land.
 >>> stations = ga.load_equipment(db, "micro_fire_station", area="330106900")  # doctest: +SKIP
 >>> b = ga.building_coverage(g, stations, ga.load_buildings(db, area="330106900"), minutes=3)  # doctest: +SKIP
 >>> ga.coverage_summary(b)["share_covered"]                              # doctest: +SKIP
-
-Every function takes GeoDataFrames that carry a CRS, measures in EPSG:4549 and returns frames with a
-CRS. Only :mod:`gridmap.analysis.load` reads the database, with its filters pushed down to PostGIS.
 """
 
 from gridmap.analysis.coverage import (

@@ -7,7 +7,7 @@ Two rules a street office checks:
   **5 minutes** of the alarm (``FIRE_STATION_MINUTES``).
 
 Times are road travel times from the nearest facility (many-to-one, one multi-source Dijkstra, see
-:func:`gridmap.routing.team_index.network_times`), including the walk between each point and its road at
+:func:`gridmap.routing.many_to_one.network_times`), including the walk between each point and its road at
 ``WALK_SPEED``. Buildings are placed at a point inside their footprint. Every function takes
 GeoDataFrames in any CRS (they must have one), measures in EPSG:4549 and returns frames in the CRS of
 its main input.
@@ -39,9 +39,29 @@ FIRE_STATION_MINUTES = 5.0
 
 def travel_times(graph: RoadGraph, facilities: gpd.GeoDataFrame, places: gpd.GeoDataFrame, *,
                  max_snap_m: float = 500.0, horizon_s: float = np.inf) -> pd.Series:
-    """Road travel time (s) from the nearest facility to each place (+inf: unreachable or beyond horizon).
+    """Compute the road travel time from the nearest facility to each place.
 
+    The time is the walk from each facility to its nearest road, the drive along the roads (one-way
+    streets respected) and the walk from the road to the place, at ``WALK_SPEED`` on foot.
     O((V + E) log V + P log E): one multi-source Dijkstra for all facilities, one snap per place.
+
+    Parameters
+    ----------
+    graph : RoadGraph
+        The road graph (EPSG:4549, travel times in seconds), e.g. :func:`gridmap.analysis.load_road_graph`.
+    facilities : geopandas.GeoDataFrame
+        Where the trips start (stations, teams); points, or polygons placed at a point inside them. Any CRS.
+    places : geopandas.GeoDataFrame
+        Where the trips end (buildings, addresses). Any CRS.
+    max_snap_m : float, default 500
+        A facility or place farther than this from every road is not reached (``inf``).
+    horizon_s : float, default inf
+        Stop the search at this time: places beyond it get ``inf`` (faster for a bounded question).
+
+    Returns
+    -------
+    pandas.Series
+        ``eta_s`` in seconds, indexed like ``places``; ``inf`` where unreachable or beyond ``horizon_s``.
 
     Examples
     --------
@@ -52,6 +72,8 @@ def travel_times(graph: RoadGraph, facilities: gpd.GeoDataFrame, places: gpd.Geo
     >>> homes = gpd.GeoDataFrame(geometry=[shapely.Point(500, 0), shapely.Point(900, 0)], crs="EPSG:4549")
     >>> travel_times(g, st, homes).round(1).tolist()
     [50.0, 90.0]
+    >>> travel_times(g, st, homes, horizon_s=60).tolist()      # the second is beyond one minute
+    [50.0, inf]
     """
     fx, fy = point_xy(facilities, "facilities")
     px, py = point_xy(places, "places")
@@ -61,10 +83,28 @@ def travel_times(graph: RoadGraph, facilities: gpd.GeoDataFrame, places: gpd.Geo
 
 def building_coverage(graph: RoadGraph, facilities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
                       minutes: float = MICRO_STATION_MINUTES, *, max_snap_m: float = 500.0) -> gpd.GeoDataFrame:
-    """Buildings with their road ETA from the nearest facility and whether it is within ``minutes``.
+    """Add each building's road ETA from the nearest facility, and whether it is within ``minutes``.
 
-    Adds ``eta_s``, ``eta_min`` and ``covered`` to a copy of ``buildings`` (same CRS). Weight the answer by
-    the ``residents`` column (from :func:`gridmap.analysis.load_buildings`) to count people.
+    A building is placed at a point inside its footprint; its ETA is :func:`travel_times`'s. Weight the
+    answer by the ``residents`` column (from :func:`gridmap.analysis.load_buildings`) to count people.
+
+    Parameters
+    ----------
+    graph : RoadGraph
+        The road graph (EPSG:4549), e.g. :func:`gridmap.analysis.load_road_graph`.
+    facilities : geopandas.GeoDataFrame
+        The stations (points or polygons, any CRS), e.g. :func:`gridmap.analysis.load_equipment`.
+    buildings : geopandas.GeoDataFrame
+        The buildings (footprints or points, any CRS).
+    minutes : float, default ``MICRO_STATION_MINUTES`` (3)
+        The reach: 3 for micro fire stations, ``FIRE_STATION_MINUTES`` (5) for fire stations (GB 51080).
+    max_snap_m : float, default 500
+        A building or facility farther than this from every road is not reached.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A copy of ``buildings`` (same CRS and index) with ``eta_s``, ``eta_min`` and ``covered`` (bool).
 
     Examples
     --------
@@ -88,7 +128,31 @@ def building_coverage(graph: RoadGraph, facilities: gpd.GeoDataFrame, buildings:
 
 
 def coverage_summary(covered: gpd.GeoDataFrame, weight: str | None = "residents") -> pd.Series:
-    """Buildings and (weighted) residents inside/outside the reach, from :func:`building_coverage`'s frame."""
+    """Sum up buildings and (weighted) residents inside and outside the reach.
+
+    Parameters
+    ----------
+    covered : geopandas.GeoDataFrame
+        :func:`building_coverage`'s frame (``covered``, ``eta_s`` and the ``weight`` column).
+    weight : str or None, default "residents"
+        The column counting people per building; None counts buildings only (every weight 1).
+
+    Returns
+    -------
+    pandas.Series
+        ``buildings``, ``buildings_covered``, ``buildings_outside``, ``residents``, ``residents_covered``,
+        ``residents_outside`` (weighted), ``share_covered`` (of the weight; NaN when it sums to 0) and
+        ``unreachable_buildings`` (ETA ``inf``: too far from any road, or cut off from the stations).
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> b = gpd.GeoDataFrame({"residents": [10, 30], "covered": [True, False], "eta_s": [50.0, float("inf")]},
+    ...                      geometry=[shapely.Point(0, 0), shapely.Point(1, 0)], crs="EPSG:4549")
+    >>> s = coverage_summary(b)
+    >>> s["residents_covered"], s["share_covered"], s["unreachable_buildings"]
+    (10.0, 0.25, 1)
+    """
     require(covered, "covered", ("covered",))
     w = covered[weight].to_numpy(dtype=float) if weight else np.ones(len(covered))
     c = covered["covered"].to_numpy(dtype=bool)
@@ -103,12 +167,36 @@ def coverage_summary(covered: gpd.GeoDataFrame, weight: str | None = "residents"
 
 def coverage_by_area(covered: gpd.GeoDataFrame, areas: gpd.GeoDataFrame, *, key: str = "grid_code",
                      weight: str = "residents") -> gpd.GeoDataFrame:
-    """Share of residents covered per area (grid or community), joined to the area polygons.
+    """Compute the share of residents covered per area (grid or community), joined to the area polygons.
 
-    ``covered`` comes from :func:`building_coverage`; ``key`` is its column naming the area
-    (``grid_code`` or ``community_code``), matched to ``areas.code``. Returns ``areas`` (its CRS) with
-    ``buildings``, ``buildings_covered``, ``residents``, ``residents_covered``, ``residents_outside`` and
-    ``share_covered`` (NaN where nobody lives).
+    Parameters
+    ----------
+    covered : geopandas.GeoDataFrame
+        :func:`building_coverage`'s frame, with the ``key`` column naming each building's area.
+    areas : geopandas.GeoDataFrame
+        The area polygons, with ``code`` (e.g. ``db.layer("grids")``), matched to ``covered[key]``.
+    key : str, default "grid_code"
+        The column of ``covered`` naming the area: ``grid_code`` or ``community_code``.
+    weight : str, default "residents"
+        The column counting people per building.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``areas`` (its CRS) with ``buildings``, ``buildings_covered``, ``residents``, ``residents_covered``,
+        ``residents_outside`` and ``share_covered`` (NaN where nobody lives).
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> grids = gpd.GeoDataFrame({"code": ["G1", "G2"]}, crs="EPSG:4549",
+    ...                          geometry=[shapely.box(0, 0, 10, 10), shapely.box(10, 0, 20, 10)])
+    >>> b = gpd.GeoDataFrame({"grid_code": ["G1", "G1", "G2"], "residents": [10, 30, 0],
+    ...                       "covered": [True, False, False]}, crs="EPSG:4549",
+    ...                      geometry=[shapely.Point(1, 1), shapely.Point(2, 2), shapely.Point(15, 5)])
+    >>> by = coverage_by_area(b, grids)
+    >>> by.share_covered.tolist()[0], by.buildings.tolist()
+    (0.25, [2, 1])
     """
     require(covered, "covered", ("covered", key, weight))
     require(areas, "areas", ("code",))
@@ -131,19 +219,40 @@ def coverage_by_area(covered: gpd.GeoDataFrame, areas: gpd.GeoDataFrame, *, key:
 def isochrones(graph: RoadGraph, facilities: gpd.GeoDataFrame, minutes: float | Iterable[float] = (3.0, 5.0), *,
                each: bool = False, spacing_m: float = 25.0, max_snap_m: float = 500.0,
                id_column: str = "code") -> gpd.GeoDataFrame:
-    """Service areas (isochrones) as polygons: where the nearest facility arrives within t minutes.
+    """Draw service areas (isochrones): where the nearest facility arrives within t minutes.
 
     A point is inside when its ETA, by the same rule as a building's in :func:`building_coverage`
     (walk to its nearest road, then the road network from the nearest facility), is at most t. The ETA
     is evaluated at the centres of a square grid of ``spacing_m`` metres laid over the reach (found first
     from points along the roads), and the cells inside are merged: the polygon is exact to about
-    ``spacing_m / 2``, and a building inside it is covered up to that margin.
+    ``spacing_m / 2``, and a building inside it is covered up to that margin. Cost: one Dijkstra
+    (O((V + E) log V)) per facility set, one snap of the O(reach area / spacing²) grid cells (shared by
+    all sets) and a union of their row runs.
 
-    ``each=True`` gives one polygon per facility and minute (the facility's own reach, ignoring the
-    others); otherwise one per minute for all facilities together. Rows carry ``minutes``, the
-    facility's ``id_column`` (when ``each``), ``area_km2`` (measured in EPSG:4549) and the polygon
-    in the CRS of ``facilities``. Cost: one Dijkstra (O((V + E) log V)) per facility set, one snap of
-    the O(reach area / spacing²) grid cells (shared by all sets) and a union of their row runs.
+    Parameters
+    ----------
+    graph : RoadGraph
+        The road graph (EPSG:4549).
+    facilities : geopandas.GeoDataFrame
+        The stations (any CRS); the polygons come back in this CRS.
+    minutes : float or iterable of float, default (3.0, 5.0)
+        The reach(es), in minutes; each must be positive.
+    each : bool, default False
+        True: one polygon per facility and minute (the facility's own reach, ignoring the others);
+        False: one per minute for all facilities together.
+    spacing_m : float, default 25
+        The side of the grid cells the ETA is evaluated on (the polygons' precision).
+    max_snap_m : float, default 500
+        As in :func:`travel_times`.
+    id_column : str, default "code"
+        The column of ``facilities`` naming each one (with ``each``; the index where it is missing).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per minute, in increasing order (with ``each``: per facility, then minute):
+        ``minutes``, the facility's ``id_column`` (with ``each``), ``area_km2`` (measured in EPSG:4549)
+        and the polygon, in the CRS of ``facilities`` (an empty polygon where nothing is reached).
 
     Examples
     --------
@@ -201,7 +310,7 @@ def isochrones(graph: RoadGraph, facilities: gpd.GeoDataFrame, minutes: float | 
 
 
 def _cells_polygon(mask: np.ndarray, gx: np.ndarray, gy: np.ndarray, step: float) -> BaseGeometry:
-    """The union of the grid cells where ``mask`` is True (rows along y, columns along x), by row runs."""
+    """Merge the grid cells where ``mask`` is True (rows along y, columns along x) into one shape, by row runs."""
     if not mask.any():
         return shapely.Polygon()
     padded = np.pad(mask, ((0, 0), (1, 1))).astype(np.int8)

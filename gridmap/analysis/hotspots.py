@@ -39,7 +39,28 @@ from ._frames import local_month, require
 
 
 def cells_for(area: gpd.GeoDataFrame, resolution: int = 9) -> list[str]:
-    """The H3 cells whose centre lies in the area's polygons (sorted)."""
+    """List the H3 cells whose centre lies in the area's polygons.
+
+    Parameters
+    ----------
+    area : geopandas.GeoDataFrame
+        The study area's polygons (any CRS; their union is used).
+    resolution : int, default 9
+        The H3 resolution (9: about 0.1 km² per cell).
+
+    Returns
+    -------
+    list of str
+        The cells' H3 indexes, sorted; empty for an empty area.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> sq = gpd.GeoDataFrame(geometry=[shapely.box(120.09, 30.27, 120.11, 30.29)], crs="EPSG:4326")
+    >>> cells = cells_for(sq)                              # about 2 km x 2 km, at about 0.1 km² a cell
+    >>> len(cells), cells == sorted(cells)
+    (53, True)
+    """
     require(area, "area")
     poly = area.to_crs(WGS84).geometry.union_all()
     cells = set(h3.geo_to_cells(shapely.geometry.mapping(poly), resolution)) if not poly.is_empty else set()
@@ -47,7 +68,25 @@ def cells_for(area: gpd.GeoDataFrame, resolution: int = 9) -> list[str]:
 
 
 def cell_polygons(cells: Sequence[str]) -> gpd.GeoSeries:
-    """Hexagon polygons (EPSG:4326) of H3 cells."""
+    """Draw the hexagon polygons of H3 cells.
+
+    Parameters
+    ----------
+    cells : sequence of str
+        H3 indexes.
+
+    Returns
+    -------
+    geopandas.GeoSeries
+        One hexagon per cell, in order, EPSG:4326.
+
+    Examples
+    --------
+    >>> import h3
+    >>> hexes = cell_polygons([h3.latlng_to_cell(30.28, 120.10, 9)])
+    >>> len(hexes), str(hexes.crs), len(hexes.iloc[0].exterior.coords)
+    (1, 'EPSG:4326', 7)
+    """
     polys = [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells]
     return gpd.GeoSeries(polys, crs=WGS84)
 
@@ -60,10 +99,25 @@ def _event_cells(events: gpd.GeoDataFrame, resolution: int) -> np.ndarray:
 
 def hex_counts(events: gpd.GeoDataFrame, area: gpd.GeoDataFrame | None = None, *, resolution: int = 9,
                by: str | Sequence[str] | None = None) -> gpd.GeoDataFrame:
-    """Events per H3 cell (and per group), zeros included for every cell of ``area``.
+    """Count events per H3 cell (and per group), zeros included for every cell of ``area``.
 
-    ``by``: columns of ``events`` to count separately (e.g. ``category``, ``month``); every group gets
-    the same cells. Returns ``cell``, the group columns, ``n`` and the hexagon (EPSG:4326).
+    Parameters
+    ----------
+    events : geopandas.GeoDataFrame
+        The events (points, any CRS).
+    area : geopandas.GeoDataFrame, optional
+        The study area: every cell of it gets a row, with ``n = 0`` where no event fell. None: only the
+        cells holding events.
+    resolution : int, default 9
+        The H3 resolution.
+    by : str or sequence of str, optional
+        Columns of ``events`` to count separately (e.g. ``category``, ``month``); every group gets the
+        same cells.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``cell``, the group columns, ``n`` and the hexagon (EPSG:4326), one row per (group, cell).
 
     Examples
     --------
@@ -71,6 +125,9 @@ def hex_counts(events: gpd.GeoDataFrame, area: gpd.GeoDataFrame | None = None, *
     >>> ev = gpd.GeoDataFrame(geometry=[shapely.Point(120.1, 30.28)] * 3, crs="EPSG:4326")
     >>> hex_counts(ev).n.tolist()
     [3]
+    >>> ev["category"] = ["parking", "parking", "fire_hazard"]
+    >>> hex_counts(ev, by="category")[["category", "n"]].values.tolist()
+    [['fire_hazard', 1], ['parking', 2]]
     """
     require(events, "events")
     keys = [] if by is None else ([by] if isinstance(by, str) else list(by))
@@ -90,7 +147,27 @@ def hex_counts(events: gpd.GeoDataFrame, area: gpd.GeoDataFrame | None = None, *
 
 
 def hex_weights(cells: Sequence[str], k: int = 1) -> W:
-    """Binary contiguity of H3 cells: each cell's neighbours within ``k`` rings that are in ``cells``."""
+    """Build the binary contiguity of H3 cells: each cell's neighbours within ``k`` rings that are in ``cells``.
+
+    Parameters
+    ----------
+    cells : sequence of str
+        H3 indexes; the weights' ids are their positions.
+    k : int, default 1
+        Rings of neighbours.
+
+    Returns
+    -------
+    libpysal.weights.W
+        Binary weights, without the cell itself (:func:`getis_ord` adds it: Gi*).
+
+    Examples
+    --------
+    >>> import h3
+    >>> c = h3.latlng_to_cell(30.28, 120.10, 9)
+    >>> hex_weights(sorted(h3.grid_disk(c, 1))).cardinalities[sorted(h3.grid_disk(c, 1)).index(c)]
+    6
+    """
     pos = {c: i for i, c in enumerate(cells)}
     neighbours = {}
     for i, c in enumerate(cells):
@@ -100,13 +177,38 @@ def hex_weights(cells: Sequence[str], k: int = 1) -> W:
 
 def getis_ord(counts: gpd.GeoDataFrame, column: str = "n", *, k: int = 1, permutations: int = 9999,
               alpha: float = 0.05, fdr: bool = True, seed: int = 20261122, w: W | None = None) -> gpd.GeoDataFrame:
-    """Getis-Ord Gi* of one value per H3 cell: ``gi_z``, ``p_value`` and ``hotspot`` (hot / not significant).
+    """Test one value per H3 cell with Getis-Ord Gi*: ``gi_z``, ``p_value`` and ``hotspot``.
 
-    ``counts`` has one row per cell (``cell``) and the value ``column``; cells are neighbours within
-    ``k`` rings (binary weights, the cell itself included: Gi*). ``p_value`` is the pseudo p-value of
-    ``permutations`` conditional permutations that the cell's Gi* is this high (1 where it is below
-    expectation); a cell is hot when ``p_value`` passes the Benjamini-Hochberg FDR cut at ``alpha``
-    over all cells (``fdr=False``: plain ``alpha``).
+    Cells are neighbours within ``k`` rings (binary weights, the cell itself included: Gi*).
+    ``p_value`` is the pseudo p-value of ``permutations`` conditional permutations that the cell's Gi*
+    is this high (1 where it is below expectation); a cell is hot when ``p_value`` passes the
+    Benjamini-Hochberg FDR cut at ``alpha`` over all cells. Fewer than 3 cells, no event or the same
+    value everywhere: nothing is significant.
+
+    Parameters
+    ----------
+    counts : geopandas.GeoDataFrame
+        One row per cell: ``cell`` and the value ``column`` (e.g. one group of :func:`hex_counts`).
+    column : str, default "n"
+        The value tested.
+    k : int, default 1
+        Rings of neighbours.
+    permutations : int, default 9999
+        Conditional permutations (esda); no p-value is below 1 / (permutations + 1).
+    alpha : float, default 0.05
+        The false-discovery rate (or, with ``fdr=False``, the plain significance level).
+    fdr : bool, default True
+        Apply the Benjamini-Hochberg cut over all cells.
+    seed : int, default 20261122
+        The permutations' seed: the same input gives the same answer.
+    w : libpysal.weights.W, optional
+        Weights already built for these cells (:func:`hex_weights`).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A copy of ``counts`` with ``gi_z``, ``p_value`` and ``hotspot`` (``"hot"`` or
+        ``"not significant"``).
 
     Examples
     --------
@@ -148,11 +250,45 @@ def getis_ord(counts: gpd.GeoDataFrame, column: str = "n", *, k: int = 1, permut
 def hotspots(events: gpd.GeoDataFrame, area: gpd.GeoDataFrame, *, resolution: int = 9,
              by: str | Sequence[str] | None = None, period: str | None = None, k: int = 1,
              permutations: int = 9999, alpha: float = 0.05, seed: int = 20261122) -> gpd.GeoDataFrame:
-    """Gi* hot spots of events on H3 cells over ``area``, per group (category) and period.
+    """Find the Gi* hot spots of events on H3 cells over ``area``, per group (category) and period.
 
-    ``by``: event column(s) to test separately (e.g. ``"category"``); ``period``: ``"month"`` or
-    ``"quarter"`` (local time) to test each period separately (needs ``reported_at``). One row per
-    (group, period, cell): ``n``, ``gi_z``, ``p_value``, ``hotspot`` and the hexagon (EPSG:4326).
+    Counts the events per cell of ``area`` (:func:`hex_counts`, zeros included) and tests each group
+    and period separately with :func:`getis_ord`, on the same cells.
+
+    Parameters
+    ----------
+    events : geopandas.GeoDataFrame
+        The events (points, any CRS); with ``reported_at`` (time-zone aware) when ``period`` is given.
+    area : geopandas.GeoDataFrame
+        The study area's polygons (e.g. the grids of a street).
+    resolution : int, default 9
+        The H3 resolution.
+    by : str or sequence of str, optional
+        Event column(s) to test separately (e.g. ``"category"``).
+    period : {"month", "quarter"}, optional
+        Test each local (Asia/Shanghai) month or quarter separately.
+    k, permutations, alpha, seed
+        As in :func:`getis_ord`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per (group, period, cell): ``n``, ``gi_z``, ``p_value``, ``hotspot`` and the hexagon
+        (EPSG:4326).
+
+    Examples
+    --------
+    Ten parking complaints in each of seven neighbouring cells, none elsewhere in an area about 4 km across: the
+    seven cells are the hot spot.
+
+    >>> import geopandas as gpd, shapely, h3
+    >>> area = gpd.GeoDataFrame(geometry=[shapely.box(120.08, 30.26, 120.12, 30.30)], crs="EPSG:4326")
+    >>> knot = sorted(h3.grid_disk(h3.latlng_to_cell(30.28, 120.10, 9), 1))
+    >>> pts = [shapely.Point(h3.cell_to_latlng(c)[::-1]) for c in knot for _ in range(10)]
+    >>> ev = gpd.GeoDataFrame({"category": ["parking"] * 70}, geometry=pts, crs="EPSG:4326")
+    >>> hs = hotspots(ev, area, by="category", permutations=999)
+    >>> len(hs), sorted(hs.cell[hs.hotspot == "hot"]) == knot
+    (210, True)
     """
     require(events, "events")
     require(area, "area")
@@ -178,7 +314,31 @@ def hotspots(events: gpd.GeoDataFrame, area: gpd.GeoDataFrame, *, resolution: in
 
 
 def hotspot_table(result: gpd.GeoDataFrame, by: str | Sequence[str] | None = None) -> pd.DataFrame:
-    """Hot cells and the events in them, per group of a :func:`hotspots` result."""
+    """Sum up a :func:`hotspots` result: hot cells and the events in them, per group.
+
+    Parameters
+    ----------
+    result : geopandas.GeoDataFrame
+        :func:`hotspots`' frame.
+    by : str or sequence of str, optional
+        Its group column(s) (those given to :func:`hotspots`); None: one row for everything.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per group: ``cells``, ``events``, ``hot_cells``, ``events_in_hot`` and ``share_in_hot`` (NaN
+        without events).
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> r = gpd.GeoDataFrame({"cell": ["a", "b", "c"], "n": [8, 2, 0],
+    ...                       "hotspot": ["hot", "not significant", "not significant"]},
+    ...                      geometry=[shapely.Point(0, 0)] * 3, crs="EPSG:4326")
+    >>> t = hotspot_table(r)
+    >>> int(t.cells[0]), int(t.hot_cells[0]), float(t.share_in_hot[0])
+    (3, 1, 0.8)
+    """
     keys = [] if by is None else ([by] if isinstance(by, str) else list(by))
     df = pd.DataFrame(result.drop(columns="geometry"))
     df["hot"] = df["hotspot"] == "hot"

@@ -49,7 +49,37 @@ def _half_width(highway: object) -> float:
 def open_land(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, *,
               building_clearance_m: float = 10.0, min_width_m: float = 25.0, min_area_m2: float = 2000.0,
               max_area_m2: float | None = 50_000.0, key: str = "code") -> gpd.GeoDataFrame:
-    """Open parcels (no building, no road) inside each area: ``area_code`` (the area's ``key``), ``area_m2``.
+    """Find the open parcels (no building, no road) inside each area.
+
+    The area minus every footprint grown by ``building_clearance_m`` and every road grown by its
+    half-width (by OSM ``highway`` class, ``ROAD_HALF_WIDTH_M``), opened by ``min_width_m`` (slivers
+    narrower than that are dropped) and kept from ``min_area_m2`` to ``max_area_m2``. Every parcel is a
+    lead to check on imagery or on foot (see the module's notes).
+
+    Parameters
+    ----------
+    areas : geopandas.GeoDataFrame
+        The areas searched (polygons, any CRS), with the ``key`` column (e.g. grids or communities).
+    buildings : geopandas.GeoDataFrame
+        Building footprints (any CRS).
+    roads : geopandas.GeoDataFrame
+        Road lines (any CRS), with ``highway`` where known (e.g. :func:`gridmap.analysis.load_roads`).
+    building_clearance_m : float, default 10
+        The clearance kept around every building.
+    min_width_m : float, default 25
+        Parts narrower than this are dropped.
+    min_area_m2 : float, default 2000
+        The smallest parcel kept.
+    max_area_m2 : float or None, default 50000
+        The largest parcel kept (larger open tracts are most likely parks, hills or water); None: no limit.
+    key : str, default "code"
+        The column of ``areas`` naming each area.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per parcel: ``area_code`` (the area's ``key``), ``area_m2`` (measured in EPSG:4549) and the
+        polygon, in the CRS of ``areas``; sorted by area code, then largest first.
 
     Examples
     --------
@@ -97,9 +127,34 @@ def open_land(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, roads: gpd.G
 
 def parking_pressure(events: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *, category: str = "parking",
                      key: str = "community_code") -> gpd.GeoDataFrame:
-    """Parking complaints per community: ``complaints`` and ``per_1000`` (per 1,000 residents), ranked.
+    """Count parking complaints per community, per 1,000 residents, and rank the communities.
 
-    ``events`` need ``category`` and ``key``; ``communities`` need ``code`` and ``population``.
+    Parameters
+    ----------
+    events : geopandas.GeoDataFrame
+        Events with ``category`` and the ``key`` column (e.g. :func:`gridmap.analysis.load_events`).
+    communities : geopandas.GeoDataFrame
+        The communities, with ``code`` and ``population``.
+    category : str, default "parking"
+        The complaints counted.
+    key : str, default "community_code"
+        The column of ``events`` naming each event's community.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``communities`` with ``complaints``, ``per_1000`` (NaN without residents) and ``pressure_rank`` (1:
+        the highest rate), sorted by that rank.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> comm = gpd.GeoDataFrame({"code": ["C1", "C2"], "population": [2000, 500]}, crs="EPSG:4549",
+    ...                         geometry=[shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)])
+    >>> ev = gpd.GeoDataFrame({"category": ["parking"] * 3, "community_code": ["C1", "C1", "C2"]},
+    ...                       geometry=[shapely.Point(0.5, 0.5)] * 3, crs="EPSG:4549")
+    >>> parking_pressure(ev, comm)[["code", "complaints", "per_1000"]].values.tolist()
+    [['C2', 1, 2.0], ['C1', 2, 1.0]]
     """
     require(events, "events", ("category", key))
     require(communities, "communities", ("code", "population"))
@@ -115,13 +170,40 @@ def parking_pressure(events: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, *,
 def rank_idle_land(parcels: gpd.GeoDataFrame, pressure: gpd.GeoDataFrame, events: gpd.GeoDataFrame, *,
                    top: int = 5, max_distance_m: float = 500.0, decay_m: float = 300.0, walk_m: float = 300.0,
                    category: str = "parking", key: str = "community_code") -> gpd.GeoDataFrame:
-    """Parcels near the ``top`` communities by parking pressure, ranked by area and distance.
+    """Rank the parcels near the ``top`` communities by parking pressure, by area and distance.
 
     Keeps the parcels within ``max_distance_m`` of one of those communities (0 inside it) and gives
     each the nearest one as ``community``; ``distance_m`` is the median straight-line distance from the
-    parcel to that community's complaints (how far its complainants would walk), ``complaints_nearby``
-    the complaints (of any community) within ``walk_m``. ``score = area_m2 · exp(-distance_m /
-    decay_m)``; ``rank`` 1 is the best. CRS of ``parcels``.
+    parcel to that community's complaints (how far its complainants would walk). ``score = area_m2 ·
+    exp(-distance_m / decay_m)``: a bigger plot is better, a farther one worse.
+
+    Parameters
+    ----------
+    parcels : geopandas.GeoDataFrame
+        Candidate parcels with ``area_m2`` (e.g. :func:`open_land`), any CRS.
+    pressure : geopandas.GeoDataFrame
+        The communities with ``code`` and ``per_1000`` (and ``pressure_rank``), e.g.
+        :func:`parking_pressure`.
+    events : geopandas.GeoDataFrame
+        The complaints, with ``category`` and the ``key`` column.
+    top : int, default 5
+        How many of the highest-pressure communities are served.
+    max_distance_m : float, default 500
+        Parcels farther than this from all of them are left out.
+    decay_m : float, default 300
+        The distance at which the score falls by a factor e.
+    walk_m : float, default 300
+        ``complaints_nearby`` counts the complaints (of any community) within this distance.
+    category : str, default "parking"
+        The complaints' category.
+    key : str, default "community_code"
+        The column of ``events`` naming each complaint's community.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The parcels kept, in the CRS of ``parcels``, with ``community``, ``distance_m``,
+        ``complaints_nearby``, ``score`` and ``rank`` (1 is the best), best first.
 
     Examples
     --------
@@ -174,7 +256,29 @@ def rank_idle_land(parcels: gpd.GeoDataFrame, pressure: gpd.GeoDataFrame, events
 
 
 def idle_land_summary(ranked: pd.DataFrame, n: int = 10) -> pd.DataFrame:
-    """The ``n`` best parcels as a plain table (no geometry), areas in hectares."""
+    """Show the ``n`` best parcels as a plain table (no geometry), areas in hectares.
+
+    Parameters
+    ----------
+    ranked : pandas.DataFrame
+        :func:`rank_idle_land`'s frame (or :func:`open_land`'s).
+    n : int, default 10
+        How many rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The first ``n`` rows, with whichever of ``rank``, ``community``, ``area_code``, ``area_m2``,
+        ``distance_m``, ``complaints_nearby`` and ``score`` it has, plus ``area_ha``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> ranked = pd.DataFrame({"rank": [1, 2], "community": ["C1", "C1"], "area_m2": [25_000.0, 4_000.0],
+    ...                        "score": [20_000.0, 1_000.0]})
+    >>> idle_land_summary(ranked, n=1)[["rank", "area_ha"]].values.tolist()
+    [[1.0, 2.5]]
+    """
     cols = [c for c in ("rank", "community", "area_code", "area_m2", "distance_m", "complaints_nearby", "score")
             if c in ranked]
     t = pd.DataFrame(ranked[cols]).head(n).copy()

@@ -26,9 +26,28 @@ DEFAULT_TARGETS_MIN: dict[str, float] = {
 
 def response_times(events: gpd.GeoDataFrame, *, targets: Mapping[str, float] | None = None,
                    start: str = "reported_at", end: str = "on_site_at") -> gpd.GeoDataFrame:
-    """Per event: ``response_min``, its ``target_min``, ``within_target`` and the local ``month``.
+    """Compute each event's response time, its target, whether it was met and the local month.
 
-    ``within_target`` is False for events still without an ``end`` time (``open`` is True for those).
+    The response time is ``end - start`` (on site minus reported). An event without an ``end`` time is
+    ``open`` and never within target: nobody has arrived yet.
+
+    Parameters
+    ----------
+    events : geopandas.GeoDataFrame
+        Events with ``category`` and the ``start`` and ``end`` columns (time-zone aware), e.g.
+        :func:`gridmap.analysis.load_events`.
+    targets : mapping of str to float, optional
+        Minutes per category, updating :data:`DEFAULT_TARGETS_MIN` (``default`` for the others).
+    start : str, default "reported_at"
+        The column the clock starts at.
+    end : str, default "on_site_at"
+        The column the clock stops at.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A copy of ``events`` with ``response_min``, ``open``, ``target_min``, ``within_target`` and
+        ``month`` (the first day of the local Asia/Shanghai month of ``start``).
 
     Examples
     --------
@@ -39,6 +58,8 @@ def response_times(events: gpd.GeoDataFrame, *, targets: Mapping[str, float] | N
     ...                       geometry=[shapely.Point(120.1, 30.3)] * 2, crs="EPSG:4326")
     >>> response_times(ev)[["target_min", "within_target"]].values.tolist()
     [[10.0, False], [15.0, True]]
+    >>> response_times(ev, targets={"parking": 10})["within_target"].tolist()
+    [False, False]
     """
     require(events, "events", ("category", start, end))
     tg = dict(DEFAULT_TARGETS_MIN)
@@ -55,12 +76,34 @@ def response_times(events: gpd.GeoDataFrame, *, targets: Mapping[str, float] | N
 
 
 def response_summary(timed: pd.DataFrame, by: str | Sequence[str] = "category") -> pd.DataFrame:
-    """Per group: events, open, median / p90 response minutes and the share within target.
+    """Summarise response times per group: events, open, median and p90 minutes, share within target.
 
-    ``timed`` comes from :func:`response_times`; ``by`` is one or more of its columns (``category``,
-    ``grid_code``, ``community_code``, ``month``, ``channel`` ...). ``share_within`` counts open events
-    as late; ``target_min`` is the category's target (grouped by category) or the mean target of the
-    group's events (their category mix). Rows sorted by the groups.
+    ``share_within`` counts open events as late; ``target_min`` is the category's target (grouped by
+    category) or the mean target of the group's events (their category mix).
+
+    Parameters
+    ----------
+    timed : pandas.DataFrame
+        :func:`response_times`' frame.
+    by : str or sequence of str, default "category"
+        One or more of its columns: ``category``, ``grid_code``, ``community_code``, ``month``,
+        ``channel`` ...
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per group, sorted by the groups: ``events``, ``open``, ``median_min``, ``p90_min``,
+        ``target_min`` and ``share_within``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> timed = pd.DataFrame({"category": ["parking"] * 4, "response_min": [5.0, 10.0, 20.0, None],
+    ...                       "open": [False, False, False, True], "target_min": [15.0] * 4,
+    ...                       "within_target": [True, True, False, False]})
+    >>> s = response_summary(timed)
+    >>> s[["events", "open", "median_min", "share_within"]].values.tolist()
+    [[4.0, 1.0, 10.0, 0.5]]
     """
     keys = [by] if isinstance(by, str) else list(by)
     missing = [c for c in ("response_min", "within_target", "open", "target_min", *keys) if c not in timed.columns]
@@ -80,7 +123,34 @@ def response_summary(timed: pd.DataFrame, by: str | Sequence[str] = "category") 
 
 
 def response_by_area(timed: pd.DataFrame, areas: gpd.GeoDataFrame, *, key: str = "grid_code") -> gpd.GeoDataFrame:
-    """:func:`response_summary` per area joined to the area polygons (``areas.code``), for maps."""
+    """Join :func:`response_summary` per area to the area polygons, for maps.
+
+    Parameters
+    ----------
+    timed : pandas.DataFrame
+        :func:`response_times`' frame, with the ``key`` column.
+    areas : geopandas.GeoDataFrame
+        The area polygons, with ``code`` (e.g. ``db.layer("grids")``).
+    key : str, default "grid_code"
+        The column of ``timed`` naming each event's area: ``grid_code``, ``community_code`` or
+        ``street_code``.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``areas`` with :func:`response_summary`'s columns; ``events`` is 0 (and the rest NaN) where no
+        event was reported.
+
+    Examples
+    --------
+    >>> import pandas as pd, geopandas as gpd, shapely
+    >>> grids = gpd.GeoDataFrame({"code": ["G1", "G2"]}, crs="EPSG:4549",
+    ...                          geometry=[shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)])
+    >>> timed = pd.DataFrame({"grid_code": ["G1", "G1"], "response_min": [5.0, 25.0], "open": [False, False],
+    ...                       "target_min": [15.0, 15.0], "within_target": [True, False]})
+    >>> response_by_area(timed, grids)[["code", "events", "share_within"]].values.tolist()
+    [['G1', 2, 0.5], ['G2', 0, nan]]
+    """
     require(areas, "areas", ("code",))
     s = response_summary(timed, key).rename(columns={key: "code"})
     out = areas.merge(s, on="code", how="left")
@@ -89,8 +159,30 @@ def response_by_area(timed: pd.DataFrame, areas: gpd.GeoDataFrame, *, key: str =
 
 
 def worst(summary: pd.DataFrame, n: int = 10, *, min_events: int = 20) -> pd.DataFrame:
-    """The ``n`` groups with the lowest share within target (ties: slower p90 first), ignoring groups
-    with fewer than ``min_events`` events (their share is noise)."""
+    """Pick the ``n`` groups with the lowest share within target, ignoring the small ones.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`response_summary`'s frame.
+    n : int, default 10
+        How many groups.
+    min_events : int, default 20
+        Groups with fewer events are left out (their share is noise).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``n`` rows with the lowest ``share_within`` (ties: the slower ``p90_min`` first).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"grid_code": ["G1", "G2", "G3"], "events": [40, 50, 5],
+    ...                   "share_within": [0.9, 0.6, 0.1], "p90_min": [12.0, 30.0, 50.0]})
+    >>> worst(s, 2).grid_code.tolist()                   # G3 has too few events to judge
+    ['G2', 'G1']
+    """
     s = summary[summary["events"] >= min_events]
     return s.sort_values(["share_within", "p90_min"], ascending=[True, False]).head(n)
 

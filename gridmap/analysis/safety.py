@@ -41,9 +41,43 @@ WINDOWS: dict[str, tuple[str, float]] = {
 
 @dataclass(frozen=True)
 class Dimension:
-    """One dimension of the index. ``kind`` is ``rate`` (per 1,000 residents per month, scored
-    ``100 r0 / (r0 + rate)``) or ``share`` (of ``categories`` events done within ``window``, scored
-    ``100 share``); ``categories`` None means every category."""
+    """One dimension of the safety index: what it counts, how it is scored, and its weight.
+
+    A ``rate`` dimension counts ``categories`` events per 1,000 residents per month and scores
+    ``100 r0 / (r0 + rate)`` (100 with no event, 50 at the reference rate r0); a ``share`` dimension
+    takes the share of ``categories`` events done within ``window`` and scores ``100 share``.
+
+    Parameters
+    ----------
+    name : str
+        The dimension's column name in :func:`safety_index`'s result.
+    label_zh : str
+        Its label on the command centre's screens.
+    kind : {"rate", "share"}
+        How it is scored.
+    categories : tuple of str or None
+        The event categories counted; None: every category.
+    weight : float
+        Its weight in the index (the dimensions' weights sum to 1).
+    reference : float, optional
+        r0, the rate per 1,000 residents a month that scores 50 (rates only).
+    window : str, optional
+        A key of :data:`WINDOWS` (shares only).
+
+    Examples
+    --------
+    A street that counts only fraud and the 30-day closure rate, half and half:
+
+    >>> import pandas as pd
+    >>> dims = (Dimension("fraud", "电信诈骗发案率", "rate", ("fraud",), 0.5, reference=0.5),
+    ...         Dimension("closure", "事件30日办结率", "share", None, 0.5, window="closed_30d"))
+    >>> m = pd.Timestamp("2026-03-01")
+    >>> counts = pd.DataFrame({"code": ["A"], "month": [m], "category": ["fraud"], "events": [1],
+    ...                        "done_closed_30d": [1], "due_closed_30d": [1]})
+    >>> s = safety_index(counts, pd.DataFrame({"code": ["A"], "population": [2000]}), dimensions=dims)
+    >>> s.fraud_score.round(1).tolist(), s.closure_score.tolist(), s["index"].round(1).tolist()
+    ([50.0], [100.0], [75.0])
+    """
 
     name: str
     label_zh: str
@@ -72,10 +106,41 @@ _LEVEL_COLUMN = {"grid": "grid_code", "community": "community_code", "street": "
 
 def count_events(events: pd.DataFrame, *, level: str = "grid", as_of: dt.datetime | None = None,
                  windows: dict[str, tuple[str, float]] | None = None) -> pd.DataFrame:
-    """Events per (area code, local month, category) with ``done_<w>``/``due_<w>`` per window.
+    """Count events per (area code, local month, category), with ``done_<w>`` / ``due_<w>`` per window.
 
-    The same table :func:`gridmap.analysis.load_event_month_counts` computes in PostGIS, from a frame
-    of events (``reported_at``, ``category``, the level's code column and the windows' milestones).
+    The same table :func:`gridmap.analysis.load_event_month_counts` computes in PostGIS, made here from a
+    frame of events.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        Events with ``reported_at`` (time-zone aware), ``category``, the level's code column
+        (``grid_code``, ``community_code`` or ``street_code``) and the windows' milestone columns;
+        :func:`gridmap.analysis.load_events` (all columns) has them.
+    level : {"grid", "community", "street"}, default "grid"
+        The area each event is counted in; events without that code are left out.
+    as_of : datetime.datetime, optional
+        The time the counts are made at (aware): ``due_<w>`` counts only the events whose window had
+        passed by then. None: every event is due.
+    windows : dict, optional
+        Name -> (milestone column, seconds); default :data:`WINDOWS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``code``, ``month`` (first day of the local month, naive), ``category``, ``events`` and, per
+        window, ``done_<name>`` (milestone within the window) and ``due_<name>``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t0 = pd.Timestamp("2026-03-02 09:00", tz="Asia/Shanghai")
+    >>> ev = pd.DataFrame({"grid_code": ["G1", "G1"], "category": ["fire_hazard", "fire_hazard"],
+    ...                    "reported_at": [t0, t0], "resolved_at": [t0 + pd.Timedelta("2h"), pd.NaT],
+    ...                    "closed_at": [t0 + pd.Timedelta(days=1), pd.NaT]})
+    >>> c = count_events(ev)                          # one resolved within 24 h, one still open
+    >>> c[["code", "events", "done_resolved_24h", "due_resolved_24h", "done_closed_30d"]].values.tolist()
+    [['G1', 2, 1, 2, 1]]
     """
     if level not in _LEVEL_COLUMN:
         raise InvalidInput(f"unknown level {level!r}", field="level", fix=f"use one of {', '.join(_LEVEL_COLUMN)}")
@@ -104,7 +169,7 @@ def count_events(events: pd.DataFrame, *, level: str = "grid", as_of: dt.datetim
 
 
 def _score(counts: pd.DataFrame, population: pd.Series, dims: tuple[Dimension, ...]) -> pd.DataFrame:
-    """Dimension values, scores and the index per (code, month) from per-category counts."""
+    """Compute the dimension values, scores and the index per (code, month) from per-category counts."""
     idx = counts.groupby(["code", "month"], sort=True).size().index
     out = pd.DataFrame(index=idx)
     pop = population.reindex(idx.get_level_values("code")).to_numpy(dtype=float)
@@ -145,25 +210,30 @@ def _score(counts: pd.DataFrame, population: pd.Series, dims: tuple[Dimension, .
 
 def safety_index(counts: pd.DataFrame, areas: pd.DataFrame, *, dimensions: tuple[Dimension, ...] = DIMENSIONS,
                  months: pd.DatetimeIndex | None = None) -> pd.DataFrame:
-    """The safety index (平安指数) per area and month, with every dimension's value and score.
+    """Score the safety index (平安指数) per area and month, with every dimension's value and score.
 
     Parameters
     ----------
-    counts : events per (``code``, ``month``, ``category``) with ``events`` and the windows'
-        ``done_*``/``due_*`` columns: :func:`count_events` or :func:`gridmap.analysis.load_event_month_counts`
+    counts : pandas.DataFrame
+        Events per (``code``, ``month``, ``category``) with ``events`` and the windows' ``done_*`` /
+        ``due_*`` columns: :func:`count_events` or :func:`gridmap.analysis.load_event_month_counts`
         (with ``windows=WINDOWS``).
-    areas : the areas scored, with ``code`` and ``population`` (e.g. ``db.layer("grids")``). A
+    areas : pandas.DataFrame or geopandas.GeoDataFrame
+        The areas scored, one row each, with ``code`` and ``population`` (e.g. ``db.layer("grids")``). A
         GeoDataFrame gives a GeoDataFrame back, with each area's polygon, ready for a map.
-    dimensions : the formula's dimensions (default :data:`DIMENSIONS`).
-    months : months to score (default: every month in ``counts``); an area with no event in a month
-        scores 100 on the rates and its shares drop out.
+    dimensions : tuple of Dimension, default :data:`DIMENSIONS`
+        The formula's dimensions; their weights must sum to 1.
+    months : pandas.DatetimeIndex, optional
+        Months to score (default: every month in ``counts``); an area with no event in a month scores
+        100 on the rates and its shares drop out.
 
     Returns
     -------
-    One row per (area, month), sorted by code and month: ``population``, ``events``, per dimension
-    ``<name>`` (rate per 1,000 or share), ``<name>_score`` and ``<name>_n`` (events counted), the
-    ``index`` (0-100, higher is safer), ``change`` (from the area's previous month) and ``rank`` within
-    the month (1 = safest).
+    pandas.DataFrame or geopandas.GeoDataFrame
+        One row per (area, month), sorted by code and month: ``population``, ``events``, per dimension
+        ``<name>`` (rate per 1,000 or share), ``<name>_score`` and ``<name>_n`` (events counted), the
+        ``index`` (0-100, higher is safer), ``change`` (from the area's previous month) and ``rank``
+        within the month (1 = safest).
 
     Examples
     --------
@@ -225,5 +295,27 @@ def safety_index(counts: pd.DataFrame, areas: pd.DataFrame, *, dimensions: tuple
 
 
 def index_table(index: pd.DataFrame, *, value: str = "index") -> pd.DataFrame:
-    """Areas × months table of the index (or any column), for reading month over month."""
+    """Pivot the index (or any column) to an areas x months table, for reading month over month.
+
+    Parameters
+    ----------
+    index : pandas.DataFrame
+        :func:`safety_index`'s frame.
+    value : str, default "index"
+        The column shown (e.g. ``"index"``, ``"rank"`` or a dimension's ``<name>_score``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per area code (sorted), one column per month.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"code": ["A", "A", "B"], "month": pd.to_datetime(["2026-03-01", "2026-04-01", "2026-03-01"]),
+    ...                   "index": [80.0, 90.0, 70.0]})
+    >>> t = index_table(s)
+    >>> t.shape, t.loc["A"].tolist()
+    ((2, 2), [80.0, 90.0])
+    """
     return index.pivot_table(index="code", columns="month", values=value, aggfunc="first").sort_index()

@@ -47,12 +47,46 @@ GREEDY_GUARANTEE = 1.0 - 1.0 / np.e
 
 @dataclass
 class SitingResult:
-    """The chosen sites and what they add.
+    """The sites :func:`maximal_covering` chose, and what they add.
 
-    ``sites``: the chosen candidates in the order of their marginal gain, with ``gain`` (weight newly
-    covered by this site given the ones before it) and ``cumulative``. ``demand``: the demand frame with
-    ``covered_before`` and ``covered_after``. ``upper_bound``: a proven upper bound on the best
-    achievable covered weight with k new sites (equal to ``covered_after`` when ``optimal``).
+    Made by :func:`maximal_covering`; read its fields, or :meth:`summary` for one line of figures.
+
+    Parameters
+    ----------
+    sites : geopandas.GeoDataFrame
+        The chosen candidates (their CRS), in the order of their marginal gain, with ``gain`` (weight newly
+        covered by this site given the ones before it), ``cumulative`` (covered weight so far) and ``rank``.
+    demand : geopandas.GeoDataFrame
+        The demand frame with ``covered_before`` and ``covered_after`` (bool).
+    k : int
+        The number of new sites asked for.
+    minutes : float
+        The reach.
+    method : str
+        ``"mip"`` or ``"greedy"``.
+    total : float
+        The demand's total weight.
+    covered_before, covered_after : float
+        The weight covered by the existing stations, and with the new sites too.
+    upper_bound : float
+        A proven upper bound on the best achievable covered weight with k new sites (equal to
+        ``covered_after`` when ``optimal``).
+    optimal : bool
+        Whether ``sites`` is proven optimal.
+    notes : list of str
+        What the solver said (model size, a time limit reached, fewer useful sites than k).
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> from gridmap.analysis._toy import toy_graph
+    >>> homes = gpd.GeoDataFrame({"residents": [30, 50]}, crs="EPSG:4549",
+    ...                          geometry=[shapely.Point(900, 0), shapely.Point(950, 0)])
+    >>> cands = gpd.GeoDataFrame({"code": ["C1", "C2"]}, crs="EPSG:4549",
+    ...                          geometry=[shapely.Point(100, 0), shapely.Point(800, 0)])
+    >>> r = maximal_covering(toy_graph(), cands, homes, k=1, minutes=0.5)
+    >>> r.gained, r.optimal, r.summary()["share_after"]
+    (80.0, True, 1.0)
     """
 
     sites: gpd.GeoDataFrame
@@ -69,10 +103,18 @@ class SitingResult:
 
     @property
     def gained(self) -> float:
+        """Weight newly covered by the chosen sites (``covered_after - covered_before``)."""
         return self.covered_after - self.covered_before
 
     def summary(self) -> pd.Series:
-        """One line of figures: totals, before/after, gain and the bound."""
+        """Summarise the result in one line of figures.
+
+        Returns
+        -------
+        pandas.Series
+            ``k``, ``minutes``, ``method``, ``total``, ``covered_before``, ``covered_after``, ``gained``,
+            ``share_before``, ``share_after`` (of ``total``; NaN when it is 0), ``upper_bound`` and ``optimal``.
+        """
         return pd.Series({
             "k": self.k, "minutes": self.minutes, "method": self.method, "total": self.total,
             "covered_before": self.covered_before, "covered_after": self.covered_after, "gained": self.gained,
@@ -84,10 +126,33 @@ class SitingResult:
 
 def road_node_candidates(graph: RoadGraph, within: gpd.GeoDataFrame | None = None, *,
                          min_spacing_m: float = 0.0) -> gpd.GeoDataFrame:
-    """Road junctions as candidate sites (EPSG:4549), optionally inside some polygons and thinned.
+    """List road junctions as candidate sites, optionally inside some polygons and thinned.
 
-    ``min_spacing_m`` keeps junctions at least that far apart (a greedy pass in node order), which
-    shrinks the problem on dense networks without losing real choices.
+    Junctions on a dead-end island of the network (outside its main strongly connected component) are left
+    out: a site there reaches nobody.
+
+    Parameters
+    ----------
+    graph : RoadGraph
+        The road graph (EPSG:4549).
+    within : geopandas.GeoDataFrame, optional
+        Keep only the junctions inside these polygons (any CRS), e.g. the street.
+    min_spacing_m : float, default 0
+        Keep junctions at least this far apart (a greedy pass in node order), which shrinks the problem on
+        dense networks without losing real choices.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Points in EPSG:4549 with ``node_id`` and ``code`` (``"N<node_id>"``), indexed from 0.
+
+    Examples
+    --------
+    >>> from gridmap.analysis._toy import toy_graph
+    >>> road_node_candidates(toy_graph()).code.tolist()
+    ['N1', 'N2', 'N3']
+    >>> len(road_node_candidates(toy_graph(), min_spacing_m=600))   # the middle one is dropped
+    2
     """
     xy = graph.node_xy
     pts = gpd.GeoDataFrame({"node_id": graph.node_ids}, geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]),
@@ -118,10 +183,39 @@ def road_node_candidates(graph: RoadGraph, within: gpd.GeoDataFrame | None = Non
 def coverage_matrix(graph: RoadGraph, candidates: gpd.GeoDataFrame, demand: gpd.GeoDataFrame,
                     minutes: float = MICRO_STATION_MINUTES, *, max_snap_m: float = 500.0,
                     rows: np.ndarray | None = None) -> sp.csc_matrix:
-    """Boolean (demand x candidates) sparse matrix: candidate j reaches demand i within ``minutes``.
+    """Build the boolean (demand x candidates) matrix: candidate j reaches demand i within ``minutes``.
 
-    ``rows`` restricts the demand to those positions (the result still has one row per demand point;
-    other rows are empty). One bounded Dijkstra per candidate, the demand snapped once.
+    One bounded Dijkstra per candidate, the demand snapped once: O(C · (V + E) log V + C · D).
+
+    Parameters
+    ----------
+    graph : RoadGraph
+        The road graph (EPSG:4549).
+    candidates : geopandas.GeoDataFrame
+        Candidate sites (any CRS).
+    demand : geopandas.GeoDataFrame
+        Demand points or footprints (any CRS).
+    minutes : float, default ``MICRO_STATION_MINUTES`` (3)
+        The reach.
+    max_snap_m : float, default 500
+        As in :func:`gridmap.analysis.travel_times`.
+    rows : numpy.ndarray, optional
+        Restrict the demand to these positions; the result still has one row per demand point, the others
+        empty.
+
+    Returns
+    -------
+    scipy.sparse.csc_matrix
+        Boolean, of shape (len(demand), len(candidates)).
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> from gridmap.analysis._toy import toy_graph
+    >>> homes = gpd.GeoDataFrame(geometry=[shapely.Point(100, 0), shapely.Point(900, 0)], crs="EPSG:4549")
+    >>> cands = gpd.GeoDataFrame(geometry=[shapely.Point(0, 0), shapely.Point(1000, 0)], crs="EPSG:4549")
+    >>> coverage_matrix(toy_graph(), cands, homes, minutes=0.5).toarray().tolist()
+    [[True, False], [False, True]]
     """
     limit = float(minutes) * 60.0
     dx, dy = point_xy(demand, "demand")
@@ -144,7 +238,7 @@ def coverage_matrix(graph: RoadGraph, candidates: gpd.GeoDataFrame, demand: gpd.
 
 
 def _greedy(a: sp.csc_matrix, w: np.ndarray, k: int) -> tuple[list[int], float]:
-    """Greedy max coverage on a (demand x candidates) matrix; returns picks and the data-dependent bound."""
+    """Run greedy max coverage on a (demand x candidates) matrix; return the picks and the data-dependent bound."""
     a = a.tocsc().astype(np.float64)
     uncovered = np.ones(a.shape[0], dtype=bool)
     picks: list[int] = []
@@ -207,24 +301,40 @@ def maximal_covering(graph: RoadGraph, candidates: gpd.GeoDataFrame, demand: gpd
                      minutes: float = MICRO_STATION_MINUTES, existing: gpd.GeoDataFrame | None = None,
                      weight: str | None = "residents", method: str = "mip", time_limit_s: float = 60.0,
                      max_snap_m: float = 500.0) -> SitingResult:
-    """The best ``k`` new sites among ``candidates`` to cover the most ``demand`` weight within ``minutes``.
+    """Choose the best ``k`` new sites among ``candidates`` to cover the most ``demand`` weight within ``minutes``.
+
+    The maximal covering location problem (see the module's notes): demand already within ``minutes`` of
+    an ``existing`` station counts as covered and earns nothing more.
 
     Parameters
     ----------
-    graph : road graph (EPSG:4549), e.g. :func:`gridmap.analysis.load_road_graph`.
-    candidates : candidate sites (points or polygons, any CRS), e.g. :func:`road_node_candidates` or
-        public buildings.
-    demand : what must be reached (buildings), with a ``weight`` column (residents by default; None
-        weighs every row 1).
-    k : number of new sites.
-    minutes : the reach (3 for micro fire stations, 5 for fire stations, GB 51080).
-    existing : stations already there: demand they cover counts as covered and earns nothing.
-    method : ``"mip"`` (exact, CBC via PuLP) or ``"greedy"`` ((1 - 1/e)-approximate, with a bound).
+    graph : RoadGraph
+        The road graph (EPSG:4549), e.g. :func:`gridmap.analysis.load_road_graph`.
+    candidates : geopandas.GeoDataFrame
+        Candidate sites (points or polygons, any CRS), e.g. :func:`road_node_candidates` or public
+        buildings.
+    demand : geopandas.GeoDataFrame
+        What must be reached (buildings), with the ``weight`` column.
+    k : int
+        The number of new sites (at least 1).
+    minutes : float, default ``MICRO_STATION_MINUTES`` (3)
+        The reach: 3 for micro fire stations, 5 for fire stations (GB 51080).
+    existing : geopandas.GeoDataFrame, optional
+        Stations already there: the demand they cover counts as covered and earns nothing.
+    weight : str or None, default "residents"
+        The demand's weight column (finite, non-negative); None weighs every row 1.
+    method : {"mip", "greedy"}, default "mip"
+        ``"mip"``: exact (CBC via PuLP); ``"greedy"``: (1 - 1/e)-approximate, with a data-dependent bound.
+    time_limit_s : float, default 60
+        CBC's time limit; beyond it the best solution found is returned, not proven optimal.
+    max_snap_m : float, default 500
+        As in :func:`gridmap.analysis.travel_times`.
 
     Returns
     -------
-    SitingResult: ``sites`` (in the CRS of ``candidates``), ``demand`` with ``covered_before`` /
-    ``covered_after``, totals and ``upper_bound``.
+    SitingResult
+        ``sites`` (in the CRS of ``candidates``), ``demand`` with ``covered_before`` /
+        ``covered_after``, the totals and ``upper_bound``.
 
     Examples
     --------
@@ -313,7 +423,7 @@ def _order_by_gain(a: sp.csc_matrix, w: np.ndarray, picks: list[int]) -> tuple[l
 
 
 def _bound_at(a: sp.csc_matrix, w: np.ndarray, chosen: list[int], k: int) -> float:
-    """f(S) + the k largest marginal gains at S: an upper bound on the best gain with k sites (submodularity)."""
+    """Bound the best gain with k sites: f(S) + the k largest marginal gains at S (submodularity)."""
     a = a.tocsc().astype(np.float64)
     uncovered = np.ones(a.shape[0], dtype=bool)
     value = 0.0

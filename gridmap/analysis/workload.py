@@ -23,22 +23,33 @@ MEASURES = ("residents", "households", "buildings", "events")
 
 def grid_workload(grids: gpd.GeoDataFrame, events: pd.DataFrame | None = None, *, months: float | None = None,
                   high: float = 1.5, low: float = 0.5) -> gpd.GeoDataFrame:
-    """Per grid: the load per worker, its ratio to the median grid, and a flag.
+    """Compute each grid's load per worker, its ratio to the median grid's, and a flag.
+
+    Each load per worker (residents, households, buildings, events a month) is divided by the median
+    grid's; ``load_index`` is the mean of those ratios (see the module's notes).
 
     Parameters
     ----------
-    grids : grids with ``code``, ``workers``, ``residents``, ``households``, ``buildings``
+    grids : geopandas.GeoDataFrame
+        Grids with ``code``, ``workers``, ``residents``, ``households`` and ``buildings``
         (:func:`gridmap.analysis.load_grid_registry`).
-    events : events with ``grid_code`` (one row per event), or per-grid counts with ``code`` and
-        ``events`` (e.g. summed :func:`gridmap.analysis.load_event_month_counts`). None: events are
-        left out.
-    months : the span the events cover, to report events per worker per month (default: the number
-        of distinct local months in ``events`` when it has ``reported_at``, else 1).
+    events : pandas.DataFrame, optional
+        Events with ``grid_code`` (one row per event), or per-grid counts with ``code`` and ``events``
+        (e.g. summed :func:`gridmap.analysis.load_event_month_counts`). None: events are left out.
+    months : float, optional
+        The span the events cover, to report events per worker per month (default: the number of
+        distinct local months in ``events`` when it has ``reported_at``, else 1).
+    high : float, default 1.5
+        ``load_index`` at or above this flags the grid ``high``.
+    low : float, default 0.5
+        ``load_index`` at or below this flags the grid ``low`` (0 < low < 1 < high).
 
     Returns
     -------
-    ``grids`` (its CRS) with ``events``, ``<measure>_per_worker``, ``<measure>_ratio`` (to the median),
-    ``load_index``, ``flag`` (``high`` / ``low`` / ``typical`` / ``no_worker``) and ``flag_reason``.
+    geopandas.GeoDataFrame
+        ``grids`` (its CRS) with ``events``, ``<measure>_per_worker``, ``<measure>_ratio`` (to the
+        median), ``load_index``, ``flag`` (``high`` / ``low`` / ``typical`` / ``no_worker``) and
+        ``flag_reason``.
 
     Examples
     --------
@@ -106,7 +117,31 @@ def grid_workload(grids: gpd.GeoDataFrame, events: pd.DataFrame | None = None, *
 
 
 def workload_summary(workload: pd.DataFrame, *, high: float = 1.5) -> pd.DataFrame:
-    """Median, spread of each per-worker measure, and the grids at least ``high`` times the median on it."""
+    """Summarise each per-worker measure: median, spread, and the grids at least ``high`` times the median.
+
+    Parameters
+    ----------
+    workload : pandas.DataFrame
+        :func:`grid_workload`'s frame.
+    high : float, default 1.5
+        ``grids_high`` counts the grids whose ratio to the median is at least this.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per measure present: ``measure``, ``median``, ``p10``, ``p90``, ``max`` and
+        ``grids_high``.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> g = gpd.GeoDataFrame({"code": list("ABC"), "workers": [1, 2, 1], "residents": [1000, 2000, 3000],
+    ...                       "households": [400, 800, 1200], "buildings": [30, 60, 90]},
+    ...                      geometry=[shapely.box(0, 0, 1, 1)] * 3, crs="EPSG:4549")
+    >>> s = workload_summary(grid_workload(g))
+    >>> s[["measure", "median", "grids_high"]].values.tolist()[0]
+    ['residents', 1000.0, 1]
+    """
     rows = []
     for m in MEASURES:
         col = f"{m}_per_worker"
