@@ -195,51 +195,32 @@ def _json(url_of: Callable[[World], str], body_of: Callable[[World], Any]) -> Ca
     return lambda w, who: (url_of(w), {"json": body_of(w)})
 
 
-def _ws(w: World, who: str) -> int:
-    """The team's live feed over WebSocket: 101 and a snapshot, or the refusal's close code as a status."""
-    headers = {k: v for k, v in w.headers(who).items()}
-    try:
-        with w.client.websocket_connect("/v1/me/feed/ws", headers=headers) as ws:
-            first = ws.receive_json()
-            if first.get("type") == "snapshot":
-                return 101
-            ws.receive_json()  # the close that follows the error
-    except WebSocketDisconnect as exc:
-        return {4401: 401, 4403: 403}.get(exc.code, exc.code)
-    return 0
+def _ws(url_of: Callable[[World], str]) -> Callable[[World, str], int]:
+    """A live feed over WebSocket: 101 and a snapshot, or the refusal's close code as a status."""
+    def call(w: World, who: str) -> int:
+        try:
+            with w.client.websocket_connect(url_of(w), headers=dict(w.headers(who))) as ws:
+                first = ws.receive_json()
+                if first.get("type") == "snapshot":
+                    return 101
+                ws.receive_json()  # the close that follows the error
+        except WebSocketDisconnect as exc:
+            return {4401: 401, 4403: 403}.get(exc.code, exc.code)
+        return 0
+    return call
 
 
-def _sse(w: World, who: str) -> int:
-    with w.client.stream("GET", "/v1/me/feed", headers=w.headers(who)) as r:
-        if r.status_code == 200:
-            for line in r.iter_lines():
-                if line.startswith("event:"):
-                    assert line == "event: snapshot", line
-                    break
-        return r.status_code
-
-
-def _unit_ws(w: World, who: str) -> int:
-    """The room's live inbox over WebSocket: 101 and a snapshot, or the refusal's close code as a status."""
-    try:
-        with w.client.websocket_connect(f"/v1/units/{w.room}/feed/ws", headers=dict(w.headers(who))) as ws:
-            first = ws.receive_json()
-            if first.get("type") == "snapshot":
-                return 101
-            ws.receive_json()
-    except WebSocketDisconnect as exc:
-        return {4401: 401, 4403: 403}.get(exc.code, exc.code)
-    return 0
-
-
-def _unit_sse(w: World, who: str) -> int:
-    with w.client.stream("GET", f"/v1/units/{w.room}/feed", headers=w.headers(who)) as r:
-        if r.status_code == 200:
-            for line in r.iter_lines():
-                if line.startswith("event:"):
-                    assert line == "event: snapshot", line
-                    break
-        return r.status_code
+def _sse(url_of: Callable[[World], str]) -> Callable[[World, str], int]:
+    """A live feed as server-sent events: its status, and with 200 a snapshot first."""
+    def call(w: World, who: str) -> int:
+        with w.client.stream("GET", url_of(w), headers=w.headers(who)) as r:
+            if r.status_code == 200:
+                for line in r.iter_lines():
+                    if line.startswith("event:"):
+                        assert line == "event: snapshot", line
+                        break
+            return r.status_code
+    return call
 
 
 def _case_to_open(w: World, who: str) -> tuple[str, dict]:
@@ -435,8 +416,8 @@ TABLE: list[Row] = [
         f"/v1/teams/{w.team}/position", {"json": {"lon": w.spot["lon"], "lat": w.spot["lat"]}})),
     Row("PUT", "/v1/teams/{code}/status", allow(*TEAM_READERS), _team_status),
     Row("GET", "/v1/me/assignments", allow("grid_worker", "volunteer")),
-    Row("GET", "/v1/me/feed", allow("grid_worker", "volunteer"), call=_sse),
-    Row("WS", "/v1/me/feed/ws", allow("grid_worker", "volunteer", ok=101), call=_ws),
+    Row("GET", "/v1/me/feed", allow("grid_worker", "volunteer"), call=_sse(lambda w: "/v1/me/feed")),
+    Row("WS", "/v1/me/feed/ws", allow("grid_worker", "volunteer", ok=101), call=_ws(lambda w: "/v1/me/feed/ws")),
     Row("GET", "/v1/assignments/{assignment_id}", allow(*TEAM_READERS),
         lambda w, who: (f"/v1/assignments/{w.offer()[1]}", {})),
     *(Row("POST", f"/v1/assignments/{{assignment_id}}/{a}", allow(*TEAM_READERS), _fresh("assignment", a))
@@ -498,8 +479,8 @@ TABLE: list[Row] = [
         lambda w, who: (f"/v1/units/{w.room}/inbox", {})),
     Row("POST", "/v1/units/{code}/inbox/{event_id}/{action}", allow("admin", "unit_member"),
         lambda w, who: (f"/v1/units/{w.room}/inbox/{w.at_room()}/take", {"json": {}})),
-    Row("GET", "/v1/units/{code}/feed", allow("admin", "unit_member"), call=_unit_sse),
-    Row("WS", "/v1/units/{code}/feed/ws", allow("admin", "unit_member", ok=101), call=_unit_ws),
+    Row("GET", "/v1/units/{code}/feed", allow("admin", "unit_member"), call=_sse(lambda w: f"/v1/units/{w.room}/feed")),
+    Row("WS", "/v1/units/{code}/feed/ws", allow("admin", "unit_member", ok=101), call=_ws(lambda w: f"/v1/units/{w.room}/feed/ws")),
     Row("GET", "/v1/events/{event_id}/rungs", allow(*OPERATORS, "unit_member"),
         lambda w, who: (f"/v1/events/{w.room_event}/rungs", {})),
     # mediation cases: the room's members write; admins and the area's operators read (parties masked)
