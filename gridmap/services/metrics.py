@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from gridmap.errors import InvalidInput
 from gridmap.services.auth import Principal
-from gridmap.storage import events_sql as sql
+from gridmap.storage import metrics as metrics_sql
 
 GROUPS = {"street": "street_code", "community": "community_code", "grid": "grid_code", "category": "category",
           "channel": "channel", "all": "all"}
@@ -62,7 +62,7 @@ class MetricsService:
             raise InvalidInput(f"start {start.isoformat()} is not before end {end.isoformat()}", field="start",
                                fix="give a start before the end")
         with session.begin():
-            rows = sql.event_metrics(session.connection(), key=GROUPS[group_by],
+            rows = metrics_sql.event_metrics(session.connection(), key=GROUPS[group_by],
                                      period=None if period == "all" else period, start=start, end=end,
                                      street=street, now=now, tz=TZ_NAME)
         out = []
@@ -84,5 +84,5 @@ class MetricsService:
         street = self._scope(p)
         now = self.clock()
         with session.begin():
-            rows = sql.overdue_by(session.connection(), now=now, street=street)
+            rows = metrics_sql.overdue_by(session.connection(), now=now, street=street)
         return {"at": now, "total": sum(r["overdue"] for r in rows), "rows": [dict(r) for r in rows]}
