@@ -575,8 +575,8 @@ class AuthService:
         token, expires = self.signer.issue(user_id=user["id"], session_id=str(sid), version=user["token_version"],
                                            now=now)
         users_sql.insert_session(conn, sid=sid, user_id=user["id"], kind=kind, token_version=user["token_version"], now=now,
-                           expires_at=expires, user_agent=(client.user_agent or None) and client.user_agent[:300],
-                           client_address=client.address)
+                                 expires_at=expires, user_agent=(client.user_agent or None) and client.user_agent[:300],
+                                 client_address=client.address)
         if time.monotonic() - self._last_purge > 600:
             self._last_purge = time.monotonic()
             users_sql.purge_sessions(conn, now - KEEP_EXPIRED_SESSIONS)
@@ -756,9 +756,9 @@ def create_user(session: Session, *, username: str, password: str, role: str, st
         keep = scope_columns(role, {"district_code": district_code, "street_code": street_code,
                                     "community_code": community_code, "unit_code": unit_code})
         uid = users_sql.insert_user(conn, username=username, password_hash=pw_hash, role=role,
-                              street_code=keep["street_code"], member_code=member_code if role in TEAM_ROLES else None,
-                              district_code=keep["district_code"], community_code=keep["community_code"],
-                              unit_code=keep["unit_code"])
+                                    street_code=keep["street_code"], member_code=member_code if role in TEAM_ROLES else None,
+                                    district_code=keep["district_code"], community_code=keep["community_code"],
+                                    unit_code=keep["unit_code"])
         if uid is None:
             raise Conflict(f"user {username!r} exists already", field="username", fix="choose another name")
     return uid

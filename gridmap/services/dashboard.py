@@ -261,9 +261,8 @@ class Dashboard:
             if "extent" in self._static:
                 return self._static["extent"]
         with self._read() as sa:
-            conn = sa
-            self._fresh(conn)
-            box = areas_sql.extent(conn, self.scope)
+            self._fresh(sa)
+            box = areas_sql.extent(sa, self.scope)
         if box is None:
             raise NotFound("there is nothing to show: no buildings and no street", field="buildings",
                            fix="load the registry first (gridmap sample load, or gridmap load)")
@@ -285,13 +284,12 @@ class Dashboard:
             raise InvalidInput(f"tile {z}/{x}/{y} does not exist", field="x/y", fix=f"x and y are 0 to {2**z - 1}")
         key = (z, x, y)
         with self._read() as sa:
-            conn = sa
-            self._fresh(conn)
+            self._fresh(sa)
             with self._lock:
                 if key in self._tiles:
                     self._tiles.move_to_end(key)
                     return self._tiles[key]
-            tile = registry_sql.building_tile(conn, z, x, y, self.scope)
+            tile = registry_sql.building_tile(sa, z, x, y, self.scope)
         with self._lock:
             self._tiles[key] = tile
             while len(self._tiles) > p.tile_cache_tiles:
@@ -301,12 +299,11 @@ class Dashboard:
     def boundaries(self) -> gpd.GeoDataFrame:
         """The street, its communities and the district(s) around it (current boundaries)."""
         with self._read() as sa:
-            conn = sa
-            self._fresh(conn)
+            self._fresh(sa)
             with self._lock:
                 if "boundaries" in self._static:
                     return self._static["boundaries"]
-            gdf = areas_sql.boundaries(conn, self.street)
+            gdf = areas_sql.boundaries(sa, self.street)
         with self._lock:
             self._static["boundaries"] = gdf
         return gdf
@@ -322,15 +319,14 @@ class Dashboard:
         now = _aware(at)
         since = now - dt.timedelta(days=self.policy.safety_window_days)
         with self._read() as sa:
-            conn = sa
-            self._fresh(conn)
+            self._fresh(sa)
             with self._lock:
                 shapes = self._static.get("grids")
             if shapes is None:  # population and key places change only with a load: cached
-                shapes = areas_sql.grid_shapes(conn, self.street)
+                shapes = areas_sql.grid_shapes(sa, self.street)
                 with self._lock:
                     self._static["grids"] = shapes
-            live = metrics_sql.grid_events(conn, now=now, since=since, street=self.scope)
+            live = metrics_sql.grid_events(sa, now=now, since=since, street=self.scope)
         df = shapes.merge(live, on="code", how="left")
         df[["open_events", "recent_weighted"]] = df[["open_events", "recent_weighted"]].fillna(0).astype(int)
         df = df[["code", "name", "name_zh", "community_code", "residents", "open_events", "recent_weighted",
@@ -345,7 +341,7 @@ class Dashboard:
     def equipment(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
         with self._read() as sa:
             df = registry_sql.equipment_in_view(sa, check_bbox(bbox), limit=self.policy.max_equipment,
-                               street=self.scope)
+                                                street=self.scope)
         return _points(df)
 
     def teams(self, bbox: BBox | None = None, at: dt.datetime | None = None) -> gpd.GeoDataFrame:
@@ -353,7 +349,7 @@ class Dashboard:
         now = _aware(at)
         with self._read() as sa:
             df = teams_sql.teams_in_view(sa, check_bbox(bbox), limit=self.policy.max_teams,
-                           street=self.scope)
+                                         street=self.scope)
         df["age_s"] = _seconds(now, df["position_at"]).round(0)
         stale = (df["age_s"].isna() | (df["age_s"] > self.policy.stale_after_s)) & (df["status"] != "off_duty")
         df["state"] = np.where(stale, "stale", df["status"])
@@ -373,8 +369,8 @@ class Dashboard:
         now = _aware(at)
         with self._read() as sa:
             df = events_sql.events_in_view(sa, check_bbox(bbox), now=now,
-                            resolved_since=now - dt.timedelta(hours=self.policy.resolved_visible_h),
-                            limit=self.policy.max_events, street=self.scope)
+                                           resolved_since=now - dt.timedelta(hours=self.policy.resolved_visible_h),
+                                           limit=self.policy.max_events, street=self.scope)
             _redact_titles(sa, df)
         df["age_s"] = _seconds(now, df["reported_at"]).round(0)
         df["overdue"] = self._overdue(now, df)
@@ -440,14 +436,13 @@ class Dashboard:
     def building(self, code: str, at: dt.datetime | None = None) -> dict:
         """Address, resident COUNT, businesses inside and the nearest responder (no personal data)."""
         with self._read() as sa:
-            conn = sa
-            bid = registry_sql.building_id_by_code(conn, code, self.scope)
+            bid = registry_sql.building_id_by_code(sa, code, self.scope)
             if bid is None:
                 raise NotFound(f"no building {code!r}{self._where()}", field="code", fix="pick a building on the map")
-            b = registry_sql.building(conn, bid)
+            b = registry_sql.building(sa, bid)
             assert b is not None  # found by its code just above
-            biz = registry_sql.businesses_in(conn, bid, limit=self.policy.max_businesses)
-            total = registry_sql.business_count(conn, bid)
+            biz = registry_sql.businesses_in(sa, bid, limit=self.policy.max_businesses)
+            total = registry_sql.business_count(sa, bid)
         b["businesses"] = biz.to_dict("records")
         b["businesses_total"] = total
         b["nearest_responder"] = self.nearest_responder(b["lon"], b["lat"], at)
@@ -457,11 +452,10 @@ class Dashboard:
         """An event with its timeline, team, current assignment (ETA, route) and overdue flag."""
         now = _aware(at)
         with self._read() as sa:
-            conn = sa
-            e = events_sql.event_card(conn, event_id, self.scope)
+            e = events_sql.event_card(sa, event_id, self.scope)
             if e is None:
                 raise NotFound(f"no event {event_id}{self._where()}", field="event_id", fix="pick an event on the map")
-            asg = assignments_sql.assignments_of_event(conn, event_id)
+            asg = assignments_sql.assignments_of_event(sa, event_id)
             _redact_title(sa, e)
         timeline = [{"at": e[k], "what": k.removesuffix("_at").replace("_", " ")}
                     for k in ("reported_at", "dispatched_at", "accepted_at", "on_site_at", "resolved_at", "closed_at")
@@ -487,11 +481,10 @@ class Dashboard:
         """A team, its state and its current assignment (event, ETA, route)."""
         now = _aware(at)
         with self._read() as sa:
-            conn = sa
-            t = teams_sql.team_card(conn, code, self.scope)
+            t = teams_sql.team_card(sa, code, self.scope)
             if t is None:
                 raise NotFound(f"no team {code!r}{self._where()}", field="code", fix="pick a team on the map")
-            a = assignments_sql.team_current(conn, t["id"], self.scope)
+            a = assignments_sql.team_current(sa, t["id"], self.scope)
             if a is not None:
                 _redact_title(sa, a, "event_id")
         age = None if t["position_at"] is None else (now - t["position_at"]).total_seconds()
@@ -508,11 +501,10 @@ class Dashboard:
         day_start = now.astimezone(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
         period_start = now - dt.timedelta(days=self.policy.closure_period_days)
         with self._read() as sa:
-            conn = sa
             unplaced = self.scope is None  # events placed in no street: only on the unconfined screen
-            fig = metrics_sql.figures(conn, self.street, now=now, day_start=day_start, period_start=period_start,
-                              unplaced=unplaced)
-            df = events_sql.open_events(conn, self.street, now=now, limit=self.policy.max_panel_events, unplaced=unplaced)
+            fig = metrics_sql.figures(sa, self.street, now=now, day_start=day_start, period_start=period_start,
+                                      unplaced=unplaced)
+            df = events_sql.open_events(sa, self.street, now=now, limit=self.policy.max_panel_events, unplaced=unplaced)
             _redact_titles(sa, df)
         df["age_s"] = _seconds(now, df["reported_at"]).round(0)
         df["overdue"] = self._overdue(now, df)

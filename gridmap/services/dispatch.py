@@ -410,9 +410,9 @@ class Dispatcher:
                                "alternatives": [p["team"] for p in rec.picked if p["team"] != cand["team"]]}
                 try:  # claim the team, insert the offer, mark the event dispatched: one statement
                     aid = assignments_sql.offer(conn, team=cand["team"], event_id=event_id, rank=cand["rank"],
-                                    eta_s=cand["eta_s"], distance_m=cand["distance_m"], method=cand["method"],
-                                    explanation=explanation, route=cand["route"],
-                                    respond_by=now + dt.timedelta(seconds=self.policy.offer_timeout_s), now=now)
+                                                eta_s=cand["eta_s"], distance_m=cand["distance_m"], method=cand["method"],
+                                                explanation=explanation, route=cand["route"],
+                                                respond_by=now + dt.timedelta(seconds=self.policy.offer_timeout_s), now=now)
                 except psycopg.errors.UniqueViolation:
                     raise Conflict(f"event {event_id} was dispatched concurrently", field="event_id",
                                    fix="read its assignment") from None

@@ -66,8 +66,8 @@ def escalate_in(conn: Connection, ev: RowMapping, *, at: dt.datetime, actor: str
               "handler": nxt["name"], "handler_zh": nxt["name_zh"], "due_at": due.isoformat(),
               "was_due_at": ev["due_at"].isoformat() if ev["due_at"] else None, "unit": unit}
     events_sql.insert_transition(conn, event_id=ev["id"], at=at, action=action, from_status=ev["status"],
-                          to_status=ev["status"], rung=nxt["rung"], actor=actor, role=role, note=note, lon=lon,
-                          lat=lat, detail=detail)
+                                 to_status=ev["status"], rung=nxt["rung"], actor=actor, role=role, note=note, lon=lon,
+                                 lat=lat, detail=detail)
     return detail
 
 

@@ -253,8 +253,8 @@ class EventService:
             conn = session.connection()
             loc = self._locate(conn, report)
             ctx = events_sql.intake_context(conn, channel=report.channel, external_id=report.external_id,
-                                     category=report.category, lon=loc["lon"], lat=loc["lat"], at=at,
-                                     dedup_radius_m=self.policy.dedup_radius_m)
+                                            category=report.category, lon=loc["lon"], lat=loc["lat"], at=at,
+                                            dedup_radius_m=self.policy.dedup_radius_m)
             if p.role == "operator" and ctx["street_code"] is not None and \
                     not p.covers(ctx["street_code"], ctx["community_code"]):
                 where = p.scope.describe() if p.scope is not None else "your area"
@@ -285,12 +285,12 @@ class EventService:
                 "actor": p.username, "role": p.role, "auto_dispatch": report.dispatch,
             }
             row = events_sql.insert_reported(conn, values, radius_m=self.policy.dedup_radius_m,
-                                      window=self.policy.dedup_window)
+                                             window=self.policy.dedup_window)
             if row is None:
                 raise _Raced
             if report.answered is not None:  # answered on the spot: closed now, never dispatched
                 events_sql.set_actor(conn, actor=p.username, role=p.role, action="answer_on_the_spot", note=report.answered,
-                              at=now)
+                                     at=now)
                 units_sql.settle_event(conn, row["id"], now, "answered_on_the_spot")
             elif row["dup_id"] is None and (ctx["unit_kind"] or ctx["unit_code"]):
                 rungs.enter_first_rung(conn, row["id"], ctx, at=at, due_at=due)
@@ -437,7 +437,7 @@ class EventService:
                 if r is not None:
                     rep = {"name": r["name"], "phone": r["phone"]}
                     people_sql.log_pii_access(conn, p.username, purpose or "event handling", "event_reporters", 1,
-                                           {"event_id": event_id, "role": p.role})
+                                              {"event_id": event_id, "role": p.role})
             return self._event_out(conn, p, ev, self.clock(), reporter=rep)
 
     def list(self, session: Session, p: Principal, *, status: Sequence[str] | None = None, category: str | None = None,

@@ -96,7 +96,7 @@ class LevelsService:
             below = metrics_sql.BELOW[level]
             kids = areas_sql.children(conn, code, below)
             figs = {r["code"]: r for r in metrics_sql.figures_by(conn, code, below, now=now, period_start=period,
-                                                         day_start=day)}
+                                                                 day_start=day)}
             names = areas_sql.area_names(conn, [code])
         rows = []
         zero = {"open_events": 0, "overdue": 0, "reported_today": 0, "reported_period": 0, "closed_period": 0,
@@ -132,7 +132,7 @@ class LevelsService:
             code, level = self._area(conn, p, area)
             below = metrics_sql.BELOW[level]
             counts = metrics_sql.month_counts(conn, code, below, start=first, end=now + dt.timedelta(seconds=1),
-                                      windows=windows, as_of=now, tz=TZ_NAME)
+                                              windows=windows, as_of=now, tz=TZ_NAME)
             kids = areas_sql.children(conn, code, below)
         areas = pd.DataFrame({"code": [k["code"] for k in kids],
                               "population": [k["population"] or 0 for k in kids]})
@@ -179,7 +179,7 @@ class LevelsService:
         area = (p.area or "-") if p.role == "operator" else None
         with session.begin():
             rows = metrics_sql.intake_metrics(session.connection(), group_by=group_by, start=start, end=end,
-                                      channels=channels, area=area)
+                                              channels=channels, area=area)
         out = []
         for r in rows:
             out.append({**dict(r), "answered_rate": _rate(r["answered_on_the_spot"], r["taken"]),

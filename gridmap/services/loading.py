@@ -259,8 +259,8 @@ def write_prepared(conn: Connection, layer: str, prepared: _Prepared, *, sha256:
     if spec.name in dataset_sql.POST_LOAD and res.inserted + res.updated:
         dataset_sql.POST_LOAD[spec.name](conn)
     dataset_sql.record_load(conn, layer=layer, source=report.source, sha256=sha256, source_crs=report.source_crs,
-                    rows_in=report.rows_in, inserted=res.inserted, updated=res.updated, unchanged=res.unchanged,
-                    repaired=report.repaired, outside_area=report.outside_area)
+                            rows_in=report.rows_in, inserted=res.inserted, updated=res.updated, unchanged=res.unchanged,
+                            repaired=report.repaired, outside_area=report.outside_area)
     return report
 
 

@@ -92,8 +92,8 @@ class MediationService:
         parties = sql.parties(conn, case["id"], personal=access != "none")
         if access != "none" and parties:
             people_sql.log_pii_access(conn, p.username, purpose or "mediation case", PII_TABLE, len(parties),
-                                   {"case_id": case["id"], "event_id": case["event_id"], "role": p.role,
-                                    "access": access})
+                                      {"case_id": case["id"], "event_id": case["event_id"], "role": p.role,
+                                       "access": access})
         text = case["agreement_text"]
         if access != "clear" and not p.sees_personal_data:
             known = sql.party_names(conn, [case["id"]]).get(case["id"], [])

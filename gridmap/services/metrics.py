@@ -63,8 +63,8 @@ class MetricsService:
                                fix="give a start before the end")
         with session.begin():
             rows = metrics_sql.event_metrics(session.connection(), key=GROUPS[group_by],
-                                     period=None if period == "all" else period, start=start, end=end,
-                                     street=street, now=now, tz=TZ_NAME)
+                                             period=None if period == "all" else period, start=start, end=end,
+                                             street=street, now=now, tz=TZ_NAME)
         out = []
         for r in rows:
             out.append({

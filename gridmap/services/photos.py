@@ -260,7 +260,7 @@ class PhotoService:
             rows = store.of_event(conn, event_id)
             if rows:
                 people_sql.log_pii_access(conn, p.username, "photo evidence", "event_photos", len(rows),
-                                       {"event_id": event_id, "role": p.role})
+                                          {"event_id": event_id, "role": p.role})
         return [photo_out(r) for r in rows]
 
     def read(self, session: Session, p: Principal, photo_id: int, *, thumb: bool = False) -> tuple[bytes, str]:
@@ -275,7 +275,7 @@ class PhotoService:
             self._may_read(p, row["street_code"], f"photo {photo_id}", row["community_code"])
             data = store.blob(conn, row["sha256"], thumb=thumb)
             people_sql.log_pii_access(conn, p.username, "photo evidence", "event_photos", 1,
-                                   {"photo_id": photo_id, "event_id": row["event_id"], "thumb": thumb, "role": p.role})
+                                      {"photo_id": photo_id, "event_id": row["event_id"], "thumb": thumb, "role": p.role})
         if data is None:
             raise NotFound(f"the bytes of photo {photo_id} are missing", field="photo_id", fix="report this to an admin")
         if not thumb and hashlib.sha256(data).hexdigest() != row["sha256"]:

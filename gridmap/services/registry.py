@@ -124,7 +124,7 @@ class Registry:
             if where is not None and area is not None:
                 require_area(conn, p, area)
             gdf = layers_sql.select_layer(conn, spec, flt, level=layers_sql.level_of(name), limit=limit, where=where,
-                                       params=params)
+                                          params=params)
             if not p.sees_personal_data:
                 gdf = redact_free_text(conn, spec, gdf)
         return gdf
@@ -157,8 +157,8 @@ class Registry:
             if personal:
                 assert actor and purpose  # refused above without them
                 people_sql.log_pii_access(conn, actor, purpose, "resident_pii", len(gdf),
-                                       {"area": area, "bbox": bbox, "unmasked": unmasked, "limit": limit,
-                                        "after": after})
+                                          {"area": area, "bbox": bbox, "unmasked": unmasked, "limit": limit,
+                                           "after": after})
         if not personal:
             return gdf
         # Missing personal data (no resident_pii row, no phone) as None, not NaN: the masks take None.
@@ -195,7 +195,7 @@ class Registry:
         spec = layer_spec(layer)
         with self.engine.connect() as conn:
             gdf = layers_sql.select_layer(conn, spec, areas_sql.AreaFilter(area=area, bbox=bbox),
-                                       level=layers_sql.level_of(layer))
+                                          level=layers_sql.level_of(layer))
             gdf = redact_free_text(conn, spec, gdf)
         files.write_file(gdf, path, layer=layer)
         return len(gdf)

@@ -242,7 +242,7 @@ def ensure_template(settings: Settings,
             sample.load_sample_street(engine, settings=settings)
             with engine.begin() as conn:
                 simulation_sql.put_mark(conn, source=f"{settings.db_name} sample street", seed=None,
-                             clock_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC), note=_fingerprint())
+                                        clock_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC), note=_fingerprint())
         world = load_world(engine, dt.datetime.now(dt.UTC))
         plan = user_plan(engine, world, admin=True)
         cheap = auth.Passwords(time_cost=SIM_ARGON2["argon2_time_cost"], memory_kib=SIM_ARGON2["argon2_memory_kib"],

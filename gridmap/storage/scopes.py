@@ -1,8 +1,8 @@
 """The scope filter in SQL: one fragment per kind of row, confining a read to one area of any level.
 
 An operator's scope is one area code: a district (all its streets), a street, or a community (its grids
-only). Every fragment below takes the SQL placeholder that holds that code (``:scope_area`` for SQLAlchemy
-``text()``, ``%(street)s`` for psycopg) and resolves what lies under it from the *current* ``areas`` in the
+only). Every fragment below takes the SQL placeholder that holds that code (e.g. ``:scope_area`` or
+``:street`` in a SQLAlchemy ``text()``) and resolves what lies under it from the *current* ``areas`` in the
 same statement, so rows outside the scope never leave PostGIS:
 
 * events by their street (for a district or a street) or their community (for a community) —

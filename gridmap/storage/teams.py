@@ -94,27 +94,24 @@ def set_team_status(conn: Connection, team_id: int, status: str) -> None:
     conn.execute(text("UPDATE teams SET status = :s WHERE id = :id"), {"s": status, "id": team_id})
 
 
-def team(conn: Connection, code: str) -> RowMapping | None:
-    """A team with the street of its home grid."""
-    return conn.execute(text("""
+#: A team with the street and community of its home grid (current boundaries).
+_TEAM_WITH_AREA = """
         SELECT t.id, t.code, t.name, t.kind, t.status, t.skills, t.home_grid_code, t.position_at,
                ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, c.parent_code AS street_code, c.code AS community_code
         FROM teams t
         LEFT JOIN areas g ON g.code = t.home_grid_code AND g.level = 'grid' AND g.valid_to IS NULL
-        LEFT JOIN areas c ON c.code = g.parent_code AND c.level = 'community' AND c.valid_to IS NULL
-        WHERE t.code = :c"""), {"c": code}).mappings().first()
+        LEFT JOIN areas c ON c.code = g.parent_code AND c.level = 'community' AND c.valid_to IS NULL"""
+
+
+def team(conn: Connection, code: str) -> RowMapping | None:
+    """A team with the street of its home grid."""
+    return conn.execute(text(_TEAM_WITH_AREA + " WHERE t.code = :c"), {"c": code}).mappings().first()
 
 
 def teams_in_street(conn: Connection, street: str | None, codes: Sequence[str] | None = None) -> list[RowMapping]:
     """Teams (with the street and community of their home grid) of area ``street`` (a district, street or
     community: :func:`gridmap.storage.scopes.teams`), or of every area when it is None."""
-    q = f"""
-        SELECT t.id, t.code, t.name, t.kind, t.status, t.skills, t.home_grid_code, t.position_at,
-               ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, c.parent_code AS street_code, c.code AS community_code
-        FROM teams t
-        LEFT JOIN areas g ON g.code = t.home_grid_code AND g.level = 'grid' AND g.valid_to IS NULL
-        LEFT JOIN areas c ON c.code = g.parent_code AND c.level = 'community' AND c.valid_to IS NULL
-        WHERE {scopes.unconfined_or(':street', scopes.teams('t.', ':street'))}"""
+    q = _TEAM_WITH_AREA + f" WHERE {scopes.unconfined_or(':street', scopes.teams('t.', ':street'))}"
     params: dict[str, Any] = {"street": street}
     if codes is not None:
         q += " AND t.code = ANY(:codes)"
