@@ -1052,7 +1052,7 @@ def test_bulk_load_with_duplicate_keys_is_refused_and_indexes_survive(db, monkey
     codes = prepared.columns[prepared.names.index("code")]
     codes[5] = codes[0]  # a duplicate the per-file check did not see (it ran before)
     with pytest.raises(LoadRejected, match="duplicate"), db.engine.begin() as sa:
-        loading.write_prepared(sa.connection.driver_connection, "fire_equipment", prepared)
+        loading.write_prepared(sa, "fire_equipment", prepared)
     assert _index_and_constraint_defs(db.engine, "fire_equipment") == before
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM fire_equipment")).scalar_one() == 0

@@ -151,10 +151,9 @@ def test_readme_python_example_runs(loaded, monkeypatch, settings):
 
 def test_the_live_state_is_consistent(loaded, sample_engine):
     """No team is busy without an assignment (the sample holds none): teams are generated on or off duty."""
-    from gridmap.storage import events_sql
-
+    from gridmap.storage import teams as teams_sql
     with sample_engine.connect() as conn:
-        assert events_sql.busy_teams_without_assignment(conn) == []
+        assert teams_sql.busy_teams_without_assignment(conn) == []
         statuses = set(conn.execute(text("SELECT DISTINCT status FROM teams")).scalars())
     assert statuses == {"available", "off_duty"}
 

@@ -1,8 +1,8 @@
 """Read what an analysis needs, and only that: the filters and counts run in PostGIS.
 
 The only module of :mod:`gridmap.analysis` that touches the database. Each function takes the registry
-(``db = gm.connect()``; an SQLAlchemy engine works too), opens one read-only connection, runs the
-storage layer's analysis queries (:mod:`gridmap.storage`) and returns frames in EPSG:4326 (the road
+(``db = gm.connect()``; an SQLAlchemy engine works too), opens one read-only connection, calls the
+storage modules (:mod:`gridmap.storage.areas`, ``registry``, ``events``, ``roads``, ``metrics``) and returns frames in EPSG:4326 (the road
 graph in EPSG:4549). ``area`` is a district, street, community or grid code (its current boundary);
 ``bbox`` is ``(min_lon, min_lat, max_lon, max_lat)``. On a province-sized registry, pass one of them:
 nothing is loaded beyond it. The examples need a loaded database (``gridmap setup``), so they are not
@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from sqlalchemy import Engine
 
 from gridmap.config import MEASURE_CRS
@@ -27,8 +26,12 @@ from gridmap.core.crs import to_measure_crs, transformer
 from gridmap.core.vocabulary import WGS84
 from gridmap.errors import NotFound
 from gridmap.routing.roadgraph import RoadGraph
-from gridmap.storage import analysis_sql as sql
-from gridmap.storage.queries import AreaFilter
+from gridmap.storage import areas as areas_sql
+from gridmap.storage import events as events_sql
+from gridmap.storage import metrics as metrics_sql
+from gridmap.storage import registry as registry_sql
+from gridmap.storage import roads as roads_sql
+from gridmap.storage.areas import AreaFilter
 
 if TYPE_CHECKING:
     from gridmap.services.registry import Registry
@@ -72,7 +75,7 @@ def area_bounds(db: Db, area: str) -> Bbox:
     >>> ga.area_bounds(gm.connect(), "330106900")          # doctest: +SKIP
     (120.0..., 30.2..., 120.1..., 30.3...)
     """
-    return _read(db, sql.area_bounds, area)
+    return _read(db, areas_sql.area_bounds, area)
 
 
 def _grow(bbox: Bbox, margin_m: float) -> Bbox:
@@ -122,12 +125,12 @@ def load_road_graph(db: Db, *, area: str | None = None, bbox: Bbox | None = None
     box = bbox if bbox is not None else (area_bounds(db, area) if area is not None else None)
     if box is not None and margin_m:
         box = _grow(box, margin_m)
-    nodes, edges = _read(db, sql.road_network, box)
+    nodes, edges = _read(db, roads_sql.road_graph, box)
     if nodes.empty or edges.empty:
         raise NotFound("no road edges in the requested area", field="road_edges",
                        fix="load road_nodes and road_edges (gridmap sample load, or gridmap load), or widen the area")
     x, y = transformer(WGS84, MEASURE_CRS).transform(nodes.lon.to_numpy(), nodes.lat.to_numpy())
-    geoms = to_measure_crs(shapely.from_wkb(edges.wkb.to_numpy()))
+    geoms = to_measure_crs(edges.geometry.to_numpy())
     return RoadGraph.from_arrays(nodes.id, np.column_stack([x, y]), edges.source, edges.target, edges.length_m,
                                  edges.travel_time_s, geoms, edges.id)
 
@@ -163,9 +166,8 @@ def load_roads(db: Db, *, area: str | None = None, bbox: Bbox | None = None, mar
     box = bbox if bbox is not None else (area_bounds(db, area) if area is not None else None)
     if box is not None and margin_m:
         box = _grow(box, margin_m)
-    _, edges = _read(db, sql.road_network, box)
-    return gpd.GeoDataFrame(edges.drop(columns="wkb"), geometry=shapely.from_wkb(edges.wkb.to_numpy()),
-                            crs=WGS84)
+    _, edges = _read(db, roads_sql.road_graph, box)
+    return edges
 
 
 def load_buildings(db: Db, *, area: str | None = None, bbox: Bbox | None = None) -> gpd.GeoDataFrame:
@@ -194,7 +196,7 @@ def load_buildings(db: Db, *, area: str | None = None, bbox: Bbox | None = None)
     >>> int(b.residents.sum()) > 0                              # doctest: +SKIP
     True
     """
-    return _read(db, sql.buildings_with_people, AreaFilter(area=area, bbox=bbox))
+    return _read(db, registry_sql.buildings_with_people, AreaFilter(area=area, bbox=bbox))
 
 
 def load_equipment(db: Db, kinds: str | Sequence[str] = "micro_fire_station", *, status: str | Sequence[str] | None = "in_service",
@@ -228,7 +230,7 @@ def load_equipment(db: Db, kinds: str | Sequence[str] = "micro_fire_station", *,
     """
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
     statuses = None if status is None else ([status] if isinstance(status, str) else list(status))
-    return _read(db, sql.equipment, AreaFilter(area=area, bbox=bbox), kinds, statuses)
+    return _read(db, registry_sql.equipment_frame, AreaFilter(area=area, bbox=bbox), kinds, statuses)
 
 
 def load_events(db: Db, *, area: str | None = None, bbox: Bbox | None = None, start: dt.datetime | None = None,
@@ -266,7 +268,7 @@ def load_events(db: Db, *, area: str | None = None, bbox: Bbox | None = None, st
     >>> set(ev.category)                                                                  # doctest: +SKIP
     {'parking'}
     """
-    return _read(db, sql.events, AreaFilter(area=area, bbox=bbox), start=start, end=end, categories=categories,
+    return _read(db, events_sql.events_frame, AreaFilter(area=area, bbox=bbox), start=start, end=end, categories=categories,
                  columns=columns)
 
 
@@ -317,7 +319,7 @@ def load_event_month_counts(db: Db, *, level: str = "grid", area: str | None = N
     >>> list(counts.columns[:4])                                                         # doctest: +SKIP
     ['code', 'month', 'category', 'events']
     """
-    return _read(db, sql.event_month_counts, AreaFilter(area=area, bbox=bbox), level=level, start=start, end=end,
+    return _read(db, metrics_sql.event_month_counts, AreaFilter(area=area, bbox=bbox), level=level, start=start, end=end,
                  categories=categories, windows=windows, as_of=as_of)
 
 
@@ -350,7 +352,7 @@ def load_grid_registry(db: Db, *, area: str | None = None, bbox: Bbox | None = N
     >>> ga.grid_workload(grids).flag.value_counts().to_dict()         # doctest: +SKIP
     {'typical': 123, 'high': 5}
     """
-    return _read(db, sql.grid_registry, AreaFilter(area=area, bbox=bbox))
+    return _read(db, areas_sql.grid_registry, AreaFilter(area=area, bbox=bbox))
 
 
 def load_population(db: Db, level: str, *, area: str | None = None, bbox: Bbox | None = None) -> pd.DataFrame:
@@ -379,4 +381,4 @@ def load_population(db: Db, level: str, *, area: str | None = None, bbox: Bbox |
     >>> list(pop.columns)                                                     # doctest: +SKIP
     ['code', 'name', 'name_zh', 'parent_code', 'population']
     """
-    return _read(db, sql.area_population, AreaFilter(area=area, bbox=bbox), level)
+    return _read(db, areas_sql.area_population, AreaFilter(area=area, bbox=bbox), level)

@@ -25,7 +25,7 @@ from gridmap.core.location import check_lonlat
 from gridmap.errors import DatabaseError, InvalidInput, TooLarge
 from gridmap.services.auth import Principal
 from gridmap.services.dispatch import RESPONDER_KINDS, Dispatcher
-from gridmap.storage import events_sql as sql
+from gridmap.storage import areas as areas_sql
 
 #: Largest batch of points for one ETA request (each costs a snap; the search is one for all). Bigger
 #: batches: several requests, or ``Dispatcher.eta_to_nearest`` in Python.
@@ -105,7 +105,7 @@ class DispatchAdvice:
             raise InvalidInput(f"time {now.isoformat()} has no time zone", field="at",
                                fix="send ISO 8601 with an offset, e.g. 2026-11-22T09:30:00+08:00")
         with session.begin():
-            place = sql.place_point(session.connection(), lon, lat, now)
+            place = areas_sql.place_point(session.connection(), lon, lat, now)
         street = place["street_code"] if place else None
         p.check_street(street, f"the point ({lon}, {lat})", place["community_code"] if place else None)
         rec = d.recommend(lon, lat, category=category, skills=skills, k=k, max_eta_s=max_eta_s,

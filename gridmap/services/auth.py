@@ -77,9 +77,10 @@ from gridmap.errors import (
     Unauthorized,
 )
 from gridmap.services.sessions import SessionCache, SessionListener
-from gridmap.storage import scopes as scopes_sql
+from gridmap.storage import areas as areas_sql
+from gridmap.storage import teams as teams_sql
 from gridmap.storage import units as units_sql
-from gridmap.storage import users_sql as sql
+from gridmap.storage import users as users_sql
 
 log = logging.getLogger(__name__)
 SECRET_FILE = "secret_key"
@@ -471,7 +472,7 @@ class LoginThrottle:
             raise self._locked(until, now)
 
     def check(self, conn: Connection, keys: list[tuple[str, int]], now: dt.datetime) -> None:
-        rows = sql.throttle_locks(conn, [k for k, _ in keys], now)
+        rows = users_sql.throttle_locks(conn, [k for k, _ in keys], now)
         for key, until in rows:
             self._remember(key, until, now)
         if rows:
@@ -479,17 +480,17 @@ class LoginThrottle:
 
     def fail(self, conn: Connection, keys: list[tuple[str, int]], now: dt.datetime) -> None:
         for key, limit in keys:
-            n = sql.add_failure(conn, key, now, self.window_s)
+            n = users_sql.add_failure(conn, key, now, self.window_s)
             if n >= limit:
                 until = now + dt.timedelta(seconds=self.lock_for(n, limit))
-                sql.lock(conn, key, until)
+                users_sql.lock(conn, key, until)
                 self._remember(key, until, now)  # (if the transaction fails, the hint outlives it: harmless)
         if time.monotonic() - self._last_purge > 60:
             self._last_purge = time.monotonic()
-            sql.purge_throttle(conn, now, self.window_s)
+            users_sql.purge_throttle(conn, now, self.window_s)
 
     def succeed(self, conn: Connection, username: str) -> None:
-        sql.clear_failures(conn, self.user_key(username))
+        users_sql.clear_failures(conn, self.user_key(username))
         with self._seen_lock:
             self._seen.pop(self.user_key(username), None)
 
@@ -540,7 +541,7 @@ class AuthService:
         with session.begin():
             conn = session.connection()
             self.throttle.check(conn, keys, now)
-            row = sql.user(conn, username)
+            row = users_sql.user(conn, username)
         # no database connection is held while Argon2 runs (~0.1 s, longer when queued)
         new_hash = None
         with self.passwords.gate.slot():
@@ -557,13 +558,13 @@ class AuthService:
         assert row is not None  # the password matched a stored hash (verify_held is False without one)
         with session.begin():
             conn = session.connection()
-            current = sql.user_by_id(conn, row["id"], lock=True)
+            current = users_sql.user_by_id(conn, row["id"], lock=True)
             if current is None or not current["active"] or current["token_version"] != row["token_version"]:
                 raise Unauthorized("the account changed while logging in", field="username/password",
                                    fix="log in again")
             self.throttle.succeed(conn, username)
             if new_hash is not None:
-                sql.set_password_hash(conn, current["id"], new_hash)
+                users_sql.set_password_hash(conn, current["id"], new_hash)
             principal = self._principal(conn, current)
             token, expires, sid = self._open(conn, current, now, kind, client)
         return token, expires, replace(principal, session_id=sid)
@@ -573,12 +574,12 @@ class AuthService:
         sid = uuid.uuid4()
         token, expires = self.signer.issue(user_id=user["id"], session_id=str(sid), version=user["token_version"],
                                            now=now)
-        sql.insert_session(conn, sid=sid, user_id=user["id"], kind=kind, token_version=user["token_version"], now=now,
-                           expires_at=expires, user_agent=(client.user_agent or None) and client.user_agent[:300],
-                           client_address=client.address)
+        users_sql.insert_session(conn, sid=sid, user_id=user["id"], kind=kind, token_version=user["token_version"], now=now,
+                                 expires_at=expires, user_agent=(client.user_agent or None) and client.user_agent[:300],
+                                 client_address=client.address)
         if time.monotonic() - self._last_purge > 600:
             self._last_purge = time.monotonic()
-            sql.purge_sessions(conn, now - KEEP_EXPIRED_SESSIONS)
+            users_sql.purge_sessions(conn, now - KEEP_EXPIRED_SESSIONS)
         return token, expires, str(sid)
 
     @staticmethod
@@ -587,7 +588,7 @@ class AuthService:
         grids: tuple[str, ...] = ()
         where = scope_of(conn, row)
         if row["role"] in TEAM_ROLES:
-            scope = sql.member_scope(conn, row["member_code"])
+            scope = teams_sql.member_scope(conn, row["member_code"])
             if scope is None or scope["team_id"] is None:
                 raise Forbidden(f"user {row['username']} is tied to member {row['member_code']!r}, who has no team",
                                 field="member_code", fix="an admin must tie the user to a member of a team")
@@ -607,7 +608,7 @@ class AuthService:
         keys = self.throttle.keys(p.username, client)
         with session.begin():
             self.throttle.check(session.connection(), keys, now)
-            row = sql.user_by_id(session.connection(), p.user_id)
+            row = users_sql.user_by_id(session.connection(), p.user_id)
         if row is None:
             raise Unauthorized("the user no longer exists", field="Authorization", fix=LOGIN_FIX)
         with self.passwords.gate.slot():
@@ -619,12 +620,12 @@ class AuthService:
             raise Unauthorized("the old password is wrong", field="old_password", fix="give your current password")
         with session.begin():
             conn = session.connection()
-            current = sql.user_by_id(conn, p.user_id, lock=True)
+            current = users_sql.user_by_id(conn, p.user_id, lock=True)
             if current is None or current["password_hash"] != row["password_hash"]:
                 raise Conflict("the password changed meanwhile", field="old_password", fix="log in again")
-            sql.update_user(conn, p.user_id, {"password_hash": new_hash})
+            users_sql.update_user(conn, p.user_id, {"password_hash": new_hash})
             end_all_sessions(conn, p.user_id, now, "password changed by the user")
-            current = sql.user_by_id(conn, p.user_id)
+            current = users_sql.user_by_id(conn, p.user_id)
             assert current is not None  # locked above, in this transaction
             principal = self._principal(conn, current)
             token, expires, sid = self._open(conn, current, now, "api", client)
@@ -634,7 +635,7 @@ class AuthService:
     # -- logging out ------------------------------------------------------------------------------------
     def logout(self, session: Session, sid: str, now: dt.datetime, reason: str = "logged out") -> bool:
         with session.begin():
-            done = sql.revoke_session(session.connection(), uuid.UUID(sid), now, reason)
+            done = users_sql.revoke_session(session.connection(), uuid.UUID(sid), now, reason)
         self.cache.forget_session(sid)
         return done
 
@@ -681,7 +682,7 @@ class AuthService:
         generation = self.cache.generation()
         principal: Principal | GridmapError | None = None
         with self.engine.begin() as conn:
-            row = sql.session_state(conn, uuid.UUID(claims.session_id))
+            row = users_sql.session_state(conn, uuid.UUID(claims.session_id))
             state = dict(row) if row is not None else None
             if state is not None and state["revoked_at"] is None and state["active"]:
                 try:
@@ -689,7 +690,7 @@ class AuthService:
                 except GridmapError as exc:
                     principal = exc
                 if state["last_seen_at"] < now - dt.timedelta(seconds=TOUCH_EVERY_S):
-                    sql.touch_session(conn, uuid.UUID(claims.session_id), now, TOUCH_EVERY_S)
+                    users_sql.touch_session(conn, uuid.UUID(claims.session_id), now, TOUCH_EVERY_S)
         self.cache.put(claims.session_id, claims.user_id, state, principal, generation)
         return state, principal
 
@@ -717,8 +718,8 @@ class AuthService:
 
 def end_all_sessions(conn: Connection, user_id: int, now: dt.datetime, reason: str) -> int:
     """Bump the user's token version and revoke their open sessions (NOTIFYed on commit). Returns how many."""
-    sql.bump_token_version(conn, user_id)
-    return sql.revoke_user_sessions(conn, user_id, now, reason)
+    users_sql.bump_token_version(conn, user_id)
+    return users_sql.revoke_user_sessions(conn, user_id, now, reason)
 
 
 def scope_of(conn: Connection, row) -> Scope | None:
@@ -730,7 +731,7 @@ def scope_of(conn: Connection, row) -> Scope | None:
         if level is None:
             return None
         code = row[LEVEL_COLUMNS[level]]
-        streets, communities = scopes_sql.resolve(conn, code)
+        streets, communities = areas_sql.resolve(conn, code)
         return Scope(level, code, frozenset(streets), frozenset(communities))
     if row["role"] == "unit" and row.get("unit_code"):
         u = units_sql.unit(conn, row["unit_code"])
@@ -754,10 +755,10 @@ def create_user(session: Session, *, username: str, password: str, role: str, st
                            community_code=community_code, unit_code=unit_code)
         keep = scope_columns(role, {"district_code": district_code, "street_code": street_code,
                                     "community_code": community_code, "unit_code": unit_code})
-        uid = sql.insert_user(conn, username=username, password_hash=pw_hash, role=role,
-                              street_code=keep["street_code"], member_code=member_code if role in TEAM_ROLES else None,
-                              district_code=keep["district_code"], community_code=keep["community_code"],
-                              unit_code=keep["unit_code"])
+        uid = users_sql.insert_user(conn, username=username, password_hash=pw_hash, role=role,
+                                    street_code=keep["street_code"], member_code=member_code if role in TEAM_ROLES else None,
+                                    district_code=keep["district_code"], community_code=keep["community_code"],
+                                    unit_code=keep["unit_code"])
         if uid is None:
             raise Conflict(f"user {username!r} exists already", field="username", fix="choose another name")
     return uid
@@ -798,7 +799,7 @@ def check_scope_exists(conn: Connection, street_code: str | None, member_code: s
                        unit_code: str | None = None) -> None:
     for column, level, code in (("district_code", "district", district_code), ("street_code", "street", street_code),
                                 ("community_code", "community", community_code)):
-        if code and scopes_sql.area_level(conn, code) != level:
+        if code and areas_sql.area_level(conn, code) != level:
             plural = "communities" if level == "community" else f"{level}s"
             raise NotFound(f"no {level} with code {code!r}", field=column, fix=f"list them at /layers/{plural}")
     if unit_code:
@@ -807,7 +808,7 @@ def check_scope_exists(conn: Connection, street_code: str | None, member_code: s
             raise NotFound(f"no active unit {unit_code!r}", field="unit_code",
                            fix="list units at GET /v1/units or with `gridmap units show`")
     if member_code:
-        scope = sql.member_scope(conn, member_code)
+        scope = teams_sql.member_scope(conn, member_code)
         if scope is None or scope["team_id"] is None:
             raise NotFound(f"no team member {member_code!r} with a team", field="member_code",
                            fix="give the code of a member who belongs to a team")
@@ -823,9 +824,9 @@ def ensure_demo_users(engine: Engine, settings: Settings) -> tuple[Path, list[tu
     with Session(engine) as session:
         with session.begin():
             conn = session.connection()
-            if sql.user(conn, "admin") is not None:
+            if users_sql.user(conn, "admin") is not None:
                 return path, []
-            demo = sql.demo_members(conn)
+            demo = users_sql.demo_members(conn)
         plan: list[tuple[str, str, dict[str, str]]] = [
             ("admin", "admin", {}), ("planner", "planner", {}), ("intake", "intake", {})]
         if demo and demo["street"]:

@@ -29,8 +29,6 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import psycopg
-import shapely
 from sqlalchemy import Connection, Engine
 
 from gridmap.core.levels import OPERATOR_LEVELS
@@ -38,9 +36,14 @@ from gridmap.core.privacy import redact_text, redact_values
 from gridmap.core.vocabulary import LOCAL_TZ, WGS84
 from gridmap.errors import Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
-from gridmap.storage import dashboard_sql as sql
-from gridmap.storage import events_sql, queries, scopes
-from gridmap.storage.db import driver_connection
+from gridmap.storage import areas as areas_sql
+from gridmap.storage import assignments as assignments_sql
+from gridmap.storage import dataset as dataset_sql
+from gridmap.storage import events as events_sql
+from gridmap.storage import layers as layers_sql
+from gridmap.storage import metrics as metrics_sql
+from gridmap.storage import registry as registry_sql
+from gridmap.storage import teams as teams_sql
 from gridmap.storage.layers import layer_spec
 
 if TYPE_CHECKING:
@@ -129,11 +132,6 @@ def _points(df: pd.DataFrame) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(df, geometry=geom, crs=CRS)
 
 
-def _wkb_frame(df: pd.DataFrame) -> gpd.GeoDataFrame:
-    geom = shapely.from_wkb(df.pop("wkb").map(lambda b: None if b is None else bytes(b)).to_numpy())
-    return gpd.GeoDataFrame(df, geometry=geom, crs=CRS)
-
-
 def _seconds(now: dt.datetime, then: pd.Series) -> pd.Series:
     t = pd.to_datetime(then, utc=True)
     return (pd.Timestamp(now).tz_convert("UTC") - t).dt.total_seconds()
@@ -171,11 +169,11 @@ class Dashboard:
     def _read(self) -> Connection:
         return self.engine.connect()
 
-    def _fresh(self, conn: psycopg.Connection) -> None:
+    def _fresh(self, conn: Connection) -> None:
         """Drop cached tiles and static layers when the registry has been reloaded."""
         if time.monotonic() - self._version_checked < self.policy.version_check_s:
             return
-        version = sql.data_version(conn)
+        version = dataset_sql.data_version(conn)
         with self._lock:
             self._version_checked = time.monotonic()
             if version != self._version:
@@ -187,7 +185,7 @@ class Dashboard:
     def street(self) -> str | None:
         if self._street is None:
             with self._read() as sa:
-                self._street = sql.main_street(driver_connection(sa))
+                self._street = areas_sql.main_street(sa)
         return self._street
 
     @property
@@ -226,7 +224,7 @@ class Dashboard:
                 return self.confined_to(own)
             self._area(area)
             with self._read() as sa:
-                inside = scopes.area_within(sa, area, own)
+                inside = areas_sql.area_within(sa, area, own)
             if not inside:
                 where = principal.scope.describe() if principal.scope is not None else own
                 raise Forbidden(f"area {area} is outside {where}", field="area",
@@ -240,7 +238,7 @@ class Dashboard:
     def _area(self, area: str) -> str:
         """``area`` if it is a current district, street or community (the views a screen confines to)."""
         with self._read() as sa:
-            level = scopes.area_level(sa, area)
+            level = areas_sql.area_level(sa, area)
         if level not in OPERATOR_LEVELS:
             raise NotFound(f"no district, street or community {area!r}", field="area",
                            fix="give the code of a district, street or community (the screen's boundaries list them)")
@@ -252,7 +250,7 @@ class Dashboard:
     def version(self) -> str:
         """A short token that changes when the static layers change (for cache-busting URLs)."""
         with self._read() as sa:
-            self._fresh(driver_connection(sa))
+            self._fresh(sa)
         return format(abs(hash(self._version)) % (1 << 40), "x")
 
     def extent(self) -> BBox:
@@ -262,9 +260,8 @@ class Dashboard:
             if "extent" in self._static:
                 return self._static["extent"]
         with self._read() as sa:
-            conn = driver_connection(sa)
-            self._fresh(conn)
-            box = sql.extent(conn, self.scope)
+            self._fresh(sa)
+            box = areas_sql.extent(sa, self.scope)
         if box is None:
             raise NotFound("there is nothing to show: no buildings and no street", field="buildings",
                            fix="load the registry first (gridmap sample load, or gridmap load)")
@@ -286,13 +283,12 @@ class Dashboard:
             raise InvalidInput(f"tile {z}/{x}/{y} does not exist", field="x/y", fix=f"x and y are 0 to {2**z - 1}")
         key = (z, x, y)
         with self._read() as sa:
-            conn = driver_connection(sa)
-            self._fresh(conn)
+            self._fresh(sa)
             with self._lock:
                 if key in self._tiles:
                     self._tiles.move_to_end(key)
                     return self._tiles[key]
-            tile = sql.building_tile(conn, z, x, y, self.scope)
+            tile = registry_sql.building_tile(sa, z, x, y, self.scope)
         with self._lock:
             self._tiles[key] = tile
             while len(self._tiles) > p.tile_cache_tiles:
@@ -302,12 +298,11 @@ class Dashboard:
     def boundaries(self) -> gpd.GeoDataFrame:
         """The street, its communities and the district(s) around it (current boundaries)."""
         with self._read() as sa:
-            conn = driver_connection(sa)
-            self._fresh(conn)
+            self._fresh(sa)
             with self._lock:
                 if "boundaries" in self._static:
                     return self._static["boundaries"]
-            gdf = _wkb_frame(sql.boundaries(conn, self.street))
+            gdf = areas_sql.boundaries(sa, self.street)
         with self._lock:
             self._static["boundaries"] = gdf
         return gdf
@@ -323,38 +318,37 @@ class Dashboard:
         now = _aware(at)
         since = now - dt.timedelta(days=self.policy.safety_window_days)
         with self._read() as sa:
-            conn = driver_connection(sa)
-            self._fresh(conn)
+            self._fresh(sa)
             with self._lock:
                 shapes = self._static.get("grids")
             if shapes is None:  # population and key places change only with a load: cached
-                shapes = sql.grid_shapes(conn, self.street)
+                shapes = areas_sql.grid_shapes(sa, self.street)
                 with self._lock:
                     self._static["grids"] = shapes
-            live = sql.grid_events(conn, now=now, since=since, street=self.scope)
+            live = metrics_sql.grid_events(sa, now=now, since=since, street=self.scope)
         df = shapes.merge(live, on="code", how="left")
         df[["open_events", "recent_weighted"]] = df[["open_events", "recent_weighted"]].fillna(0).astype(int)
         df = df[["code", "name", "name_zh", "community_code", "residents", "open_events", "recent_weighted",
-                 "key_places_unprotected", "wkb"]]
+                 "key_places_unprotected", "geometry"]]
         load = df["recent_weighted"] / np.maximum(df["residents"], 200) * 1000.0
         p90 = float(np.percentile(load, 90)) if len(load) else 0.0
         load_part = np.minimum(load / p90, 1.0) if p90 > 0 else np.zeros(len(df))
         places_part = np.minimum(df["key_places_unprotected"] / 5.0, 1.0)
         df["safety_index"] = np.round(100.0 - 70.0 * load_part - 30.0 * places_part, 1)
-        return _wkb_frame(df)
+        return gpd.GeoDataFrame(df, geometry="geometry", crs=CRS)
 
     def equipment(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
         with self._read() as sa:
-            df = sql.equipment(driver_connection(sa), check_bbox(bbox), limit=self.policy.max_equipment,
-                               street=self.scope)
+            df = registry_sql.equipment_in_view(sa, check_bbox(bbox), limit=self.policy.max_equipment,
+                                                street=self.scope)
         return _points(df)
 
     def teams(self, bbox: BBox | None = None, at: dt.datetime | None = None) -> gpd.GeoDataFrame:
         """Teams with ``state``: their status, or ``stale`` when the last position is too old."""
         now = _aware(at)
         with self._read() as sa:
-            df = sql.teams(driver_connection(sa), check_bbox(bbox), limit=self.policy.max_teams,
-                           street=self.scope)
+            df = teams_sql.teams_in_view(sa, check_bbox(bbox), limit=self.policy.max_teams,
+                                         street=self.scope)
         df["age_s"] = _seconds(now, df["position_at"]).round(0)
         stale = (df["age_s"].isna() | (df["age_s"] > self.policy.stale_after_s)) & (df["status"] != "off_duty")
         df["state"] = np.where(stale, "stale", df["status"])
@@ -373,9 +367,9 @@ class Dashboard:
         """Open events (and recently resolved ones) with ``age_s`` and ``overdue``."""
         now = _aware(at)
         with self._read() as sa:
-            df = sql.events(driver_connection(sa), check_bbox(bbox), now=now,
-                            resolved_since=now - dt.timedelta(hours=self.policy.resolved_visible_h),
-                            limit=self.policy.max_events, street=self.scope)
+            df = events_sql.events_in_view(sa, check_bbox(bbox), now=now,
+                                           resolved_since=now - dt.timedelta(hours=self.policy.resolved_visible_h),
+                                           limit=self.policy.max_events, street=self.scope)
             _redact_titles(sa, df)
         df["age_s"] = _seconds(now, df["reported_at"]).round(0)
         df["overdue"] = self._overdue(now, df)
@@ -384,17 +378,16 @@ class Dashboard:
     def routes(self, bbox: BBox | None = None) -> gpd.GeoDataFrame:
         """Road routes of the active dispatches (offered or accepted)."""
         with self._read() as sa:
-            df = sql.routes(driver_connection(sa), check_bbox(bbox), limit=self.policy.max_routes,
-                            street=self.scope)
-        return _wkb_frame(df)
+            return assignments_sql.routes_in_view(sa, check_bbox(bbox), limit=self.policy.max_routes,
+                                                  street=self.scope)
 
     def buildings(self, area: str | None = None, bbox: BBox | None = None) -> gpd.GeoDataFrame:
         """Buildings with resident and business counts, for a notebook (the page uses tiles)."""
         if self.scope is not None and area is None:
             area = self.scope
         with self._read() as sa:
-            gdf = queries.select_layer(sa, layer_spec("buildings"), queries.AreaFilter(area=area, bbox=check_bbox(bbox)))
-            counts = sql.building_counts(driver_connection(sa), [int(i) for i in gdf["id"]])
+            gdf = layers_sql.select_layer(sa, layer_spec("buildings"), areas_sql.AreaFilter(area=area, bbox=check_bbox(bbox)))
+            counts = registry_sql.building_counts(sa, [int(i) for i in gdf["id"]])
         gdf = gdf.merge(counts, on="id", how="left")
         gdf[["residents", "businesses"]] = gdf[["residents", "businesses"]].fillna(0).astype(int)
         gdf["height"] = gdf["height_m"].fillna(gdf["floors"] * 3.0)
@@ -429,7 +422,7 @@ class Dashboard:
         if not found:
             return None
         with self._read() as sa:
-            known = sql.equipment_by_codes(driver_connection(sa), [f["team"] for f in found], self.scope)
+            known = registry_sql.equipment_by_codes(sa, [f["team"] for f in found], self.scope)
         found = [f for f in found if f["team"] in known] if self.scope is not None else found
         if not found:
             return None
@@ -442,14 +435,13 @@ class Dashboard:
     def building(self, code: str, at: dt.datetime | None = None) -> dict:
         """Address, resident COUNT, businesses inside and the nearest responder (no personal data)."""
         with self._read() as sa:
-            conn = driver_connection(sa)
-            bid = sql.building_id_by_code(conn, code, self.scope)
+            bid = registry_sql.building_id_by_code(sa, code, self.scope)
             if bid is None:
                 raise NotFound(f"no building {code!r}{self._where()}", field="code", fix="pick a building on the map")
-            b = sql.building(conn, bid)
+            b = registry_sql.building(sa, bid)
             assert b is not None  # found by its code just above
-            biz = sql.businesses_in(conn, bid, limit=self.policy.max_businesses)
-            total = sql.business_count(conn, bid)
+            biz = registry_sql.businesses_in(sa, bid, limit=self.policy.max_businesses)
+            total = registry_sql.business_count(sa, bid)
         b["businesses"] = biz.to_dict("records")
         b["businesses_total"] = total
         b["nearest_responder"] = self.nearest_responder(b["lon"], b["lat"], at)
@@ -459,11 +451,10 @@ class Dashboard:
         """An event with its timeline, team, current assignment (ETA, route) and overdue flag."""
         now = _aware(at)
         with self._read() as sa:
-            conn = driver_connection(sa)
-            e = sql.event(conn, event_id, self.scope)
+            e = events_sql.event_card(sa, event_id, self.scope)
             if e is None:
                 raise NotFound(f"no event {event_id}{self._where()}", field="event_id", fix="pick an event on the map")
-            asg = sql.assignments_of_event(conn, event_id)
+            asg = assignments_sql.assignments_of_event(sa, event_id)
             _redact_title(sa, e)
         timeline = [{"at": e[k], "what": k.removesuffix("_at").replace("_", " ")}
                     for k in ("reported_at", "dispatched_at", "accepted_at", "on_site_at", "resolved_at", "closed_at")
@@ -480,7 +471,7 @@ class Dashboard:
         e["assignment"] = None if current is None else {
             "id": int(current["id"]), "team": current["team"], "status": current["status"],
             "eta_s": current["eta_s"], "distance_m": current["distance_m"],
-            "route": None if current["wkb"] is None else shapely.from_wkb(bytes(current["wkb"]))}
+            "route": current["route"]}
         e["age_s"] = (now - e["reported_at"]).total_seconds()
         e["overdue"] = bool(self._overdue(now, pd.DataFrame([e])).iloc[0])
         return e
@@ -489,20 +480,16 @@ class Dashboard:
         """A team, its state and its current assignment (event, ETA, route)."""
         now = _aware(at)
         with self._read() as sa:
-            conn = driver_connection(sa)
-            t = sql.team(conn, code, self.scope)
+            t = teams_sql.team_card(sa, code, self.scope)
             if t is None:
                 raise NotFound(f"no team {code!r}{self._where()}", field="code", fix="pick a team on the map")
-            a = sql.team_assignment(conn, t["id"], self.scope)
+            a = assignments_sql.team_current(sa, t["id"], self.scope)
             if a is not None:
                 _redact_title(sa, a, "event_id")
         age = None if t["position_at"] is None else (now - t["position_at"]).total_seconds()
         stale = t["status"] != "off_duty" and (age is None or age > self.policy.stale_after_s)
         t["age_s"] = age
         t["state"] = "stale" if stale else t["status"]
-        if a is not None:
-            a["route"] = None if a["wkb"] is None else shapely.from_wkb(bytes(a.pop("wkb")))
-            a.pop("wkb", None)
         t["assignment"] = a
         return t
 
@@ -513,11 +500,10 @@ class Dashboard:
         day_start = now.astimezone(LOCAL_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
         period_start = now - dt.timedelta(days=self.policy.closure_period_days)
         with self._read() as sa:
-            conn = driver_connection(sa)
             unplaced = self.scope is None  # events placed in no street: only on the unconfined screen
-            fig = sql.figures(conn, self.street, now=now, day_start=day_start, period_start=period_start,
-                              unplaced=unplaced)
-            df = sql.open_events(conn, self.street, now=now, limit=self.policy.max_panel_events, unplaced=unplaced)
+            fig = metrics_sql.figures(sa, self.street, now=now, day_start=day_start, period_start=period_start,
+                                      unplaced=unplaced)
+            df = events_sql.open_events(sa, self.street, now=now, limit=self.policy.max_panel_events, unplaced=unplaced)
             _redact_titles(sa, df)
         df["age_s"] = _seconds(now, df["reported_at"]).round(0)
         df["overdue"] = self._overdue(now, df)

@@ -31,8 +31,11 @@ from gridmap.routing.hierarchy import Hierarchy
 from gridmap.routing.many_to_one import network_times
 from gridmap.routing.roadgraph import RoadGraph
 from gridmap.routing.team_index import Candidate, Ranking, TeamIndex
-from gridmap.storage import dispatch_sql as sql
-from gridmap.storage.db import driver_connection
+from gridmap.storage import assignments as assignments_sql
+from gridmap.storage import events as events_sql
+from gridmap.storage import registry as registry_sql
+from gridmap.storage import roads as roads_sql
+from gridmap.storage import teams as teams_sql
 
 ALL_SKILLS = ["patrol", "fire", "first_aid", "mediation", "law", "elderly_care", "traffic", "security"]
 RESPONDER_KINDS = ("micro_fire_station", "micro_fire_truck")
@@ -153,19 +156,18 @@ class Dispatcher:
     def rebuild(self, now: dt.datetime | None = None) -> None:
         """(Re)build the road graph, the team index and the equipment indexes from PostGIS."""
         now = _now(now)
-        with self._conn() as sa:
-            conn = driver_connection(sa)
-            nodes, edges = sql.road_graph(conn)
-            teams = sql.teams(conn, now - dt.timedelta(hours=self.policy.workload_window_h))
-            equipment = sql.equipment(conn, (*RESPONDER_KINDS, "hydrant"))
-            categories = sql.category_skills(conn)
-            sa.rollback()
+        with self._conn() as conn:
+            nodes, edges = roads_sql.road_graph(conn)
+            teams = teams_sql.teams_for_dispatch(conn, now - dt.timedelta(hours=self.policy.workload_window_h))
+            equipment = registry_sql.equipment_of_kinds(conn, (*RESPONDER_KINDS, "hydrant"))
+            categories = events_sql.category_skills(conn)
+            conn.rollback()
         if nodes.empty or edges.empty:
             raise NotFound("the road network is empty", field="road_edges",
                            fix="load road_nodes and road_edges (gridmap sample load, or gridmap load)")
         t = transformer("EPSG:4326", MEASURE_CRS)
         nx_, ny_ = t.transform(nodes.lon.to_numpy(), nodes.lat.to_numpy())
-        geoms = to_measure_crs(shapely.from_wkb(edges.wkb.to_numpy()))
+        geoms = to_measure_crs(edges.geometry.to_numpy())
         graph = RoadGraph.from_arrays(nodes.id, np.column_stack([nx_, ny_]), edges.source, edges.target,
                                       edges.length_m, edges.travel_time_s, geoms, edges.id)
         skills = sorted({*ALL_SKILLS, *(s for v in categories.values() for s in v),
@@ -265,9 +267,8 @@ class Dispatcher:
         if len(latest) < len(codes):
             sel = sorted(latest.values())
             codes, lon, lat, at = [codes[j] for j in sel], lon[sel], lat[sel], [at[j] for j in sel]
-        with self.engine.begin() as sa:  # one statement; an unknown code rolls the whole batch back
-            conn = driver_connection(sa)
-            saved, unknown = sql.save_positions(conn, codes, lon, lat, at)
+        with self.engine.begin() as conn:  # one statement; an unknown code rolls the whole batch back
+            saved, unknown = teams_sql.save_positions(conn, codes, lon, lat, at)
             if unknown:
                 raise NotFound(f"unknown team(s) {', '.join(sorted(set(unknown)))}", field="team",
                                fix="check the codes")
@@ -283,9 +284,10 @@ class Dispatcher:
 
     def set_team_status(self, code: str, status: str) -> None:
         with self.engine.begin() as sa:
-            if code not in sql.known_teams(driver_connection(sa), [code]):
+            team = teams_sql.team(sa, code)
+            if team is None:
                 raise NotFound(f"unknown team {code!r}", field="team", fix="check the code")
-            sql.set_team_status(driver_connection(sa), code, status)
+            teams_sql.set_team_status(sa, team["id"], status)
         with self._lock:
             assert self.teams is not None, _NOT_BUILT
             self.teams.set_team(code, status=status)
@@ -385,15 +387,14 @@ class Dispatcher:
         """
         now = _now(now)
         assert self.teams is not None, _NOT_BUILT
-        with self.engine.begin() as sa:
-            conn = driver_connection(sa)
-            row = sql.event_for_dispatch(conn, event_id)
+        with self.engine.begin() as conn:
+            row = events_sql.event_for_dispatch(conn, event_id)
             if row is None:
                 raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
             _, lon, lat, category, severity, grid, status = row
             if status in ("resolved", "closed"):
                 raise Conflict(f"event {event_id} is {status}", field="event_id", fix="reopen it first")
-            current, exclude = sql.dispatch_state(conn, event_id)  # active assignment, declined teams
+            current, exclude = assignments_sql.dispatch_state(conn, event_id)  # active assignment, declined teams
             if current is not None:
                 return DispatchResult(event_id, current[0], current[1], False, None,
                                       f"event {event_id} is already {current[2]} by team {current[1]}")
@@ -407,10 +408,10 @@ class Dispatcher:
                                                for p in rec.passed_over],
                                "alternatives": [p["team"] for p in rec.picked if p["team"] != cand["team"]]}
                 try:  # claim the team, insert the offer, mark the event dispatched: one statement
-                    aid = sql.offer(conn, team=cand["team"], event_id=event_id, rank=cand["rank"],
-                                    eta_s=cand["eta_s"], distance_m=cand["distance_m"], method=cand["method"],
-                                    explanation=explanation, route=cand["route"],
-                                    respond_by=now + dt.timedelta(seconds=self.policy.offer_timeout_s), now=now)
+                    aid = assignments_sql.offer(conn, team=cand["team"], event_id=event_id, rank=cand["rank"],
+                                                eta_s=cand["eta_s"], distance_m=cand["distance_m"], method=cand["method"],
+                                                explanation=explanation, route=cand["route"],
+                                                respond_by=now + dt.timedelta(seconds=self.policy.offer_timeout_s), now=now)
                 except psycopg.errors.UniqueViolation:
                     raise Conflict(f"event {event_id} was dispatched concurrently", field="event_id",
                                    fix="read its assignment") from None
@@ -433,22 +434,21 @@ class Dispatcher:
     def respond(self, assignment_id: int, *, accept: bool, now: dt.datetime | None = None) -> DispatchResult:
         """The team accepts or declines an offer. A decline frees the team and re-dispatches the event."""
         now = _now(now)
-        with self.engine.begin() as sa:
-            conn = driver_connection(sa)
-            row = sql.assignment(conn, assignment_id)
+        with self.engine.begin() as conn:
+            row = assignments_sql.assignment(conn, assignment_id, lock=True)
             if row is None:
                 raise NotFound(f"no assignment {assignment_id}", field="assignment_id", fix="check the id")
-            _, event_id, team, status, respond_by = row
+            event_id, team, status = row["event_id"], row["team_code"], row["status"]
             if status != "offered":
                 raise Conflict(f"assignment {assignment_id} is {status}, not offered", field="assignment_id",
                                fix="only an open offer can be accepted or declined")
             if accept:
-                sql.close_assignment(conn, assignment_id, "accepted", now)
-                sql.set_event_status(conn, event_id, "accepted", at=now)
+                assignments_sql.close_assignment(conn, assignment_id, "accepted", now)
+                events_sql.set_status(conn, event_id, "accepted", at=now)
                 return DispatchResult(event_id, assignment_id, team, False, None, f"{team} accepted event {event_id}")
-            sql.close_assignment(conn, assignment_id, "declined", now)
-            sql.set_team_status(conn, team, "available")
-            sql.set_event_status(conn, event_id, "reported", at=now)
+            assignments_sql.close_assignment(conn, assignment_id, "declined", now)
+            teams_sql.set_team_status(conn, row["team_id"], "available")
+            events_sql.set_status(conn, event_id, "reported", at=now)
         with self._lock:
             assert self.teams is not None, _NOT_BUILT
             self.teams.set_team(team, status="available")
@@ -459,15 +459,14 @@ class Dispatcher:
         team, re-dispatch each event."""
         now = _now(now)
         events = []
-        with self.engine.begin() as sa:
-            conn = driver_connection(sa)
-            for aid in sql.overdue_offers(conn, now, street):
-                row = sql.assignment(conn, aid)
+        with self.engine.begin() as conn:
+            for aid in assignments_sql.overdue_offers(conn, now, street):
+                row = assignments_sql.assignment(conn, aid, lock=True)
                 assert row is not None  # overdue_offers() has just found and locked it
-                _, event_id, team, _, _ = row
-                sql.close_assignment(conn, aid, "timeout", now)
-                sql.set_team_status(conn, team, "available")
-                sql.set_event_status(conn, event_id, "reported", at=now)
+                event_id, team = row["event_id"], row["team_code"]
+                assignments_sql.close_assignment(conn, aid, "timeout", now)
+                teams_sql.set_team_status(conn, row["team_id"], "available")
+                events_sql.set_status(conn, event_id, "reported", at=now)
                 events.append((event_id, team))
         with self._lock:
             assert self.teams is not None, _NOT_BUILT

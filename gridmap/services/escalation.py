@@ -26,7 +26,8 @@ from gridmap.core.lifecycle import is_open
 from gridmap.errors import Conflict, GridmapError, InvalidInput, NotFound
 from gridmap.services import rungs
 from gridmap.services.auth import Principal
-from gridmap.storage import events_sql as sql
+from gridmap.storage import escalation as escalation_sql
+from gridmap.storage import events as events_sql
 
 if TYPE_CHECKING:
     from gridmap.services.dispatch import Dispatcher
@@ -38,7 +39,7 @@ LADDER_OPTIONAL = ("unit",)
 
 def due_for(conn: Connection, category: str, rung_no: int, start: dt.datetime) -> dt.datetime | None:
     """When an event on ``rung_no`` of ``category``'s ladder becomes overdue (None: no ladder)."""
-    r = sql.rung(conn, category, rung_no)
+    r = escalation_sql.rung(conn, category, rung_no)
     return None if r is None else start + dt.timedelta(minutes=r["time_limit_min"])
 
 
@@ -52,21 +53,21 @@ def escalate_in(conn: Connection, ev: RowMapping, *, at: dt.datetime, actor: str
     found = rungs.next_rung(conn, ev, 1)
     nxt, unit = found if found is not None else (None, None)
     if nxt is None:
-        top = sql.rung(conn, ev["category"], ev["escalation_rung"])
+        top = escalation_sql.rung(conn, ev["category"], ev["escalation_rung"])
         where = f"the top rung ({top['name']})" if top else "a category without a ladder"
         raise Conflict(f"event {ev['code']} is already at {where} of the {ev['category']} ladder", field="event_id",
                        fix="settle it at this rung, or add a rung to data/escalation_ladders.csv "
                            "(gridmap ladders load)")
     due = at + dt.timedelta(minutes=nxt["time_limit_min"])
-    sql.set_rung(conn, ev["id"], nxt["rung"], at, due)
+    escalation_sql.set_rung(conn, ev["id"], nxt["rung"], at, due)
     rungs.enter_rung(conn, ev, nxt, unit, at=at, entered_how="escalated", by=actor, due_at=due,
                      left_how="auto_escalated" if action == "auto_escalate" else "escalated")
     detail = {"from_rung": ev["escalation_rung"], "to_rung": nxt["rung"], "level": nxt["level"],
               "handler": nxt["name"], "handler_zh": nxt["name_zh"], "due_at": due.isoformat(),
               "was_due_at": ev["due_at"].isoformat() if ev["due_at"] else None, "unit": unit}
-    sql.insert_transition(conn, event_id=ev["id"], at=at, action=action, from_status=ev["status"],
-                          to_status=ev["status"], rung=nxt["rung"], actor=actor, role=role, note=note, lon=lon,
-                          lat=lat, detail=detail)
+    events_sql.insert_transition(conn, event_id=ev["id"], at=at, action=action, from_status=ev["status"],
+                                 to_status=ev["status"], rung=nxt["rung"], actor=actor, role=role, note=note, lon=lon,
+                                 lat=lat, detail=detail)
     return detail
 
 
@@ -81,10 +82,10 @@ class EscalationService:
     def ladders(self, session: Session, category: str | None = None) -> list[dict]:
         with session.begin():
             conn = session.connection()
-            if category is not None and sql.category(conn, category) is None:
+            if category is not None and events_sql.category(conn, category) is None:
                 raise InvalidInput(f"unknown category {category!r}", field="category",
-                                   fix=f"use one of {', '.join(sql.category_codes(conn))}")
-            return [dict(r) for r in sql.ladders(conn, category)]
+                                   fix=f"use one of {', '.join(events_sql.category_codes(conn))}")
+            return [dict(r) for r in escalation_sql.ladders(conn, category)]
 
     def escalate(self, session: Session, p: Principal, event_id: int, note: str | None) -> dict:
         """An operator moves an event one rung up its ladder."""
@@ -92,7 +93,7 @@ class EscalationService:
         now = self.clock()
         with session.begin():
             conn = session.connection()
-            ev = sql.event(conn, event_id, lock=True)
+            ev = events_sql.event(conn, event_id, lock=True)
             if ev is None:
                 raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
             p.check_street(ev["street_code"], f"event {ev['code']}", ev["community_code"])
@@ -119,7 +120,7 @@ class EscalationService:
         offered: list[dict] = []
         if self.dispatcher is not None:  # events left waiting when no team was free: try them again
             with Session(self.engine) as session, session.begin():
-                waiting = sql.waiting_events(session.connection(), limit, street)
+                waiting = escalation_sql.waiting_events(session.connection(), limit, street)
             for eid in waiting:
                 try:
                     r = self.dispatcher.dispatch(eid, now=now)
@@ -130,9 +131,9 @@ class EscalationService:
         escalated = []
         with Session(self.engine) as session, session.begin():
             conn = session.connection()
-            sql.set_actor(conn, actor="system", role=None, at=now)
-            for eid in sql.overdue_to_escalate(conn, now, limit, street):
-                ev = sql.event(conn, eid)
+            events_sql.set_actor(conn, actor="system", role=None, at=now)
+            for eid in escalation_sql.overdue_to_escalate(conn, now, limit, street):
+                ev = events_sql.event(conn, eid)
                 assert ev is not None  # overdue_to_escalate() has just listed it; events are never deleted
                 try:
                     d = escalate_in(conn, ev, at=now, actor="system", role=None, action="auto_escalate",
@@ -140,7 +141,7 @@ class EscalationService:
                 except GridmapError:  # a concurrent change made it ineligible: the next sweep sees it again
                     continue
                 escalated.append({"event_id": eid, "code": ev["code"], **d})
-            overdue = sql.overdue_count(conn, now, street)
+            overdue = escalation_sql.overdue_count(conn, now, street)
         return {"at": now, "timeouts": timeouts, "offered": offered, "escalated": escalated, "overdue": overdue}
 
 
@@ -190,5 +191,5 @@ def load_ladders(engine: Engine, path: str | Path) -> int:
     """Replace every ladder with the CSV's (all or nothing); returns the number of rungs."""
     with Session(engine) as session, session.begin():
         conn = session.connection()
-        rows = read_ladders(path, set(sql.category_codes(conn)))
-        return sql.replace_ladders(conn, rows)
+        rows = read_ladders(path, set(events_sql.category_codes(conn)))
+        return escalation_sql.replace_ladders(conn, rows)

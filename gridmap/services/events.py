@@ -4,7 +4,7 @@ Intake (:meth:`EventService.intake`) writes the event, its reporter (personal da
 audit row in ONE transaction and returns only after the commit; the same (channel, external id) again
 returns the same event. Dispatch to the nearest team runs after that commit, through the
 :class:`~gridmap.services.dispatch.Dispatcher`. Every status change writes an audit row in the same
-transaction (a trigger on ``events`` reads who/why/where from :func:`events_sql.set_actor`).
+transaction (a trigger on ``events`` reads who/why/where from :func:`gridmap.storage.events.set_actor`).
 
 Free text (titles, descriptions, addresses, notes in the audit trail) is shown as typed only to roles with
 the right to personal data (operators, admins); every other reader gets it through
@@ -42,8 +42,11 @@ from gridmap.services import rungs
 from gridmap.services import scopes as scope_rules
 from gridmap.services.auth import Principal
 from gridmap.services.escalation import due_for, escalate_in
-from gridmap.storage import events_sql as sql
-from gridmap.storage import queries
+from gridmap.storage import assignments as assignments_sql
+from gridmap.storage import events as events_sql
+from gridmap.storage import people as people_sql
+from gridmap.storage import registry as registry_sql
+from gridmap.storage import teams as teams_sql
 from gridmap.storage import units as units_sql
 from gridmap.storage.db import open_pool
 
@@ -207,7 +210,7 @@ class EventService:
         """Start-up work that would otherwise land on the first requests: open the connection pool (and plan
         the intake and dispatch statements on each connection) and load the dispatcher's compiled search
         kernels. The app's lifespan calls it before the server answers."""
-        open_pool(self.engine, warm=sql.warm)
+        open_pool(self.engine, warm=events_sql.warm)
         d = self.dispatcher
         if d is not None and d.graph is not None and len(d.graph.node_xy):
             x, y = d.graph.node_xy[0]  # one ranking of the teams and of the fire equipment
@@ -247,9 +250,9 @@ class EventService:
         with session.begin():  # round trips: context (+ near-duplicate locks), insert (+ reporter, trail), commit
             conn = session.connection()
             loc = self._locate(conn, report)
-            ctx = sql.intake_context(conn, channel=report.channel, external_id=report.external_id,
-                                     category=report.category, lon=loc["lon"], lat=loc["lat"], at=at,
-                                     dedup_radius_m=self.policy.dedup_radius_m)
+            ctx = events_sql.intake_context(conn, channel=report.channel, external_id=report.external_id,
+                                            category=report.category, lon=loc["lon"], lat=loc["lat"], at=at,
+                                            dedup_radius_m=self.policy.dedup_radius_m)
             if p.role == "operator" and ctx["street_code"] is not None and \
                     not p.covers(ctx["street_code"], ctx["community_code"]):
                 where = p.scope.describe() if p.scope is not None else "your area"
@@ -261,7 +264,7 @@ class EventService:
                 return self._replay(conn, p, ctx, fingerprint, report, now)
             if ctx["category"] is None:
                 raise InvalidInput(f"unknown category {report.category!r}", field="category",
-                                   fix=f"use one of {', '.join(sql.category_codes(conn))}")
+                                   fix=f"use one of {', '.join(events_sql.category_codes(conn))}")
             if ctx["grid_area_id"] is None:
                 raise InvalidInput(f"({loc['lon']:.6f}, {loc['lat']:.6f}) falls in no grid of the managed area "
                                    f"valid at {at.isoformat()}", field="location",
@@ -279,13 +282,13 @@ class EventService:
                 "reporter_name": report.reporter_name, "reporter_phone": report.reporter_phone,
                 "actor": p.username, "role": p.role, "auto_dispatch": report.dispatch,
             }
-            row = sql.insert_reported(conn, values, radius_m=self.policy.dedup_radius_m,
-                                      window=self.policy.dedup_window)
+            row = events_sql.insert_reported(conn, values, radius_m=self.policy.dedup_radius_m,
+                                             window=self.policy.dedup_window)
             if row is None:
                 raise _Raced
             if report.answered is not None:  # answered on the spot: closed now, never dispatched
-                sql.set_actor(conn, actor=p.username, role=p.role, action="answer_on_the_spot", note=report.answered,
-                              at=now)
+                events_sql.set_actor(conn, actor=p.username, role=p.role, action="answer_on_the_spot", note=report.answered,
+                                     at=now)
                 units_sql.settle_event(conn, row["id"], now, "answered_on_the_spot")
             elif row["dup_id"] is None and (ctx["unit_kind"] or ctx["unit_code"]):
                 rungs.enter_first_rung(conn, row["id"], ctx, at=at, due_at=due)
@@ -297,7 +300,7 @@ class EventService:
         if report.answered is not None:
             with session.begin():
                 conn = session.connection()
-                return IntakeResult(self._event_out(conn, p, _exists(sql.event(conn, row["id"])), self.clock()), True, None,
+                return IntakeResult(self._event_out(conn, p, _exists(events_sql.event(conn, row["id"])), self.clock()), True, None,
                                     duplicate, ["answered on the spot: closed without dispatch"])
         dispatch, at_dispatch = None, self.clock()
         if report.dispatch and duplicate is None:
@@ -322,7 +325,7 @@ class EventService:
             raise Conflict(f"external_id {report.external_id!r} of channel {report.channel} was used for a different "
                            "report", field="external_id",
                            fix="retry with exactly the same body, or give the new report its own external_id")
-        return IntakeResult(self._event_out(conn, p, _exists(sql.event(conn, existing["existing_id"])), now), False)
+        return IntakeResult(self._event_out(conn, p, _exists(events_sql.event(conn, existing["existing_id"])), now), False)
 
     def _locate(self, conn: Connection, report: Report) -> dict:
         loc = report.location
@@ -332,7 +335,7 @@ class EventService:
             raise InvalidInput("a QR-code report needs the scanned place code", field="location.place_code",
                                fix="send the code printed on the place's 余安码 (a business or building code)")
         if loc.place_code:
-            place = sql.place_location(conn, loc.place_code)
+            place = registry_sql.place_location(conn, loc.place_code)
             if place is None:
                 raise NotFound(f"no place with code {loc.place_code!r}", field="location.place_code",
                                fix="scan the code again; it is a business (S…) or building (B…) code")
@@ -340,8 +343,8 @@ class EventService:
                     "building_code": place["building_code"], "address": place["address"],
                     "place_code": place["code"], "source": "place"}
         if loc.building_code or loc.address:
-            b = sql.building_location(conn, code=loc.building_code) if loc.building_code else \
-                sql.building_location(conn, address=loc.address)
+            b = registry_sql.building_location(conn, code=loc.building_code) if loc.building_code else \
+                registry_sql.building_location(conn, address=loc.address)
             if b is None:
                 what = f"building {loc.building_code!r}" if loc.building_code else f"address {loc.address!r}"
                 raise NotFound(f"no {what}", field=f"location.{given[0]}",
@@ -404,7 +407,7 @@ class EventService:
 
     # -- reading ----------------------------------------------------------------------------------------
     def _read(self, conn: Connection, p: Principal, event_id: int, *, lock: bool = False) -> RowMapping:
-        ev = sql.event(conn, event_id, lock=lock)
+        ev = events_sql.event(conn, event_id, lock=lock)
         if ev is None:
             raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
         if p.role == "admin":
@@ -414,7 +417,7 @@ class EventService:
             return ev
         if p.is_team:
             assert p.team_id is not None  # a team role always has its team (AuthService._principal)
-            if ev["grid_code"] in p.grids or sql.team_ever_assigned(conn, ev["id"], p.team_id):
+            if ev["grid_code"] in p.grids or assignments_sql.team_ever_assigned(conn, ev["id"], p.team_id):
                 return ev
             raise Forbidden(f"event {ev['code']} is neither in your grid nor assigned to your team", field="event_id",
                             fix="you see the events of your own grid(s) and your team's assignments")
@@ -428,11 +431,11 @@ class EventService:
             ev = self._read(conn, p, event_id)
             rep = None
             if p.sees_personal_data:
-                r = sql.reporter(conn, event_id)
+                r = events_sql.reporter(conn, event_id)
                 if r is not None:
                     rep = {"name": r["name"], "phone": r["phone"]}
-                    queries.log_pii_access(conn, p.username, purpose or "event handling", "event_reporters", 1,
-                                           {"event_id": event_id, "role": p.role})
+                    people_sql.log_pii_access(conn, p.username, purpose or "event handling", "event_reporters", 1,
+                                              {"event_id": event_id, "role": p.role})
             return self._event_out(conn, p, ev, self.clock(), reporter=rep)
 
     def list(self, session: Session, p: Principal, *, status: Sequence[str] | None = None, category: str | None = None,
@@ -464,9 +467,9 @@ class EventService:
             params["area"] = area
         now = self.clock()
         if overdue is not None:
-            cond = f"e.due_at < :now AND e.status IN {OPEN_EVENT_STATUSES} AND e.duplicate_of IS NULL"
+            cond = "e.due_at < :now AND e.status = ANY(:open_statuses) AND e.duplicate_of IS NULL"
             where.append(cond if overdue else f"NOT ({cond}) OR e.due_at IS NULL")
-            params["now"] = now
+            params.update(now=now, open_statuses=list(OPEN_EVENT_STATUSES))
         if since is not None:
             where.append("e.reported_at >= :since")
             params["since"] = since
@@ -475,7 +478,7 @@ class EventService:
             params["until"] = until
         with session.begin():
             conn = session.connection()
-            rows = sql.events(conn, where=where, params=params, limit=limit, offset=offset)
+            rows = events_sql.events(conn, where=where, params=params, limit=limit, offset=offset)
             names = self._names(conn, p, [r["id"] for r in rows])
         return [event_out(r, now, clear_text=names is None, names=_known(names, r["id"])) for r in rows]
 
@@ -484,7 +487,7 @@ class EventService:
         with session.begin():
             conn = session.connection()
             self._read(conn, p, event_id)
-            rows = [dict(r) for r in sql.transitions(conn, event_id)]
+            rows = [dict(r) for r in events_sql.transitions(conn, event_id)]
             names = self._names(conn, p, [event_id])
         if names is not None:
             for r in rows:
@@ -505,32 +508,32 @@ class EventService:
                 raise Conflict(f"event {ev['code']} is a near-duplicate of {ev['duplicate_of_code']}", field="event_id",
                                fix=f"act on {ev['duplicate_of_code']}; duplicates close with it")
             new = next_status(ev["status"], action)
-            sql.set_actor(conn, actor=p.username, role=p.role, action=action, note=note, lon=lon, lat=lat, at=now)
-            active = sql.active_assignment(conn, event_id)
+            events_sql.set_actor(conn, actor=p.username, role=p.role, action=action, note=note, lon=lon, lat=lat, at=now)
+            active = assignments_sql.active_assignment(conn, event_id)
             team_status = None
             if action == "accept" and active is not None and active["status"] == "offered":
-                sql.close_assignment(conn, active["id"], "accepted", now)
+                assignments_sql.close_assignment(conn, active["id"], "accepted", now)
             elif action == "arrive" and active is not None:
                 team_status = "on_site"
             elif action == "resolve" and active is not None:
-                sql.close_assignment(conn, active["id"], "completed", now)
+                assignments_sql.close_assignment(conn, active["id"], "completed", now)
                 team_status = "available"
             if team_status and active is not None:  # (a team status comes only with an active assignment)
-                sql.set_team_status(conn, active["team_id"], team_status)
+                teams_sql.set_team_status(conn, active["team_id"], team_status)
             if action == "reopen":
-                sql.reopen(conn, event_id, now, due_for(conn, ev["category"], ev["escalation_rung"], now))
+                events_sql.reopen(conn, event_id, now, due_for(conn, ev["category"], ev["escalation_rung"], now))
                 redispatch = True
             else:
-                sql.set_status(conn, event_id, new, now)
+                events_sql.set_status(conn, event_id, new, now)
             if action == "close":
-                sql.set_action(conn, "close_with_master")
-                sql.close_duplicates(conn, event_id, now)
+                events_sql.set_action(conn, "close_with_master")
+                events_sql.close_duplicates(conn, event_id, now)
         if team_status and active is not None:
             self._cache_team(active["team_code"], team_status)
         out = {"event": None, "dispatch": self._dispatch(event_id) if redispatch else None}
         with session.begin():
             conn = session.connection()
-            out["event"] = self._event_out(conn, p, _exists(sql.event(conn, event_id)), self.clock())
+            out["event"] = self._event_out(conn, p, _exists(events_sql.event(conn, event_id)), self.clock())
         return out
 
     def respond(self, session: Session, p: Principal, assignment_id: int, action: str, *, note: str | None = None,
@@ -545,7 +548,7 @@ class EventService:
         team_status = None
         with session.begin():
             conn = session.connection()
-            a = sql.assignment(conn, assignment_id, lock=True)
+            a = assignments_sql.assignment(conn, assignment_id, lock=True)
             if a is None:
                 raise NotFound(f"no assignment {assignment_id}", field="assignment_id", fix="check the id")
             if p.is_team:
@@ -553,12 +556,12 @@ class EventService:
                     raise Forbidden(f"assignment {assignment_id} belongs to another team", field="assignment_id",
                                     fix="answer only your own team's assignments (GET /v1/me/assignments)")
             elif p.role in ("admin", "operator"):
-                ev0 = _exists(sql.event(conn, a["event_id"]))
+                ev0 = _exists(events_sql.event(conn, a["event_id"]))
                 p.check_street(ev0["street_code"], f"assignment {assignment_id}", ev0["community_code"])
             else:
                 raise Forbidden(f"role {p.role!r} does not answer assignments", field="role",
                                 fix="the team's grid worker or volunteer answers it")
-            ev = _exists(sql.event(conn, a["event_id"], lock=True))
+            ev = _exists(events_sql.event(conn, a["event_id"], lock=True))
             want = {"accept": ("offered",), "decline": ("offered",), "arrive": ("accepted",),
                     "resolve": ("accepted",), "hand_up": ("offered", "accepted")}[action]
             if a["status"] not in want:
@@ -567,37 +570,37 @@ class EventService:
             if a["status"] == "offered" and a["respond_by"] is not None and a["respond_by"] < now:
                 raise Conflict(f"the offer of assignment {assignment_id} expired at {a['respond_by'].isoformat()}",
                                field="assignment_id", fix="the event goes to the next team; wait for a new offer")
-            sql.set_actor(conn, actor=p.username, role=p.role, action=action, note=note, lon=lon, lat=lat, at=now)
+            events_sql.set_actor(conn, actor=p.username, role=p.role, action=action, note=note, lon=lon, lat=lat, at=now)
             if within is not None:
                 within(conn, a)
             if action == "hand_up":
-                sql.close_assignment(conn, assignment_id, "cancelled", now)
-                sql.set_team_status(conn, a["team_id"], "available")
+                assignments_sql.close_assignment(conn, assignment_id, "cancelled", now)
+                teams_sql.set_team_status(conn, a["team_id"], "available")
                 team_status = "available"
                 escalate_in(conn, ev, at=now, actor=p.username, role=p.role, action="hand_up", note=note, lon=lon,
                             lat=lat)
             else:
                 new = next_status(ev["status"], action)
                 if action == "accept":
-                    sql.close_assignment(conn, assignment_id, "accepted", now)
+                    assignments_sql.close_assignment(conn, assignment_id, "accepted", now)
                 elif action == "decline":
-                    sql.close_assignment(conn, assignment_id, "declined", now)
+                    assignments_sql.close_assignment(conn, assignment_id, "declined", now)
                     team_status = "available"
                 elif action == "arrive":
                     team_status = "on_site"
                 elif action == "resolve":
-                    sql.close_assignment(conn, assignment_id, "completed", now)
+                    assignments_sql.close_assignment(conn, assignment_id, "completed", now)
                     team_status = "available"
                 if team_status:
-                    sql.set_team_status(conn, a["team_id"], team_status)
-                sql.set_status(conn, ev["id"], new, now)
+                    teams_sql.set_team_status(conn, a["team_id"], team_status)
+                events_sql.set_status(conn, ev["id"], new, now)
         if team_status:
             self._cache_team(a["team_code"], team_status)
         redispatch = self._dispatch(a["event_id"]) if action == "decline" else None
         with session.begin():
             conn = session.connection()
-            return {"assignment": self._assignment_out(conn, p, _exists(sql.assignment(conn, assignment_id))),
-                    "event": self._event_out(conn, p, _exists(sql.event(conn, a["event_id"])), self.clock()),
+            return {"assignment": self._assignment_out(conn, p, _exists(assignments_sql.assignment(conn, assignment_id))),
+                    "event": self._event_out(conn, p, _exists(events_sql.event(conn, a["event_id"])), self.clock()),
                     "dispatch": redispatch}
 
     def reopen_for_reporter(self, session: Session, event_id: int, *, actor: str, note: str | None = None,
@@ -607,17 +610,17 @@ class EventService:
         now = self.clock()
         with session.begin():
             conn = session.connection()
-            ev = sql.event(conn, event_id, lock=True)
+            ev = events_sql.event(conn, event_id, lock=True)
             if ev is None:
                 raise NotFound(f"no event {event_id}", field="event_id", fix="check the link")
             if ev["duplicate_of"] is not None or ev["status"] not in ("resolved", "closed"):
                 raise Conflict(f"event {ev['code']} is {ev['status']}: only a resolved event can be reopened",
                                field="status", fix="wait until it is marked resolved")
             next_status(ev["status"], "reopen")
-            sql.set_actor(conn, actor=actor, role="resident", action="reopen", note=note, at=now)
+            events_sql.set_actor(conn, actor=actor, role="resident", action="reopen", note=note, at=now)
             if within is not None:
                 within(conn)
-            sql.reopen(conn, event_id, now, due_for(conn, ev["category"], ev["escalation_rung"], now))
+            events_sql.reopen(conn, event_id, now, due_for(conn, ev["category"], ev["escalation_rung"], now))
         return {"dispatch": self._dispatch(event_id)}
 
     def _cache_team(self, code: str, status: str) -> None:
@@ -636,14 +639,14 @@ class EventService:
                                                                  "cancelled", "completed")
         with session.begin():
             conn = session.connection()
-            rows = sql.team_assignments(conn, p.team_id, statuses, limit)
+            rows = assignments_sql.team_assignments(conn, p.team_id, statuses, limit)
             names = self._names(conn, p, [r["event_id"] for r in rows])
         return [assignment_out(r, clear_text=names is None, names=_known(names, r["event_id"])) for r in rows]
 
     def assignment(self, session: Session, p: Principal, assignment_id: int) -> dict:
         with session.begin():
             conn = session.connection()
-            a = sql.assignment(conn, assignment_id)
+            a = assignments_sql.assignment(conn, assignment_id)
             # (the reporter's name, to blank it in the text: read in the same round trip, shown to nobody)
             names = self._names(conn, p, [a["event_id"]]) if a is not None else None
         if a is None:
@@ -657,7 +660,7 @@ class EventService:
                             else "use /v1/metrics")
         if p.role == "operator":
             with session.begin():
-                ev = _exists(sql.event(session.connection(), a["event_id"]))
+                ev = _exists(events_sql.event(session.connection(), a["event_id"]))
             p.check_street(ev["street_code"], f"assignment {assignment_id}", ev["community_code"])
         return assignment_out(a, clear_text=names is None, names=_known(names, a["event_id"]))
 
@@ -666,7 +669,7 @@ class EventService:
     def _names(conn: Connection, p: Principal, event_ids: Sequence[int]) -> dict[int, str] | None:
         """None for a reader with the right to personal data (free text shown as typed); for anyone else the
         reporters' names of these events, to blank them in the redacted text."""
-        return None if p.sees_personal_data else sql.reporter_names(conn, event_ids)
+        return None if p.sees_personal_data else events_sql.reporter_names(conn, event_ids)
 
     def _event_out(self, conn: Connection, p: Principal, row: RowMapping, now: dt.datetime, *,
                    reporter: dict | None = None) -> dict:

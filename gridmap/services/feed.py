@@ -27,7 +27,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from gridmap.services.events import set_cached_team_position, set_cached_team_status
-from gridmap.storage import events_sql as sql
+from gridmap.storage import notify as notify_sql
+from gridmap.storage import teams as teams_sql
 from gridmap.storage.db import libpq_url
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class FeedHub:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                for msg in sql.notifications(self.url, CHANNEL, self._stop, poll_s=0.2, on_listen=self._ready.set):
+                for msg in notify_sql.notifications(self.url, CHANNEL, self._stop, poll_s=0.2, on_listen=self._ready.set):
                     self._handle(msg)
             except Exception:  # noqa: BLE001 - the database went away: retry, never kill the API
                 log.exception("live feed listener lost its connection; reconnecting")
@@ -105,7 +106,7 @@ class FeedHub:
         if self.engine is None:
             return str(msg["status"])
         with Session(self.engine) as session, session.begin():
-            row = sql.team(session.connection(), msg["team"])
+            row = teams_sql.team(session.connection(), msg["team"])
         return str(row["status"] if row is not None else msg["status"])
 
     def subscribe(self, team_id: int | str) -> asyncio.Queue:

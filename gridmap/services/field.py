@@ -26,7 +26,11 @@ from gridmap.services.auth import AuthService, Client, Principal
 from gridmap.services.events import EventService
 from gridmap.services.idempotency import Answer, Idempotency, Mark
 from gridmap.services.photos import PhotoService
-from gridmap.storage import fieldmap as sql
+from gridmap.storage import areas as areas_sql
+from gridmap.storage import escalation as escalation_sql
+from gridmap.storage import events as events_sql
+from gridmap.storage import roads as roads_sql
+from gridmap.storage import teams as teams_sql
 
 #: what the app says about positions, on screen and in its context
 BACKGROUND_NOTICE = ("网页应用无法在后台上报位置：锁屏或切换应用后位置共享会暂停。 A web app cannot report its position in "
@@ -69,14 +73,14 @@ class FieldService:
     # -- what the app starts with ----------------------------------------------------------------------
     def _street_of(self, conn: Connection, p: Principal) -> str:
         if p.is_team:
-            team = sql.team_row(conn, p.team_id) if p.team_id is not None else None
-            street = sql.street_of_grid(conn, team["home_grid_code"] if team else None)
+            team = teams_sql.team_row(conn, p.team_id) if p.team_id is not None else None
+            street = areas_sql.street_of_grid(conn, team["home_grid_code"] if team else None)
             if street is None and p.grids:
-                street = sql.street_of_grid(conn, p.grids[0])
+                street = areas_sql.street_of_grid(conn, p.grids[0])
         elif p.role == "operator":  # a preview of their street's (a community's street, a district's first)
-            street = sql.street_of_area(conn, p.area)
+            street = areas_sql.street_of_area(conn, p.area)
         elif p.role == "admin":
-            street = next(iter(sql.streets(conn)), None)
+            street = next(iter(areas_sql.streets(conn)), None)
         else:
             raise Forbidden(f"role {p.role!r} has no field map", field="role",
                             fix="the field app is for grid workers and volunteers")
@@ -89,10 +93,10 @@ class FieldService:
         with session.begin():
             conn = session.connection()
             street = self._street_of(conn, p)
-            team = sql.team_row(conn, p.team_id) if p.team_id is not None else None
-            cats = sql.categories(conn)
-            ladders = sql.ladders(conn)
-            extent = sql.street_extent(conn, street)
+            team = teams_sql.team_row(conn, p.team_id) if p.team_id is not None else None
+            cats = events_sql.categories(conn)
+            ladders = escalation_sql.ladders(conn)
+            extent = areas_sql.street_extent(conn, street)
         md = self.map_data(p, street=street)
         ladder: dict[str, list[dict[str, Any]]] = {}
         for r in ladders:
@@ -118,7 +122,7 @@ class FieldService:
             if md is not None and time.monotonic() - md.built < MAP_TTL_S:
                 return md
         with Session(self.engine) as s, s.begin():
-            text = sql.map_geojson(s.connection(), street)
+            text = roads_sql.street_map_geojson(s.connection(), street)
         raw = text.encode()
         md = MapData(street, hashlib.sha256(raw).hexdigest()[:16], raw, gzip.compress(raw, 6), time.monotonic())
         with self._lock:

@@ -23,8 +23,9 @@ from gridmap.errors import Forbidden, InvalidInput, NotFound
 from gridmap.services import scopes as scope_rules
 from gridmap.services.auth import Principal
 from gridmap.services.metrics import check_window
-from gridmap.storage import levels as sql
+from gridmap.storage import areas as areas_sql
 from gridmap.storage import mediation as mediation_sql
+from gridmap.storage import metrics as metrics_sql
 from gridmap.storage import scopes as scopes_sql
 from gridmap.storage import units as units_sql
 
@@ -52,12 +53,12 @@ class LevelsService:
             raise Forbidden(f"role {p.role!r} has no screen of the levels of command", field="role",
                             fix="unit members read their unit's inbox; teams their assignments")
         if area is None:
-            area = p.area if p.role == "operator" else scopes_sql.first_district(conn)
+            area = p.area if p.role == "operator" else areas_sql.first_district(conn)
             if area is None:
                 raise NotFound("no district with streets is loaded", field="area",
                                fix="load the registry (gridmap sample load)")
         scope_rules.require_area(conn, p, area)
-        level = scopes_sql.area_level(conn, area)
+        level = areas_sql.area_level(conn, area)
         if level not in OPERATOR_LEVELS:
             raise NotFound(f"no district, street or community {area!r}", field="area",
                            fix="give the code of a district, a street or a community")
@@ -81,11 +82,11 @@ class LevelsService:
         with session.begin():
             conn = session.connection()
             code, level = self._area(conn, p, area)
-            below = sql.BELOW[level]
-            kids = sql.children(conn, code, below)
-            figs = {r["code"]: r for r in sql.figures_by(conn, code, below, now=now, period_start=period,
-                                                         day_start=day)}
-            names = scopes_sql.area_names(conn, [code])
+            below = metrics_sql.BELOW[level]
+            kids = areas_sql.children(conn, code, below)
+            figs = {r["code"]: r for r in metrics_sql.figures_by(conn, code, below, now=now, period_start=period,
+                                                                 day_start=day)}
+            names = areas_sql.area_names(conn, [code])
         rows = []
         zero = {"open_events": 0, "overdue": 0, "reported_today": 0, "reported_period": 0, "closed_period": 0,
                 "response_p50_min": None}  # an area without events
@@ -118,10 +119,10 @@ class LevelsService:
         with session.begin():
             conn = session.connection()
             code, level = self._area(conn, p, area)
-            below = sql.BELOW[level]
-            counts = sql.month_counts(conn, code, below, start=first, end=now + dt.timedelta(seconds=1),
-                                      windows=windows, as_of=now, tz=TIME_ZONE)
-            kids = sql.children(conn, code, below)
+            below = metrics_sql.BELOW[level]
+            counts = metrics_sql.month_counts(conn, code, below, start=first, end=now + dt.timedelta(seconds=1),
+                                              windows=windows, as_of=now, tz=TIME_ZONE)
+            kids = areas_sql.children(conn, code, below)
         areas = pd.DataFrame({"code": [k["code"] for k in kids],
                               "population": [k["population"] or 0 for k in kids]})
         return counts, areas
@@ -133,16 +134,16 @@ class LevelsService:
         with session.begin():
             conn = session.connection()
             if area is None:
-                area = scopes_sql.first_district(conn)
+                area = areas_sql.first_district(conn)
                 if area is None:
                     return {"here": None, "parent": None, "children": []}
-            level = scopes_sql.area_level(conn, area)
-            info = scopes_sql.area_names(conn, [area]).get(area, {})
+            level = areas_sql.area_level(conn, area)
+            info = areas_sql.area_names(conn, [area]).get(area, {})
             parent = info.get("parent")
-            may_parent = parent is not None and scopes_sql.area_level(conn, parent) in OPERATOR_LEVELS and (
-                p.role in ("admin", "planner") or (p.area is not None and scopes_sql.area_within(conn, parent, p.area)))
-            kids = sql.children(conn, area, sql.BELOW[level]) if level in ("district", "street") else []
-            parent_info = scopes_sql.area_names(conn, [parent]).get(parent, {}) if may_parent and parent else {}
+            may_parent = parent is not None and areas_sql.area_level(conn, parent) in OPERATOR_LEVELS and (
+                p.role in ("admin", "planner") or (p.area is not None and areas_sql.area_within(conn, parent, p.area)))
+            kids = areas_sql.children(conn, area, metrics_sql.BELOW[level]) if level in ("district", "street") else []
+            parent_info = areas_sql.area_names(conn, [parent]).get(parent, {}) if may_parent and parent else {}
         return {"here": {"code": area, "level": level, "name": info.get("name"), "name_zh": info.get("name_zh")},
                 "parent": {"code": parent, "name_zh": parent_info.get("name_zh"), "name": parent_info.get("name"),
                            "level": parent_info.get("level")} if may_parent else None,
@@ -154,9 +155,9 @@ class LevelsService:
         """Calls and visits taken, answered on the spot, dispatched, escalated, open and closed, per channel
         (or street, community, category); operators: their area."""
         p.require("admin", "operator", "planner", what="read intake figures")
-        if group_by not in sql.INTAKE_GROUPS:
+        if group_by not in metrics_sql.INTAKE_GROUPS:
             raise InvalidInput(f"cannot group by {group_by!r}", field="group_by",
-                               fix=f"use one of {', '.join(sql.INTAKE_GROUPS)}")
+                               fix=f"use one of {', '.join(metrics_sql.INTAKE_GROUPS)}")
         unknown = [c for c in channels or () if c not in CHANNELS]
         if unknown:
             raise InvalidInput(f"unknown channel {unknown[0]!r}", field="channel", fix=f"use one of {', '.join(CHANNELS)}")
@@ -166,8 +167,8 @@ class LevelsService:
         check_window(start, end)
         area = (p.area or "-") if p.role == "operator" else None
         with session.begin():
-            rows = sql.intake_metrics(session.connection(), group_by=group_by, start=start, end=end,
-                                      channels=channels, area=area)
+            rows = metrics_sql.intake_metrics(session.connection(), group_by=group_by, start=start, end=end,
+                                              channels=channels, area=area)
         out = []
         for r in rows:
             out.append({**dict(r), "answered_rate": _rate(r["answered_on_the_spot"], r["taken"]),

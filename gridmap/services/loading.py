@@ -22,13 +22,14 @@ import pandas as pd
 import psycopg
 import shapely
 from pyproj import CRS
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from gridmap.config import Settings, get_settings
 from gridmap.core.crs import geometries_gcj02_to_wgs84, is_geographic, placement, swap_xy
 from gridmap.core.geomcheck import check_geometries
 from gridmap.errors import FeatureProblem, InvalidInput, LoadRejected
-from gridmap.storage import bulk, files, ops
+from gridmap.storage import bulk, files
+from gridmap.storage import dataset as dataset_sql
 from gridmap.storage.db import driver_connection
 from gridmap.storage.layers import AREA_LEVEL_LAYERS, LayerSpec, layer_spec, pg_type
 
@@ -236,13 +237,14 @@ def prepare(
     return _Prepared(names, columns, report)
 
 
-def write_prepared(conn: psycopg.Connection, layer: str, prepared: _Prepared, *, sha256: str | None = None,
+def write_prepared(conn: Connection, layer: str, prepared: _Prepared, *, sha256: str | None = None,
                    progress: Progress | None = None) -> LoadReport:
-    """Write a prepared load on an open connection (inside the caller's transaction)."""
+    """Write a prepared load on an open connection (inside the caller's transaction): COPY on the psycopg
+    connection under it, the bookkeeping on ``conn``."""
     spec = layer_spec(layer)
     report = prepared.report
     try:
-        res = bulk.upsert_columns(conn, spec, prepared.names, prepared.columns, progress=progress)
+        res = bulk.upsert_columns(driver_connection(conn), spec, prepared.names, prepared.columns, progress=progress)
     except psycopg.errors.ForeignKeyViolation as exc:
         raise LoadRejected(layer, f"a feature refers to something that is not loaded: {exc.diag.message_detail}",
                            fix_hint="load the layer it refers to first (e.g. road_nodes before road_edges)") from exc
@@ -254,11 +256,11 @@ def write_prepared(conn: psycopg.Connection, layer: str, prepared: _Prepared, *,
                            f"({exc.diag.message_detail or exc.diag.constraint_name})",
                            fix_hint="fix the named value in the file") from exc
     report.inserted, report.updated, report.unchanged = res.inserted, res.updated, res.unchanged
-    if spec.name in ops.POST_LOAD and res.inserted + res.updated:
-        ops.POST_LOAD[spec.name](conn)
-    ops.record_load(conn, layer=layer, source=report.source, sha256=sha256, source_crs=report.source_crs,
-                    rows_in=report.rows_in, inserted=res.inserted, updated=res.updated, unchanged=res.unchanged,
-                    repaired=report.repaired, outside_area=report.outside_area)
+    if spec.name in dataset_sql.POST_LOAD and res.inserted + res.updated:
+        dataset_sql.POST_LOAD[spec.name](conn)
+    dataset_sql.record_load(conn, layer=layer, source=report.source, sha256=sha256, source_crs=report.source_crs,
+                            rows_in=report.rows_in, inserted=res.inserted, updated=res.updated, unchanged=res.unchanged,
+                            repaired=report.repaired, outside_area=report.outside_area)
     return report
 
 
@@ -281,8 +283,7 @@ def load_frame(engine: Engine, layer: str, gdf: gpd.GeoDataFrame, *, source: str
     t0 = time.perf_counter()
     settings = settings or get_settings()
     prepared = prepare(gdf, layer, settings=settings, source=source, defaults=_defaults_for(layer), **opts)
-    with engine.begin() as sa_conn:
-        conn = driver_connection(sa_conn)
+    with engine.begin() as conn:
         report = write_prepared(conn, layer, prepared, sha256=sha256, progress=progress)
     report.seconds = time.perf_counter() - t0
     return report

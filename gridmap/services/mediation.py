@@ -32,8 +32,9 @@ from gridmap.services import scopes as scope_rules
 from gridmap.services.auth import Principal
 from gridmap.services.escalation import escalate_in
 from gridmap.services.units import settle_here
-from gridmap.storage import events_sql, queries
+from gridmap.storage import events as events_sql
 from gridmap.storage import mediation as sql
+from gridmap.storage import people as people_sql
 from gridmap.storage import units as units_sql
 
 Clock = Callable[[], dt.datetime]
@@ -91,9 +92,9 @@ class MediationService:
         access = _access(conn, p, case)
         parties = sql.parties(conn, case["id"], personal=access != "none")
         if access != "none" and parties:
-            queries.log_pii_access(conn, p.username, purpose or "mediation case", PII_TABLE, len(parties),
-                                   {"case_id": case["id"], "event_id": case["event_id"], "role": p.role,
-                                    "access": access})
+            people_sql.log_pii_access(conn, p.username, purpose or "mediation case", PII_TABLE, len(parties),
+                                      {"case_id": case["id"], "event_id": case["event_id"], "role": p.role,
+                                       "access": access})
         text = case["agreement_text"]
         if access != "clear" and not p.sees_personal_data:
             known = sql.party_names(conn, [case["id"]]).get(case["id"], [])

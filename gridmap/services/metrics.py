@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from gridmap.core.vocabulary import TIME_ZONE
 from gridmap.errors import InvalidInput
 from gridmap.services.auth import Principal
-from gridmap.storage import events_sql as sql
+from gridmap.storage import metrics as metrics_sql
 
 GROUPS = {"street": "street_code", "community": "community_code", "grid": "grid_code", "category": "category",
           "channel": "channel", "all": "all"}
@@ -67,9 +67,9 @@ class MetricsService:
         start = start or end - dt.timedelta(days=365)
         check_window(start, end)
         with session.begin():
-            rows = sql.event_metrics(session.connection(), key=GROUPS[group_by],
-                                     period=None if period == "all" else period, start=start, end=end,
-                                     street=street, now=now, tz=TIME_ZONE)
+            rows = metrics_sql.event_metrics(session.connection(), key=GROUPS[group_by],
+                                             period=None if period == "all" else period, start=start, end=end,
+                                             street=street, now=now, tz=TIME_ZONE)
         out = []
         for r in rows:
             out.append({
@@ -89,5 +89,5 @@ class MetricsService:
         street = self._scope(p)
         now = self.clock()
         with session.begin():
-            rows = sql.overdue_by(session.connection(), now=now, street=street)
+            rows = metrics_sql.overdue_by(session.connection(), now=now, street=street)
         return {"at": now, "total": sum(r["overdue"] for r in rows), "rows": [dict(r) for r in rows]}

@@ -21,7 +21,8 @@ from typing import Protocol
 from sqlalchemy import Engine
 
 from gridmap.core.privacy import mask_phone
-from gridmap.storage import fieldmap as sql
+from gridmap.storage import notify as notify_sql
+from gridmap.storage import teams as teams_sql
 
 log = logging.getLogger("gridmap.notify")
 
@@ -76,12 +77,12 @@ class OfferChaser:
         now = self.clock()
         done = 0
         with self.engine.begin() as conn:
-            rows = sql.unanswered_offers(conn, now - self.after)
+            rows = notify_sql.unanswered_offers(conn, now - self.after)
         for r in rows:
             with self.engine.begin() as conn:
-                if not sql.claim_notification(conn, r["id"], self.notifier.channel, now):
+                if not notify_sql.claim_notification(conn, r["id"], self.notifier.channel, now):
                     continue
-                phones = [m["phone"] for m in sql.team_member_phones(conn, r["team_id"])]
+                phones = [m["phone"] for m in teams_sql.team_member_phones(conn, r["team_id"])]
             offer = Offer(r["id"], r["event_code"], r["category"], r["severity"], r["team_code"], r["offered_at"],
                           r["respond_by"])
             try:
@@ -90,6 +91,6 @@ class OfferChaser:
                 log.exception("notifier %s failed for offer %s", self.notifier.channel, r["id"])
                 outcome = f"failed: {type(exc).__name__}"
             with self.engine.begin() as conn:
-                sql.set_notification_outcome(conn, r["id"], outcome[:200])
+                notify_sql.set_notification_outcome(conn, r["id"], outcome[:200])
             done += 1
         return done

@@ -17,7 +17,8 @@ from gridmap.errors import Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.services.registry import Registry
 from gridmap.services.scopes import require_area
-from gridmap.storage import events_sql as sql
+from gridmap.storage import areas as areas_sql
+from gridmap.storage import registry as registry_sql
 
 RESIDENT_COLUMNS = ("id", "household_id", "building_id", "building_code", "grid_code", "community_code", "unit",
                     "floor", "room", "sex", "birth_year", "is_party_member", "flags")
@@ -67,11 +68,11 @@ def place(session: Session, code: str, at: dt.datetime) -> dict:
     """What a QR code (余安码) fills in when scanned: the place, its address, location and grid."""
     with session.begin():
         conn = session.connection()
-        row = sql.place_location(conn, code)
+        row = registry_sql.place_location(conn, code)
         if row is None:
             raise NotFound(f"no place with code {code!r}", field="code",
                            fix="scan again; a place code is a business (S…) or building (B…) code")
-        area = sql.place_point(conn, row["lon"], row["lat"], at)
+        area = areas_sql.place_point(conn, row["lon"], row["lat"], at)
     return {"kind": row["kind"], "code": row["code"], "name": row["name"], "place_kind": row["place_kind"],
             "address": row["address"], "lon": row["lon"], "lat": row["lat"],
             "area": None if area is None else {"street": area["street_code"], "community": area["community_code"],

@@ -42,7 +42,9 @@ from sqlalchemy.orm import Session
 
 from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from gridmap.services.auth import Principal
-from gridmap.storage import events_sql, queries
+from gridmap.storage import assignments as assignments_sql
+from gridmap.storage import events as events_sql
+from gridmap.storage import people as people_sql
 from gridmap.storage import photos as store
 
 MAX_PHOTOS = 4
@@ -178,7 +180,7 @@ class PhotoService:
                             fix="the team's grid worker or volunteer sends them from the field app")
         with session.begin():
             conn = session.connection()
-            a = events_sql.assignment(conn, assignment_id)
+            a = assignments_sql.assignment(conn, assignment_id)
             if a is None:
                 raise NotFound(f"no assignment {assignment_id}", field="assignment_id", fix="check the id")
             if a["team_id"] != p.team_id:
@@ -198,7 +200,7 @@ class PhotoService:
         now = self.clock()
         with session.begin():
             conn = session.connection()
-            a = events_sql.assignment(conn, assignment_id, lock=True)
+            a = assignments_sql.assignment(conn, assignment_id, lock=True)
             if a is None or a["status"] not in UPLOAD_STATUSES:
                 raise Conflict(f"assignment {assignment_id} changed while the photo was read", field="assignment_id",
                                fix="check the assignment and send the photo again")
@@ -257,8 +259,8 @@ class PhotoService:
             self._may_read(p, ev["street_code"], f"event {ev['code']}", ev["community_code"])
             rows = store.of_event(conn, event_id)
             if rows:
-                queries.log_pii_access(conn, p.username, "photo evidence", "event_photos", len(rows),
-                                       {"event_id": event_id, "role": p.role})
+                people_sql.log_pii_access(conn, p.username, "photo evidence", "event_photos", len(rows),
+                                          {"event_id": event_id, "role": p.role})
         return [photo_out(r) for r in rows]
 
     def read(self, session: Session, p: Principal, photo_id: int, *, thumb: bool = False) -> tuple[bytes, str]:
@@ -272,8 +274,8 @@ class PhotoService:
                 raise NotFound(f"no photo {photo_id}", field="photo_id", fix="check the id")
             self._may_read(p, row["street_code"], f"photo {photo_id}", row["community_code"])
             data = store.blob(conn, row["sha256"], thumb=thumb)
-            queries.log_pii_access(conn, p.username, "photo evidence", "event_photos", 1,
-                                   {"photo_id": photo_id, "event_id": row["event_id"], "thumb": thumb, "role": p.role})
+            people_sql.log_pii_access(conn, p.username, "photo evidence", "event_photos", 1,
+                                      {"photo_id": photo_id, "event_id": row["event_id"], "thumb": thumb, "role": p.role})
         if data is None:
             raise NotFound(f"the bytes of photo {photo_id} are missing", field="photo_id", fix="report this to an admin")
         if not thumb and hashlib.sha256(data).hexdigest() != row["sha256"]:

@@ -43,9 +43,10 @@ from gridmap.services import people
 from gridmap.services.auth import Principal
 from gridmap.services.events import EventService, Location, Report
 from gridmap.services.photos import PhotoService, process
-from gridmap.storage import fieldmap
-from gridmap.storage import places as places_sql
+from gridmap.storage import areas as areas_sql
+from gridmap.storage import events as events_sql
 from gridmap.storage import receipts as sql
+from gridmap.storage import registry as registry_sql
 
 #: the public channel's internal principal: what the audit trail names as the reporter's account
 PUBLIC = Principal(user_id=0, username="public:qr_code", role="intake")
@@ -88,11 +89,11 @@ def sheet(engine: Engine, community: str, base_url: str, *, limit: int = 2000, c
     the place's name, code and address under it."""
     with Session(engine) as s, s.begin():
         conn = s.connection()
-        com = places_sql.community(conn, community)
+        com = areas_sql.community(conn, community)
         if com is None:
             raise NotFound(f"no current community {community!r}", field="--community",
                            fix="give a community's area code, e.g. 330106900001 (gridmap export communities ...)")
-        places = places_sql.in_community(conn, community, limit)
+        places = registry_sql.places_in_community(conn, community, limit)
     if not places:
         raise NotFound(f"community {community} has no businesses or buildings", field="--community",
                        fix="load the registry first (gridmap sample load)")
@@ -163,7 +164,7 @@ class ResidentService:
         """What the page shows: the place (name, kind, address) and the categories to choose from."""
         pl = people.place(session, code, self.clock())
         with session.begin():
-            cats = fieldmap.categories(session.connection())
+            cats = events_sql.categories(session.connection())
         return {"code": pl["code"], "kind": pl["kind"], "name": pl["name"], "place_kind": pl["place_kind"],
                 "address": pl["address"],
                 "categories": [{"code": c["code"], "name": c["name"], "name_zh": c["name_zh"]} for c in cats]}

@@ -23,8 +23,14 @@ from gridmap.errors import DatabaseError, Forbidden, InvalidInput
 from gridmap.services import loading
 from gridmap.services.auth import Principal
 from gridmap.services.scopes import require_area
-from gridmap.storage import events_sql, files, migrate, ops, queries, scopes
-from gridmap.storage.db import check_postgis, database_url, driver_connection, make_engine
+from gridmap.storage import areas as areas_sql
+from gridmap.storage import dataset as dataset_sql
+from gridmap.storage import events as events_sql
+from gridmap.storage import files, migrate
+from gridmap.storage import layers as layers_sql
+from gridmap.storage import people as people_sql
+from gridmap.storage import scopes as scopes_sql
+from gridmap.storage.db import check_postgis, database_url, make_engine
 from gridmap.storage.layers import AREA_LEVEL_LAYERS, LAYERS, LayerSpec, layer_spec
 
 #: Layers every signed-in role may read over HTTP: the registry's public, non-operational data.
@@ -36,7 +42,7 @@ LAYER_ROLES = {"admin": None, "planner": None, "operator": None,  # None: every 
 #: Layers an operator reads only inside their own area (district, street or community), filtered in SQL by
 #: the rows' codes: events by street (community), teams by home grid.
 STREET_LAYERS = ("events", "teams")
-_SCOPED_LAYER = {"events": scopes.events, "teams": scopes.teams}
+_SCOPED_LAYER = {"events": scopes_sql.events, "teams": scopes_sql.teams}
 
 
 def redact_free_text(conn: Connection, spec: LayerSpec, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -92,9 +98,9 @@ class Registry:
         >>> db.layer("fire_equipment", area="330106900").kind.value_counts()  # doctest: +SKIP
         """
         spec = layer_spec(name)
-        flt = queries.AreaFilter(area=area, bbox=bbox, at=at)
+        flt = areas_sql.AreaFilter(area=area, bbox=bbox, at=at)
         with self.engine.connect() as conn:
-            return queries.select_layer(conn, spec, flt, level=queries.level_of(name), columns=columns, limit=limit)
+            return layers_sql.select_layer(conn, spec, flt, level=layers_sql.level_of(name), columns=columns, limit=limit)
 
     def layer_for(self, p: Principal, name: str, *, area: str | None = None,
                   bbox: tuple[float, float, float, float] | None = None, limit: int | None = None) -> gpd.GeoDataFrame:
@@ -113,12 +119,12 @@ class Registry:
                                 fix="an admin must give the operator a district, street or community "
                                     "(gridmap users add ... --street)")
             where, params = _SCOPED_LAYER[spec.name]("t.", ":scope_area"), {"scope_area": p.area}
-        flt = queries.AreaFilter(area=area, bbox=bbox)
+        flt = areas_sql.AreaFilter(area=area, bbox=bbox)
         with self.engine.connect() as conn:
             if where is not None and area is not None:
                 require_area(conn, p, area)
-            gdf = queries.select_layer(conn, spec, flt, level=queries.level_of(name), limit=limit, where=where,
-                                       params=params)
+            gdf = layers_sql.select_layer(conn, spec, flt, level=layers_sql.level_of(name), limit=limit, where=where,
+                                          params=params)
             if not p.sees_personal_data:
                 gdf = redact_free_text(conn, spec, gdf)
         return gdf
@@ -145,14 +151,14 @@ class Registry:
                                fix="pass actor='your name' and purpose='why you need it'; it is logged")
         if limit is not None and limit < 0:
             raise InvalidInput(f"limit {limit} is negative", field="limit", fix="give 0 or more, or None for all")
-        flt = queries.AreaFilter(area=area, bbox=bbox)
+        flt = areas_sql.AreaFilter(area=area, bbox=bbox)
         with self.engine.begin() as conn:
-            gdf = queries.residents_frame(conn, flt, personal=personal, limit=limit, after=after)
+            gdf = people_sql.residents_frame(conn, flt, personal=personal, limit=limit, after=after)
             if personal:
                 assert actor and purpose  # refused above without them
-                queries.log_pii_access(conn, actor, purpose, "resident_pii", len(gdf),
-                                       {"area": area, "bbox": bbox, "unmasked": unmasked, "limit": limit,
-                                        "after": after})
+                people_sql.log_pii_access(conn, actor, purpose, "resident_pii", len(gdf),
+                                          {"area": area, "bbox": bbox, "unmasked": unmasked, "limit": limit,
+                                           "after": after})
         if not personal:
             return gdf
         # Missing personal data (no resident_pii row, no phone) as None, not NaN: the masks take None.
@@ -163,7 +169,7 @@ class Registry:
     def counts(self) -> dict[str, int]:
         """Row counts per layer (areas by level)."""
         with self.engine.connect() as conn:
-            return queries.counts(conn)
+            return dataset_sql.counts(conn)
 
     # -- writing ----------------------------------------------------------------------------------
     def load(self, layer: str, path: str | Path, **opts: Any) -> loading.LoadReport:
@@ -180,7 +186,7 @@ class Registry:
         The old version is closed, not changed: events keep the grid version they were placed in.
         """
         with self.engine.begin() as conn:
-            return ops.redraw_area(driver_connection(conn), code, geometry, valid_from)
+            return areas_sql.redraw_area(conn, code, geometry, valid_from)
 
     def export(self, layer: str, path: str | Path, *, area: str | None = None,
                bbox: tuple[float, float, float, float] | None = None) -> int:
@@ -188,8 +194,8 @@ class Registry:
         returns the row count."""
         spec = layer_spec(layer)
         with self.engine.connect() as conn:
-            gdf = queries.select_layer(conn, spec, queries.AreaFilter(area=area, bbox=bbox),
-                                       level=queries.level_of(layer))
+            gdf = layers_sql.select_layer(conn, spec, areas_sql.AreaFilter(area=area, bbox=bbox),
+                                          level=layers_sql.level_of(layer))
             gdf = redact_free_text(conn, spec, gdf)
         files.write_file(gdf, path, layer=layer)
         return len(gdf)

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping
 
 from gridmap.core.levels import is_mediation
+from gridmap.storage import escalation as escalation_sql
 from gridmap.storage import mediation as mediation_sql
 from gridmap.storage import units as units_sql
 
@@ -40,7 +41,7 @@ def next_rung(conn: Connection, ev: RowMapping, step: int) -> tuple[RowMapping, 
     """The next rung up (``step`` 1) or down (-1) from the event's that someone stands behind, and its unit;
     None at the top (or the bottom)."""
     current = ev["escalation_rung"]
-    ladder = units_sql.ladder(conn, ev["category"])
+    ladder = escalation_sql.ladders(conn, ev["category"])
     candidates = [r for r in ladder if r["rung"] > current] if step > 0 else \
         [r for r in reversed(ladder) if r["rung"] < current]
     for r in candidates:

@@ -29,12 +29,14 @@ from gridmap.errors import Conflict, InvalidInput
 from gridmap.sample import street as samplegen
 from gridmap.services import loading
 from gridmap.services.units import load_units_in
-from gridmap.storage import bulk, files, ops
-from gridmap.storage import events_sql as sql
+from gridmap.storage import bulk, files
+from gridmap.storage import dataset as dataset_sql
+from gridmap.storage import events as events_sql
+from gridmap.storage import teams as teams_sql
+from gridmap.storage.dataset import REGISTRY_TABLES
 from gridmap.storage.db import driver_connection
 from gridmap.storage.layers import pg_type
 from gridmap.storage.models import Base
-from gridmap.storage.ops import REGISTRY_TABLES
 
 #: Bump when the generator's output changes, so `gridmap setup` reloads an older sample.
 #: 2: teams are generated on or off duty only (no "assigned"/"on_site" team without an assignment).
@@ -135,13 +137,12 @@ def load_sample_street(engine: Engine, *, seed: int | None = None, replace: bool
     settings = settings or get_settings()
     seed = samplegen.DEFAULT_SEED if seed is None else seed
     step = progress or (lambda *_: None)
-    with engine.connect() as sa_conn:
-        conn = driver_connection(sa_conn)
-        info = ops.get_info(conn, "sample_street")
+    with engine.connect() as conn:
+        info = dataset_sql.get_info(conn, "sample_street")
         if info and info.get("seed") == seed and info.get("version") == SAMPLE_VERSION and not replace:
             return SampleResult(False, seed, info["counts"], time.perf_counter() - t0,
                                 f"the sample street (seed {seed}) is already loaded; --replace reloads it")
-        occupied = ops.registry_occupied(conn)
+        occupied = dataset_sql.registry_occupied(conn)
         conn.rollback()
     if occupied and not info and not replace:
         raise Conflict("the database already holds registry data that is not the sample street",
@@ -154,24 +155,24 @@ def load_sample_street(engine: Engine, *, seed: int | None = None, replace: bool
     prep_edges = loading.prepare(edges, "road_edges", settings=settings, source=ROADS_FILE)
     counts = {"road_nodes": len(nodes), "road_edges": len(edges), **street.counts()}
     with engine.begin() as sa_conn:
-        conn = driver_connection(sa_conn)
-        ops.truncate_registry(conn)
-        loading.write_prepared(conn, "road_nodes", prep_nodes)
-        loading.write_prepared(conn, "road_edges", prep_edges)
+        raw = driver_connection(sa_conn)  # COPY only
+        dataset_sql.truncate_registry(sa_conn)
+        loading.write_prepared(sa_conn, "road_nodes", prep_nodes)
+        loading.write_prepared(sa_conn, "road_edges", prep_edges)
         for name, frame in _frames(street).items():
-            _copy_frame(conn, name, frame)
+            _copy_frame(raw, name, frame)
         for table in ("buildings", "households", "residents", "businesses", "fire_equipment", "teams",
                       "team_members", "events"):
-            bulk.reset_identity(conn, table)
-        ops.place_events(conn)
+            bulk.reset_identity(raw, table)
+        events_sql.place_events(sa_conn)
         units = settings.sample_data_dir / UNITS_FILE
         if units.exists():
             counts["units"] = load_units_in(sa_conn, units)["units"]
         value = {"seed": seed, "version": SAMPLE_VERSION, "counts": counts,
                  "sources": {"roads": "© OpenStreetMap contributors, ODbL 1.0", "districts": "天地图 Tianditu"}}
-        ops.put_info(conn, "sample_street", value)
+        dataset_sql.put_info(sa_conn, "sample_street", value)
     with engine.connect() as sa_conn:  # fresh statistics for the planner
-        ops.analyze(driver_connection(sa_conn), REGISTRY_TABLES)
+        dataset_sql.analyze(sa_conn, REGISTRY_TABLES)
         sa_conn.commit()
     step("done", 3, 3)
     secs = time.perf_counter() - t0
@@ -201,11 +202,11 @@ def refresh_live_state(engine: Engine, now: dt.datetime) -> LiveState:
         raise InvalidInput(f"time {now.isoformat()} has no time zone", field="now", fix="use an aware datetime")
     with Session(engine) as session, session.begin():
         conn = session.connection()
-        if ops.get_info(driver_connection(conn), "sample_street") is None:
+        if dataset_sql.get_info(conn, "sample_street") is None:
             raise Conflict("this database does not hold the sample street: its teams report their own positions",
                            field="database", fix="load the sample street first (gridmap sample load)")
-        freed = sql.free_idle_busy_teams(conn)
-        stamped = sql.restamp_on_duty_positions(conn, now)
+        freed = teams_sql.free_idle_busy_teams(conn)
+        stamped = teams_sql.restamp_on_duty_positions(conn, now)
     msg = (f"live state at {now.isoformat(timespec='seconds')}: {stamped} on-duty team(s) report their position now"
            + (f"; {freed} team(s) marked busy without an assignment made available" if freed else ""))
     return LiveState(now, stamped, freed, msg)

@@ -15,7 +15,8 @@ from sqlalchemy import Connection, RowMapping
 
 from gridmap.errors import Forbidden
 from gridmap.services.auth import Principal
-from gridmap.storage import scopes as sql
+from gridmap.storage import areas as areas_sql
+from gridmap.storage import scopes as scopes_sql
 from gridmap.storage import units as units_sql
 
 #: Matches nothing: the condition of a scoped caller whose area or unit is not set (fail closed).
@@ -27,7 +28,7 @@ def event_clause(p: Principal, alias: str = "e.") -> tuple[str, dict[str, object
     if p.role == "operator":
         if p.area is None:
             return NOTHING, {}
-        return sql.events(alias, ":scope_area"), {"scope_area": p.area}
+        return scopes_sql.events(alias, ":scope_area"), {"scope_area": p.area}
     if p.role == "unit":
         if p.unit is None:
             return NOTHING, {}
@@ -50,7 +51,7 @@ def require_area(conn: Connection, p: Principal, area: str, what: str = "area") 
     """An operator may name only areas inside their own (a district's streets and communities, ...)."""
     if p.role != "operator":
         return
-    if p.area is None or not sql.area_within(conn, area, p.area):
+    if p.area is None or not areas_sql.area_within(conn, area, p.area):
         where = p.scope.describe() if p.scope is not None else "your area (none is set)"
         raise Forbidden(f"{what} {area} is outside {where}", field="area",
                         fix=f"ask for {p.area} or an area inside it, or leave area out" if p.area else "ask an admin")

@@ -6,7 +6,7 @@ row) come from :class:`SessionCache`. An entry is trusted for ``ttl_s`` seconds 
 3 s by default), then read again.
 
 Revocation does not wait for that: every change that ends sessions NOTIFYs ``gridmap_sessions`` in its own
-transaction (:func:`gridmap.storage.users_sql.notify`), and one listener thread per API process
+transaction (:func:`gridmap.storage.users.notify`), and one listener thread per API process
 (:class:`SessionListener`, the same LISTEN loop as the live feed in :mod:`gridmap.services.feed`) drops the
 entries named, so the next request reads the database. The TTL is the safety net for what the listener
 cannot see: a change made by hand in SQL, or notifications sent while its connection was down (on every
@@ -31,9 +31,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from gridmap.storage import users_sql
+from gridmap.storage import users as users_sql
 from gridmap.storage.db import libpq_url
-from gridmap.storage.events_sql import notifications
+from gridmap.storage.notify import notifications
 
 log = logging.getLogger(__name__)
 SESSION_CHECK = {"kind": "session_check"}

@@ -35,7 +35,7 @@ from gridmap.config import Settings
 from gridmap.errors import ConfigError, Conflict, InvalidInput
 from gridmap.services.auth import Principal
 from gridmap.services.dispatch import DispatchPolicy, DispatchRule
-from gridmap.storage import simulation_sql as sql
+from gridmap.storage import simulation as simulation_sql
 from gridmap.storage.db import libpq_url
 
 Clock = Callable[[], dt.datetime]
@@ -59,7 +59,7 @@ class SimulationInfo:
 def simulation_info(engine: Engine) -> SimulationInfo | None:
     """The database's simulation mark, or None for an ordinary database."""
     with Session(engine) as session, session.begin():
-        row = sql.mark(session.connection())
+        row = simulation_sql.mark(session.connection())
     if row is None:
         return None
     return SimulationInfo(row["source"], row["seed"], row["clock_at"], row["dispatch_rule"], row["created_at"],
@@ -99,7 +99,7 @@ class SimulationClock:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = psycopg.connect(self._url, autocommit=True)
-                at = sql.read_clock(self._conn)
+                at = simulation_sql.read_clock(self._conn)
             except psycopg.OperationalError:
                 self.close()
                 raise
@@ -129,7 +129,7 @@ class SimulationClock:
             raise InvalidInput(f"time {at.isoformat()} has no time zone", field="at",
                                fix="send ISO 8601 with an offset, e.g. 2026-11-02T09:30:00+08:00")
         with Session(self.engine) as session, session.begin():
-            now, moved = sql.move_clock(session.connection(), at)
+            now, moved = simulation_sql.move_clock(session.connection(), at)
         if now is None:
             raise ConfigError("the simulation mark is gone from the database", field="simulation_mark",
                               fix="restart the API (it runs on a simulation database no more)")

@@ -43,8 +43,9 @@ from gridmap.core.crs import gcj02_to_wgs84, transformer
 from gridmap.core.vocabulary import WGS84
 from gridmap.errors import Conflict, DatabaseError, Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
-from gridmap.storage import events_sql as sql
-from gridmap.storage import positions as positions_sql
+from gridmap.storage import areas as areas_sql
+from gridmap.storage import assignments as assignments_sql
+from gridmap.storage import teams as teams_sql
 
 if TYPE_CHECKING:
     from gridmap.services.dispatch import Dispatcher
@@ -99,7 +100,7 @@ class TeamService:
                 raise Forbidden(f"you may report only for your team {p.team_code}, not {', '.join(other[:5])}",
                                 field="team", fix=f"send team={p.team_code}")
         with session.begin():
-            rows = {r["code"]: r for r in sql.teams_in_street(session.connection(), None, sorted(set(codes)))}
+            rows = {r["code"]: r for r in teams_sql.teams_in_street(session.connection(), None, sorted(set(codes)))}
         unknown = sorted(set(codes) - set(rows))
         if unknown:
             raise NotFound(f"unknown team(s) {', '.join(unknown[:5])}", field="team", fix="check the codes")
@@ -120,18 +121,18 @@ class TeamService:
         with self._area_lock:
             if session is None:
                 with Session(self.engine) as s, s.begin():
-                    rows = sql.current_streets(s.connection())
+                    rows = areas_sql.current_streets(s.connection())
             else:
                 with session.begin():
-                    rows = sql.current_streets(session.connection())
+                    rows = areas_sql.current_streets(session.connection())
             zone = None
-            if rows:
+            if len(rows):
                 t = transformer(WGS84, MEASURE_CRS)
-                geoms = shapely.from_wkb([r["wkb"] for r in rows])
+                geoms = rows.geometry.to_numpy()
                 local = shapely.transform(geoms, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
                 zone = shapely.buffer(shapely.union_all(local), self.policy.area_tolerance_m, quad_segs=4)
                 shapely.prepare(zone)
-            self._area = _Area(zone, [r["code"] for r in rows], time.monotonic())
+            self._area = _Area(zone, list(rows["code"]), time.monotonic())
             return self._area
 
     def _check_area(self, session: Session, fixes: list[dict], field: Callable[[int, str], str]) -> None:
@@ -241,8 +242,8 @@ class TeamService:
         updated = d.report_positions(updates) if updates else 0
         with session.begin():  # the accuracy of the fixes that became positions, and the flagged ones
             conn = session.connection()
-            positions_sql.save_accuracy(conn, [(f["team"], f["accuracy_m"], f["at"]) for f in fixes if "flag" not in f])
-            positions_sql.insert_flags(conn, [{**f["flag"], "lon": f["lon"], "lat": f["lat"], "accuracy_m": f["accuracy_m"]}
+            teams_sql.save_accuracy(conn, [(f["team"], f["accuracy_m"], f["at"]) for f in fixes if "flag" not in f])
+            teams_sql.insert_flags(conn, [{**f["flag"], "lon": f["lon"], "lat": f["lat"], "accuracy_m": f["accuracy_m"]}
                                           for f in fixes if "flag" in f], p.username)
         return {"received": len(fixes), "updated": updated, "flagged": sorted(flagged, key=lambda f: f["index"])}
 
@@ -251,10 +252,10 @@ class TeamService:
         self._check_scope(session, p, [code])
         with session.begin():
             conn = session.connection()
-            team = sql.team(conn, code)
+            team = teams_sql.team(conn, code)
             if team is None:
                 raise NotFound(f"unknown team {code!r}", field="team", fix="check the code")
-            busy = sql.team_assignments(conn, team["id"], ("offered", "accepted"), 1)
+            busy = assignments_sql.team_assignments(conn, team["id"], ("offered", "accepted"), 1)
         if busy:
             raise Conflict(f"team {code} holds assignment {busy[0]['id']} ({busy[0]['status']})", field="status",
                            fix="resolve, decline or hand up the assignment first")
@@ -263,7 +264,7 @@ class TeamService:
 
     def get(self, session: Session, p: Principal, code: str) -> dict:
         with session.begin():
-            row = sql.team(session.connection(), code)
+            row = teams_sql.team(session.connection(), code)
         if row is None:
             raise NotFound(f"unknown team {code!r}", field="team", fix="check the code")
         if p.is_team and code != p.team_code:
@@ -278,7 +279,7 @@ class TeamService:
     def list(self, session: Session, p: Principal) -> list[dict]:
         p.require("admin", "operator", what="list teams")
         with session.begin():
-            rows = sql.teams_in_street(session.connection(), (p.area or "-") if p.role == "operator" else None)
+            rows = teams_sql.teams_in_street(session.connection(), (p.area or "-") if p.role == "operator" else None)
         return [_team_out(r) for r in rows]
 
 

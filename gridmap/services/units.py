@@ -33,10 +33,13 @@ from gridmap.services import scopes as scope_rules
 from gridmap.services.auth import Principal
 from gridmap.services.escalation import escalate_in
 from gridmap.services.events import event_out
-from gridmap.storage import events_sql
+from gridmap.storage import areas as areas_sql
+from gridmap.storage import assignments as assignments_sql
+from gridmap.storage import escalation as escalation_sql
+from gridmap.storage import events as events_sql
 from gridmap.storage import mediation as mediation_sql
-from gridmap.storage import scopes as scopes_sql
-from gridmap.storage import units as sql
+from gridmap.storage import registry as registry_sql
+from gridmap.storage import units as units_sql
 
 UNIT_COLUMNS = ("code", "kind", "name", "name_zh", "area_code", "place_code")
 Clock = Callable[[], dt.datetime]
@@ -80,13 +83,13 @@ def load_units_in(conn: Connection, path: str | Path) -> dict[str, int]:
     and place a unit serves must exist."""
     rows = read_units(path)
     for r in rows:
-        if scopes_sql.area_level(conn, r["area_code"]) is None:
+        if areas_sql.area_level(conn, r["area_code"]) is None:
             raise NotFound(f"unit {r['code']} serves area {r['area_code']!r}, which does not exist", field="file",
                            fix="load the registry's areas first (gridmap sample load), or fix the area code")
-        if r["place_code"] is not None and events_sql.building_location(conn, code=r["place_code"]) is None:
+        if r["place_code"] is not None and registry_sql.building_location(conn, code=r["place_code"]) is None:
             raise NotFound(f"unit {r['code']} serves building {r['place_code']!r}, which does not exist",
                            field="file", fix="fix the building code")
-    return sql.replace_units(conn, rows)
+    return units_sql.replace_units(conn, rows)
 
 
 def load_units(engine: Engine, path: str | Path) -> dict[str, int]:
@@ -123,7 +126,7 @@ class UnitService:
 
     # -- reading --------------------------------------------------------------------------------------------
     def _unit(self, conn: Connection, code: str) -> RowMapping:
-        u = sql.unit(conn, code)
+        u = units_sql.unit(conn, code)
         if u is None:
             raise NotFound(f"no unit {code!r}", field="code", fix="list units: GET /v1/units")
         return u
@@ -140,8 +143,8 @@ class UnitService:
         if p.role == "operator":
             # a unit serving their area, an area inside it or above it (a district department); its inbox is
             # then filtered to their area's events
-            mine = p.area is not None and (scopes_sql.area_within(conn, u["area_code"], p.area)
-                                           or scopes_sql.area_within(conn, p.area, u["area_code"]))
+            mine = p.area is not None and (areas_sql.area_within(conn, u["area_code"], p.area)
+                                           or areas_sql.area_within(conn, p.area, u["area_code"]))
             if not mine:
                 raise Forbidden(f"unit {u['code']} serves {u['area_code']}, outside your area {p.area}", field="code",
                                 fix="read the units of your area (GET /v1/units)")
@@ -165,9 +168,9 @@ class UnitService:
             elif p.role not in ("admin", "planner"):
                 raise Forbidden(f"role {p.role!r} does not read units", field="role",
                                 fix="units are read by their members, operators, planners and admins")
-            elif area is not None and scopes_sql.area_level(conn, area) is None:
+            elif area is not None and areas_sql.area_level(conn, area) is None:
                 raise NotFound(f"no area {area!r}", field="area", fix="give a district, street or community code")
-            return [_unit_out(r) for r in sql.units(conn, area=area, kind=kind)]
+            return [_unit_out(r) for r in units_sql.units(conn, area=area, kind=kind)]
 
     def get(self, session: Session, p: Principal, code: str) -> dict:
         with session.begin():
@@ -188,7 +191,7 @@ class UnitService:
             if p.role == "planner":
                 raise Forbidden("planners read aggregates, not inboxes", field="role", fix="use /v1/metrics/units")
             since = now - dt.timedelta(hours=recent_h) if recent_h > 0 else None
-            rows = sql.inbox(conn, code, limit=limit, include_left=since is not None, since=since)
+            rows = units_sql.inbox(conn, code, limit=limit, include_left=since is not None, since=since)
             if p.role == "operator":
                 rows = [r for r in rows if p.covers(r["street_code"], r["community_code"])]
             clear = p.sees_personal_data
@@ -222,7 +225,7 @@ class UnitService:
             if ev is None:
                 raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
             self._may_read_event(conn, p, ev)
-            return [_stint_out(r, now) for r in sql.stints(conn, event_id)]
+            return [_stint_out(r, now) for r in units_sql.stints(conn, event_id)]
 
     @staticmethod
     def _may_read_event(conn: Connection, p: Principal, ev: RowMapping) -> None:
@@ -260,7 +263,7 @@ class UnitService:
             ev = events_sql.event(conn, event_id, lock=True)
             if ev is None:
                 raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
-            stint = sql.open_stint(conn, event_id, lock=True)
+            stint = units_sql.open_stint(conn, event_id, lock=True)
             if stint is None or stint["unit_code"] != code or not is_open(ev["status"]):
                 where = f"at unit {stint['unit_code']}" if stint is not None and stint["unit_code"] else \
                     f"at rung {ev['escalation_rung']} ({ev['rung_name']})"
@@ -271,10 +274,10 @@ class UnitService:
                 if stint["taken_by"] not in (None, p.username):
                     raise Conflict(f"event {ev['code']} was taken by {stint['taken_by']}", field="event_id",
                                    fix="leave it to them, or ask them to hand it over")
-                sql.take_stint(conn, stint["id"], at=now, by=p.username)
+                units_sql.take_stint(conn, stint["id"], at=now, by=p.username)
                 self._trail(conn, ev, now, p, "take", note, detail)
             elif action == "ask_info":
-                sql.info_requested(conn, stint["id"], now)
+                units_sql.info_requested(conn, stint["id"], now)
                 self._trail(conn, ev, now, p, "ask_info", note, detail)
             elif action == "settle":
                 self._settle(conn, ev, unit, now, p, note, agreement)
@@ -285,7 +288,7 @@ class UnitService:
                                    fix="settle or escalate it")
                 lower, lower_unit = found
                 due = now + dt.timedelta(minutes=lower["time_limit_min"])
-                events_sql.set_rung(conn, ev["id"], lower["rung"], now, due)
+                escalation_sql.set_rung(conn, ev["id"], lower["rung"], now, due)
                 rungs.enter_rung(conn, ev, lower, lower_unit, at=now, entered_how="returned", left_how="returned",
                                  by=p.username, due_at=due)
                 self._trail(conn, ev, now, p, "return", note,
@@ -298,7 +301,7 @@ class UnitService:
             out = event_out(after, self.clock(), clear_text=p.sees_personal_data,
                             names=() if p.sees_personal_data else
                             tuple(events_sql.reporter_names(conn, [event_id]).values()))
-            stints = [_stint_out(r, now) for r in sql.stints(conn, event_id)]
+            stints = [_stint_out(r, now) for r in units_sql.stints(conn, event_id)]
         return {"action": action, "event": out, "rungs": stints}
 
     @staticmethod
@@ -323,11 +326,11 @@ class UnitService:
 def settle_here(conn: Connection, ev: RowMapping, *, at: dt.datetime, actor: str, role: str | None, note: str,
                 outcome: str, left_how: str = "settled") -> None:
     """Close an open event at its current rung (the unit's stint ends ``left_how``), freeing its team."""
-    sql.close_stint(conn, ev["id"], at=at, how=left_how, by=actor)
-    sql.cancel_active_assignment(conn, ev["id"], at)
+    units_sql.close_stint(conn, ev["id"], at=at, how=left_how, by=actor)
+    assignments_sql.cancel_active_assignment(conn, ev["id"], at)
     events_sql.set_actor(conn, actor=actor, role=role, action="settle" if left_how == "settled" else "refer",
                          note=note, at=at)
-    sql.settle_event(conn, ev["id"], at, outcome)
+    units_sql.settle_event(conn, ev["id"], at, outcome)
     events_sql.close_duplicates(conn, ev["id"], at)
 
 

@@ -31,7 +31,7 @@ from gridmap.services.auth import (
     scope_columns,
 )
 from gridmap.services.sessions import SessionCache
-from gridmap.storage import users_sql as sql
+from gridmap.storage import users as users_sql
 
 log = logging.getLogger(__name__)
 CHANGEABLE = ("active", "role", "street_code", "member_code", "district_code", "community_code", "unit_code")
@@ -47,14 +47,14 @@ def _admin(actor: Principal | None, what: str) -> str:
 
 
 def _user(conn: Connection, username: str) -> RowMapping:
-    row = sql.user(conn, username, lock=True)
+    row = users_sql.user(conn, username, lock=True)
     if row is None:
         raise NotFound(f"no user {username!r}", field="username", fix="list users: GET /v1/users or `gridmap users list`")
     return row
 
 
 def _keep_an_admin(conn: Connection, row: RowMapping, what: str) -> None:
-    if row["role"] == "admin" and row["active"] and sql.active_admins(conn) <= 1:
+    if row["role"] == "admin" and row["active"] and users_sql.active_admins(conn) <= 1:
         raise Conflict(f"{row['username']} is the last active admin: {what} would leave nobody to manage users",
                        field="username", fix="make another user admin first")
 
@@ -76,7 +76,7 @@ def _out(row: RowMapping, open_sessions: int | None = None) -> dict:
 def list_users(session: Session, actor: Principal | None, now: dt.datetime) -> list[dict]:
     _admin(actor, "list users")
     with session.begin():
-        return [_out(r) for r in sql.users(session.connection(), now)]
+        return [_out(r) for r in users_sql.users(session.connection(), now)]
 
 
 def update_user(session: Session, actor: Principal | None, username: str, changes: dict,
@@ -102,17 +102,17 @@ def update_user(session: Session, actor: Principal | None, username: str, change
                          community_code=want["community_code"], unit_code=want["unit_code"])
         diff = {k: v for k, v in want.items() if v != row[k]}
         if not diff:
-            return _out(row, len([s for s in sql.user_sessions(conn, row["id"]) if s["revoked_at"] is None
+            return _out(row, len([s for s in users_sql.user_sessions(conn, row["id"]) if s["revoked_at"] is None
                                   and s["expires_at"] > now]))
         if (diff.get("active") is False or "role" in diff) and row["role"] == "admin":
             _keep_an_admin(conn, row, "this change")
         check_scope_exists(conn, diff.get("street_code"), diff.get("member_code"),
                            district_code=diff.get("district_code"), community_code=diff.get("community_code"),
                            unit_code=diff.get("unit_code"))
-        sql.update_user(conn, row["id"], diff)
+        users_sql.update_user(conn, row["id"], diff)
         reason = _reason(diff, who)
         n = end_all_sessions(conn, row["id"], now, reason)
-        row = sql.user_by_id(conn, row["id"])
+        row = users_sql.user_by_id(conn, row["id"])
         assert row is not None  # updated just above, in this transaction
     _forget(cache, row["id"])
     log.info("user %s: %s (%d session(s) ended)", username, reason, n)
@@ -142,7 +142,7 @@ def reset_password(session: Session, actor: Principal | None, username: str, pas
     with session.begin():
         conn = session.connection()
         row = _user(conn, username)
-        sql.update_user(conn, row["id"], {"password_hash": pw_hash})
+        users_sql.update_user(conn, row["id"], {"password_hash": pw_hash})
         n = end_all_sessions(conn, row["id"], now, f"password reset by {who}")
     _forget(cache, row["id"])
     log.info("user %s: password reset by %s (%d session(s) ended)", username, who, n)
@@ -170,6 +170,6 @@ def delete_user(session: Session, actor: Principal | None, username: str, now: d
         row = _user(conn, username)
         _keep_an_admin(conn, row, "deleting them")
         end_all_sessions(conn, row["id"], now, f"user deleted by {who}")  # NOTIFY: every process forgets them now
-        sql.delete_user(conn, row["id"])
+        users_sql.delete_user(conn, row["id"])
     _forget(cache, row["id"])
     log.info("user %s deleted by %s", username, who)

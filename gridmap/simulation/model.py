@@ -148,7 +148,7 @@ class StreetProfile:
 
     @classmethod
     def from_history(cls, history: pd.DataFrame) -> StreetProfile:
-        """Aggregate a year of events (:func:`gridmap.storage.simulation_sql.event_history`)."""
+        """Aggregate a year of events (:func:`gridmap.storage.events.event_history`)."""
         if history.empty:
             raise ValueError("no events to draw the arrivals from: load the sample street (its year of events)")
         h = history.copy()

@@ -41,7 +41,8 @@ from gridmap.simulation.model import Behaviour
 from gridmap.simulation.run import DEFAULT_DAY, run_fast
 from gridmap.simulation.runlog import read_log
 from gridmap.simulation.world import db_url
-from gridmap.storage import simulation_sql as sql
+from gridmap.storage import escalation as escalation_sql
+from gridmap.storage import events as events_sql
 from gridmap.storage.db import make_engine
 
 #: the issue's letters for the rules
@@ -136,8 +137,8 @@ def measure(settings: Settings, database: str, start: dt.datetime, end: dt.datet
     try:
         with Session(engine) as session, session.begin():
             conn = session.connection()
-            ev = sql.run_outcome(conn, start)
-            limits = sql.first_rungs(conn)
+            ev = events_sql.run_outcome(conn, start)
+            limits = escalation_sql.first_rungs(conn)
     finally:
         engine.dispose()
     ev = ev[(ev["reported_at"] < end) & ev["duplicate_of"].isna()] if len(ev) else ev

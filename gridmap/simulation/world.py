@@ -33,9 +33,13 @@ from gridmap.services import users as users_service
 from gridmap.services.dispatch import Dispatcher, DispatchPolicy
 from gridmap.simulation.model import StreetProfile
 from gridmap.simulation.roads import SimRoads
+from gridmap.storage import areas as areas_sql
+from gridmap.storage import escalation as escalation_sql
+from gridmap.storage import events as events_sql
 from gridmap.storage import migrate
-from gridmap.storage import scopes as scopes_sql
-from gridmap.storage import simulation_sql as sql
+from gridmap.storage import simulation as simulation_sql
+from gridmap.storage import teams as teams_sql
+from gridmap.storage import users as users_sql
 from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
 
 USERS_FILE = "simulation_users.txt"
@@ -87,10 +91,10 @@ def load_world(engine: Engine, history_end: dt.datetime, history_days: int = 365
     roads = SimRoads(d.graph)
     with Session(engine) as session, session.begin():
         conn = session.connection()
-        team_rows = sql.teams(conn)
-        grid_rows = sql.grids(conn)
-        rungs = sql.rungs(conn)
-        history = sql.event_history(conn, history_end - dt.timedelta(days=history_days), history_end)
+        team_rows = teams_sql.teams_for_simulation(conn)
+        grid_rows = areas_sql.current_grids(conn)
+        rungs = escalation_sql.rungs(conn)
+        history = events_sql.event_history(conn, history_end - dt.timedelta(days=history_days), history_end)
     if not grid_rows:
         raise NotFound("the database has no grids", field="areas", fix="load the sample street (gridmap setup)")
     streets = sorted({r["street_code"] for r in grid_rows if r["street_code"]})
@@ -98,7 +102,7 @@ def load_world(engine: Engine, history_end: dt.datetime, history_days: int = 365
     command = districts[0] if len(streets) > 1 and len(districts) == 1 else (streets[0] if streets else "")
     to_local = transformer(WGS84, MEASURE_CRS)
     to_lonlat = transformer(MEASURE_CRS, WGS84)
-    polys = {r["code"]: shapely.transform(shapely.from_wkb(r["wkb"]),
+    polys = {r["code"]: shapely.transform(r["geometry"],
                                           lambda c: np.column_stack(to_local.transform(c[:, 0], c[:, 1])))
              for r in grid_rows}
     nx, ny = roads.g.node_xy[:, 0], roads.g.node_xy[:, 1]
@@ -144,7 +148,7 @@ def user_plan(engine: Engine, world: World, *, admin: bool) -> dict[str, tuple[s
     """username -> (role, area, member) of every user the simulation needs (the operator's area: the command
     room's, a district or a street)."""
     with Session(engine) as session, session.begin():
-        roles = sql.member_roles(session.connection(), [t.member_code for t in world.teams if t.member_code])
+        roles = teams_sql.member_roles(session.connection(), [t.member_code for t in world.teams if t.member_code])
     plan: dict[str, tuple[str, str | None, str | None]] = {
         INTAKE: ("intake", None, None), OPERATOR: ("operator", world.command_area or world.street, None)}
     if admin:
@@ -161,15 +165,13 @@ def ensure_users(engine: Engine, plan: dict[str, tuple[str, str | None, str | No
                  passwords: auth.Passwords) -> dict[str, str]:
     """Make every planned user exist with a password the simulator knows: ``known`` ones are kept when they
     still log in, the others created (or their password reset). Returns username -> password."""
-    from gridmap.storage import users_sql
-
     creds = {}
     now = dt.datetime.now(dt.UTC)
     with Session(engine) as session:
         for name, (role, area, member) in sorted(plan.items()):
             with session.begin():
                 row = users_sql.user(session.connection(), name)
-                level = scopes_sql.area_level(session.connection(), area) if area else None
+                level = areas_sql.area_level(session.connection(), area) if area else None
             areas: dict[str, str | None] = {"street_code": None, "district_code": None, "community_code": None}
             if level is not None:
                 areas[f"{level}_code"] = area
@@ -222,26 +224,26 @@ def ensure_template(settings: Settings,
     path = Path(settings.data_dir) / USERS_FILE
     known = read_credentials(path)
     with psycopg.connect(_admin_url(settings), autocommit=True) as admin:
-        exists = sql.database_exists(admin, name)
+        exists = simulation_sql.database_exists(admin, name)
     engine = make_engine(db_url(settings, name), pool_size=2, max_overflow=2) if exists else None
     try:
         if engine is not None:
             with Session(engine) as session, session.begin():
-                mark = sql.mark(session.connection())
+                mark = simulation_sql.mark(session.connection())
             if mark is None or mark["note"] != _fingerprint():
                 engine.dispose()
                 engine = None
         if engine is None:
             say(f"making the simulation template {name}: the sample street, loaded fresh (a minute, once)")
             with psycopg.connect(_admin_url(settings), autocommit=True) as admin:
-                sql.drop_database(admin, name)
+                simulation_sql.drop_database(admin, name)
                 admin.execute(f'CREATE DATABASE "{name}"')
             engine = make_engine(db_url(settings, name), pool_size=2, max_overflow=2)
             migrate.upgrade(engine)
             sample.load_sample_street(engine, settings=settings)
             with engine.begin() as conn:
-                sql.put_mark(conn, source=f"{settings.db_name} sample street", seed=None,
-                             clock_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC), note=_fingerprint())
+                simulation_sql.put_mark(conn, source=f"{settings.db_name} sample street", seed=None,
+                                        clock_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC), note=_fingerprint())
         world = load_world(engine, dt.datetime.now(dt.UTC))
         plan = user_plan(engine, world, admin=True)
         cheap = auth.Passwords(time_cost=SIM_ARGON2["argon2_time_cost"], memory_kib=SIM_ARGON2["argon2_memory_kib"],
@@ -264,11 +266,11 @@ def fresh_copy(settings: Settings, template: str, target: str, *, start: dt.date
         raise ConfigError(f"{target} is the main database", field="--database",
                           fix="give the simulation database another name (default gridmap_sim)")
     with psycopg.connect(_admin_url(settings), autocommit=True) as admin:
-        sql.copy_database(admin, template, target)
-        sql.tune_for_simulation(admin, target)
+        simulation_sql.copy_database(admin, template, target)
+        simulation_sql.tune_for_simulation(admin, target)
     engine = make_engine(db_url(settings, target))
     with engine.begin() as conn:
-        sql.put_mark(conn, source=template, seed=seed, clock_at=start, dispatch_rule=rule, note=_fingerprint())
+        simulation_sql.put_mark(conn, source=template, seed=seed, clock_at=start, dispatch_rule=rule, note=_fingerprint())
     sample.refresh_live_state(engine, start)
     housekeeping(settings, target)()
     return engine
@@ -276,11 +278,11 @@ def fresh_copy(settings: Settings, template: str, target: str, *, start: dt.date
 
 def housekeeping(settings: Settings, name: str) -> Callable[[], None]:
     """A function that vacuums the simulation database's hot tables (fast mode calls it every few simulated
-    minutes: see :func:`gridmap.storage.simulation_sql.vacuum_hot_tables`)."""
+    minutes: see :func:`gridmap.storage.simulation.vacuum_hot_tables`)."""
     url = libpq_url(db_url(settings, name))
 
     def run() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
-            sql.vacuum_hot_tables(conn)
+            simulation_sql.vacuum_hot_tables(conn)
 
     return run

@@ -18,6 +18,7 @@ import psycopg
 import shapely
 from psycopg import sql
 
+from gridmap.core.vocabulary import TIME_ZONE
 from gridmap.errors import FeatureProblem
 from gridmap.storage._rows import one
 from gridmap.storage.layers import LayerSpec, pg_type
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from pandas.api.typing import NaTType
 
 Progress = Callable[[int, int], None]  # (rows done, rows total)
-LOCAL_TZ = "Asia/Shanghai"
 _TRUE = {"true", "t", "yes", "y", "1", "是"}
 _FALSE = {"false", "f", "no", "n", "0", "否", ""}
 
@@ -51,8 +51,8 @@ def _one_timestamp(v: Any) -> pd.Timestamp | NaTType:
     if pd.isna(t):  # pd.Timestamp("NaT") is NaT
         return pd.NaT
     if t.tzinfo is None:
-        return t.tz_localize(LOCAL_TZ, ambiguous="NaT", nonexistent="NaT")
-    return t.tz_convert(LOCAL_TZ)
+        return t.tz_localize(TIME_ZONE, ambiguous="NaT", nonexistent="NaT")
+    return t.tz_convert(TIME_ZONE)
 
 
 def _to_timestamps(s: pd.Series) -> pd.Series:
@@ -63,7 +63,7 @@ def _to_timestamps(s: pd.Series) -> pd.Series:
         return pd.to_datetime(s.astype(object), errors="coerce", format="mixed")
     except (ValueError, TypeError):  # offsets that differ, or naive and aware values together
         parsed = [_one_timestamp(v) for v in s.tolist()]
-        return pd.Series(parsed, index=s.index, dtype=f"datetime64[ns, {LOCAL_TZ}]")
+        return pd.Series(parsed, index=s.index, dtype=f"datetime64[ns, {TIME_ZONE}]")
 
 
 def coerce_column(s: pd.Series, pgtype: str, column: str, keys: Sequence | None) -> tuple[list, list[FeatureProblem]]:
@@ -105,7 +105,7 @@ def coerce_column(s: pd.Series, pgtype: str, column: str, keys: Sequence | None)
         if pgtype == "date":
             return [None if v is pd.NaT else v.date() for v in ts.tolist()], problems
         if getattr(ts.dt, "tz", None) is None:
-            ts = ts.dt.tz_localize(LOCAL_TZ, ambiguous="NaT", nonexistent="NaT")
+            ts = ts.dt.tz_localize(TIME_ZONE, ambiguous="NaT", nonexistent="NaT")
         return [None if v is pd.NaT else v.to_pydatetime() for v in ts.tolist()], problems
     if pgtype == "text[]":
         out = []

@@ -1,4 +1,5 @@
-"""Layers: what can be loaded, read and exported, derived from the models (one source of truth).
+"""Layers: what can be loaded, read and exported, derived from the models (one source of truth), and the
+read of a layer as a GeoDataFrame (:func:`select_layer`, filters pushed down to PostGIS).
 
 A layer is a table with a geometry column. Its spec says which columns a load may write, which are
 required, the natural key the load upserts on, input column aliases, which columns are sensitive
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import geopandas as gpd
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     ARRAY,
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Date,
     DateTime,
     Double,
@@ -23,13 +26,16 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 from gridmap.core import vocabulary
 from gridmap.core.geomcheck import Kind
-from gridmap.errors import NotFound
+from gridmap.errors import InvalidInput, NotFound
 from gridmap.storage import models as m
+from gridmap.storage._filters import _validity
+from gridmap.storage.areas import AreaFilter, area_exists
 
 # (order matters: SmallInteger and BigInteger are subclasses of Integer)
 # PostgreSQL binary-COPY type names for psycopg's ``Copy.set_types`` (geometry travels as EWKB bytes).
@@ -135,3 +141,65 @@ def layer_spec(name: str) -> LayerSpec:
     except KeyError:
         names = ", ".join([*LAYERS, *AREA_LEVEL_LAYERS])
         raise NotFound(f"unknown layer {name!r}", field="layer", fix=f"use one of: {names}") from None
+
+def select_layer(
+    conn: Connection, spec: LayerSpec, flt: AreaFilter, *, level: str | None = None,
+    columns: list[str] | None = None, where: str | None = None, params: dict | None = None,
+    limit: int | None = None,
+) -> gpd.GeoDataFrame:
+    """Select the public columns of a layer, filtered by area/bbox, as a GeoDataFrame in EPSG:4326."""
+    cols = columns or spec.public_columns
+    unknown = [c for c in cols if c not in spec.public_columns]
+    if unknown:
+        raise InvalidInput(f"unknown or restricted column(s) {', '.join(unknown)}", field="columns",
+                           fix=f"choose from {', '.join(spec.public_columns)}")
+    sel = ", ".join(f't."{c}"' if c != "geom" else "ST_AsBinary(t.geom) AS geom" for c in cols)
+    if "geom" not in cols:
+        sel += ", ST_AsBinary(t.geom) AS geom"
+    conds, bind = [], dict(params or {})
+    if spec.name == "areas":
+        conds.append(_validity("t", flt.at is not None))
+        bind["at"] = flt.at
+        if level:
+            conds.append("t.level = :level")
+            bind["level"] = level
+    if flt.bbox is not None:
+        minx, miny, maxx, maxy = flt.bbox
+        if not (minx < maxx and miny < maxy):
+            raise InvalidInput(f"bbox {flt.bbox} is empty", field="bbox", fix="give (min_lon, min_lat, max_lon, max_lat)")
+        conds.append("t.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)")
+        bind.update(minx=minx, miny=miny, maxx=maxx, maxy=maxy)
+    if flt.area is not None:
+        if not area_exists(conn, flt.area, flt.at):
+            raise NotFound(f"no area with code {flt.area!r}", field="area", fix="list areas with gm.layer('areas')")
+        bind["area_code"] = flt.area
+        bind["at"] = flt.at
+        area_geom = f"(SELECT a.geom FROM areas a WHERE a.code = :area_code AND {_validity('a', flt.at is not None)})"
+        if spec.name == "areas":
+            # the area itself and everything below it in the hierarchy, as it was at `at` (a grid may
+            # have moved to another community since); CAST, not `::`, which text() does not see as a bind
+            conds.append(
+                "t.code IN (WITH RECURSIVE sub AS (SELECT CAST(:area_code AS text) AS code UNION "
+                "SELECT c.code FROM areas c JOIN sub ON c.parent_code = sub.code "
+                f"WHERE {_validity('c', flt.at is not None)}) "
+                "SELECT code FROM sub)"
+            )
+        elif spec.kind == "polygon":
+            conds.append(f"t.geom && {area_geom} AND ST_Intersects(ST_PointOnSurface(t.geom), {area_geom})")
+        else:
+            conds.append(f"ST_Intersects(t.geom, {area_geom})")
+    if where:
+        conds.append(where)
+    q = f"SELECT {sel} FROM {spec.table.name} t"
+    if conds:
+        q += " WHERE " + " AND ".join(f"({c})" for c in conds)
+    order = ", ".join(f"t.{k}" for k in spec.key)
+    q += f" ORDER BY {order}"
+    if limit is not None:
+        q += f" LIMIT {int(limit)}"
+    gdf = gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
+    return gdf
+
+
+def level_of(layer: str) -> str | None:
+    return AREA_LEVEL_LAYERS.get(layer)

@@ -1,8 +1,8 @@
 """The scope filter in SQL: one fragment per kind of row, confining a read to one area of any level.
 
 An operator's scope is one area code: a district (all its streets), a street, or a community (its grids
-only). Every fragment below takes the SQL placeholder that holds that code (``:scope_area`` for SQLAlchemy
-``text()``, ``%(street)s`` for psycopg) and resolves what lies under it from the *current* ``areas`` in the
+only). Every fragment below takes the SQL placeholder that holds that code (e.g. ``:scope_area`` or
+``:street`` in a SQLAlchemy ``text()``) and resolves what lies under it from the *current* ``areas`` in the
 same statement, so rows outside the scope never leave PostGIS:
 
 * events by their street (for a district or a street) or their community (for a community) —
@@ -14,8 +14,6 @@ Area codes are unique across levels, so one placeholder serves every level.
 """
 
 from __future__ import annotations
-
-from sqlalchemy import Connection, text
 
 _CURRENT = "valid_to IS NULL"
 
@@ -67,41 +65,3 @@ def unconfined_or(p: str, clause: str) -> str:
     return f"(CAST({p} AS text) IS NULL OR {clause})"
 
 
-# -- resolving a scope ----------------------------------------------------------------------------------------
-def area_level(conn: Connection, code: str) -> str | None:
-    """The level of the current area ``code`` (None: no such area)."""
-    return conn.execute(text(f"SELECT level FROM areas WHERE code = :c AND {_CURRENT}"), {"c": code}).scalar_one_or_none()
-
-
-def resolve(conn: Connection, code: str) -> tuple[list[str], list[str]]:
-    """The current (streets, communities) under area ``code``, in one round trip."""
-    row = conn.execute(text(f"""
-        SELECT ARRAY(SELECT code FROM ({streets_of(':a')}) s ORDER BY code) AS streets,
-               ARRAY(SELECT code FROM ({communities_of(':a')}) c ORDER BY code) AS communities"""),
-        {"a": code}).one()
-    return list(row.streets), list(row.communities)
-
-
-def area_within(conn: Connection, area: str, scope: str) -> bool:
-    """Whether area ``area`` is ``scope`` or lies under it (current boundaries)."""
-    return conn.execute(text(f"""
-        WITH RECURSIVE up AS (
-            SELECT code, parent_code FROM areas WHERE code = :a AND {_CURRENT}
-            UNION SELECT a.code, a.parent_code FROM areas a JOIN up ON a.code = up.parent_code AND a.{_CURRENT})
-        SELECT EXISTS (SELECT 1 FROM up WHERE code = :s)"""), {"a": area, "s": scope}).scalar_one()
-
-
-def area_names(conn: Connection, codes: list[str]) -> dict[str, dict[str, str | None]]:
-    """Name, Chinese name, level and parent of current areas."""
-    rows = conn.execute(text(f"SELECT code, name, name_zh, level, parent_code FROM areas WHERE code = ANY(:c) "
-                             f"AND {_CURRENT}"), {"c": codes}).mappings()
-    return {r["code"]: {"name": r["name"], "name_zh": r["name_zh"], "level": r["level"], "parent": r["parent_code"]}
-            for r in rows}
-
-
-def first_district(conn: Connection) -> str | None:
-    """The first district (by code) that has current streets: the default of a screen asked for no area."""
-    return conn.execute(text(f"""
-        SELECT d.code FROM areas d WHERE d.level = 'district' AND d.{_CURRENT}
-          AND EXISTS (SELECT 1 FROM areas s WHERE s.level = 'street' AND s.{_CURRENT} AND s.parent_code = d.code)
-        ORDER BY d.code LIMIT 1""")).scalar_one_or_none()

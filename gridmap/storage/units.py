@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, text
 
 from gridmap.storage import scopes
-from gridmap.storage.events_sql import EVENT_COLUMNS, EVENT_FROM
+from gridmap.storage.events import EVENT_COLUMNS, EVENT_FROM
 
 UNIT_COLUMNS = "u.code, u.kind, u.name, u.name_zh, u.area_code, u.place_code, u.active"
 STINT_COLUMNS = ("s.id AS stint_id, s.rung AS stint_rung, s.unit_code AS stint_unit, s.entered_at, s.entered_how, "
@@ -94,13 +94,6 @@ def resolve_unit(conn: Connection, event_id: int, *, kind: str | None, code: str
         LIMIT 1"""), {"e": event_id, "k": kind}).scalar_one_or_none()
 
 
-def ladder(conn: Connection, category: str) -> list[RowMapping]:
-    """A category's rungs with their unit (kind or code), bottom up."""
-    return list(conn.execute(text(
-        "SELECT rung, level, name, name_zh, time_limit_min, auto_escalate, unit_kind, unit_code "
-        "FROM escalation_ladders WHERE category = :c ORDER BY rung"), {"c": category}).mappings())
-
-
 def set_event_unit(conn: Connection, event_id: int, unit_code: str | None) -> None:
     conn.execute(text("UPDATE events SET unit_code = :u WHERE id = :id"), {"u": unit_code, "id": event_id})
 
@@ -115,18 +108,6 @@ def settle_event(conn: Connection, event_id: int, at: dt.datetime, outcome: str)
     conn.execute(text(
         "UPDATE events SET status = 'closed', resolved_at = COALESCE(resolved_at, :at), closed_at = :at, "
         "outcome = :o, unit_code = NULL, due_at = NULL WHERE id = :id"), {"at": at, "o": outcome, "id": event_id})
-
-
-def cancel_active_assignment(conn: Connection, event_id: int, at: dt.datetime) -> RowMapping | None:
-    """Cancel the event's offered/accepted assignment (its team is free again); returns it (team id, code)."""
-    row = conn.execute(text(
-        "UPDATE assignments a SET status = 'cancelled', responded_at = COALESCE(a.responded_at, :at) "
-        "FROM teams t WHERE t.id = a.team_id AND a.event_id = :e AND a.status IN ('offered', 'accepted') "
-        "RETURNING a.id, a.team_id, t.code AS team_code"), {"e": event_id, "at": at}).mappings().first()
-    if row is not None:
-        conn.execute(text("UPDATE teams SET status = 'available' WHERE id = :t AND status <> 'off_duty'"),
-                     {"t": row["team_id"]})
-    return row
 
 
 # -- rung stints ----------------------------------------------------------------------------------------------

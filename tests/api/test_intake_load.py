@@ -1,5 +1,5 @@
 """Intake under load: near-duplicate reports that arrive at the same moment are still linked to one master
-(the per-area locks of :func:`events_sql.dedup_cells`) while reports elsewhere do not wait; the start-up
+(the per-area locks of :func:`gridmap.storage.events.dedup_cells`) while reports elsewhere do not wait; the start-up
 work is done before the first request (the connection pool open and warm); a report's fingerprint is the
 one earlier versions stored."""
 
@@ -17,7 +17,7 @@ import pytest
 from pyproj import Geod
 
 from gridmap.services.events import Location, Report
-from gridmap.storage import events_sql
+from gridmap.storage import events as events_sql
 from gridmap.storage.db import make_engine, open_pool
 from tests.api.conftest import query
 from tests.api.test_intake import spots  # noqa: F401 - the module fixture

@@ -73,3 +73,25 @@ def test_open_statuses_and_kernel_order():
     assert set(vocabulary.RESOLVED_OUTCOMES) <= set(vocabulary.OUTCOMES)
     assert set(vocabulary.CHANNEL_NAMES_ZH) == set(vocabulary.CHANNELS)
     assert vocabulary.TEAM_STATUSES[0] == "available"  # the kernels treat status 0 as eligible
+
+
+def test_the_words_storage_sql_spells_out_are_the_vocabulary():
+    """SQL that still spells a word list out (``status IN ('a', 'b')``, ``= 'resolved'``) uses the vocabulary's
+    words only: a renamed or removed status cannot linger in a query."""
+    from pathlib import Path
+
+    from gridmap.core.levels import OPERATOR_LEVELS, UNIT_KINDS  # units.kind and users' levels: no CHECK
+
+    words = {w for values in vocabulary.CHECKED.values() for w in values} | set(UNIT_KINDS) | set(OPERATOR_LEVELS)
+    storage = Path(vocabulary.__file__).resolve().parents[1] / "storage"
+    lists = 0
+    for path in sorted(storage.glob("*.py")):
+        text_ = path.read_text(encoding="utf-8")
+        for column, listed in re.findall(r"\b(status|channel|kind|role|outcome|left_how|level|source)\s+IN\s+"
+                                         r"\(((?:'\w+'(?:,\s*)?)+)\)", text_):
+            lists += 1
+            unknown = set(re.findall(r"'(\w+)'", listed)) - words
+            assert not unknown, f"{path.name}: {column} IN ({listed}) names {unknown}, not in the vocabulary"
+        for column, word in re.findall(r"\b(status|left_how|outcome)\s*=\s*'(\w+)'", text_):
+            assert word in words, f"{path.name}: {column} = '{word}' is not in the vocabulary"
+    assert lists >= 1  # the scan sees the SQL (a pattern that matches nothing would pass vacuously)

@@ -22,7 +22,7 @@ from gridmap.simulation.model import TZ, Behaviour
 from gridmap.simulation.run import simulate
 from gridmap.simulation.runlog import RunLog
 from gridmap.simulation.world import SIM_ARGON2, World, ensure_users, load_world, user_plan
-from gridmap.storage import simulation_sql
+from gridmap.storage import simulation as simulation_sql
 from gridmap.storage.db import database_url, make_engine
 from tests.conftest import _admin, sample_db_name
 

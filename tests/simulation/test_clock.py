@@ -16,7 +16,7 @@ from gridmap.services.dispatch import Dispatcher
 from gridmap.services.events import set_cached_team_position, set_cached_team_status
 from gridmap.services.feed import FeedHub
 from gridmap.services.registry import Registry
-from gridmap.storage import simulation_sql
+from gridmap.storage import simulation as simulation_sql
 
 from .conftest import DAY, sim_client
 

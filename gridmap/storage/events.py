@@ -1,7 +1,9 @@
-"""SQL for the events API: intake (placement, near-duplicates, idempotency), the lifecycle and its audit
-trail, escalation ladders, the volunteer's feed and the metrics.
+"""SQL of ``events`` and what belongs to each: its category, reporter (personal data), audit trail
+(``event_transitions``), status and milestones; intake (placement, near-duplicates) and the reads of the
+API, the map and the planners.
 
-Every function runs on the caller's SQLAlchemy connection, inside the caller's transaction.
+Every function runs on the caller's SQLAlchemy connection, inside the caller's transaction. The intake's
+and dispatch's hot statements run on the psycopg connection under it (:func:`_raw`), same transaction.
 """
 
 from __future__ import annotations
@@ -9,18 +11,32 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+import geopandas as gpd
+import pandas as pd
 import psycopg
 from psycopg.rows import dict_row
 from sqlalchemy import Connection, RowMapping, text
 
-from gridmap.storage import dispatch_sql, scopes
+from gridmap.errors import InvalidInput
+from gridmap.storage import assignments, scopes
+from gridmap.storage._filters import (
+    _AREA,
+    _ENVELOPE,
+    OPEN_STATUSES,
+    AreaFilter,
+    _bbox,
+    _frame,
+    _q,
+    _sql_where,
+    _street_events,
+    _time_conds,
+    _where,
+)
 from gridmap.storage._rows import one
 from gridmap.storage.db import driver_connection
-
-OPEN = ("reported", "dispatched", "accepted", "on_site")
 
 EVENT_COLUMNS = """
     e.id, e.code, e.channel, e.external_id, e.category, e.severity, e.title, e.description, e.status,
@@ -30,6 +46,8 @@ EVENT_COLUMNS = """
     e.dispatched_at, e.accepted_at, e.on_site_at, e.resolved_at, e.closed_at, e.created_at,
     e.escalation_rung, e.rung_started_at, e.due_at, l.level AS rung_level, l.name AS rung_name,
     l.name_zh AS rung_name_zh, e.intake_sha256, e.unit_code, e.outcome"""
+
+
 EVENT_FROM = """
     FROM events e
     LEFT JOIN buildings b ON b.id = e.building_id
@@ -66,42 +84,13 @@ def category_codes(conn: Connection) -> list[str]:
     return list(conn.execute(text("SELECT code FROM event_categories ORDER BY code")).scalars())
 
 
-def building_location(conn: Connection, *, code: str | None = None, address: str | None = None) -> RowMapping | None:
-    """A building by code or exact address: its id, address and a point on it (lon/lat)."""
-    where = "code = :v" if code is not None else "address = :v"
-    return conn.execute(text(
-        "SELECT id, code, name, address, ST_X(p) AS lon, ST_Y(p) AS lat "
-        f"FROM (SELECT *, ST_PointOnSurface(geom) AS p FROM buildings WHERE {where}) s LIMIT 1"),
-        {"v": code if code is not None else address}).mappings().first()
+def categories(conn: Connection) -> list[RowMapping]:
+    return list(conn.execute(text("SELECT code, name, name_zh, default_severity FROM event_categories ORDER BY code"))
+                .mappings())
 
 
-def place_location(conn: Connection, code: str) -> RowMapping | None:
-    """What a place's QR code (余安码) stands for: a business (shop, school, ...) or a building."""
-    row = conn.execute(text(
-        "SELECT 'business' AS kind, s.code, s.name, s.kind AS place_kind, s.address, s.building_id, "
-        "b.code AS building_code, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat "
-        "FROM businesses s LEFT JOIN buildings b ON b.id = s.building_id WHERE s.code = :c"),
-        {"c": code}).mappings().first()
-    if row is not None:
-        return row
-    return conn.execute(text(
-        "SELECT 'building' AS kind, b.code, b.name, b.use AS place_kind, b.address, b.id AS building_id, "
-        "b.code AS building_code, "
-        "ST_X(ST_PointOnSurface(b.geom)) AS lon, ST_Y(ST_PointOnSurface(b.geom)) AS lat "
-        "FROM buildings b WHERE b.code = :c"), {"c": code}).mappings().first()
-
-
-def place_point(conn: Connection, lon: float, lat: float, at: dt.datetime) -> RowMapping | None:
-    """The grid (version valid at ``at``) containing the point, with its community and street."""
-    return conn.execute(text("""
-        SELECT g.id AS grid_area_id, g.code AS grid_code, g.parent_code AS community_code,
-               c.parent_code AS street_code
-        FROM areas g
-        LEFT JOIN areas c ON c.code = g.parent_code AND c.level = 'community'
-             AND c.valid_from <= :at AND (c.valid_to IS NULL OR :at < c.valid_to)
-        WHERE g.level = 'grid' AND g.valid_from <= :at AND (g.valid_to IS NULL OR :at < g.valid_to)
-          AND ST_Intersects(g.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-        ORDER BY g.code LIMIT 1"""), {"lon": lon, "lat": lat, "at": at}).mappings().first()
+def category_skills(conn: Connection) -> dict[str, list[str]]:
+    return {code: list(skills) for code, skills in _q(conn, "SELECT code, skills FROM event_categories")}
 
 
 def _raw(conn: Connection) -> psycopg.Connection:
@@ -166,13 +155,13 @@ def insert_reported(conn: Connection, v: dict[str, Any], *, radius_m: float,
     """
     dx, dy = _near(v["lat"], radius_m)
     with _raw(conn).cursor(row_factory=dict_row) as cur:
-        return cur.execute("""
+        return cur.execute(f"""
         WITH d AS (
             SELECT e.id, e.code, e.reported_at,
                    ST_Distance(e.geom::geography,
                                ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) AS distance_m
             FROM events e
-            WHERE e.category = %(category)s AND e.status IN ('reported', 'dispatched', 'accepted', 'on_site')
+            WHERE e.category = %(category)s AND e.status IN {OPEN_STATUSES}
               AND e.duplicate_of IS NULL AND e.reported_at BETWEEN %(t0)s AND %(t1)s
               AND e.geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), %(dx)s, %(dy)s)
               AND ST_DWithin(e.geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography,
@@ -230,19 +219,18 @@ def warm(conn: Connection, times: int = 6) -> None:
                             "WHERE level = 'grid' ORDER BY code LIMIT 1) g")).first()
     lon, lat = (row[0], row[1]) if row is not None else (0.0, 0.0)
     at = dt.datetime.now(dt.UTC)
-    raw = _raw(conn)
     for _ in range(times):
         intake_context(conn, channel="", external_id="", category="", lon=lon, lat=lat, at=at)
-        dispatch_sql.event_for_dispatch(raw, 0)
-        dispatch_sql.dispatch_state(raw, 0)
-        dispatch_sql.offer(raw, team="", event_id=0, rank=0, eta_s=0.0, distance_m=0.0, method="", explanation={},
-                           route=None, respond_by=at, now=at)  # no team "" : nothing is written
+        event_for_dispatch(conn, 0)
+        assignments.dispatch_state(conn, 0)
+        assignments.offer(conn, team="", event_id=0, rank=0, eta_s=0.0, distance_m=0.0, method="", explanation={},
+                          route=None, respond_by=at, now=at)  # no team "" : nothing is written
     conn.execute(text(
         "SELECT count(*) FROM events e WHERE e.category = '' AND e.reported_at BETWEEN :at AND :at "
         "AND ST_DWithin(e.geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, 1)"),
         {"lon": lon, "lat": lat, "at": at})
     event(conn, 0)
-    active_assignment(conn, 0)
+    assignments.active_assignment(conn, 0)
 
 
 #: the side of a near-duplicate lock cell, in degrees (~500 m at Hangzhou)
@@ -309,11 +297,6 @@ def events(conn: Connection, *, where: Sequence[str], params: dict, limit: int, 
     return list(conn.execute(text(q), {**params, "limit": limit, "offset": offset}).mappings())
 
 
-def team_ever_assigned(conn: Connection, event_id: int, team_id: int) -> bool:
-    return conn.execute(text("SELECT EXISTS (SELECT 1 FROM assignments WHERE event_id = :e AND team_id = :t)"),
-                        {"e": event_id, "t": team_id}).scalar_one()
-
-
 def transitions(conn: Connection, event_id: int) -> list[RowMapping]:
     return list(conn.execute(text(
         "SELECT id, at, action, from_status, to_status, rung, actor, actor_role, note, ST_X(geom) AS lon, "
@@ -321,7 +304,17 @@ def transitions(conn: Connection, event_id: int) -> list[RowMapping]:
         {"e": event_id}).mappings())
 
 
+def event_for_dispatch(conn: Connection, event_id: int) -> tuple | None:
+    """(id, lon, lat, category, severity, grid_code, status), locking the event row (a hot statement of dispatch:
+    prepared, on the psycopg connection under ``conn``)."""
+    return _raw(conn).execute(
+        "SELECT id, ST_X(geom), ST_Y(geom), category, severity, grid_code, status FROM events WHERE id = %s FOR UPDATE",
+        (event_id,), prepare=True,
+    ).fetchone()
+
+
 def set_status(conn: Connection, event_id: int, status: str, at: dt.datetime) -> None:
+    """The one way an event's status is written: the status and the milestone it reaches (``reported``: none)."""
     column = {"dispatched": "dispatched_at", "accepted": "accepted_at", "on_site": "on_site_at",
               "resolved": "resolved_at", "closed": "closed_at", "reported": None}[status]
     stamp = f", {column} = :at" if column else ""
@@ -342,221 +335,120 @@ def close_duplicates(conn: Connection, master_id: int, at: dt.datetime) -> int:
         {"m": master_id, "at": at}).rowcount
 
 
-# -- assignments --------------------------------------------------------------------------------------------
-ASSIGNMENT_COLUMNS = """
-    a.id, a.event_id, a.team_id, t.code AS team_code, a.status, a.rank, a.eta_s, a.distance_m, a.method,
-    a.offered_at, a.respond_by, a.responded_at, ST_AsGeoJSON(a.route, 6) AS route_geojson,
-    e.code AS event_code, e.category, e.severity, e.title, e.status AS event_status, e.reported_at,
-    ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat, e.address, e.grid_code"""
-ASSIGNMENT_FROM = "FROM assignments a JOIN teams t ON t.id = a.team_id JOIN events e ON e.id = a.event_id"
+def place_events(conn: Connection) -> int:
+    """Place events without a grid version in the grid valid when each was reported."""
+    cur = _q(conn, """
+        UPDATE events e SET grid_area_id = g.id, grid_code = g.code,
+          community_code = COALESCE(e.community_code, g.parent_code)
+        FROM areas g
+        WHERE e.grid_area_id IS NULL AND g.level = 'grid'
+          AND g.valid_from <= e.reported_at AND (g.valid_to IS NULL OR e.reported_at < g.valid_to)
+          AND ST_Intersects(g.geom, e.geom)""")
+    return cur.rowcount
 
 
-def assignment(conn: Connection, assignment_id: int, *, lock: bool = False) -> RowMapping | None:
-    q = f"SELECT {ASSIGNMENT_COLUMNS} {ASSIGNMENT_FROM} WHERE a.id = :id"
-    if lock:
-        q += " FOR UPDATE OF a"
-    return conn.execute(text(q), {"id": assignment_id}).mappings().first()
+def events_in_view(conn: Connection, bbox: tuple[float, float, float, float] | None, *, now: dt.datetime, resolved_since: dt.datetime,
+           limit: int, street: str | None = None) -> pd.DataFrame:
+    """Open events (and those resolved since ``resolved_since``, not yet closed) reported by ``now`` (in
+    ``street``, if given). No reporter and no free text: the title only."""
+    cur = _q(conn,
+        f"""SELECT e.id, e.code, e.channel, e.category, c.name_zh AS category_zh, e.severity, e.status, e.title,
+                   e.reported_at, e.dispatched_at, e.on_site_at, e.grid_code, t.code AS team,
+                   ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat
+            FROM events e LEFT JOIN teams t ON t.id = e.team_id
+            LEFT JOIN event_categories c ON c.code = e.category
+            WHERE e.geom && {_ENVELOPE} AND e.reported_at <= :now
+              AND (e.status IN {OPEN_STATUSES} OR (e.status = 'resolved' AND e.resolved_at >= :since))
+              AND (CAST(:street AS text) IS NULL OR {scopes.events("e.", _AREA)})
+            ORDER BY e.reported_at DESC, e.id DESC LIMIT :limit""",
+        _bbox(bbox) | {"now": now, "since": resolved_since, "limit": limit, "street": street})
+    return _frame(cur)
 
 
-def team_assignments(conn: Connection, team_id: int, statuses: Sequence[str], limit: int) -> list[RowMapping]:
-    return list(conn.execute(text(
-        f"SELECT {ASSIGNMENT_COLUMNS} {ASSIGNMENT_FROM} WHERE a.team_id = :t AND a.status = ANY(:s) "
-        "ORDER BY a.offered_at DESC, a.id DESC LIMIT :n"), {"t": team_id, "s": list(statuses), "n": limit}).mappings())
+def event_card(conn: Connection, event_id: int, street: str | None = None) -> dict | None:
+    """One event for the map's drill-down. Never the reporter (``event_reporters``) nor the free-text
+    description, where callers write names and phone numbers: the title only."""
+    cur = _q(conn,
+        f"""SELECT e.id, e.code, e.channel, e.category, c.name_zh AS category_zh, e.severity, e.status, e.title,
+                  e.reported_at, e.dispatched_at, e.accepted_at, e.on_site_at, e.resolved_at,
+                  e.closed_at, e.grid_code, e.community_code, t.code AS team, t.name AS team_name,
+                  ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat
+           FROM events e LEFT JOIN teams t ON t.id = e.team_id LEFT JOIN event_categories c ON c.code = e.category
+           WHERE e.id = :id AND (CAST(:street AS text) IS NULL OR {scopes.events("e.", _AREA)})""",
+        {"id": event_id, "street": street})
+    row = cur.mappings().first()
+    return None if row is None else dict(row)
 
 
-def active_assignment(conn: Connection, event_id: int) -> RowMapping | None:
-    return conn.execute(text(
-        "SELECT a.id, a.team_id, t.code AS team_code, a.status FROM assignments a JOIN teams t ON t.id = a.team_id "
-        "WHERE a.event_id = :e AND a.status IN ('offered', 'accepted') FOR UPDATE OF a"), {"e": event_id}).mappings().first()
+def open_events(conn: Connection, street: str | None, *, now: dt.datetime, limit: int,
+                unplaced: bool = True) -> pd.DataFrame:
+    """Open events of ``street`` (all streets if None), oldest first; ``unplaced``: with those of no street."""
+    cur = _q(conn,
+        f"""SELECT e.id, e.code, e.category, c.name_zh AS category_zh, e.severity, e.status, e.title,
+                   e.reported_at, e.dispatched_at, e.on_site_at, e.grid_code, t.code AS team
+            FROM events e LEFT JOIN teams t ON t.id = e.team_id LEFT JOIN event_categories c ON c.code = e.category
+            WHERE e.status IN {OPEN_STATUSES} AND e.reported_at <= :now AND {_street_events(street, unplaced, "e.")}
+            ORDER BY e.reported_at, e.id LIMIT :limit""",
+        {"now": now, "street": street, "limit": limit})
+    return _frame(cur)
 
 
-def close_assignment(conn: Connection, assignment_id: int, status: str, at: dt.datetime) -> None:
-    conn.execute(text("UPDATE assignments SET status = :s, responded_at = COALESCE(responded_at, :at) WHERE id = :id"),
-                 {"s": status, "at": at, "id": assignment_id})
+def latest_activity(conn: Connection) -> dt.datetime | None:
+    """The latest time anything happened (an event reported or a team position): the sample's 'now'."""
+    return _q(conn, "SELECT GREATEST((SELECT max(reported_at) FROM events), "
+                    "(SELECT max(position_at) FROM teams))").scalar_one()
 
 
-def set_team_status(conn: Connection, team_id: int, status: str) -> None:
-    conn.execute(text("UPDATE teams SET status = :s WHERE id = :id"), {"s": status, "id": team_id})
+#: The columns :func:`events_frame` may read (no free text, no reporter).
+FRAME_COLUMNS = ("id", "code", "channel", "category", "severity", "reported_at", "street_code", "community_code",
+                 "grid_code", "building_id", "team_id", "status", "dispatched_at", "accepted_at", "on_site_at",
+                 "resolved_at", "closed_at")
 
 
-def team(conn: Connection, code: str) -> RowMapping | None:
-    """A team with the street of its home grid."""
-    return conn.execute(text("""
-        SELECT t.id, t.code, t.name, t.kind, t.status, t.skills, t.home_grid_code, t.position_at,
-               ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, c.parent_code AS street_code, c.code AS community_code
-        FROM teams t
-        LEFT JOIN areas g ON g.code = t.home_grid_code AND g.level = 'grid' AND g.valid_to IS NULL
-        LEFT JOIN areas c ON c.code = g.parent_code AND c.level = 'community' AND c.valid_to IS NULL
-        WHERE t.code = :c"""), {"c": code}).mappings().first()
+def events_frame(conn: Connection, flt: AreaFilter, *, start: dt.datetime | None = None, end: dt.datetime | None = None,
+           categories: Sequence[str] | None = None, columns: Sequence[str] | None = None) -> gpd.GeoDataFrame:
+    """Events reported in [start, end), of the given categories, inside the area/bbox (points)."""
+    cols = list(columns or FRAME_COLUMNS)
+    unknown = [c for c in cols if c not in FRAME_COLUMNS]
+    if unknown:
+        raise InvalidInput(f"unknown event column(s) {', '.join(unknown)}", field="columns",
+                           fix=f"choose from {', '.join(FRAME_COLUMNS)}")
+    bind: dict = {}
+    conds = [*_where(conn, "e", flt, bind), *_time_conds("e", start, end, bind)]
+    if categories is not None:
+        conds.append("e.category = ANY(:cats)")
+        bind["cats"] = list(categories)
+    sel = ", ".join(f"e.{c}" for c in cols)
+    q = f"SELECT {sel}, ST_AsBinary(e.geom) AS geom FROM events e{_sql_where(conds)} ORDER BY e.id"
+    return gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
 
 
-def teams_in_street(conn: Connection, street: str | None, codes: Sequence[str] | None = None) -> list[RowMapping]:
-    """Teams (with the street and community of their home grid) of area ``street`` (a district, street or
-    community: :func:`gridmap.storage.scopes.teams`), or of every area when it is None."""
-    q = f"""
-        SELECT t.id, t.code, t.name, t.kind, t.status, t.skills, t.home_grid_code, t.position_at,
-               ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, c.parent_code AS street_code, c.code AS community_code
-        FROM teams t
-        LEFT JOIN areas g ON g.code = t.home_grid_code AND g.level = 'grid' AND g.valid_to IS NULL
-        LEFT JOIN areas c ON c.code = g.parent_code AND c.level = 'community' AND c.valid_to IS NULL
-        WHERE {scopes.unconfined_or(':street', scopes.teams('t.', ':street'))}"""
-    params: dict[str, Any] = {"street": street}
-    if codes is not None:
-        q += " AND t.code = ANY(:codes)"
-        params["codes"] = list(codes)
-    return list(conn.execute(text(q + " ORDER BY t.code"), params).mappings())
+# -- what the simulator reads of the street -----------------------------------------------------------------
+def event_history(conn: Connection, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """The events reported in [start, end) (not near-duplicates): what the arrivals and the behaviour figures are
+    drawn from. Places as lon/lat, with the building's code when there is one; milestones as timestamps."""
+    rows = conn.execute(text("""
+        SELECT e.channel, e.category, e.severity, e.grid_code, e.reported_at, ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat,
+               b.code AS building_code, e.title, e.dispatched_at, e.accepted_at, e.on_site_at, e.resolved_at,
+               e.closed_at
+        FROM events e LEFT JOIN buildings b ON b.id = e.building_id
+        WHERE e.reported_at >= :start AND e.reported_at < :end AND e.duplicate_of IS NULL AND e.grid_code IS NOT NULL
+        ORDER BY e.reported_at, e.id"""), {"start": start, "end": end}).mappings().all()
+    cols = ["channel", "category", "severity", "grid_code", "reported_at", "lon", "lat", "building_code", "title",
+            "dispatched_at", "accepted_at", "on_site_at", "resolved_at", "closed_at"]
+    return pd.DataFrame([dict(r) for r in rows], columns=cols)
 
 
-def current_streets(conn: Connection) -> list[RowMapping]:
-    """The current street polygons (code, WKB in EPSG:4326): the managed area."""
-    return list(conn.execute(text(
-        "SELECT code, ST_AsBinary(geom) AS wkb FROM areas WHERE level = 'street' AND valid_to IS NULL ORDER BY code"
-    )).mappings())
-
-
-def free_idle_busy_teams(conn: Connection) -> int:
-    """Teams marked assigned or on site that hold no active (offered/accepted) assignment: make them available."""
-    return conn.execute(text("""
-        UPDATE teams t SET status = 'available'
-        WHERE t.status IN ('assigned', 'on_site')
-          AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.team_id = t.id AND a.status IN ('offered', 'accepted'))
-        """)).rowcount
-
-
-def busy_teams_without_assignment(conn: Connection) -> list[str]:
-    """Codes of teams marked assigned or on site that hold no active assignment (never any, if consistent)."""
-    return list(conn.execute(text("""
-        SELECT t.code FROM teams t WHERE t.status IN ('assigned', 'on_site')
-          AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.team_id = t.id AND a.status IN ('offered', 'accepted'))
-        ORDER BY t.code""")).scalars())
-
-
-def restamp_on_duty_positions(conn: Connection, now: dt.datetime) -> int:
-    """The last position of every on-duty team, as reported again at ``now`` (never moved backwards)."""
-    return conn.execute(text("""
-        UPDATE teams SET position_at = :now
-        WHERE status <> 'off_duty' AND geom IS NOT NULL AND (position_at IS NULL OR position_at < :now)
-        """), {"now": now}).rowcount
-
-
-# -- escalation ---------------------------------------------------------------------------------------------
-RUNG_COLUMNS = "category, rung, level, name, name_zh, time_limit_min, auto_escalate, unit_kind, unit_code"
-
-
-def rung(conn: Connection, category: str, rung_no: int) -> RowMapping | None:
-    return conn.execute(text(
-        f"SELECT {RUNG_COLUMNS} FROM escalation_ladders "
-        "WHERE category = :c AND rung = :r"), {"c": category, "r": rung_no}).mappings().first()
-
-
-def ladders(conn: Connection, category: str | None = None) -> list[RowMapping]:
-    return list(conn.execute(text(
-        f"SELECT {RUNG_COLUMNS} FROM escalation_ladders "
-        "WHERE CAST(:c AS text) IS NULL OR category = :c ORDER BY category, rung"), {"c": category}).mappings())
-
-
-def replace_ladders(conn: Connection, rows: list[dict]) -> int:
-    conn.execute(text("DELETE FROM escalation_ladders"))
-    if rows:
-        conn.execute(text(
-            f"INSERT INTO escalation_ladders ({RUNG_COLUMNS}) "
-            "VALUES (:category, :rung, :level, :name, :name_zh, :time_limit_min, :auto_escalate, :unit_kind, "
-            ":unit_code)"), [{"unit_kind": None, "unit_code": None, **r} for r in rows])
-    return len(rows)
-
-
-def set_rung(conn: Connection, event_id: int, rung_no: int, at: dt.datetime, due_at: dt.datetime | None) -> None:
-    conn.execute(text("UPDATE events SET escalation_rung = :r, rung_started_at = :at, due_at = :due WHERE id = :id"),
-                 {"r": rung_no, "at": at, "due": due_at, "id": event_id})
-
-
-def overdue_to_escalate(conn: Connection, now: dt.datetime, limit: int, street: str | None = None) -> list[int]:
-    """Open events past their rung's limit, whose rung escalates automatically and has a rung above it (of one
-    street, or of all when ``street`` is None)."""
-    return list(conn.execute(text(f"""
-        SELECT e.id FROM events e
-        JOIN escalation_ladders l ON l.category = e.category AND l.rung = e.escalation_rung AND l.auto_escalate
-        WHERE e.status IN ('reported', 'dispatched', 'accepted', 'on_site') AND e.duplicate_of IS NULL
-          AND e.due_at < :now AND {scopes.unconfined_or(':street', scopes.events('e.', ':street'))}
-          AND EXISTS (SELECT 1 FROM escalation_ladders n WHERE n.category = e.category AND n.rung = e.escalation_rung + 1)
-        ORDER BY e.due_at LIMIT :n FOR UPDATE OF e SKIP LOCKED"""), {"now": now, "n": limit, "street": street}).scalars())
-
-
-def waiting_events(conn: Connection, limit: int, street: str | None = None) -> list[int]:
-    """Open events on the first rung, reported for automatic dispatch, that no team holds now (nobody could
-    take them when they came in, or the teams declined or let the offer lapse); of one street, or all."""
-    return list(conn.execute(text(f"""
-        SELECT e.id FROM events e
-        WHERE e.status = 'reported' AND e.duplicate_of IS NULL AND e.escalation_rung = 0
-          AND {scopes.unconfined_or(':street', scopes.events('e.', ':street'))}
-          AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.event_id = e.id AND a.status IN ('offered', 'accepted'))
-          AND EXISTS (SELECT 1 FROM event_transitions t WHERE t.event_id = e.id AND t.action = 'report'
-                      AND (t.detail ->> 'auto_dispatch')::boolean)
-        ORDER BY e.severity DESC, e.reported_at LIMIT :n"""), {"n": limit, "street": street}).scalars())
-
-
-def overdue_count(conn: Connection, now: dt.datetime, street: str | None) -> int:
-    return conn.execute(text(
-        "SELECT count(*) FROM events e WHERE e.status IN ('reported', 'dispatched', 'accepted', 'on_site') "
-        f"AND e.duplicate_of IS NULL AND e.due_at < :now AND {scopes.unconfined_or(':s', scopes.events('e.', ':s'))}"),
-        {"now": now, "s": street}).scalar_one()
-
-
-# -- metrics ------------------------------------------------------------------------------------------------
-def event_metrics(conn: Connection, *, key: str, period: str | None, start: dt.datetime, end: dt.datetime,
-                  street: str | None, now: dt.datetime, tz: str) -> list[RowMapping]:
-    """Counts, closure/resolution rates and durations (minutes) by ``key`` column and period."""
-    bucket = f"date_trunc('{period}', e.reported_at AT TIME ZONE :tz)" if period else "NULL::timestamp"
-    group = f"e.{key}" if key != "all" else "'all'"
-    return list(conn.execute(text(f"""
-        SELECT {group} AS key, {bucket} AS period,
-          count(*) AS reported,
-          count(*) FILTER (WHERE e.status IN ('resolved', 'closed')) AS resolved,
-          count(*) FILTER (WHERE e.status = 'closed') AS closed,
-          count(*) FILTER (WHERE e.status IN ('reported', 'dispatched', 'accepted', 'on_site')) AS open,
-          count(*) FILTER (WHERE e.due_at IS NOT NULL AND (
-              (e.status IN ('reported', 'dispatched', 'accepted', 'on_site') AND e.due_at < :now)
-              OR (e.resolved_at IS NOT NULL AND e.resolved_at > e.due_at))) AS overdue,
-          avg(extract(epoch FROM e.on_site_at - e.reported_at)) / 60 AS response_avg_min,
-          percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM e.on_site_at - e.reported_at)) / 60
-            AS response_p50_min,
-          percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM e.on_site_at - e.reported_at)) / 60
-            AS response_p90_min,
-          avg(extract(epoch FROM e.resolved_at - e.on_site_at)) / 60 AS handling_avg_min,
-          percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM e.resolved_at - e.on_site_at)) / 60
-            AS handling_p50_min,
-          avg(extract(epoch FROM e.closed_at - e.reported_at)) / 60 AS closure_avg_min
-        FROM events e
-        WHERE e.duplicate_of IS NULL AND e.reported_at >= :start AND e.reported_at < :end
-          AND {scopes.unconfined_or(':street', scopes.events('e.', ':street'))}
-        GROUP BY 1, 2 ORDER BY 1, 2"""), {"start": start, "end": end, "street": street, "now": now, "tz": tz}).mappings())
-
-
-def overdue_by(conn: Connection, *, now: dt.datetime, street: str | None) -> list[RowMapping]:
-    return list(conn.execute(text(f"""
-        SELECT e.street_code, e.community_code, e.category, e.escalation_rung AS rung, count(*) AS overdue
-        FROM events e
-        WHERE e.status IN ('reported', 'dispatched', 'accepted', 'on_site') AND e.duplicate_of IS NULL
-          AND e.due_at < :now AND {scopes.unconfined_or(':street', scopes.events('e.', ':street'))}
-        GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC, 1, 2, 3, 4"""), {"now": now, "street": street}).mappings())
-
-
-# -- live push ----------------------------------------------------------------------------------------------
-def notifications(libpq_url: str, channel: str, stop: Any, poll_s: float = 0.5,
-                  on_listen: Any = None) -> Iterator[dict]:
-    """Yield the JSON payloads NOTIFYed on ``channel`` until ``stop.is_set()`` (a threading.Event).
-
-    ``on_listen()`` is called once LISTEN is in force (nothing committed after it is missed).
-    """
-    with psycopg.connect(libpq_url, autocommit=True) as conn:
-        conn.execute(f"LISTEN {channel}")
-        if on_listen is not None:
-            on_listen()
-        while not stop.is_set():
-            for n in conn.notifies(timeout=poll_s):
-                try:
-                    yield json.loads(n.payload)
-                except ValueError:
-                    continue
-                if stop.is_set():
-                    return
+def run_outcome(conn: Connection, since: dt.datetime) -> pd.DataFrame:
+    """Every event reported since ``since``: status, rung, milestones, its team and near-duplicate link, and the
+    count of its assignments by outcome (what the study measures, read like any other data)."""
+    rows = conn.execute(text("""
+        SELECT e.id, e.external_id, e.channel, e.category, e.severity, e.grid_code, e.status, e.escalation_rung,
+               e.duplicate_of, e.reported_at, e.dispatched_at, e.accepted_at, e.on_site_at, e.resolved_at, e.closed_at,
+               e.due_at, t.code AS team,
+               (SELECT count(*) FROM assignments a WHERE a.event_id = e.id) AS offers,
+               (SELECT count(*) FROM assignments a WHERE a.event_id = e.id AND a.status = 'declined') AS declines,
+               (SELECT count(*) FROM assignments a WHERE a.event_id = e.id AND a.status = 'timeout') AS timeouts
+        FROM events e LEFT JOIN teams t ON t.id = e.team_id
+        WHERE e.reported_at >= :since ORDER BY e.id"""), {"since": since}).mappings().all()
+    return pd.DataFrame([dict(r) for r in rows])

@@ -85,21 +85,6 @@ def active_admins(conn: Connection) -> int:
     return conn.execute(text("SELECT count(*) FROM users WHERE role = 'admin' AND active")).scalar_one()
 
 
-def member_scope(conn: Connection, member_code: str) -> RowMapping | None:
-    """A team member's team and grids: the grids they staff, or else their team's home grid."""
-    return conn.execute(text("""
-        SELECT m.code, m.team_id, t.code AS team_code,
-               COALESCE((SELECT array_agg(s.grid_code ORDER BY s.grid_code) FROM grid_staff s WHERE s.member_id = m.id),
-                        CASE WHEN t.home_grid_code IS NULL THEN ARRAY[]::text[] ELSE ARRAY[t.home_grid_code] END)
-                 AS grids
-        FROM team_members m LEFT JOIN teams t ON t.id = m.team_id WHERE m.code = :c"""), {"c": member_code}).mappings().first()
-
-
-def street_exists(conn: Connection, code: str) -> bool:
-    return conn.execute(text("SELECT EXISTS (SELECT 1 FROM areas WHERE code = :c AND level = 'street')"),
-                        {"c": code}).scalar_one()
-
-
 def demo_members(conn: Connection) -> RowMapping | None:
     """A street, a grid worker who staffs a grid, and a volunteer with a team (for the demo users); the second
     street, the district and a community of the first, and the units of the first street's mall ladder and a
