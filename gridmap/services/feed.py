@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from gridmap.services.events import set_cached_team_position, set_cached_team_status
-from gridmap.storage import notify as notify_sql
+from gridmap.services.listener import Listener
 from gridmap.storage import teams as teams_sql
 from gridmap.storage.db import libpq_url
 
@@ -43,40 +42,22 @@ def unit_key(code: str) -> str:
     return f"unit:{code}"
 
 
-class FeedHub:
+class FeedHub(Listener):
+    """The live feed's fan-out in one API process (see the module's docstring)."""
+
+    channel = CHANNEL
+    thread_name = "gridmap-feed"
+
     def __init__(self, libpq_url: str, dispatcher: Dispatcher | None = None, engine: Engine | None = None) -> None:
-        self.url = libpq_url
+        super().__init__(libpq_url)
         self.dispatcher = dispatcher
         self.engine = engine  # to read a team's status as it is now (without one: as announced)
         self._subs: dict[int | str, set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = defaultdict(set)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def for_engine(cls, engine: Engine, dispatcher: Dispatcher | None = None) -> FeedHub:
         return cls(libpq_url(engine.url.render_as_string(hide_password=False)), dispatcher, engine)
-
-    # -- lifecycle --------------------------------------------------------------------------------------
-    def start(self, timeout_s: float = 10.0) -> None:
-        self._thread = threading.Thread(target=self._run, name="gridmap-feed", daemon=True)
-        self._thread.start()
-        self._ready.wait(timeout_s)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for msg in notify_sql.notifications(self.url, CHANNEL, self._stop, poll_s=0.2, on_listen=self._ready.set):
-                    self._handle(msg)
-            except Exception:  # noqa: BLE001 - the database went away: retry, never kill the API
-                log.exception("live feed listener lost its connection; reconnecting")
-                time.sleep(1.0)
 
     # -- fan-out ----------------------------------------------------------------------------------------
     def _handle(self, msg: dict[str, Any]) -> None:

@@ -31,9 +31,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from gridmap.services.listener import Listener
 from gridmap.storage import users as users_sql
 from gridmap.storage.db import libpq_url
-from gridmap.storage.notify import notifications
 
 log = logging.getLogger(__name__)
 SESSION_CHECK = {"kind": "session_check"}
@@ -156,40 +156,23 @@ class SessionCache:
                 loop.call_soon_threadsafe(q.put_nowait, SESSION_CHECK)
 
 
-class SessionListener:
+class SessionListener(Listener):
     """One thread per API process: LISTEN gridmap_sessions and drop what each notification names."""
 
+    channel = users_sql.CHANNEL
+    thread_name = "gridmap-sessions"
+
     def __init__(self, libpq: str, cache: SessionCache) -> None:
-        self.url = libpq
+        super().__init__(libpq)
         self.cache = cache
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def for_engine(cls, engine: Engine, cache: SessionCache) -> SessionListener:
         return cls(libpq_url(engine.url.render_as_string(hide_password=False)), cache)
 
-    def start(self, timeout_s: float = 10.0) -> None:
-        self._thread = threading.Thread(target=self._run, name="gridmap-sessions", daemon=True)
-        self._thread.start()
-        self._ready.wait(timeout_s)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-
     def _listening(self) -> None:
         self.cache.clear()  # whatever was announced while we were not listening is unknown: read everything again
-        self._ready.set()
+        super()._listening()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for msg in notifications(self.url, users_sql.CHANNEL, self._stop, poll_s=0.2,
-                                         on_listen=self._listening):
-                    self.cache.handle(msg)
-            except Exception:  # noqa: BLE001 - the database went away: retry; the TTL covers the gap
-                log.exception("session listener lost its connection; reconnecting")
-                time.sleep(1.0)
+    def _handle(self, msg: dict[str, Any]) -> None:
+        self.cache.handle(msg)

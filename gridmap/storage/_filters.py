@@ -15,7 +15,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, CursorResult, text
 
-from gridmap.core.vocabulary import OPEN_EVENT_STATUSES, TIME_ZONE
+from gridmap.core.vocabulary import OPEN_EVENT_STATUSES, TIME_ZONE, WGS84
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.storage import scopes
 
@@ -144,7 +144,7 @@ def _q(conn: Connection, sql: str, params: Mapping[str, Any] | None = None) -> C
 def _geo_frame(result: CursorResult, column: str = "wkb") -> gpd.GeoDataFrame:
     """The rows of a result as a GeoDataFrame in EPSG:4326, its WKB ``column`` decoded into ``geometry``."""
     df = _frame(result)
-    return gpd.GeoDataFrame(df.drop(columns=column), geometry=_geoms(df[column]), crs="EPSG:4326")
+    return gpd.GeoDataFrame(df.drop(columns=column), geometry=_geoms(df[column]), crs=WGS84)
 
 
 def _geoms(values: Any) -> np.ndarray:
@@ -158,3 +158,8 @@ def _street_events(street: str | None, unplaced: bool, alias: str = "") -> str:
     """Events of ``street`` (and, when ``unplaced``, those placed in no street, e.g. outside every grid)."""
     also = f" OR {alias}street_code IS NULL" if unplaced else ""
     return f"(CAST(:street AS text) IS NULL OR {scopes.events(alias, _AREA)}{also})"
+
+
+def _postgis_frame(conn: Connection, sql: str, params: dict) -> gpd.GeoDataFrame:
+    """The rows of ``sql`` (its geometry column named ``geom``) as a GeoDataFrame in WGS 84."""
+    return gpd.read_postgis(text(sql), conn, geom_col="geom", params=params, crs=WGS84)  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause

@@ -26,6 +26,7 @@ from gridmap.storage._filters import (
     _bbox_cond,
     _geo_frame,
     _geoms,
+    _postgis_frame,
     _q,
     _sql_where,
     _where,
@@ -207,7 +208,7 @@ def grid_registry(conn: Connection, flt: AreaFilter) -> gpd.GeoDataFrame:
                coalesce(b.residents, 0) AS residents, coalesce(s.workers, 0) AS workers,
                ST_AsBinary(g.geom) AS geom
         FROM g LEFT JOIN b ON b.grid_code = g.code LEFT JOIN s ON s.grid_code = g.code ORDER BY g.code"""
-    out = gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
+    out = _postgis_frame(conn, q, bind)
     for c in ("buildings", "households", "residents", "workers"):
         out[c] = out[c].astype("int64")
     return out

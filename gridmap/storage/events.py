@@ -29,6 +29,7 @@ from gridmap.storage._filters import (
     AreaFilter,
     _bbox,
     _frame,
+    _postgis_frame,
     _q,
     _sql_where,
     _street_events,
@@ -420,7 +421,7 @@ def events_frame(conn: Connection, flt: AreaFilter, *, start: dt.datetime | None
         bind["cats"] = list(categories)
     sel = ", ".join(f"e.{c}" for c in cols)
     q = f"SELECT {sel}, ST_AsBinary(e.geom) AS geom FROM events e{_sql_where(conds)} ORDER BY e.id"
-    return gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
+    return _postgis_frame(conn, q, bind)
 
 
 # -- what the simulator reads of the street -----------------------------------------------------------------

@@ -15,6 +15,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from gridmap.core.vocabulary import WGS84
 from gridmap.errors import InvalidInput, LoadRejected
 
 READ_SUFFIXES = {
@@ -62,7 +63,7 @@ def read_csv_points(path: Path, *, lon_col: str | None, lat_col: str | None, crs
         raise LoadRejected(path.name, f"{len(bad)} rows have no usable coordinates", problems,
                            "fill in numeric lon/lat (decimal degrees) for every row")
     geom = shapely.points(lon, lat)
-    return gpd.GeoDataFrame(df.drop(columns=[lon_name, lat_name]), geometry=geom, crs=crs or "EPSG:4326")
+    return gpd.GeoDataFrame(df.drop(columns=[lon_name, lat_name]), geometry=geom, crs=crs or WGS84)
 
 
 def read_file(

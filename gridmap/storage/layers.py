@@ -26,7 +26,6 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -34,7 +33,7 @@ from gridmap.core import vocabulary
 from gridmap.core.geomcheck import Kind
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.storage import models as m
-from gridmap.storage._filters import _validity
+from gridmap.storage._filters import _postgis_frame, _validity
 from gridmap.storage.areas import AreaFilter, area_exists
 
 # (order matters: SmallInteger and BigInteger are subclasses of Integer)
@@ -197,7 +196,7 @@ def select_layer(
     q += f" ORDER BY {order}"
     if limit is not None:
         q += f" LIMIT {int(limit)}"
-    gdf = gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
+    gdf = _postgis_frame(conn, q, bind)
     return gdf
 
 

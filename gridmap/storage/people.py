@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from gridmap.errors import NotFound
-from gridmap.storage._filters import AreaFilter, area_exists
+from gridmap.storage._filters import AreaFilter, _postgis_frame, area_exists
 
 
 def residents_frame(conn: Connection, flt: AreaFilter, *, personal: bool, limit: int | None = None,
@@ -58,7 +58,7 @@ def residents_frame(conn: Connection, flt: AreaFilter, *, personal: bool, limit:
     if limit is not None:
         q += " LIMIT :limit"
         params["limit"] = int(limit)
-    return gpd.read_postgis(text(q), conn, geom_col="geom", params=params, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
+    return _postgis_frame(conn, q, params)
 
 
 def log_pii_access(conn: Connection, actor: str, purpose: str, table: str, rows: int, detail: dict) -> None:

@@ -20,6 +20,7 @@ from gridmap.storage._filters import (
     _bbox,
     _frame,
     _in_street,
+    _postgis_frame,
     _q,
     _sql_where,
     _where,
@@ -161,7 +162,7 @@ def buildings_with_people(conn: Connection, flt: AreaFilter) -> gpd.GeoDataFrame
         "(SELECT count(*) FROM residents r WHERE r.building_id = b.id) AS residents, "
         f"ST_AsBinary(b.geom) AS geom FROM buildings b{_sql_where(conds)} ORDER BY b.id"
     )
-    return gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
+    return _postgis_frame(conn, q, bind)
 
 
 # -- per-viewport point layers ------------------------------------------------------------------------------
@@ -203,4 +204,4 @@ def equipment_frame(conn: Connection, flt: AreaFilter, kinds: Sequence[str], sta
         bind["statuses"] = list(statuses)
     q = ("SELECT t.id, t.code, t.kind, t.name, t.status, t.building_id, ST_AsBinary(t.geom) AS geom "
          f"FROM fire_equipment t{_sql_where(conds)} ORDER BY t.id")
-    return gpd.read_postgis(text(q), conn, geom_col="geom", params=bind, crs="EPSG:4326")  # type: ignore[call-overload]  # stubs: sql is str only; geopandas takes a TextClause
+    return _postgis_frame(conn, q, bind)

@@ -8,6 +8,7 @@ import geopandas as gpd
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from gridmap.core.vocabulary import WGS84
 from gridmap.storage._filters import _bbox_cond, _geoms, _sql_where
 
 
@@ -26,7 +27,7 @@ def road_graph(conn: Connection, bbox: tuple[float, float, float, float] | None 
         f"FROM road_edges e{cond} ORDER BY e.id"), bind).all()
     cols = ["id", "source", "target", "length_m", "travel_time_s", "highway"]
     edges = gpd.GeoDataFrame(pd.DataFrame([r[:6] for r in rows], columns=cols),
-                             geometry=_geoms([r[6] for r in rows]), crs="EPSG:4326")
+                             geometry=_geoms([r[6] for r in rows]), crs=WGS84)
     which = ("" if bbox is None else
              f"WHERE n.id IN (SELECT source FROM road_edges e{cond} UNION SELECT target FROM road_edges e{cond}) ")
     nodes = pd.DataFrame(

@@ -44,7 +44,7 @@ def test_overdue_filter_binds_the_statuses(db, conn, monkeypatch, open_statuses)
     add_event(conn, "EV2", due_at=now + dt.timedelta(hours=1))  # not due yet
     add_event(conn, "EV3", status="resolved", due_at=T0)  # past due but not open
     conn.commit()
-    monkeypatch.setattr(event_service, "OPEN_STATUSES", open_statuses)
+    monkeypatch.setattr(event_service, "OPEN_EVENT_STATUSES", open_statuses)
     service = event_service.EventService(db.engine, db.settings, clock=lambda: now)
     admin = Principal(user_id=1, username="admin", role="admin")
     from sqlalchemy.orm import Session
