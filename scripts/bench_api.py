@@ -3,8 +3,8 @@
     .venv/bin/python scripts/bench_api.py [--events 2000] [--concurrency 16 | --rate 200] [--workers 2] [--fresh]
 
 It uses its own database (``gridmap_bench_api`` in the embedded cluster, the sample street loaded once),
-starts the API as a separate process — ``python -m api.serve`` (uvicorn workers with a listening socket
-each), or with ``--server uvicorn`` plain ``uvicorn --workers N`` (one shared socket) — and drives it with a
+starts the API as a separate process — ``python -m api.serve`` (a supervisor that deals the connections out
+to uvicorn workers in turn), or ``--server uvicorn|gunicorn|gunicorn-asgi|granian`` — and drives it with a
 lean asyncio HTTP/1.1 load generator (closed loop, N concurrent keep-alive connections). Each row says how
 the connections were spread over the worker processes (from ``ss``). Phases:
 
@@ -19,6 +19,21 @@ row shows the 1-minute load average when it started (other processes' load inclu
 
 Every team reports its position (batched) before each phase, as the phones would. Target on the
 2-core machine: >= 200 events/s with p99 <= 100 ms for phase 2, and zero acknowledged events lost.
+
+Servers side by side (``pip install -e '.[bench]'``)::
+
+    .venv/bin/python scripts/bench_api.py --compare gridmap,gunicorn,granian --rounds 2 [--events 1000]
+    .venv/bin/python scripts/bench_api.py --compare gridmap,gunicorn,granian --start-only --cold-kernels
+
+runs the same app with the same number of workers under ``gridmap serve`` (``python -m api.serve``), gunicorn
+with uvicorn-worker's ``UvicornWorker`` and ``granian --interface asgi --respawn-failed-workers``, the servers
+interleaved round by round (A B C A B C: the shared machine's load drifts), and prints the medians: start to
+the first 200 (``--cold-kernels``: with the routing kernels' disk cache deleted, a first start), reads (the
+teams, the latest events, one team), intake, intake + dispatch (requests/s, p50/p95/p99, connections per
+worker from ``ss``), the team's WebSocket feed (snapshot, then the offer of an event reported where the team
+is), one worker SIGKILLed under intake (replaced after how long, requests cut, answers after the kill that were
+not 2xx, acknowledged events missing from the database), and SIGTERM to the server while 8 slow reads (a whole
+layer) are in flight (how many are answered, when it exits).
 """
 
 from __future__ import annotations
@@ -716,8 +731,8 @@ def main() -> None:
         engine.dispose()
 
     load = f"open loop at {args.rate:.0f} requests/s" if args.rate else f"closed loop, {args.concurrency} connections"
-    serving = "api.serve" if args.server == "gridmap" else "uvicorn --workers"
-    print(f"\nevents API over loopback: {args.workers} uvicorn worker(s) ({serving}), {load}, {args.events} requests per phase, "
+    serving = " ".join(server_cmd(args.server, 0, args.workers)[1:4])
+    print(f"\nevents API over loopback: {args.workers} worker(s) ({serving}), {load}, {args.events} requests per phase, "
           f"{os.cpu_count()} CPUs, load average at the start of the run: {load_before:.1f}\n")
     print(f"{'phase':<18}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}  {'answers':<14}{'to a team':>10}"
           f"{'duplicates':>11}{'load':>6}  connections per worker")
