@@ -9,6 +9,17 @@ keep-alive connections therefore lands on one process — 16 connections opened 
 other idles: its requests queue (the tail of ``scripts/bench_api.py``). A socket per worker
 (``SO_REUSEPORT``) leaves it to a hash of the client's address: 12/4, 11/5 and 8/8 in the same test.
 
+Compared again with maintained servers on 2026-12-06 (``scripts/bench_api.py --compare``, 3 interleaved
+rounds on the shared 2-core machine at load 6-12; the table is in docs/benchmarks.md). gunicorn with
+uvicorn-worker's workers shares one socket and stacks connections the same way (16:0 in three of nine
+phases): half the reads per second, twice the tail, and a worker's death cut all 16 connections (here: 8).
+granian was 10-16 % ahead on reads and intake and level on intake + dispatch, within the noise, but: its
+socket per worker loses a dead worker's queued connections (26-32 requests cut; here the queue is the
+supervisor's, and a connection goes only to a live worker), it replaces a dead worker only when asked
+(``--respawn-failed-workers``) and then respawns forever a worker whose start fails later than 5.5 s in
+(here: exit 1, and ``make demo`` says why), and it reports no start-up stages. So this stays, about 300
+lines; re-measure when granian keeps queued connections and stops on a late start failure.
+
 Here the supervisor process accepts, and hands each new connection (its file descriptor, over a Unix
 socket) to the next worker in turn that is up; the worker serves it with uvicorn's own HTTP protocol, as if
 it had accepted it. A connection costs the supervisor one accept and one ``sendmsg``; requests do not pass

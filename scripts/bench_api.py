@@ -3,8 +3,8 @@
     .venv/bin/python scripts/bench_api.py [--events 2000] [--concurrency 16 | --rate 200] [--workers 2] [--fresh]
 
 It uses its own database (``gridmap_bench_api`` in the embedded cluster, the sample street loaded once),
-starts the API as a separate process — ``python -m api.serve`` (uvicorn workers with a listening socket
-each), or with ``--server uvicorn`` plain ``uvicorn --workers N`` (one shared socket) — and drives it with a
+starts the API as a separate process — ``python -m api.serve`` (a supervisor that deals the connections out
+to uvicorn workers in turn), or ``--server uvicorn|gunicorn|gunicorn-asgi|granian`` — and drives it with a
 lean asyncio HTTP/1.1 load generator (closed loop, N concurrent keep-alive connections). Each row says how
 the connections were spread over the worker processes (from ``ss``). Phases:
 
@@ -19,6 +19,21 @@ row shows the 1-minute load average when it started (other processes' load inclu
 
 Every team reports its position (batched) before each phase, as the phones would. Target on the
 2-core machine: >= 200 events/s with p99 <= 100 ms for phase 2, and zero acknowledged events lost.
+
+Servers side by side (``pip install -e '.[bench]'``)::
+
+    .venv/bin/python scripts/bench_api.py --compare gridmap,gunicorn,granian --rounds 2 [--events 1000]
+    .venv/bin/python scripts/bench_api.py --compare gridmap,gunicorn,granian --start-only --cold-kernels
+
+runs the same app with the same number of workers under ``gridmap serve`` (``python -m api.serve``), gunicorn
+with uvicorn-worker's ``UvicornWorker`` and ``granian --interface asgi --respawn-failed-workers``, the servers
+interleaved round by round (A B C A B C: the shared machine's load drifts), and prints the medians: start to
+the first 200 (``--cold-kernels``: with the routing kernels' disk cache deleted, a first start), reads (the
+teams, the latest events, one team), intake, intake + dispatch (requests/s, p50/p95/p99, connections per
+worker from ``ss``), the team's WebSocket feed (snapshot, then the offer of an event reported where the team
+is), one worker SIGKILLed under intake (replaced after how long, requests cut, answers after the kill that were
+not 2xx, acknowledged events missing from the database), and SIGTERM to the server while 8 slow reads (a whole
+layer) are in flight (how many are answered, when it exits).
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib.util
 import json
 import os
 import random
@@ -68,39 +84,85 @@ def prepare(fresh: bool):
         auth.create_user(s, username="bench-admin", password=PASSWORD, role="admin")
     with Session(engine) as s:
         auth.create_user(s, username="bench-intake", password=PASSWORD, role="intake")
+    with engine.connect() as conn:  # a grid worker with a team, for the live feed
+        gw = conn.execute(text(
+            "SELECT m.code, t.code FROM grid_staff s JOIN team_members m ON m.id = s.member_id "
+            "JOIN teams t ON t.id = m.team_id WHERE s.role = 'primary' ORDER BY s.grid_code LIMIT 1")).one()
+    with Session(engine) as s:
+        auth.create_user(s, username="bench-gw", password=PASSWORD, role="grid_worker", member_code=gw[0])
     with engine.connect() as conn:
         spots = conn.execute(text("SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
                                   "FROM buildings ORDER BY code")).all()
         teams = conn.execute(text("SELECT code, ST_X(geom), ST_Y(geom) FROM teams WHERE geom IS NOT NULL")).all()
-    return engine, [tuple(s) for s in spots], [tuple(t) for t in teams]
+    return engine, [tuple(s) for s in spots], [tuple(t) for t in teams], gw[1]
+
+
+SERVERS = ("gridmap", "gunicorn", "granian", "gunicorn-asgi", "uvicorn")
+
+
+def server_cmd(kind: str, port: int, workers: int) -> list[str]:
+    """The command that serves the app factory with ``workers`` processes on 127.0.0.1:``port``."""
+    quiet = ["--log-level", "warning"]
+    if kind == "uvicorn":
+        return [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+                "--port", str(port), "--workers", str(workers), *quiet, "--no-access-log"]
+    if kind == "gunicorn":  # uvicorn's own gunicorn worker is deprecated in favour of the uvicorn-worker package
+        return [sys.executable, "-m", "gunicorn", "api.app:create_app()", "-k", "uvicorn_worker.UvicornWorker",
+                "-w", str(workers), "-b", f"127.0.0.1:{port}", *quiet, "--graceful-timeout", "30"]
+    if kind == "gunicorn-asgi":  # gunicorn's own ASGI worker (gunicorn >= 25)
+        return [sys.executable, "-m", "gunicorn", "api.app:create_app()", "-k", "gunicorn.workers.gasgi.ASGIWorker",
+                "-w", str(workers), "-b", f"127.0.0.1:{port}", *quiet, "--graceful-timeout", "30"]
+    if kind == "granian":  # a dead worker is respawned only when asked to
+        return [str(Path(sys.executable).with_name("granian")), "--interface", "asgi", "--factory", "--host",
+                "127.0.0.1", "--port", str(port), "--workers", str(workers), "--respawn-failed-workers",
+                *quiet, "api.app:create_app"]
+    return [sys.executable, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers",
+            str(workers), *quiet, "--no-access-log"]
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes of server ``pid``: its children, less multiprocessing's resource tracker."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+            cmdline = Path(f"/proc/{d}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid and b"resource_tracker" not in cmdline:
+            out.append(int(d))
+    return sorted(out)
 
 
 class Server:
     def __init__(self, port: int, workers: int, secret: str, kind: str = "gridmap") -> None:
         self.port, self.workers, self.secret, self.kind = port, workers, secret, kind
         self.proc: subprocess.Popen | None = None
+        self.cold_s = float("nan")
 
     def start(self) -> None:
+        """Start the server and wait for /health; ``cold_s``: seconds from the command to the first 200."""
         env = dict(os.environ, GRIDMAP_DB_NAME=DB, GRIDMAP_SECRET_KEY=self.secret, GRIDMAP_ESCALATION_INTERVAL_S="0")
-        if self.kind == "uvicorn":
-            cmd = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning",
-                   "--no-access-log"]
-        else:
-            cmd = [sys.executable, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--workers", str(self.workers), "--log-level", "warning", "--no-access-log"]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-        deadline = time.monotonic() + 120
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(server_cmd(self.kind, self.port, self.workers), cwd=ROOT, env=env,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
+                    self.cold_s = time.perf_counter() - t0
                     return
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None:
-                raise SystemExit(f"the API exited with {self.proc.returncode}")
-            time.sleep(0.3)
-        raise SystemExit("the API did not come up in 120 s")
+                raise SystemExit(f"the API ({self.kind}) exited with {self.proc.returncode}")
+            time.sleep(0.05)
+        raise SystemExit(f"the API ({self.kind}) did not come up in 600 s")
+
+    def workers_now(self) -> list[int]:
+        return _children(self.proc.pid) if self.proc else []
 
     def kill9(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)
@@ -110,7 +172,7 @@ class Server:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(20)
+                self.proc.wait(40)
             except subprocess.TimeoutExpired:
                 self.kill9()
 
@@ -141,23 +203,35 @@ class Conn:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     async def post(self, path: str, payload: bytes) -> tuple[int, bytes]:
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\n{self.extra}\r\n").encode()
-        self.writer.write(head + payload)
+        return await self.request("POST", path, payload)
+
+    async def request(self, method: str, path: str, payload: bytes | None = None) -> tuple[int, bytes]:
+        body = f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n" if payload is not None else ""
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{body}{self.extra}\r\n".encode()
+        self.writer.write(head + (payload or b""))
         await self.writer.drain()
         status_line = await self.reader.readline()
         if not status_line:
             raise ConnectionError("closed")
-        length = 0
+        length, chunked = 0, False
         while True:
             line = await self.reader.readline()
             if line in (b"\r\n", b""):
                 break
             k, _, v = line.decode("latin-1").partition(":")
-            if k.strip().lower() == "content-length":
+            k = k.strip().lower()
+            if k == "content-length":
                 length = int(v)
-        body = await self.reader.readexactly(length) if length else b""
-        return int(status_line.split()[1]), body
+            elif k == "transfer-encoding" and "chunked" in v.lower():
+                chunked = True
+        if not chunked:
+            return int(status_line.split()[1]), await self.reader.readexactly(length) if length else b""
+        parts = []
+        while size := int((await self.reader.readline()).split(b";")[0], 16):
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readline()
+        await self.reader.readline()
+        return int(status_line.split()[1]), b"".join(parts)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -187,7 +261,10 @@ async def drive(base: str, headers: dict, bodies: list[dict], concurrency: int, 
     waiting: Counter = Counter()
     queue: asyncio.Queue = asyncio.Queue()
     for b in bodies:
-        queue.put_nowait((b["external_id"], json.dumps(b, ensure_ascii=False).encode()))
+        if "path" in b:  # a read: {"path": "/v1/teams"}
+            queue.put_nowait((None, "GET", b["path"], None))
+        else:
+            queue.put_nowait((b["external_id"], "POST", "/v1/events", json.dumps(b, ensure_ascii=False).encode()))
     t0 = time.perf_counter()
 
     async def client() -> None:
@@ -200,16 +277,16 @@ async def drive(base: str, headers: dict, bodies: list[dict], concurrency: int, 
             return
         try:
             while not queue.empty():
-                xid, payload = queue.get_nowait()
+                xid, method, path, payload = queue.get_nowait()
                 t = time.perf_counter()
                 try:
-                    code, body = await asyncio.wait_for(conn.post("/v1/events", payload), 30)
+                    code, body = await asyncio.wait_for(conn.request(method, path, payload), 30)
                 except (OSError, ConnectionError, asyncio.IncompleteReadError, TimeoutError):
                     errors += 1
                     return  # the server is gone (phase 3): this client stops
                 lat_ms.append((time.perf_counter() - t) * 1000)
                 codes[code] = codes.get(code, 0) + 1
-                if code == 201:
+                if code == 201 and xid is not None:
                     acked.append(xid)
                     d = json.loads(body).get("dispatch")
                     if d and d["waiting"]:
@@ -223,7 +300,7 @@ async def drive(base: str, headers: dict, bodies: list[dict], concurrency: int, 
     per_worker = per_worker.result() if per_worker.done() else []
     a = np.array(lat_ms) if lat_ms else np.array([np.nan])
     return {"n": len(lat_ms), "wall_s": wall, "rps": len(lat_ms) / wall, "p50": float(np.percentile(a, 50)),
-            "p99": float(np.percentile(a, 99)), "max": float(a.max()), "codes": codes, "acked": acked,
+            "p95": float(np.percentile(a, 95)), "p99": float(np.percentile(a, 99)), "max": float(a.max()), "codes": codes, "acked": acked,
             "errors": errors, "waiting": waiting, "spread": per_worker}
 
 
@@ -273,7 +350,7 @@ async def drive_rate(base: str, headers: dict, bodies: list[dict], rate: float, 
         conns.get_nowait().close()
     a = np.array(lat_ms) if lat_ms else np.array([np.nan])
     return {"n": len(lat_ms), "wall_s": wall, "rps": len(lat_ms) / wall, "p50": float(np.percentile(a, 50)),
-            "p99": float(np.percentile(a, 99)), "max": float(a.max()), "codes": codes, "acked": [],
+            "p95": float(np.percentile(a, 95)), "p99": float(np.percentile(a, 99)), "max": float(a.max()), "codes": codes, "acked": [],
             "errors": errors, "waiting": waiting, "spread": per_worker}
 
 
@@ -291,6 +368,275 @@ def bodies_for(run: str, n: int, spots, dispatch: bool, rng: random.Random) -> l
                     "title": "压测事件", "dispatch": dispatch})
     return out
 
+# -- servers side by side (--compare) -------------------------------------------------------------------
+
+def reads_for(n: int, teams) -> list[dict]:
+    """The dashboard's and the field app's reads, in turn: every team, the latest events, one team."""
+    paths = ["/v1/teams", "/v1/events?limit=20", f"/v1/teams/{teams[0][0]}"]
+    return [{"path": paths[i % len(paths)]} for i in range(n)]
+
+
+def reset_field(engine) -> None:
+    """Every team free and every event closed, as at the start of a shift (the server is restarted after it:
+    the dispatcher keeps the teams' state in memory)."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE assignments SET status = 'completed' WHERE status IN ('offered', 'accepted')"))
+        conn.execute(text("UPDATE teams SET status = 'available'"))
+        conn.execute(text("UPDATE events SET status = 'closed', closed_at = now() WHERE status <> 'closed'"))
+
+
+def clear_kernel_cache() -> int:
+    """Delete numba's disk cache of the routing kernels (this checkout's), so the next start compiles them."""
+    from gridmap.services import warmup
+
+    folder = Path(importlib.util.find_spec(warmup.KERNEL_MODULES[0]).origin).parent / "__pycache__"
+    gone = 0
+    for f in [*folder.glob("*.nbi"), *folder.glob("*.nbc"), folder / "gridmap-kernels.json"]:
+        if f.exists():
+            f.unlink()
+            gone += 1
+    return gone
+
+
+async def ws_feed(port: int, token: str, base: str, intake: dict, at: tuple[float, float]) -> str:
+    """The team feed over WebSocket: the snapshot, then the offer of an event reported where the team is."""
+    import websockets
+
+    url = f"ws://127.0.0.1:{port}/v1/me/feed/ws"
+    try:
+        async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"},
+                                      open_timeout=15) as ws:
+            first = json.loads(await asyncio.wait_for(ws.recv(), 15))
+            if first.get("type") != "snapshot":
+                return f"first message {first.get('type')!r}"
+            body = {"channel": "patrol", "external_id": f"ws-{uuid.uuid4().hex[:10]}", "category": "parking",
+                    "location": {"lon": at[0], "lat": at[1]}, "title": "压测事件", "dispatch": True}
+            async with httpx.AsyncClient(base_url=base, headers=intake, timeout=15) as http:
+                r = await http.post("/v1/events", json=body)
+            offered = (r.json().get("dispatch") or {}).get("team") if r.status_code == 201 else None
+            try:
+                while True:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if msg.get("type") == "assignment":
+                        return "snapshot + live offer"
+            except TimeoutError:
+                return f"snapshot; no live message in 10 s (offered to {offered})"
+    except Exception as exc:  # noqa: BLE001 - the row says what went wrong
+        return f"failed: {type(exc).__name__}: {str(exc)[:40]}"
+
+
+async def kill_a_worker(server: Server, base: str, headers: dict, bodies: list[dict], concurrency: int,
+                        kill_at_s: float) -> dict:
+    """Closed loop of intake in which clients reconnect after an error; one worker is SIGKILLed at
+    ``kill_at_s``. How many requests got no answer, whether every answer after the kill was a success, and
+    how long until the server had a new worker."""
+    host, port = base.split("//")[1].split(":")
+    before = server.workers_now()
+    queue: asyncio.Queue = asyncio.Queue()
+    for b in bodies:
+        queue.put_nowait((b["external_id"], json.dumps(b, ensure_ascii=False).encode()))
+    out: dict = {"cut": 0, "ok_after": 0, "bad_after": 0, "acked": [], "workers_before": len(before)}
+    killed_at: list[float] = []
+
+    async def client() -> None:
+        conn: Conn | None = None
+        while not queue.empty():
+            if conn is None:
+                conn = Conn(host, int(port), headers)
+                try:
+                    await conn.open()
+                except OSError:
+                    conn = None
+                    await asyncio.sleep(0.05)
+                    continue
+            xid, payload = queue.get_nowait()
+            try:
+                code, _ = await asyncio.wait_for(conn.post("/v1/events", payload), 30)
+            except (OSError, ConnectionError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+                out["cut"] += 1
+                conn.close()
+                conn = None
+                continue
+            if code == 201:
+                out["acked"].append(xid)
+            if killed_at:
+                out["ok_after" if code in (200, 201) else "bad_after"] += 1
+        if conn is not None:
+            conn.close()
+
+    async def killer() -> None:
+        await asyncio.sleep(kill_at_s)
+        os.kill(before[0], signal.SIGKILL)
+        killed_at.append(time.perf_counter())
+        out["replaced_s"] = None
+        while time.perf_counter() - killed_at[0] < 120:  # a new worker process, under load
+            now = await asyncio.to_thread(server.workers_now)
+            if before[0] not in now and len(now) >= len(before):
+                out["replaced_s"] = time.perf_counter() - killed_at[0]
+                return
+            await asyncio.sleep(0.05)
+
+    await asyncio.gather(killer(), *(client() for _ in range(concurrency)))
+    return out
+
+
+async def term_in_flight(server: Server, base: str, headers: dict, n: int = 8,
+                         path: str = "/layers/buildings") -> dict:
+    """``n`` connections each send a slow read (a whole layer as GeoJSON); 0.1 s later the server's main
+    process gets SIGTERM (``kill <pid>``; a process manager's stop). How many of the reads in flight were
+    answered, and how long the server took to exit (None: not within 60 s)."""
+    host, port = base.split("//")[1].split(":")
+    conns = [Conn(host, int(port), headers) for _ in range(n)]
+    for c in conns:
+        await c.open()
+        await c.request("GET", "/health")  # the connection is established with a worker
+    term_at: list[float] = []
+
+    async def one(c: Conn) -> tuple[int | None, float]:
+        try:
+            code, _ = await asyncio.wait_for(c.request("GET", path), 60)
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+            code = None
+        return code, time.perf_counter()
+
+    tasks = [asyncio.create_task(one(c)) for c in conns]
+    await asyncio.sleep(0.1)
+    term_at.append(time.perf_counter())
+    os.kill(server.proc.pid, signal.SIGTERM)
+    answers = await asyncio.gather(*tasks)
+    for c in conns:
+        c.close()
+    in_flight = [code for code, at in answers if code is None or at > term_at[0]]
+    last_answer_s = max(at for _, at in answers) - term_at[0]
+    try:
+        await asyncio.to_thread(server.proc.wait, 60)
+        exit_s: float | None = time.perf_counter() - term_at[0]
+    except subprocess.TimeoutExpired:
+        exit_s = None
+        server.kill9()
+    return {"in_flight": len(in_flight), "answered": sum(1 for c in in_flight if c == 200),
+            "before": len(answers) - len(in_flight), "last_answer_s": last_answer_s, "exit_s": exit_s}
+
+
+def compare_one(kind: str, args, engine, spots, teams, gw_team: str, rng: random.Random) -> dict:
+    """One server, one round: reads, intake; restart, the feed, intake + dispatch, SIGTERM; start again, a
+    worker killed."""
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    run = uuid.uuid4().hex[:8]
+    server = Server(port, args.workers, secrets.token_urlsafe(48), kind)
+    out: dict = {"kind": kind, "load": os.getloadavg()[0]}
+    reset_field(engine)
+    if args.cold_kernels:
+        clear_kernel_cache()
+    try:
+        server.start()
+        out["cold_s"], out["cold_compile"] = server.cold_s, args.cold_kernels
+        out["workers"] = len(server.workers_now())
+        if args.start_only:
+            return out
+        admin, intake = token(base, "bench-admin"), token(base, "bench-intake")
+        refresh_positions(base, admin, teams)
+        asyncio.run(drive(base, admin, reads_for(60, teams), args.concurrency))  # not measured
+        out["reads"] = asyncio.run(drive(base, admin, reads_for(args.events, teams), args.concurrency))
+        out["intake"] = asyncio.run(drive(base, intake, bodies_for(f"{run}i", args.events, spots, False, rng),
+                                          args.concurrency))
+        reset_field(engine)
+        server.stop()
+        server.start()
+        out["restart_s"] = server.cold_s
+        refresh_positions(base, admin, teams)
+        gw = token(base, "bench-gw")["Authorization"][7:]
+        at = next((x, y) for c, x, y in teams if c == gw_team)
+        out["ws"] = asyncio.run(ws_feed(port, gw, base, intake, at))
+        out["dispatch"] = asyncio.run(drive(base, intake, bodies_for(f"{run}d", args.events, spots, True, rng),
+                                            args.concurrency))
+        out["term"] = asyncio.run(term_in_flight(server, base, admin))
+        server.start()  # a third start: the worker killed below must not be starting again during the SIGTERM
+        out["start3_s"] = server.cold_s
+        kill = asyncio.run(kill_a_worker(server, base, intake, bodies_for(f"{run}k", max(args.events, 1500), spots,
+                                                                          False, rng), args.concurrency, 0.5))
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT count(*) FROM events WHERE external_id = ANY(:x)"),
+                                 {"x": kill["acked"]}).scalar_one()
+        kill["lost"] = len(kill["acked"]) - found
+        out["kill"] = kill
+    finally:
+        server.stop()
+    return out
+
+
+def _med(xs: list[float]) -> float:
+    xs = [x for x in xs if x is not None and x == x]
+    return float(np.median(xs)) if xs else float("nan")
+
+
+def compare(args, engine, spots, teams, gw_team: str) -> None:
+    kinds = [k.strip() for k in args.compare.split(",")]
+    unknown = set(kinds) - set(SERVERS)
+    if unknown:
+        raise SystemExit(f"--compare: unknown server(s) {sorted(unknown)}; choose from {', '.join(SERVERS)}")
+    rng = random.Random(args.seed)
+    load_before = os.getloadavg()[0]
+    results: dict[str, list[dict]] = {k: [] for k in kinds}
+    for r in range(args.rounds):  # interleaved, A B C A B C: the machine's load drifts
+        for kind in kinds:
+            print(f"round {r + 1}/{args.rounds}: {kind}", flush=True)
+            res = compare_one(kind, args, engine, spots, teams, gw_team, rng)
+            results[kind].append(res)
+            if args.start_only:
+                print(json.dumps(res), flush=True)
+                continue
+            print(json.dumps({k: v for k, v in res.items() if k not in ("reads", "intake", "dispatch", "kill")}
+                             | {p: {m: round(res[p][m], 1) for m in ("rps", "p50", "p95", "p99")} | {
+                                 "errors": res[p]["errors"], "spread": res[p]["spread"], "codes": res[p]["codes"]}
+                                for p in ("reads", "intake", "dispatch")}
+                             | {"kill": {k: v for k, v in res["kill"].items() if k != "acked"}}, default=str),
+                  flush=True)
+    print(f"\n{args.workers} worker processes per server, closed loop, {args.concurrency} keep-alive connections, "
+          f"{args.events} requests per phase, {args.rounds} round(s) interleaved; medians over the rounds "
+          f"(each round's value in brackets where it helps). {os.cpu_count()} CPUs, load average "
+          f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.\n")
+    head = f"{'':<34}" + "".join(f"{k:>22}" for k in kinds)
+    print(head)
+
+    def row(label: str, fn, fmt: str = "{:.0f}") -> None:
+        cells = []
+        for k in kinds:
+            vals = [fn(r) for r in results[k]]
+            each = "/".join(fmt.format(v) if isinstance(v, float | int) else str(v) for v in vals)
+            num = [v for v in vals if isinstance(v, float | int)]
+            cells.append((fmt.format(_med(num)) + f" ({each})") if len(vals) > 1 and num else each)
+        print(f"{label:<34}" + "".join(f"{c:>22}" for c in cells))
+
+    first = "first start (kernels compiled)" if args.cold_kernels else "cold start"
+    row(f"{first} to first 200, s", lambda r: r["cold_s"], "{:.1f}")
+    if args.start_only:
+        return
+    row("restart to first 200, s", lambda r: _med([r["restart_s"], r["start3_s"]]), "{:.1f}")
+    for phase in ("reads", "intake", "dispatch"):
+        name = {"reads": "reads", "intake": "intake", "dispatch": "intake+dispatch"}[phase]
+        row(f"{name}: requests/s", lambda r, p=phase: r[p]["rps"])
+        row(f"{name}: p50 ms", lambda r, p=phase: r[p]["p50"], "{:.1f}")
+        row(f"{name}: p95 ms", lambda r, p=phase: r[p]["p95"], "{:.1f}")
+        row(f"{name}: p99 ms", lambda r, p=phase: r[p]["p99"], "{:.1f}")
+        row(f"{name}: connections/worker", lambda r, p=phase: ":".join(map(str, r[p]["spread"])) or "?")
+        row(f"{name}: failed", lambda r, p=phase: r[p]["errors"] + sum(
+            v for c, v in r[p]["codes"].items() if c >= 500))
+    row("WebSocket feed", lambda r: r["ws"])
+    row("worker killed: replaced after s", lambda r: r["kill"]["replaced_s"] if r["kill"]["replaced_s"] is not None
+        else "never", "{:.1f}")
+    row("worker killed: requests cut", lambda r: r["kill"]["cut"])
+    row("worker killed: non-2xx after", lambda r: r["kill"]["bad_after"])
+    row("worker killed: acked then lost", lambda r: r["kill"]["lost"])
+    row("SIGTERM: in flight answered", lambda r: f"{r['term']['answered']}/{r['term']['in_flight']}")
+    row("SIGTERM: last answer after s", lambda r: r["term"]["last_answer_s"], "{:.1f}")
+    row("SIGTERM: exit after s", lambda r: r["term"]["exit_s"] if r["term"]["exit_s"] is not None
+        else "> 60", "{:.1f}")
+    row("load average at start", lambda r: r["load"], "{:.1f}")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -299,15 +645,30 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.0,
                     help="open loop: start this many requests per second (phases 1-2), whatever the answers do")
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
-    ap.add_argument("--server", choices=["gridmap", "uvicorn"], default="gridmap",
-                    help="gridmap: python -m api.serve (a socket per worker); uvicorn: uvicorn --workers (shared)")
+    ap.add_argument("--server", choices=SERVERS, default="gridmap",
+                    help="gridmap: python -m api.serve (what gridmap serve runs); uvicorn: uvicorn --workers; "
+                         "gunicorn: gunicorn with uvicorn-worker's workers; gunicorn-asgi: gunicorn's own ASGI "
+                         "worker; granian: granian --interface asgi")
+    ap.add_argument("--compare", default="",
+                    help="servers to compare side by side, e.g. gridmap,gunicorn,granian (pip install '.[bench]'): "
+                         "reads, intake, intake+dispatch, start-up, the WebSocket feed, a worker killed, SIGTERM")
+    ap.add_argument("--rounds", type=int, default=2, help="--compare: rounds, servers interleaved (A B C A B C)")
+    ap.add_argument("--cold-kernels", action="store_true",
+                    help="--compare: delete the routing kernels' disk cache before each start (a first start)")
+    ap.add_argument("--start-only", action="store_true", help="--compare: measure the start-up alone")
     ap.add_argument("--kill-after", type=float, default=3.0, help="seconds into phase 3 to SIGKILL the server")
     ap.add_argument("--fresh", action="store_true", help="rebuild the benchmark database")
     ap.add_argument("--seed", type=int, default=4)
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
     rng = random.Random(args.seed)
-    engine, spots, teams = prepare(args.fresh)
+    engine, spots, teams, gw_team = prepare(args.fresh)
+    if args.compare:
+        try:
+            compare(args, engine, spots, teams, gw_team)
+        finally:
+            engine.dispose()
+        return
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -370,8 +731,8 @@ def main() -> None:
         engine.dispose()
 
     load = f"open loop at {args.rate:.0f} requests/s" if args.rate else f"closed loop, {args.concurrency} connections"
-    serving = "api.serve" if args.server == "gridmap" else "uvicorn --workers"
-    print(f"\nevents API over loopback: {args.workers} uvicorn worker(s) ({serving}), {load}, {args.events} requests per phase, "
+    serving = " ".join(server_cmd(args.server, 0, args.workers)[1:4])
+    print(f"\nevents API over loopback: {args.workers} worker(s) ({serving}), {load}, {args.events} requests per phase, "
           f"{os.cpu_count()} CPUs, load average at the start of the run: {load_before:.1f}\n")
     print(f"{'phase':<18}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}  {'answers':<14}{'to a team':>10}"
           f"{'duplicates':>11}{'load':>6}  connections per worker")
