@@ -93,9 +93,7 @@ class EscalationService:
         now = self.clock()
         with session.begin():
             conn = session.connection()
-            ev = events_sql.event(conn, event_id, lock=True)
-            if ev is None:
-                raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
+            ev = events_sql.locked_event(conn, event_id)
             p.check_street(ev["street_code"], f"event {ev['code']}", ev["community_code"])
             detail = escalate_in(conn, ev, at=now, actor=p.username, role=p.role, action="escalate", note=note)
         return detail

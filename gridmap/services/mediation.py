@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, RowMapping
 from sqlalchemy.orm import Session
 
 from gridmap.core.levels import is_mediation
+from gridmap.core.lifecycle import is_open
 from gridmap.core.privacy import mask_id_card, mask_name, mask_phone, redact_text
 from gridmap.core.vocabulary import CASE_OUTCOMES, PARTY_SIDES, REFERRALS
 from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -155,9 +156,7 @@ class MediationService:
         now = self.clock()
         with session.begin():
             conn = session.connection()
-            ev = events_sql.event(conn, event_id, lock=True)
-            if ev is None:
-                raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
+            ev = events_sql.locked_event(conn, event_id)
             stint = units_sql.open_stint(conn, event_id)
             unit = units_sql.unit(conn, stint["unit_code"]) if stint is not None and stint["unit_code"] else None
             if unit is None or not is_mediation(unit["kind"]):
@@ -232,7 +231,7 @@ class MediationService:
                                fix="an outcome is recorded once")
             ev = events_sql.event(conn, case["event_id"], lock=True)
             referred_unit = None
-            if ev is not None and ev["status"] in ("reported", "dispatched", "accepted", "on_site"):
+            if ev is not None and is_open(ev["status"]):
                 if outcome in ("agreement", "partial"):
                     settle_here(conn, ev, at=now, actor=p.username, role=p.role, outcome=outcome,
                                 note=note or f"mediation {outcome} ({case['code']})")

@@ -40,6 +40,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import Connection, Engine, RowMapping
 from sqlalchemy.orm import Session
 
+from gridmap.core.vocabulary import ACTIVE_ASSIGNMENT_STATUSES
 from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from gridmap.services.auth import Principal
 from gridmap.storage import assignments as assignments_sql
@@ -55,7 +56,7 @@ FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 GPS_IFD = ExifTags.IFD.GPSInfo
 #: which of a team's answers a photo may prove, and the assignment statuses it may be uploaded in
 PHOTO_ACTIONS = ("resolve", "hand_up")
-UPLOAD_STATUSES = ("offered", "accepted")
+UPLOAD_STATUSES = ACTIVE_ASSIGNMENT_STATUSES  # photos come from a team still working on its assignment
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from gridmap.config import HANGZHOU_BBOX, MEASURE_CRS
 from gridmap.core.crs import gcj02_to_wgs84, transformer
-from gridmap.core.vocabulary import WGS84
+from gridmap.core.vocabulary import ACTIVE_ASSIGNMENT_STATUSES, WGS84
 from gridmap.errors import Conflict, DatabaseError, Forbidden, InvalidInput, NotFound
 from gridmap.services.auth import Principal
 from gridmap.storage import areas as areas_sql
@@ -255,7 +255,7 @@ class TeamService:
             team = teams_sql.team(conn, code)
             if team is None:
                 raise NotFound(f"unknown team {code!r}", field="team", fix="check the code")
-            busy = assignments_sql.team_assignments(conn, team["id"], ("offered", "accepted"), 1)
+            busy = assignments_sql.team_assignments(conn, team["id"], ACTIVE_ASSIGNMENT_STATUSES, 1)
         if busy:
             raise Conflict(f"team {code} holds assignment {busy[0]['id']} ({busy[0]['status']})", field="status",
                            fix="resolve, decline or hand up the assignment first")

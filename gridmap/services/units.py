@@ -260,9 +260,7 @@ class UnitService:
         with session.begin():
             conn = session.connection()
             unit = self._unit(conn, code)
-            ev = events_sql.event(conn, event_id, lock=True)
-            if ev is None:
-                raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
+            ev = events_sql.locked_event(conn, event_id)
             stint = units_sql.open_stint(conn, event_id, lock=True)
             if stint is None or stint["unit_code"] != code or not is_open(ev["status"]):
                 where = f"at unit {stint['unit_code']}" if stint is not None and stint["unit_code"] else \

@@ -32,7 +32,7 @@ from functools import partial
 
 import numpy as np
 
-from gridmap.core.vocabulary import LOCAL_TZ
+from gridmap.core.vocabulary import LOCAL_TZ, OPEN_EVENT_STATUSES
 from gridmap.simulation.agents import Job, TeamAgent
 from gridmap.simulation.arrivals import PlannedEvent, plan_events, stable_seed
 from gridmap.simulation.clock import Agenda, Clock, instant
@@ -42,7 +42,7 @@ from gridmap.simulation.roads import Leg, Plan, RoadPos, SearchResult
 from gridmap.simulation.runlog import RunLog
 from gridmap.simulation.world import INTAKE, OPERATOR, World
 
-OPEN = ("reported", "dispatched", "accepted", "on_site")
+OPEN = OPEN_EVENT_STATUSES
 
 
 @dataclass

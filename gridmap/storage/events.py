@@ -20,7 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 from sqlalchemy import Connection, RowMapping, text
 
-from gridmap.errors import InvalidInput
+from gridmap.errors import InvalidInput, NotFound
 from gridmap.storage import assignments, scopes
 from gridmap.storage._filters import (
     _AREA,
@@ -288,6 +288,14 @@ def event(conn: Connection, event_id: int, *, lock: bool = False) -> RowMapping 
     if lock:
         q += " FOR UPDATE OF e"
     return conn.execute(text(q), {"id": event_id}).mappings().first()
+
+
+def locked_event(conn: Connection, event_id: int, *, fix: str = "check the id") -> RowMapping:
+    """The event, locked for this transaction (FOR UPDATE); NotFound (404 naming ``event_id``) if there is none."""
+    ev = event(conn, event_id, lock=True)
+    if ev is None:
+        raise NotFound(f"no event {event_id}", field="event_id", fix=fix)
+    return ev
 
 
 def events(conn: Connection, *, where: Sequence[str], params: dict, limit: int, offset: int) -> list[RowMapping]:
