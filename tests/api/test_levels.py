@@ -303,3 +303,62 @@ def test_a_units_inbox_is_pushed_live_and_return_hands_the_event_back_down(clien
     # on the lowest rung there is nothing below to return to
     r = client.post(f"/v1/units/MALL1-MERCHANTS/inbox/{eid}/return", json={}, headers=merchants["headers"])
     assert r.status_code == 409 and r.json()["field"] == "action", r.text
+
+
+def test_a_failed_mediation_goes_to_litigation_or_up_to_the_street_centre(client, users, api_engine, clock, street):
+    """Two neighbour disputes fail in the community's mediation room: one is referred to litigation (its event
+    closes, outcome litigation, not resolved; the room's stint left 'referred'), the other to a department (its
+    event climbs to the street's comprehensive-governance centre, rung 2, and stays open). A failure needs a
+    referral; a settled case takes none."""
+    community, _ = _in_community(api_engine, street, 2300)
+    room = query(api_engine, "SELECT code FROM units WHERE kind = 'community_mediation' AND area_code = :c",
+                 c=community)[0][0]
+    centre = f"SC-{street}"
+    assert query(api_engine, "SELECT count(*) FROM units WHERE code = :u AND kind = 'street_centre'", u=centre)[0][0] == 1
+    # two buildings of that community, far apart (no duplicate of each other)
+    spots = [{"lon": x, "lat": y} for x, y in query(
+        api_engine, "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM buildings "
+                    "WHERE community_code = :c ORDER BY ST_X(ST_PointOnSurface(geom))", c=community)]
+    assert len(spots) >= 2
+    member = _user(client, users["admin"], "lvl-fail-room", role="unit", unit_code=room)
+    clock.advance(hours=2)
+    cases = {}
+    for referral, spot in (("litigation", spots[0]), ("department", spots[-1])):
+        ev = _report(client, users, "neighbour_dispute", spot)
+        r = client.post(f"/v1/events/{ev['id']}/escalate", json={}, headers=users["operator"]["headers"])
+        assert r.status_code == 200 and r.json()["unit"] == room, r.text
+        listed = client.get("/v1/mediation/cases", headers=member["headers"]).json()
+        cases[referral] = (ev["id"], next(c["id"] for c in listed if c["event_id"] == ev["id"]))
+
+    eid, cid = cases["litigation"]
+    r = client.post(f"/v1/mediation/cases/{cid}/outcome", json={"outcome": "failed"}, headers=member["headers"])
+    assert r.status_code == 422 and r.json()["field"] == "referral", r.text
+    r = client.post(f"/v1/mediation/cases/{cid}/outcome", json={"outcome": "agreement", "agreement_text": "和解",
+                                                                 "referral": "litigation"}, headers=member["headers"])
+    assert r.status_code == 422 and r.json()["field"] == "referral", r.text
+    at = clock.advance(minutes=30)
+    r = client.post(f"/v1/mediation/cases/{cid}/outcome", json={"outcome": "failed", "referral": "litigation"},
+                    headers=member["headers"])
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["outcome"], r.json()["referral"]) == ("closed", "failed", "litigation")
+    status, outcome = query(api_engine, "SELECT status, outcome FROM events WHERE id = :e", e=eid)[0]
+    assert status in ("resolved", "closed") and outcome == "litigation"
+    rungs = client.get(f"/v1/events/{eid}/rungs", headers=users["operator"]["headers"]).json()
+    assert (rungs[-1]["unit"], rungs[-1]["left_how"], _t(rungs[-1]["left_at"])) == (room, "referred", at)
+    r = client.post(f"/v1/mediation/cases/{cid}/outcome", json={"outcome": "failed", "referral": "litigation"},
+                    headers=member["headers"])
+    assert r.status_code == 409, r.text  # an outcome is recorded once
+
+    eid, cid = cases["department"]
+    at = clock.advance(minutes=30)
+    r = client.post(f"/v1/mediation/cases/{cid}/outcome", json={"outcome": "failed", "referral": "department"},
+                    headers=member["headers"])
+    assert r.status_code == 200 and r.json()["referral"] == "department", r.text
+    status, outcome, rung = query(api_engine, "SELECT status, outcome, escalation_rung FROM events WHERE id = :e",
+                                  e=eid)[0]
+    assert status in ("reported", "dispatched", "accepted", "on_site") and outcome is None and rung == 2
+    rungs = client.get(f"/v1/events/{eid}/rungs", headers=users["operator"]["headers"]).json()
+    assert [(r["rung"], r["unit"]) for r in rungs[-2:]] == [(1, room), (2, centre)]
+    assert _t(rungs[-1]["entered_at"]) == at and rungs[-1]["left_at"] is None
+    inbox = client.get(f"/v1/units/{centre}/inbox", headers=users["admin"]["headers"]).json()
+    assert eid in [i["event"]["id"] for i in inbox["events"]]
