@@ -111,3 +111,56 @@ def test_registry_load_spells_out_the_services_options(method, services):
     assert sorted(mine) == sorted(theirs)
     assert {n: p.default for n, p in mine.items()} == {n: p.default for n, p in theirs.items()}
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for n, p in mine.items() if n not in ("layer", "path", "gdf"))
+
+
+def _runtime_closure() -> set[str]:
+    """The distributions ``pip install gridmap`` brings: the runtime requirements (no extra of gridmap's own)
+    and, recursively, theirs, with the extras each names (``uvicorn[standard]``)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = [("gridmap", frozenset[str]())]
+    while todo:
+        dist, extras = todo.pop()
+        for spec in importlib.metadata.requires(dist) or []:
+            req = Requirement(spec)
+            if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in (extras or {""})):
+                continue
+            name = canonicalize_name(req.name)
+            if name not in seen:
+                seen.add(name)
+                todo.append((req.name, frozenset(req.extras)))
+    return seen
+
+
+def _imported_modules(*folders: str) -> set[str]:
+    """Top-level names of every module imported anywhere in ``folders`` (lazy imports in functions too)."""
+    import ast
+
+    names: set[str] = set()
+    for folder in folders:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"gridmap", "api", "__future__"}
+
+
+def test_runtime_dependencies_cover_every_import_of_the_package():
+    """What gridmap/ and api/ import is installed by the runtime dependencies alone (not by an extra)."""
+    from packaging.utils import canonicalize_name
+
+    providers = importlib.metadata.packages_distributions()
+    runtime = _runtime_closure()
+    missing = {m: providers.get(m) for m in _imported_modules("gridmap", "api")
+               if not {canonicalize_name(d) for d in providers.get(m, [])} & runtime}
+    assert missing == {}
+
+
+def test_test_and_notebook_packages_are_not_runtime_dependencies():
+    runtime = _runtime_closure()
+    assert not {"pytest", "schemathesis", "playwright", "nbclient", "nbformat", "ipykernel", "jupyterlab",
+                "matplotlib", "hypothesis", "ruff", "mypy"} & runtime
