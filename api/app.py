@@ -18,6 +18,7 @@ import anyio
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
+import gridmap
 from api import dashboard, deps, errors, field, resident, screens
 from api.routes import dispatch as dispatch_routes
 from api.routes import events, levels, mediation, teams, units
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             if registry is None:
                 reg.dispose()
 
-    app = FastAPI(title="gridmap", version="0.2.0", lifespan=lifespan, description=DESCRIPTION,
+    app = FastAPI(title="gridmap", version=gridmap.__version__, lifespan=lifespan, description=DESCRIPTION,
                   default_response_class=errors.GridmapJSON, dependencies=[Depends(deps.no_unknown_query)])
     errors.install(app)
     limits = settings or (registry.settings if registry is not None else get_settings())

@@ -5,6 +5,7 @@
 >>> grids = db.layer("grids")         # a GeoDataFrame in EPSG:4326                                          # doctest: +SKIP
 """
 
+from importlib.metadata import version as _version
 from types import ModuleType
 
 from gridmap.config import MEASURE_CRS, STORAGE_SRID, Settings, get_settings
@@ -21,8 +22,8 @@ from gridmap.errors import (
 from gridmap.services.loading import LoadReport
 from gridmap.services.registry import Registry, connect
 
-__version__ = "0.1.0"
-
+#: the installed distribution's version: pyproject.toml declares it once, the API announces the same
+__version__ = _version("gridmap")
 
 
 def __getattr__(name: str) -> ModuleType:
@@ -32,6 +33,11 @@ def __getattr__(name: str) -> ModuleType:
 
         return importlib.import_module("gridmap.analysis")
     raise AttributeError(f"module 'gridmap' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # what `dir(gm)` and tab completion show: the module's own names plus the lazily imported `analysis`
+    return sorted({*globals(), "analysis"})
 
 
 __all__ = [

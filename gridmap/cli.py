@@ -9,7 +9,7 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, ParamSpec, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -227,7 +227,8 @@ def load(
         task = bar.add_task("copy", total=None)
         rep = db.load(
             layer, file, file_layer=file_layer, crs=crs, gcj02=gcj02, swap=swap_xy, lon_col=lon_col, lat_col=lat_col,
-            repair=not no_repair, outside=outside, skip_invalid=skip_invalid,
+            repair=not no_repair, outside=cast(Literal["report", "skip", "fail"], outside),  # checked above
+            skip_invalid=skip_invalid,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     out.print(

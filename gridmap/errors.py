@@ -2,6 +2,13 @@
 
 Every message names the bad value and says how to fix it, e.g.
 ``coordinates: (30.27, 120.1) looks like lat/lon swapped; send lon first: (120.1, 30.27)``.
+
+Each class also subclasses the built-in a Python user already catches, so notebook code needs no gridmap
+import to handle them: bad input (:class:`InvalidInput`, :class:`LoadRejected`) is a ``ValueError``, a
+missing thing (:class:`NotFound`) a ``LookupError`` (not ``KeyError``, whose ``str()`` quotes the message),
+a state clash (:class:`Conflict`) a ``RuntimeError`` and an unusable database (:class:`DatabaseError`) a
+``ConnectionError``. :class:`GridmapError` stays first in every class's bases, so ``except GridmapError``
+and the API's one handler (FastAPI finds handlers along the MRO) see them before any built-in.
 """
 
 from __future__ import annotations
@@ -27,20 +34,29 @@ class GridmapError(Exception):
         return {"error": type(self).__name__, "field": self.field, "message": self.message, "fix": self.fix}
 
 
-class InvalidInput(GridmapError):
-    """The caller sent something we cannot use (a value, a file, a CRS)."""
+class InvalidInput(GridmapError, ValueError):
+    """The caller sent something we cannot use (a value, a file, a CRS). A ``ValueError``."""
 
 
-class NotFound(GridmapError):
-    """A named thing (layer, area, record) does not exist."""
+class NotFound(GridmapError, LookupError):
+    """A named thing (layer, area, record) does not exist. A ``LookupError``."""
 
 
-class Conflict(GridmapError):
-    """The request is valid but clashes with the current state (e.g. an illegal transition)."""
+class Conflict(GridmapError, RuntimeError):
+    """The request is valid but clashes with the current state (e.g. an illegal transition).
+
+    A ``RuntimeError``, not a ``ValueError``: the input was well formed, the state of the street forbids it
+    now (an event already closed, an offer already taken); ``except ValueError`` around a call, there to
+    catch the caller's own mistakes, must not hide a clash that needs the state read again.
+    """
 
 
-class DatabaseError(GridmapError):
-    """The database cannot be reached, started or migrated."""
+class DatabaseError(GridmapError, ConnectionError):
+    """The database cannot be reached, started or migrated, or lacks what the operation needs (the road network).
+
+    A ``ConnectionError`` (an ``OSError``): what a Python user catches when a service they depend on is out
+    of reach; the API answers it with 503 and ``Retry-After``.
+    """
 
 
 @dataclass
@@ -58,8 +74,8 @@ class FeatureProblem:
 
 
 @dataclass
-class LoadRejected(GridmapError):
-    """A load was refused as a whole; nothing was written. ``problems`` names each bad feature."""
+class LoadRejected(GridmapError, ValueError):
+    """A load was refused as a whole; nothing was written. ``problems`` names each bad feature. A ``ValueError``."""
 
     layer: str
     reason: str

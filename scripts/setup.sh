@@ -44,6 +44,8 @@ fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing gridmap and its Python dependencies into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
+  # .[dev] = the runtime dependencies + the extras test and notebook + lint and type tools (pyproject.toml):
+  # everything `make demo`, `make test` and the notebooks need
   "$VENV/bin/python" -m pip install -q -e ".[dev]"
   echo "$want" > "$stamp"
 fi

@@ -131,6 +131,8 @@ def process(data: bytes, *, max_bytes: int, keep_position: Callable[[float, floa
                 raise InvalidInput(f"the photo has {img.width} x {img.height} pixels, more than "
                                    f"{MAX_PIXELS // 1_000_000} megapixels", field="photo", fix="send a smaller picture")
             img.load()
+    except InvalidInput:  # ours, from the checks above: a ValueError too, not to be renamed "cannot be decoded"
+        raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidInput(f"the photo is not a picture that can be read ({type(exc).__name__})", field="photo",
                            fix="send a JPEG, PNG or WebP picture") from None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -172,13 +171,53 @@ class Registry:
             return dataset_sql.counts(conn)
 
     # -- writing ----------------------------------------------------------------------------------
-    def load(self, layer: str, path: str | Path, **opts: Any) -> loading.LoadReport:
-        """Load a file into a layer; see :func:`gridmap.services.loading.load_file`."""
-        return loading.load_file(self.engine, layer, path, settings=self.settings, **opts)
+    def load(
+        self, layer: str, path: str | Path, *, file_layer: str | None = None, crs: str | None = None,
+        lon_col: str | None = None, lat_col: str | None = None, gcj02: bool = False, swap: bool = False,
+        repair: bool = True, outside: loading.Outside = "report", skip_invalid: bool = False,
+        progress: loading.Progress | None = None,
+    ) -> loading.LoadReport:
+        """Load a file into a layer, all or nothing (an upsert on the layer's natural key).
 
-    def load_frame(self, layer: str, gdf: gpd.GeoDataFrame, **opts: Any) -> loading.LoadReport:
-        """Load a GeoDataFrame into a layer (all or nothing, upsert on the natural key)."""
-        return loading.load_frame(self.engine, layer, gdf, settings=self.settings, **opts)
+        Parameters
+        ----------
+        layer : a layer name (``buildings``, ``fire_equipment``, ``grids``, ``road_edges``, …).
+        path : a GeoJSON, GeoPackage, Shapefile, GeoParquet or CSV file.
+        file_layer : the layer inside a file that holds several (a GeoPackage's ``nodes``/``edges``).
+        crs : the file's CRS when it has none (or to override it), e.g. ``"EPSG:4549"``.
+        lon_col, lat_col : a CSV's coordinate columns (default: found by name, ``lon``/``lng``/``x`` ...).
+        gcj02 : the lon/lat are GCJ-02 (from Amap/Tencent); they are converted to WGS84.
+        swap : the file has lat/lon order; swap it.
+        repair : repair invalid polygons with make_valid (else reject them).
+        outside : what to do with features outside the configured area: ``report`` (keep), ``skip`` or ``fail``.
+        skip_invalid : load the good features and skip rejected ones (default: reject the whole file).
+        progress : called with (rows written, rows in all) as the rows go in.
+
+        Returns
+        -------
+        LoadReport
+            What was inserted, updated, unchanged, repaired and skipped, and each problem feature.
+
+        Raises :class:`~gridmap.errors.LoadRejected` and writes nothing when the file cannot be loaded;
+        see :func:`gridmap.services.loading.load_file`.
+        """
+        return loading.load_file(self.engine, layer, path, file_layer=file_layer, crs=crs, lon_col=lon_col,
+                                 lat_col=lat_col, gcj02=gcj02, swap=swap, repair=repair, outside=outside,
+                                 skip_invalid=skip_invalid, settings=self.settings, progress=progress)
+
+    def load_frame(
+        self, layer: str, gdf: gpd.GeoDataFrame, *, source: str = "<frame>", gcj02: bool = False,
+        swap: bool = False, repair: bool = True, outside: loading.Outside = "report", skip_invalid: bool = False,
+        progress: loading.Progress | None = None,
+    ) -> loading.LoadReport:
+        """Load a GeoDataFrame into a layer (all or nothing, upsert on the natural key).
+
+        ``source`` names the frame in messages and in ``load_batches``; the other options are those of
+        :meth:`load`. ``gdf`` must have a CRS.
+        """
+        return loading.load_frame(self.engine, layer, gdf, source=source, gcj02=gcj02, swap=swap, repair=repair,
+                                  outside=outside, skip_invalid=skip_invalid, settings=self.settings,
+                                  progress=progress)
 
     def redraw(self, code: str, geometry: BaseGeometry, valid_from: dt.datetime) -> int:
         """Redraw an area's boundary from ``valid_from`` on (a new version); returns the new version's id.

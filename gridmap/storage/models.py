@@ -234,6 +234,8 @@ class Team(Base):
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'available'"))
     position_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     geom: Mapped[WKBElement | None] = mapped_column(Geometry("POINT", srid=SRID))
+    # added by the field app (migration 0006): the reported accuracy of the last fix, in metres
+    position_accuracy_m: Mapped[float | None] = mapped_column(Double)
     __table_args__ = (
         CheckConstraint(_in("kind", TEAM_KINDS), name="kind"),
         CheckConstraint(_in("status", TEAM_STATUSES), name="status"),
@@ -417,6 +419,8 @@ OPEN_EVENT = _in("status", OPEN_EVENT_STATUSES)
 Index("ix_events_street_reported", Event.street_code, Event.reported_at)
 Index("ix_events_open_due", Event.due_at, postgresql_where=text(f"{OPEN_EVENT} AND duplicate_of IS NULL"))
 Index("ix_events_open_category", Event.category, Event.reported_at, postgresql_where=text(OPEN_EVENT))
+# the levels of command (migration 0008): a unit's open events
+Index("ix_events_unit_open", Event.unit_code, postgresql_where=text(f"unit_code IS NOT NULL AND {OPEN_EVENT}"))
 
 
 class EscalationRung(Base):
@@ -554,3 +558,8 @@ class SimulationMark(Base):
     dispatch_rule: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+
+# The tables of later migrations live in their own modules; importing them here puts them on Base.metadata,
+# so that whoever reads the schema from this module (Alembic's env.py, the drift test) sees every table.
+from gridmap.storage import models_field, models_levels  # noqa: E402, F401

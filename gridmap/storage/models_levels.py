@@ -17,8 +17,10 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Index,
     SmallInteger,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -47,6 +49,10 @@ class Unit(Base):
     area_code: Mapped[str] = mapped_column(Text, nullable=False)
     place_code: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
+    __table_args__ = (
+        Index("ix_units_kind_area", "kind", "area_code"),
+        Index("ix_units_place", "place_code", postgresql_where=text("place_code IS NOT NULL")),
+    )
 
 
 class EventRungStint(Base):
@@ -71,6 +77,8 @@ class EventRungStint(Base):
     __table_args__ = (
         CheckConstraint(f"left_how IS NULL OR {_in('left_how', LEFT_HOW)}", name="left_how"),
         CheckConstraint("(left_at IS NULL) = (left_how IS NULL)", name="left"),
+        Index("ix_event_rung_stints_unit", "unit_code", "entered_at"),
+        Index("uq_event_rung_stints_open", "event_id", unique=True, postgresql_where=text("left_at IS NULL")),
     )
 
 
@@ -96,6 +104,8 @@ class MediationCase(Base):
         CheckConstraint(f"outcome IS NULL OR {_in('outcome', CASE_OUTCOMES)}", name="outcome"),
         CheckConstraint(f"referral IS NULL OR {_in('referral', REFERRALS)}", name="referral"),
         CheckConstraint("(status = 'closed') = (outcome IS NOT NULL)", name="closed"),
+        Index("uq_mediation_cases_event_open", "event_id", unique=True, postgresql_where=text("status = 'open'")),
+        Index("ix_mediation_cases_unit", "unit_code", "opened_at"),
     )
 
 

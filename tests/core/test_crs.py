@@ -21,7 +21,7 @@ from gridmap.config import HANGZHOU_BBOX
 from gridmap.core import crs
 from gridmap.core.privacy import mask_frame, mask_id_card, mask_name, mask_phone
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "boundaries"
+DATA = Path(__file__).resolve().parents[2] / "data" / "boundaries"
 GCJ_FILE = DATA / "hangzhou_districts_2020_amap_gcj02.geojson"
 WGS_FILE = DATA / "hangzhou_districts_2020_amap_wgs84.geojson"
 TIANDITU_FILE = DATA / "hangzhou_districts_tianditu.geojson"

@@ -20,7 +20,7 @@ from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 SAMPLE_DB = "gridmap_test_sample"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

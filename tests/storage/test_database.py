@@ -17,6 +17,7 @@ from gridmap.services import database
 from gridmap.storage import migrate
 from gridmap.storage.cluster import EmbeddedCluster
 from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
+from tests.conftest import TEST_DB
 
 pytestmark = pytest.mark.db
 
@@ -90,7 +91,7 @@ def _fresh(settings: Settings, name: str) -> str:
 
 
 def test_migrations_upgrade_and_downgrade(settings, db_url):
-    engine = make_engine(_fresh(settings, "gridmap_test_migrations"))
+    engine = make_engine(_fresh(settings, f"{TEST_DB}_migrations"))  # per suite: suites may run side by side
     try:
         migrate.upgrade(engine)
         assert migrate.current_revision(engine) == migrate.head_revision()
