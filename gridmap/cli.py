@@ -123,14 +123,27 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
             _error_line(escape(f"unexpected {type(exc).__name__}: {exc}") + " (a bug: run `gridmap --verbose "
                         "...` for the traceback and report it)")
             raise typer.Exit(1) from None
+        finally:
+            _close_registries()
 
     return wrapper
 
 
+_opened: list[Registry] = []
+
+
 def _registry() -> Registry:
+    """The registry of this command; its connections are closed when the command ends (see ``friendly``)."""
     from gridmap.services.registry import connect
 
-    return connect()
+    reg = connect()
+    _opened.append(reg)
+    return reg
+
+
+def _close_registries() -> None:
+    while _opened:
+        _opened.pop().dispose()
 
 
 # -- db ---------------------------------------------------------------------------------------------
