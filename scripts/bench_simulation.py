@@ -33,10 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gridmap.config import get_settings  # noqa: E402
+from gridmap.core.vocabulary import LOCAL_TZ as TZ  # noqa: E402
 from gridmap.services import auth  # noqa: E402
 from gridmap.simulation.driver import CallStats  # noqa: E402
 from gridmap.simulation.engine import RunConfig  # noqa: E402
-from gridmap.simulation.model import TZ, Behaviour  # noqa: E402
+from gridmap.simulation.model import Behaviour  # noqa: E402
 from gridmap.simulation.run import simulate  # noqa: E402
 from gridmap.simulation.runlog import RunLog  # noqa: E402
 from gridmap.simulation.server import SimulationServer  # noqa: E402

@@ -51,7 +51,7 @@ from _synthetic_city import make_city  # noqa: E402
 from bench_dispatch import points_near_roads, street_graph  # noqa: E402
 
 from gridmap.config import MEASURE_CRS  # noqa: E402
-from gridmap.core import roadgraph  # noqa: E402
+from gridmap.routing import roadgraph  # noqa: E402
 from gridmap.routing.roadgraph import RoadGraph, Snaps  # noqa: E402
 
 MAX_SNAP_M = 500.0

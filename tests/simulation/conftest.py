@@ -15,10 +15,11 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
+from gridmap.core.vocabulary import LOCAL_TZ as TZ
 from gridmap.services import auth, sample
 from gridmap.services.registry import Registry
 from gridmap.simulation.engine import RunConfig, RunSummary
-from gridmap.simulation.model import TZ, Behaviour
+from gridmap.simulation.model import Behaviour
 from gridmap.simulation.run import simulate
 from gridmap.simulation.runlog import RunLog
 from gridmap.simulation.world import SIM_ARGON2, World, ensure_users, load_world, user_plan
