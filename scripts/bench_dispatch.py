@@ -86,6 +86,7 @@ from gridmap.config import MEASURE_CRS, get_settings  # noqa: E402
 from gridmap.core.crs import to_measure_crs, transformer  # noqa: E402
 from gridmap.routing._kernels import dijkstra as _dijkstra  # noqa: E402
 from gridmap.routing.hierarchy import Hierarchy  # noqa: E402
+from gridmap.routing.many_to_one import node_times, origin_seeds  # noqa: E402
 from gridmap.routing.roadgraph import WALK_SPEED, RoadGraph  # noqa: E402
 from gridmap.routing.team_index import STATUS_CODES, TeamIndex  # noqa: E402
 from gridmap.services.dispatch import ALL_SKILLS  # noqa: E402
@@ -478,15 +479,7 @@ def batch_table(console: Console, g: RoadGraph, conn_args, rng, n_stations: int,
                                             np.inf, dist, hk, hv)
 
     def gm_edges():  # gridmap's own model: stations snapped to their road edges, then the same search
-        src = g.snap(sx + 7.0, sy + 7.0, 500.0)
-        seeds = np.concatenate([g.edge_v[src.edge], g.edge_v[src.twin[src.twin >= 0]]]).astype(np.int64)
-        walk = src.distance_m / WALK_SPEED
-        costs = np.concatenate([walk + (1 - src.fraction) * g.time_s[src.edge],
-                                (walk + src.fraction * g.time_s[src.twin])[src.twin >= 0]])
-        dist = np.full(g.n_nodes, np.inf)
-        hk = np.empty(g.n_edges + len(seeds) + 8)
-        hv = np.empty(g.n_edges + len(seeds) + 8, dtype=np.int64)
-        return _dijkstra.multi_source_times(g.indptr, g.adj, g.adj_w, seeds, costs, np.inf, dist, hk, hv)
+        return node_times(g, origin_seeds(g, sx + 7.0, sy + 7.0, 500.0))
 
     def sp():
         return dijkstra(fwd, directed=True, indices=stations, min_only=True)
