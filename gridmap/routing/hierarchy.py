@@ -264,7 +264,7 @@ class Buckets:
         self._ov_alloc(4096)
         self.ov_n = 0
         self.searches = 0  # slots searched so far (for the benchmark and the tests)
-        #: measured cost of one slot's search (µs, a moving average): the router's cost model reads it
+        #: measured cost of one slot's search (µs, a moving average): the team index's cost model reads it
         self.us_per_search = 20.0
 
     def _ov_alloc(self, cap: int) -> None:

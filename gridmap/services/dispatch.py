@@ -108,7 +108,7 @@ class DispatchResult:
     message: str
 
 
-#: The router and the graph are built by rebuild(), which from_database() runs.
+#: The team index and the graph are built by rebuild(), which from_database() runs.
 _NOT_BUILT = "the dispatcher has no road graph yet: build it with Dispatcher.from_database() or rebuild()"
 
 
@@ -184,7 +184,7 @@ class Dispatcher:
             x, y = t.transform(placed.lon.to_numpy(), placed.lat.to_numpy())
             at = np.array([p.timestamp() for p in placed.position_at])
             team_index.move_teams(placed.code.tolist(), x, y, at)
-        eq_routers = {}
+        equipment_indexes = {}
         for group, kinds in (("responders", RESPONDER_KINDS), ("hydrants", ("hydrant",))):
             sub = equipment[equipment.kind.isin(kinds)]
             r = TeamIndex(graph, [*kinds], stale_after_s=np.inf, max_snap_m=self.policy.max_snap_m,
@@ -195,7 +195,7 @@ class Dispatcher:
             if len(sub):
                 x, y = t.transform(sub.lon.to_numpy(), sub.lat.to_numpy())
                 r.move_teams(sub.code.tolist(), x, y, 0.0)
-            eq_routers[group] = r
+            equipment_indexes[group] = r
         # The graph holds ~1 shapely object per edge; keep them out of the cyclic GC's full collections
         # (100+ ms pauses on a large city, measured in scripts/bench_dispatch.py). Refcounting still frees them.
         gc.collect()
@@ -205,7 +205,7 @@ class Dispatcher:
             for g in row.grids or ([row.grid] if row.grid else []):
                 grid_teams.setdefault(g, []).append(team_index.index[row.code])
         with self._lock:
-            self.graph, self.teams, self.equipment = graph, team_index, eq_routers
+            self.graph, self.teams, self.equipment = graph, team_index, equipment_indexes
             self.grid_teams = {g: np.array(idx, dtype=np.int64) for g, idx in grid_teams.items()}
             self.team_ids = dict(zip(teams.code, teams.id, strict=True))
             self.equipment_kind = dict(zip(equipment.code, equipment.kind, strict=True))

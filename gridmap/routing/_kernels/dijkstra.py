@@ -61,7 +61,7 @@ def _pop(heap_keys, heap_nodes, size):
 @nb.njit(cache=True)
 def eligible(status, pos_at, skills, n, now, stale_after_s, required, out):
     """out[:n] = available (status 0), fresh and (without ``required``) any skill or one of ``required``'s.
-    Returns how many are eligible. The router's per-query mask in one pass (numpy takes three)."""
+    Returns how many are eligible. The team index's per-query mask in one pass (numpy takes three)."""
     count = 0
     for i in range(n):
         ok = status[i] == 0 and (now - pos_at[i]) <= stale_after_s and (required == 0 or (skills[i] & required) != 0)
