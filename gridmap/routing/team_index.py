@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -422,6 +423,8 @@ class TeamIndex:
     # -- the steps of a query -------------------------------------------------------------------------
     def _mask_of(self, codes: Iterable[str]) -> np.ndarray | None:
         """A mask over the team indexes, True for the known ``codes`` (None when none is known)."""
+        if not codes:  # the usual case, kept cheap (a generator is never falsy: it takes the loop)
+            return None
         idx = [i for i in (self.index.get(c) for c in codes) if i is not None]
         if not idx:
             return None
@@ -470,7 +473,7 @@ class TeamIndex:
             team_eta, team_slot = self._team_eta, self._team_slot
         found = _Found(etas={i: t for i, t in zip(top_team.tolist(), top_eta.tolist(), strict=True) if i >= 0},
                        ineligible=dict(zip(bad.tolist(), team_eta[bad].tolist(), strict=True)),
-                       team_slot=team_slot, settled=int(settled))
+                       team_slot=team_slot, settled=int(settled), via_edge={})
         for i, hit in self._team_on_edge_eta(event.edge, event.fraction, event.walk_s).items():
             if ok[i] and hit[0] < found.etas.get(i, np.inf):
                 found.etas[i] = hit[0]
@@ -654,10 +657,10 @@ def _restricted(ok: np.ndarray, only: np.ndarray | None, excluded: np.ndarray | 
     return ok
 
 
-@dataclass(frozen=True)
-class _EventOnRoad:
+class _EventOnRoad(NamedTuple):
     """An event snapped to its road edge, and the seeds of the search towards it (the starts of its edge
-    and of its twin, each with the time from there to the event)."""
+    and of its twin, each with the time from there to the event). The per-query helpers of :meth:`TeamIndex.rank`
+    are named tuples, not dataclasses: a frozen dataclass costs microseconds to build, a query tens of them."""
 
     edge: int
     fraction: float
@@ -672,30 +675,30 @@ class _EventOnRoad:
     def of(cls, g: RoadGraph, snap: Snaps) -> _EventOnRoad:
         e, t = int(snap.edge[0]), int(snap.twin[0])
         f = float(snap.fraction[0])
-        walk = walk_time(float(snap.distance_m[0]))
-        from_start, from_end = reach_costs(g.time_s[e], g.time_s[t], f, walk)
-        nodes, costs = [int(g.edge_u[e])], [from_start]
+        distance_m = float(snap.distance_m[0])
+        walk = walk_time(distance_m)
+        time_s = g.time_s.data  # a memoryview: Python floats, the same bits as numpy's, without its scalars
+        from_start, from_end = reach_costs(time_s[e], time_s[t], f, walk)
         if t >= 0:
-            nodes.append(int(g.edge_u[t]))
-            costs.append(from_end)
-        return cls(e, f, walk, float(snap.distance_m[0]), float(snap.x[0]), float(snap.y[0]),
-                   np.array(nodes, dtype=np.int64), np.array(costs))
+            nodes, costs = [int(g.edge_u[e]), int(g.edge_u[t])], [from_start, from_end]
+        else:
+            nodes, costs = [int(g.edge_u[e])], [from_start]
+        return cls(e, f, walk, distance_m, float(snap.x[0]), float(snap.y[0]), np.array(nodes, dtype=np.int64),
+                   np.array(costs))
 
 
-@dataclass
-class _Found:
+class _Found(NamedTuple):
     """What a search found: the eligible teams' ETAs, the nearest ineligible ones met (to say why they were
-    passed over), the teams that drive along the event's own road, and by which slot each team was reached."""
+    passed over), by which slot each team was reached, and the teams that drive along the event's own road."""
 
     etas: dict[int, float]
     ineligible: dict[int, float]
     team_slot: np.ndarray
     settled: int
-    via_edge: dict[int, tuple[float, int, float, float]] = field(default_factory=dict)
+    via_edge: dict[int, tuple[float, int, float, float]]
 
 
-@dataclass(frozen=True)
-class _Exclusions:
+class _Exclusions(NamedTuple):
     """The caller's restrictions of a ranking (``only``, ``exclude``) and the reasons they give."""
 
     only: np.ndarray | None
