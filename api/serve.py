@@ -206,6 +206,7 @@ class Supervisor:
         return False
 
     def run(self) -> int:
+        """Listen, start the workers, deal connections out until SIGTERM/SIGINT; returns the exit status."""
         listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((self.host, self.port))  # fails here, at once, if the address is taken
@@ -218,73 +219,91 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        status = 0
         try:
             compile_kernels_first(self.progress, self.ctx, lambda: self.stopping)
             if self.stopping:
                 return 0
-            self.progress(f"starting {self.n} worker process(es): road graph, teams, connection pool")
-            for slot in range(self.n):
-                self._spawn(slot)
-            # start-up: listen once every worker has built its app
-            announced: set[int] = set()
-
-            def announce() -> None:
-                for slot in range(self.n):
-                    if self.ready[slot] and slot not in announced:
-                        announced.add(slot)
-                        self.progress(f"worker {len(announced)} of {self.n} ready (pid {self.ready[slot]})")
-
-            while not self.stopping and not all(self.ready):
-                dead = [p for p in self.procs if not p.is_alive()]
-                if dead:
-                    log.error("worker %s exited with %s while starting; stopping", dead[0].name, dead[0].exitcode)
-                    self.progress(f"worker {dead[0].name} exited with {dead[0].exitcode} while starting; see the "
-                                  "log", "failed")
-                    return 1
-                announce()
-                time.sleep(0.05)
-            announce()
+            if not self._start_workers():
+                return 1
             listener.listen(BACKLOG)
             self.progress(f"ready: listening on http://{self.host}:{self.port}", "ready")
-            listener.setblocking(False)
-            sel = selectors.DefaultSelector()
-            sel.register(listener, selectors.EVENT_READ, "accept")
-            sel.register(wake_r, selectors.EVENT_READ, "signal")
-            while not self.stopping:
-                for slot, p in enumerate(self.procs):
-                    if not p.is_alive():
-                        log.warning("worker %s exited with %s; starting a new one", p.name, p.exitcode)
-                        self._spawn(slot)
-                for key, _ in sel.select(timeout=0.5):
-                    if key.data == "signal":
-                        with contextlib.suppress(BlockingIOError):
-                            wake_r.recv(64)
-                        continue
-                    while True:
-                        try:
-                            conn, _addr = listener.accept()
-                        except (BlockingIOError, InterruptedError):
-                            break
-                        with conn:
-                            if not self._hand_over(conn):
-                                log.error("no worker is up to take a connection; closing it")
+            self._serve(listener, wake_r)
         finally:
             listener.close()
-            for p in self.procs:
-                if p is not None and p.is_alive():
-                    os.kill(p.pid, signal.SIGTERM)
-            for p in self.procs:
-                if p is not None:
-                    p.join(30)
-                    if p.is_alive():
-                        p.kill()
-                        p.join()
-                        status = 1
-            for c in self.channels:
-                if c is not None:
-                    c.close()
+            status = self._stop_workers()
             signal.set_wakeup_fd(-1)
+        return status
+
+    def _start_workers(self) -> bool:
+        """Start every worker and wait until each has built its app; False if one died while starting."""
+        self.progress(f"starting {self.n} worker process(es): road graph, teams, connection pool")
+        for slot in range(self.n):
+            self._spawn(slot)
+        announced: set[int] = set()
+
+        def announce() -> None:
+            for slot in range(self.n):
+                if self.ready[slot] and slot not in announced:
+                    announced.add(slot)
+                    self.progress(f"worker {len(announced)} of {self.n} ready (pid {self.ready[slot]})")
+
+        while not self.stopping and not all(self.ready):
+            dead = [p for p in self.procs if not p.is_alive()]
+            if dead:
+                log.error("worker %s exited with %s while starting; stopping", dead[0].name, dead[0].exitcode)
+                self.progress(f"worker {dead[0].name} exited with {dead[0].exitcode} while starting; see the "
+                              "log", "failed")
+                return False
+            announce()
+            time.sleep(0.05)
+        announce()
+        return True
+
+    def _serve(self, listener: socket.socket, wake_r: socket.socket) -> None:
+        """Deal the accepted connections out until stopped, replacing any worker that exits."""
+        listener.setblocking(False)
+        sel = selectors.DefaultSelector()
+        sel.register(listener, selectors.EVENT_READ, "accept")
+        sel.register(wake_r, selectors.EVENT_READ, "signal")
+        while not self.stopping:
+            for slot, p in enumerate(self.procs):
+                if not p.is_alive():
+                    log.warning("worker %s exited with %s; starting a new one", p.name, p.exitcode)
+                    self._spawn(slot)
+            for key, _ in sel.select(timeout=0.5):
+                if key.data == "signal":
+                    with contextlib.suppress(BlockingIOError):
+                        wake_r.recv(64)
+                    continue
+                self._accept_all(listener)
+
+    def _accept_all(self, listener: socket.socket) -> None:
+        """Accept every waiting connection and hand each to a worker (closed here if none can take it)."""
+        while True:
+            try:
+                conn, _addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            with conn:
+                if not self._hand_over(conn):
+                    log.error("no worker is up to take a connection; closing it")
+
+    def _stop_workers(self) -> int:
+        """SIGTERM every worker, wait up to 30 s each (then kill it: exit status 1), close the channels."""
+        status = 0
+        for p in self.procs:
+            if p is not None and p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            if p is not None:
+                p.join(30)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+                    status = 1
+        for c in self.channels:
+            if c is not None:
+                c.close()
         return status
 
 

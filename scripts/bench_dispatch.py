@@ -65,6 +65,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import networkx as nx
@@ -86,6 +87,7 @@ from gridmap.config import MEASURE_CRS, get_settings  # noqa: E402
 from gridmap.core.crs import to_measure_crs, transformer  # noqa: E402
 from gridmap.routing._kernels import dijkstra as _dijkstra  # noqa: E402
 from gridmap.routing.hierarchy import Hierarchy  # noqa: E402
+from gridmap.routing.many_to_one import node_times, origin_seeds  # noqa: E402
 from gridmap.routing.roadgraph import WALK_SPEED, RoadGraph  # noqa: E402
 from gridmap.routing.team_index import STATUS_CODES, TeamIndex  # noqa: E402
 from gridmap.services.dispatch import ALL_SKILLS  # noqa: E402
@@ -93,6 +95,7 @@ from gridmap.storage.db import cluster_for, libpq_url  # noqa: E402
 
 ROADS = Path(__file__).resolve().parents[1] / "data" / "roads" / "hz_xihu_gongshu_osm_drive.gpkg"
 BENCH_DB = "gridmap_bench_dispatch"
+STREET_TEAMS = 150
 NOW = dt.datetime(2025, 6, 1, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
 K = 5
 RADIUS_S = 900.0  # the peers' fixed radius: 15 minutes
@@ -478,15 +481,7 @@ def batch_table(console: Console, g: RoadGraph, conn_args, rng, n_stations: int,
                                             np.inf, dist, hk, hv)
 
     def gm_edges():  # gridmap's own model: stations snapped to their road edges, then the same search
-        src = g.snap(sx + 7.0, sy + 7.0, 500.0)
-        seeds = np.concatenate([g.edge_v[src.edge], g.edge_v[src.twin[src.twin >= 0]]]).astype(np.int64)
-        walk = src.distance_m / WALK_SPEED
-        costs = np.concatenate([walk + (1 - src.fraction) * g.time_s[src.edge],
-                                (walk + src.fraction * g.time_s[src.twin])[src.twin >= 0]])
-        dist = np.full(g.n_nodes, np.inf)
-        hk = np.empty(g.n_edges + len(seeds) + 8)
-        hv = np.empty(g.n_edges + len(seeds) + 8, dtype=np.int64)
-        return _dijkstra.multi_source_times(g.indptr, g.adj, g.adj_w, seeds, costs, np.inf, dist, hk, hv)
+        return node_times(g, origin_seeds(g, sx + 7.0, sy + 7.0, 500.0))
 
     def sp():
         return dijkstra(fwd, directed=True, indices=stations, min_only=True)
@@ -588,28 +583,17 @@ def main() -> None:
     args = ap.parse_args()
     side = args.side or (60 if args.quick else 500)
     team_counts = (20, 100, 1000) if args.quick else (100, 1000, 10000)
-    street_teams = 150
-    q_grid = args.queries or (100 if args.quick else 1000)
-    q_peer = args.peer_queries or (20 if args.quick else 100)
-    q_pg = args.pg_queries or (5 if args.quick else 20)
-    q_check = 3 if args.quick else 5
+    runs = _Runs(q_grid=args.queries or (100 if args.quick else 1000),
+                 q_peer=args.peer_queries or (20 if args.quick else 100),
+                 q_pg=args.pg_queries or (5 if args.quick else 20),
+                 q_check=3 if args.quick else 5, repeat=args.repeat, seed=args.seed)
     console = Console(width=175)
     load_start = os.getloadavg()
     rng = np.random.default_rng(args.seed)
     setup: dict[str, float] = {}
 
     console.print("[bold]set-up[/bold]")
-    street, setup["street graph (read gpkg, project, RoadGraph)"] = timed("street graph", console, street_graph)
-    city_data, setup[f"city {side}×{side}: generate"] = timed("generate city", console, make_city, side, 100.0,
-                                                               args.seed)
-    city, setup["city: RoadGraph.from_arrays"] = timed(
-        "city RoadGraph", console, RoadGraph.from_arrays, city_data.node_ids, city_data.node_xy, city_data.source,
-        city_data.target, city_data.length_m, city_data.travel_time_s, city_data.geoms, city_data.edge_ids)
-    console.print(f"  city: {city.n_nodes:,} nodes, {city.n_edges:,} directed edges; "
-                  f"{city_data.one_way_links:,} one-way and {city_data.two_way_links:,} two-way links "
-                  f"({city_data.one_way_links / (city_data.one_way_links + city_data.two_way_links):.0%} one-way), "
-                  f"{city_data.missing_links:,} missing; {city.n_scc} strongly connected components")
-    graphs = {"street": street, "city": city}
+    graphs, city_data = _graphs(console, side, args.seed, setup)
     peers = {}
     for name, g in graphs.items():
         (rev, kd), _ = timed(f"{name}: scipy reversed CSR + node cKDTree", console,
@@ -617,35 +601,8 @@ def main() -> None:
         h, setup[f"{name}: networkx reversed DiGraph"] = timed(f"{name}: networkx reversed DiGraph", console,
                                                                reversed_nx, rev)
         peers[name] = (rev, kd, h)
-
-    scenes: list[Scene] = []
-    n_events = max(q_grid, q_peer, q_pg)
-    ex, ey = points_near_roads(street, n_events, rng)
-    tx, ty = points_near_roads(street, street_teams, rng)
-    scenes.append(make_scene("street", street, peers["street"][1], make_teams(tx, ty, rng), ex, ey, rng))
-    cex, cey = points_in_box(city_data.bbox, n_events, rng)
-    for n in team_counts:
-        tx, ty = points_in_box(city_data.bbox, n, rng)
-        t0 = time.perf_counter()
-        sc = make_scene("city", city, peers["city"][1], make_teams(tx, ty, rng), cex, cey, rng)
-        setup[f"city: TeamIndex with {n:,} teams (set_team + move_teams)"] = time.perf_counter() - t0
-        scenes.append(sc)
-
-    # the contraction hierarchy of each graph (as the Dispatcher builds it) and the teams' buckets
-    hier = {}
-    for name, g in graphs.items():
-        c0 = time.process_time()
-        hier[name], setup[f"{name}: contraction hierarchy (wall)"] = timed(f"{name}: contraction hierarchy",
-                                                                            console, Hierarchy, g)
-        setup[f"{name}: contraction hierarchy (CPU)"] = time.process_time() - c0
-        st = hier[name].stats
-        console.print(f"    {st.arcs:,} arcs, {st.shortcuts:,} shortcuts, {st.upward_arcs:,} upward arcs")
-    for sc in scenes:
-        sc.team_index.use_hierarchy(hier[sc.graph_name])
-        t0 = time.perf_counter()
-        sc.team_index.refresh_buckets()
-        setup[f"{sc.graph_name}: bucket searches of {sc.n_teams:,} teams ({sc.team_index.buckets.entries:,} entries)"] = \
-            time.perf_counter() - t0
+    scenes = _scenes(graphs, city_data, peers, team_counts, max(runs.q_grid, runs.q_peer, runs.q_pg), rng, setup)
+    _hierarchies(console, graphs, scenes, setup)
 
     settings = get_settings()
     conn = bench_db(settings)
@@ -663,76 +620,166 @@ def main() -> None:
         for i in range(3):
             for method in ("dijkstra", "hierarchy"):
                 sc.team_index.rank(sc.ex[i], sc.ey[i], now=NOW, skills=[sc.eskill[i]], k=K, with_routes=True,
-                               method=method)
+                                   method=method)
     setup["numba warm-up (first queries)"] = time.perf_counter() - t0
 
     rows: list[Row] = []
     console.print("[bold]timing[/bold]")
     for sc in scenes:
-        rev, kd, h = peers[sc.graph_name]
-        label = f"{sc.graph_name} / {sc.n_teams:,} teams"
-        gc.collect()
-        ranks, ts, found, settled, searches = min(
-            (run_gridmap(sc, q_grid, q_check) for _ in range(args.repeat)), key=lambda run: np.percentile(run[1].wall, 99))
-        rows.append(Row(sc.graph_name, sc.n_teams, f"gridmap TeamIndex.rank ({searches_label(searches)})", ts.wall,
-                        found, ts.cpu))
-        n_ok = check_like_with_like(sc, ranks, rev, h, q_check)
-        console.print(f"  {label}: gridmap p50 {rows[-1].p50:.3f} ms, nodes settled p50 {np.median(settled):,.0f} "
-                      f"p99 {np.percentile(settled, 99):,.0f}; top-1 ETA = scipy and networkx references on "
-                      f"{n_ok} events")
-        for method in ("dijkstra", "hierarchy"):
-            alone, ts, found, _, _ = min((run_gridmap(sc, q_grid, q_check, method) for _ in range(args.repeat)),
-                                         key=lambda run: np.percentile(run[1].wall, 99))
-            for a, b in zip(ranks, alone, strict=True):  # the same answers whichever search runs
-                if [(c.team, round(c.eta_s, 6)) for c in a.picked] != [(c.team, round(c.eta_s, 6)) for c in b.picked]:
-                    raise SystemExit(f"{label}: {method} alone answers differently: {a.picked} vs {b.picked}")
-            rows.append(Row(sc.graph_name, sc.n_teams, f"gridmap, {method} only", ts.wall, found, ts.cpu))
-        _, ts, found, _, searches = min((run_gridmap(sc, q_grid, 0, with_routes=False) for _ in range(args.repeat)),
-                                        key=lambda run: np.percentile(run[1].wall, 99))
-        rows.append(Row(sc.graph_name, sc.n_teams, "gridmap, no route geometries (the peers build none either)",
-                        ts.wall, found, ts.cpu))
-        _, ts, found, _, searches = run_gridmap(sc, q_grid, 0, churn=0.10, seed=args.seed)
-        rows.append(Row(sc.graph_name, sc.n_teams, f"gridmap, 10 % of teams moved before each query "
-                                                   f"({searches_label(searches)})", ts.wall, found, ts.cpu))
-        gc.collect()
-        sp, ts = min((run_scipy(sc, rev, kd, q_peer) for _ in range(args.repeat)),
-                     key=lambda run: np.percentile(run[1].wall, 99))
-        rows.append(Row(sc.graph_name, sc.n_teams, "scipy dijkstra, 15-min radius", ts.wall,
-                        float(np.mean([len(x) == K for x in sp])), ts.cpu))
-        q_nx = q_peer if sc.graph_name == "street" else max(q_peer // 2, 5)
-        gc.collect()
-        nxr, ts = run_networkx(sc, h, kd, q_nx)
-        rows.append(Row(sc.graph_name, sc.n_teams, "networkx dijkstra, 15-min cutoff", ts.wall,
-                        float(np.mean([len(x) == K for x in nxr])), ts.cpu))
-        check_peers_agree(f"{label}: networkx vs scipy", nxr, sp)
-        dd, ts = run_pgr(sc, conn, f"{sc.graph_name}_edges", kd, q_pg, "dd")
-        rows.append(Row(sc.graph_name, sc.n_teams, f"pgRouting {pg_version} drivingDistance 15 min", ts,
-                        float(np.mean([len(x) == K for x in dd]))))
-        check_peers_agree(f"{label}: pgr_drivingDistance vs scipy", dd, sp)
-        if sc.graph_name == "street" or sc.n_teams <= 100:
-            q_cost = q_pg if sc.graph_name == "street" else max(q_pg // 2, 3)  # seconds per query on the city
-            dc, ts = run_pgr(sc, conn, f"{sc.graph_name}_edges", kd, q_cost, "cost")
-            rows.append(Row(sc.graph_name, sc.n_teams, f"pgRouting {pg_version} dijkstraCost many-to-one", ts,
-                            float(np.mean([len(x) == K for x in dc]))))
-            check_peers_agree(f"{label}: pgr_dijkstraCost vs scipy (within 15 min)",
-                              [x[x <= RADIUS_S] for x in dc], sp)
-        console.print(f"  {label}: peers done; their top-5 ETAs agree with each other")
+        rows += _time_gridmap(console, sc, peers[sc.graph_name], runs)
+        rows += _time_peers(console, sc, peers[sc.graph_name], conn, pg_version, runs)
     conn.close()
     load_end = os.getloadavg()
 
+    base = {(row.graph, row.teams): row for row in rows if row.method.startswith("gridmap TeamIndex.rank")}
+    console.print(_results_table(rows, base, graphs, args.repeat, load_start, load_end))
+    console.print(_targets_table(rows, base, side))
+    batch_table(console, graphs["city"], conn_args=(settings,), rng=rng, n_stations=100)
+    setup_table = Table(title="set-up (not timed above)")
+    setup_table.add_column("step")
+    setup_table.add_column("seconds", justify="right")
+    for k, v in setup.items():
+        setup_table.add_row(k, f"{v:.2f}")
+    console.print(setup_table)
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """How many queries each method gets, and how many rounds."""
+
+    q_grid: int
+    q_peer: int
+    q_pg: int
+    q_check: int
+    repeat: int
+    seed: int
+
+
+def _graphs(console: Console, side: int, seed: int, setup: dict[str, float]) -> tuple[dict[str, RoadGraph], Any]:
+    """The street and the generated city, as RoadGraphs (and the city's generator output)."""
+    street, setup["street graph (read gpkg, project, RoadGraph)"] = timed("street graph", console, street_graph)
+    city_data, setup[f"city {side}×{side}: generate"] = timed("generate city", console, make_city, side, 100.0, seed)
+    city, setup["city: RoadGraph.from_arrays"] = timed(
+        "city RoadGraph", console, RoadGraph.from_arrays, city_data.node_ids, city_data.node_xy, city_data.source,
+        city_data.target, city_data.length_m, city_data.travel_time_s, city_data.geoms, city_data.edge_ids)
+    console.print(f"  city: {city.n_nodes:,} nodes, {city.n_edges:,} directed edges; "
+                  f"{city_data.one_way_links:,} one-way and {city_data.two_way_links:,} two-way links "
+                  f"({city_data.one_way_links / (city_data.one_way_links + city_data.two_way_links):.0%} one-way), "
+                  f"{city_data.missing_links:,} missing; {city.n_scc} strongly connected components")
+    return {"street": street, "city": city}, city_data
+
+
+def _scenes(graphs: dict[str, RoadGraph], city_data: Any, peers: dict, team_counts: tuple[int, ...], n_events: int,
+            rng: np.random.Generator, setup: dict[str, float]) -> list[Scene]:
+    """The street with its 150 teams, then the city with each team count; the same events for each city."""
+    street = graphs["street"]
+    ex, ey = points_near_roads(street, n_events, rng)
+    tx, ty = points_near_roads(street, STREET_TEAMS, rng)
+    scenes = [make_scene("street", street, peers["street"][1], make_teams(tx, ty, rng), ex, ey, rng)]
+    cex, cey = points_in_box(city_data.bbox, n_events, rng)
+    for n in team_counts:
+        tx, ty = points_in_box(city_data.bbox, n, rng)
+        t0 = time.perf_counter()
+        sc = make_scene("city", graphs["city"], peers["city"][1], make_teams(tx, ty, rng), cex, cey, rng)
+        setup[f"city: TeamIndex with {n:,} teams (set_team + move_teams)"] = time.perf_counter() - t0
+        scenes.append(sc)
+    return scenes
+
+
+def _hierarchies(console: Console, graphs: dict[str, RoadGraph], scenes: list[Scene], setup: dict[str, float]) -> None:
+    """The contraction hierarchy of each graph (as the Dispatcher builds it) and the teams' buckets."""
+    hier = {}
+    for name, g in graphs.items():
+        c0 = time.process_time()
+        hier[name], setup[f"{name}: contraction hierarchy (wall)"] = timed(f"{name}: contraction hierarchy",
+                                                                            console, Hierarchy, g)
+        setup[f"{name}: contraction hierarchy (CPU)"] = time.process_time() - c0
+        st = hier[name].stats
+        console.print(f"    {st.arcs:,} arcs, {st.shortcuts:,} shortcuts, {st.upward_arcs:,} upward arcs")
+    for sc in scenes:
+        sc.team_index.use_hierarchy(hier[sc.graph_name])
+        t0 = time.perf_counter()
+        sc.team_index.refresh_buckets()
+        setup[f"{sc.graph_name}: bucket searches of {sc.n_teams:,} teams ({sc.team_index.buckets.entries:,} entries)"] = \
+            time.perf_counter() - t0
+
+
+def _time_gridmap(console: Console, sc: Scene, peer: tuple, runs: _Runs) -> list[Row]:
+    """gridmap's rows of a scene: auto, each search alone (checked to answer the same), no routes, churn."""
+    rev, _, h = peer
+    label = f"{sc.graph_name} / {sc.n_teams:,} teams"
+    rows = []
+    gc.collect()
+    ranks, ts, found, settled, searches = min(
+        (run_gridmap(sc, runs.q_grid, runs.q_check) for _ in range(runs.repeat)),
+        key=lambda run: np.percentile(run[1].wall, 99))
+    rows.append(Row(sc.graph_name, sc.n_teams, f"gridmap TeamIndex.rank ({searches_label(searches)})", ts.wall,
+                    found, ts.cpu))
+    n_ok = check_like_with_like(sc, ranks, rev, h, runs.q_check)
+    console.print(f"  {label}: gridmap p50 {rows[-1].p50:.3f} ms, nodes settled p50 {np.median(settled):,.0f} "
+                  f"p99 {np.percentile(settled, 99):,.0f}; top-1 ETA = scipy and networkx references on "
+                  f"{n_ok} events")
+    for method in ("dijkstra", "hierarchy"):
+        alone, ts, found, _, _ = min((run_gridmap(sc, runs.q_grid, runs.q_check, method) for _ in range(runs.repeat)),
+                                     key=lambda run: np.percentile(run[1].wall, 99))
+        for a, b in zip(ranks, alone, strict=True):  # the same answers whichever search runs
+            if [(c.team, round(c.eta_s, 6)) for c in a.picked] != [(c.team, round(c.eta_s, 6)) for c in b.picked]:
+                raise SystemExit(f"{label}: {method} alone answers differently: {a.picked} vs {b.picked}")
+        rows.append(Row(sc.graph_name, sc.n_teams, f"gridmap, {method} only", ts.wall, found, ts.cpu))
+    _, ts, found, _, searches = min((run_gridmap(sc, runs.q_grid, 0, with_routes=False) for _ in range(runs.repeat)),
+                                    key=lambda run: np.percentile(run[1].wall, 99))
+    rows.append(Row(sc.graph_name, sc.n_teams, "gridmap, no route geometries (the peers build none either)",
+                    ts.wall, found, ts.cpu))
+    _, ts, found, _, searches = run_gridmap(sc, runs.q_grid, 0, churn=0.10, seed=runs.seed)
+    rows.append(Row(sc.graph_name, sc.n_teams, f"gridmap, 10 % of teams moved before each query "
+                                               f"({searches_label(searches)})", ts.wall, found, ts.cpu))
+    return rows
+
+
+def _time_peers(console: Console, sc: Scene, peer: tuple, conn: psycopg.Connection, pg_version: str,
+                runs: _Runs) -> list[Row]:
+    """The peers' rows of a scene (scipy, networkx, pgRouting), each checked against scipy's answers."""
+    rev, kd, h = peer
+    label = f"{sc.graph_name} / {sc.n_teams:,} teams"
+    rows = []
+    gc.collect()
+    sp, ts = min((run_scipy(sc, rev, kd, runs.q_peer) for _ in range(runs.repeat)),
+                 key=lambda run: np.percentile(run[1].wall, 99))
+    rows.append(Row(sc.graph_name, sc.n_teams, "scipy dijkstra, 15-min radius", ts.wall,
+                    float(np.mean([len(x) == K for x in sp])), ts.cpu))
+    q_nx = runs.q_peer if sc.graph_name == "street" else max(runs.q_peer // 2, 5)
+    gc.collect()
+    nxr, ts = run_networkx(sc, h, kd, q_nx)
+    rows.append(Row(sc.graph_name, sc.n_teams, "networkx dijkstra, 15-min cutoff", ts.wall,
+                    float(np.mean([len(x) == K for x in nxr])), ts.cpu))
+    check_peers_agree(f"{label}: networkx vs scipy", nxr, sp)
+    dd, ts = run_pgr(sc, conn, f"{sc.graph_name}_edges", kd, runs.q_pg, "dd")
+    rows.append(Row(sc.graph_name, sc.n_teams, f"pgRouting {pg_version} drivingDistance 15 min", ts,
+                    float(np.mean([len(x) == K for x in dd]))))
+    check_peers_agree(f"{label}: pgr_drivingDistance vs scipy", dd, sp)
+    if sc.graph_name == "street" or sc.n_teams <= 100:
+        q_cost = runs.q_pg if sc.graph_name == "street" else max(runs.q_pg // 2, 3)  # seconds per query on the city
+        dc, ts = run_pgr(sc, conn, f"{sc.graph_name}_edges", kd, q_cost, "cost")
+        rows.append(Row(sc.graph_name, sc.n_teams, f"pgRouting {pg_version} dijkstraCost many-to-one", ts,
+                        float(np.mean([len(x) == K for x in dc]))))
+        check_peers_agree(f"{label}: pgr_dijkstraCost vs scipy (within 15 min)",
+                          [x[x <= RADIUS_S] for x in dc], sp)
+    console.print(f"  {label}: peers done; their top-5 ETAs agree with each other")
+    return rows
+
+
+def _results_table(rows: list[Row], base: dict, graphs: dict[str, RoadGraph], repeat: int,
+                   load_start: tuple[float, ...], load_end: tuple[float, ...]) -> Table:
     table = Table(title=f"bench_dispatch: one dispatch decision (snap + top {K} + explanations + routes), "
                         f"{dt.date.today()}, {os.cpu_count()} CPUs, load {load_start[0]:.2f} → {load_end[0]:.2f}; "
-                        f"gridmap and scipy: best of {args.repeat} rounds by p99",
+                        f"gridmap and scipy: best of {repeat} rounds by p99",
                   caption="p99 CPU: the bench thread's CPU time, which leaves out time-slicing by other processes. "
                           "Peers: node to node, 15-min radius, node paths only; gridmap: edge positions, walks, "
                           "30-min limit, route geometries and reasons.")
     for col in ("graph", "teams", "method", "queries", "p50 ms", "p99 ms", "max ms", "p99 CPU ms",
                 "p50 ÷ gridmap p50", f"found {K}"):
         table.add_column(col, justify="left" if col in ("graph", "method") else "right")
-    base = {}
     for row in rows:
-        if row.method.startswith("gridmap TeamIndex.rank"):
-            base[(row.graph, row.teams)] = row
         b = base[(row.graph, row.teams)]
         g = graphs[row.graph]
         table.add_row(f"{row.graph} ({g.n_nodes:,} nodes)", f"{row.teams:,}", row.method, f"{len(row.times_ms)}",
@@ -740,8 +787,10 @@ def main() -> None:
                       "—" if row.cpu_ms is None else f"{np.percentile(row.cpu_ms, 99):.3f}",
                       "1" if row is b else f"{row.p50 / b.p50:,.1f}×",
                       f"{row.found_k:.0%}")
-    console.print(table)
+    return table
 
+
+def _targets_table(rows: list[Row], base: dict, side: int) -> Table:
     checks = Table(title="targets (issue 3; the p99 targets are for the 250,000-node city and the sample street)")
     for col in ("configuration", "target", "measured", "met"):
         checks.add_column(col)
@@ -766,14 +815,7 @@ def main() -> None:
                 checks.add_row(f"{graph}, {teams:,} teams",
                                f"{peer.method.split(',')[0]} p50 ÷ gridmap ({what}) p50 ≥ {target:g}",
                                f"{ratio:,.1f}", met)
-    console.print(checks)
-    batch_table(console, city, conn_args=(settings,), rng=rng, n_stations=100)
-    setup_table = Table(title="set-up (not timed above)")
-    setup_table.add_column("step")
-    setup_table.add_column("seconds", justify="right")
-    for k, v in setup.items():
-        setup_table.add_row(k, f"{v:.2f}")
-    console.print(setup_table)
+    return checks
 
 
 if __name__ == "__main__":

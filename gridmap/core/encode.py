@@ -51,6 +51,21 @@ def jsonable(v: object) -> Any:
     """``v`` as something orjson writes; raises ``TypeError`` for a kind of value it does not know."""
     if any(v is m for m in _MISSING):
         return None
+    out = _scalar(v)
+    if out is _UNKNOWN:
+        out = _container(v)
+    if out is _UNKNOWN:
+        raise TypeError(f"gridmap.core.encode cannot write a {type(v).__module__}.{type(v).__qualname__} as JSON")
+    return out
+
+
+#: What :func:`_scalar` and :func:`_container` return for a value that is not of their kinds (None is a value).
+_UNKNOWN = object()
+
+
+def _scalar(v: object) -> Any:
+    """A single value (number, text, time, geometry) as JSON, or ``_UNKNOWN``; the order of the checks
+    matters (a bool is an int, a pandas Timestamp a datetime, numpy's timedelta64 an integer type)."""
     if isinstance(v, bool | np.bool_):
         return bool(v)
     if isinstance(v, np.datetime64):  # (numpy's timedelta64 is an integer type: before the integers)
@@ -73,6 +88,11 @@ def jsonable(v: object) -> Any:
         return _float(float(v)) if v.is_finite() else None
     if isinstance(v, BaseGeometry):  # every shapely geometry class derives from it
         return None if v.is_empty else orjson.loads(shapely.to_geojson(v))
+    return _UNKNOWN
+
+
+def _container(v: object) -> Any:
+    """Arrays, series, sets, bytes, dicts and sequences as JSON, or ``_UNKNOWN``."""
     if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
         return v.tolist()  # Python numbers; orjson writes NaN and inf as null
     if isinstance(v, np.ndarray) and v.dtype.kind in "Mm":  # datetime64/timedelta64: through pandas (NaT kept)
@@ -90,7 +110,7 @@ def jsonable(v: object) -> Any:
         return {k: _deep(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
         return [_deep(x) for x in v]
-    raise TypeError(f"gridmap.core.encode cannot write a {type(v).__module__}.{type(v).__qualname__} as JSON")
+    return _UNKNOWN
 
 
 def _deep(v: object) -> Any:

@@ -1,12 +1,16 @@
 """A contraction hierarchy of the road graph, and the team buckets that make k-nearest queries cheap.
 
 The :class:`Hierarchy` is a cache of a :class:`~gridmap.routing.roadgraph.RoadGraph` (itself a cache of
-PostGIS): built from the graph's edges at any time (≈10 ms for the sample street, seconds for a
-250,000-node city), never stored. :class:`Buckets` keeps, for each team slot (a team's position seen
-from one end of its road edge, see :mod:`gridmap.routing.team_index`), the nodes its upward search reaches
-and at what cost; a position update only marks the slot, and the search is run, in one compiled
-batch, the next time a hierarchy query needs it. The kernels are in :mod:`gridmap.routing._kernels.ch`, with why
-they are written here.
+PostGIS): built from the graph's edges at any time (0.04 s for the sample street, 18-20 s of CPU for
+the 250,000-node benchmark city; docs/benchmarks.md), never stored. :class:`Buckets` keeps, for each team
+slot (a team's position seen from one end of its road edge, see :mod:`gridmap.routing.team_index`), the
+nodes its upward search reaches and at what cost; a position update only marks the slot, and the search
+is run, in one compiled batch, the next time a hierarchy query needs it.
+
+The search API a team index uses: :meth:`Buckets.nearest` (the k nearest eligible teams of a point),
+:meth:`Hierarchy.path_via` (the route of a team it met), :meth:`Hierarchy.search_up`, :meth:`Hierarchy.distance`
+and :meth:`Hierarchy.path_edges`. The kernels are in :mod:`gridmap.routing._kernels.ch`, with why they are
+written here.
 """
 
 from __future__ import annotations
@@ -116,19 +120,16 @@ class Hierarchy:
         self._space_d = np.zeros(max(1024, n // 4 + 16))
 
     # -- upward searches ---------------------------------------------------------------------------
-    def _up(self, nodes: npt.ArrayLike, costs: npt.ArrayLike, *, forward: bool, horizon: float = np.inf,
-            second: bool = False, stop: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    def search_up(self, nodes: npt.ArrayLike, costs: npt.ArrayLike, *, forward: bool, horizon: float = np.inf,
+                  second: bool = False, stop: int = -1) -> tuple[np.ndarray, np.ndarray]:
         """Upward search (from road-graph nodes if ``forward``, else to them); returns (nodes, distances)
-        settled, the nodes in the hierarchy's own numbering. With ``stop`` (in
-        the hierarchy's numbering) the search ends once that node is settled."""
+        settled, the nodes in the hierarchy's own numbering. With ``stop`` (in the hierarchy's numbering)
+        the search ends once that node is settled. ``second`` keeps the search in the second set of
+        scratch arrays, so that a forward and a backward search can be read together (:meth:`up_arcs`,
+        :meth:`down_arcs`)."""
         nodes = self.inner[np.asarray(nodes, dtype=np.int64)]
         costs = np.asarray(costs, dtype=np.float64)
-        if second:
-            self._cur2 += 1
-            dist, stamp, cur, pa, pn = self._dist2, self._stamp2, self._cur2, self._pred_arc2, self._pred_node2
-        else:
-            self._cur += 1
-            dist, stamp, cur, pa, pn = self._dist, self._stamp, self._cur, self._pred_arc, self._pred_node
+        dist, stamp, cur, pa, pn = self._new_search(second=second)
         rel = (self.f_ptr, self.f_nbr, self.f_w, self.f_arc) if forward else (self.b_ptr, self.b_nbr, self.b_w, self.b_arc)
         stall = (self.b_ptr, self.b_nbr, self.b_w) if forward else (self.f_ptr, self.f_nbr, self.f_w)
         while True:
@@ -138,6 +139,15 @@ class Hierarchy:
                 return self._space_node[:got].copy(), self._space_d[:got].copy()
             self._grow_scratch()
 
+    def _new_search(self, *, second: bool = False) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
+        """Scratch of a new search: (dist, stamp, stamp value of this search, pred_arc, pred_node); a node's
+        dist and preds are valid where its stamp equals the search's (no clearing between searches)."""
+        if second:
+            self._cur2 += 1
+            return self._dist2, self._stamp2, self._cur2, self._pred_arc2, self._pred_node2
+        self._cur += 1
+        return self._dist, self._stamp, self._cur, self._pred_arc, self._pred_node
+
     def _grow_scratch(self) -> None:
         self._hk = np.zeros(2 * len(self._hk))
         self._hv = np.zeros(2 * len(self._hv), dtype=np.int64)
@@ -146,19 +156,26 @@ class Hierarchy:
 
     def distance(self, s: int, t: int) -> float:
         """Shortest travel time from node s to node t (inf if there is no path): a test and notebook aid."""
-        fn, fd = self._up([s], [0.0], forward=True)
-        bn, bd = self._up([t], [0.0], forward=False)
+        fn, fd = self.search_up([s], [0.0], forward=True)
+        bn, bd = self.search_up([t], [0.0], forward=False)
         common, i, j = np.intersect1d(fn, bn, assume_unique=True, return_indices=True)
         return float((fd[i] + bd[j]).min()) if len(common) else float("inf")
 
     def path_edges(self, s: int, t: int) -> np.ndarray:
         """The original road edges of a shortest path from node s to node t (empty if s == t or none)."""
-        fn, fd = self._up([s], [0.0], forward=True, second=True)
-        bn, bd = self._up([t], [0.0], forward=False)
+        fn, fd = self.search_up([s], [0.0], forward=True, second=True)
+        bn, bd = self.search_up([t], [0.0], forward=False)
         common, i, j = np.intersect1d(fn, bn, assume_unique=True, return_indices=True)
         if not len(common):
             return np.empty(0, dtype=np.int64)
         meet = int(common[np.argmin(fd[i] + bd[j])])
+        return self.unpack(self.up_arcs(meet, second=True) + self.down_arcs(meet))
+
+    def path_via(self, source: int, source_cost: float, meet: int) -> np.ndarray:
+        """The original road edges from road-graph node ``source`` up to ``meet`` (hierarchy numbering) and
+        down to the target of the last backward search (e.g. :meth:`Buckets.nearest`'s): the route of a
+        team that search met at ``meet``. The forward half is searched again, with predecessors."""
+        self.search_up([source], [source_cost], forward=True, second=True, stop=meet)
         return self.unpack(self.up_arcs(meet, second=True) + self.down_arcs(meet))
 
     def up_arcs(self, meet: int, *, second: bool = True) -> list[int]:
@@ -189,6 +206,31 @@ class Hierarchy:
         got = _ch.unpack(arcs, len(arcs), self.arc_c1, self.arc_c2, self.arc_orig, out)
         assert got == len(out)
         return out
+
+
+class MetTeams:
+    """Per team, what the last :meth:`Buckets.nearest` query met: its best ETA, by which slot, at which
+    meeting node (hierarchy numbering). Only teams with ``stamp == query`` were met by that query."""
+
+    def __init__(self, capacity: int) -> None:
+        self.eta = np.zeros(capacity)
+        self.slot = np.full(capacity, -1, dtype=np.int64)
+        self.meet = np.full(capacity, -1, dtype=np.int64)
+        self.stamp = np.zeros(capacity, dtype=np.int64)
+        self.query = 0
+
+    def grow(self, capacity: int) -> None:
+        """Room for ``capacity`` teams (what was met is kept)."""
+        for name, fill in (("eta", 0.0), ("slot", -1), ("meet", -1), ("stamp", 0)):
+            old = getattr(self, name)
+            if capacity > len(old):
+                arr = np.full(capacity, fill, dtype=old.dtype)
+                arr[: len(old)] = old
+                setattr(self, name, arr)
+
+    def met(self, n: int) -> np.ndarray:
+        """Mask of the teams 0..n-1 the last query met."""
+        return self.stamp[:n] == self.query
 
 
 class Buckets:
@@ -222,7 +264,7 @@ class Buckets:
         self._ov_alloc(4096)
         self.ov_n = 0
         self.searches = 0  # slots searched so far (for the benchmark and the tests)
-        #: measured cost of one slot's search (µs, a moving average): the router's cost model reads it
+        #: measured cost of one slot's search (µs, a moving average): the team index's cost model reads it
         self.us_per_search = 20.0
 
     def _ov_alloc(self, cap: int) -> None:
@@ -273,6 +315,7 @@ class Buckets:
             out_node = np.empty(cap, dtype=np.int64)
             out_slot = np.empty(cap, dtype=np.int64)
             out_d = np.empty(cap)
+            # one search per slot, each with its own stamp: the kernel counts the stamps on from h._cur
             got, h._cur = _ch.fill_buckets(h.f_ptr, h.f_nbr, h.f_w, h.f_arc, h.b_ptr, h.b_nbr, h.b_w,
                                            slots, nodes, costs, np.inf, h._dist, h._stamp, h._cur,
                                            h._pred_arc, h._pred_node, h._hk, h._hv, h._space_node, h._space_d,
@@ -297,6 +340,32 @@ class Buckets:
         if self.ov_n > max(20_000, len(self.bk_slot) // 2):
             self.compact()
         return len(slots)
+
+    def nearest(self, seed_nodes: np.ndarray, seed_costs: np.ndarray, team_ok: np.ndarray, k: int,
+                horizon_s: float, met: MetTeams, top_team: np.ndarray, top_eta: np.ndarray) -> tuple[int, int]:
+        """The ``k`` nearest teams with ``team_ok`` (indexed by team: slot // 2) of a point reached from
+        ``seed_nodes`` (road-graph nodes) at ``seed_costs``, up to ``horizon_s``: one backward upward search
+        reading the buckets (queued slots are searched first).
+
+        Writes the teams and ETAs, nearest first, to ``top_team``/``top_eta`` (length ``k``, -1/inf where
+        fewer were found) and every team met, eligible or not, to ``met``. Returns (teams found, nodes
+        settled). :meth:`Hierarchy.path_via` then gives a met team's route.
+        """
+        self.refresh()
+        h = self.h
+        dist, stamp, cur, pred_arc, pred_node = h._new_search()
+        found, settled = _ch.nearest_by_buckets(
+            h.b_ptr, h.b_nbr, h.b_w, h.b_arc, h.f_ptr, h.f_nbr, h.f_w,
+            h.inner[seed_nodes], seed_costs,
+            self.bk_ptr, self.bk_slot, self.bk_d, self.bk_gen,
+            self.ov_head, self.ov_next, self.ov_slot, self.ov_d, self.ov_gen,
+            self.slot_gen, team_ok, k, horizon_s,
+            dist, stamp, cur, pred_arc, pred_node, h._hk, h._hv,
+            met.eta, met.slot, met.meet, met.stamp,
+            top_team, top_eta,
+        )
+        met.query = cur
+        return int(found), int(settled)
 
     def compact(self) -> None:
         """Pack every current entry (static and overlay) into the static CSR; empty the overlay."""

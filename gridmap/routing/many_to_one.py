@@ -16,7 +16,7 @@ import numpy.typing as npt
 import shapely
 
 from gridmap.routing._kernels import dijkstra as _dijkstra
-from gridmap.routing.roadgraph import WALK_SPEED, RoadGraph, Snaps
+from gridmap.routing.roadgraph import RoadGraph, Snaps, along_time, leave_costs, reach_costs, walk_time
 
 __all__ = ["Seeds", "Targets", "edge_samples", "network_times", "node_times", "origin_seeds", "seeds_from_snap"]
 
@@ -55,11 +55,11 @@ def origin_seeds(g: RoadGraph, x: npt.ArrayLike, y: npt.ArrayLike, max_snap_m: f
     src = g.snap(x, y, max_snap_m)
     ok = src.edge >= 0
     e, f, tw = src.edge[ok], src.fraction[ok], src.twin[ok]
-    walk = src.distance_m[ok] / WALK_SPEED
+    walk = walk_time(src.distance_m[ok])
     has = tw >= 0
+    to_end, to_start = leave_costs(g.time_s[e], g.time_s[np.maximum(tw, 0)], f, walk)
     nodes = np.concatenate([g.edge_v[e], g.edge_v[tw[has]]]).astype(np.int64)
-    costs = np.concatenate([walk + (1.0 - f) * g.time_s[e], walk[has] + f[has] * g.time_s[tw[has]]])
-    return Seeds(nodes, costs, e, tw, f, walk)
+    return Seeds(nodes, np.concatenate([to_end, to_start[has]]), e, tw, f, walk)
 
 
 def seeds_from_snap(g: RoadGraph, snaps: Snaps, j: int) -> Seeds | None:
@@ -70,12 +70,13 @@ def seeds_from_snap(g: RoadGraph, snaps: Snaps, j: int) -> Seeds | None:
         return None
     f = float(snaps.fraction[j])
     tw = int(snaps.twin[j])
-    walk = float(snaps.distance_m[j]) / WALK_SPEED
+    walk = walk_time(float(snaps.distance_m[j]))
+    to_end, to_start = leave_costs(float(g.time_s[e]), float(g.time_s[tw]), f, walk)
     nodes = [int(g.edge_v[e])]
-    costs = [walk + (1.0 - f) * g.time_s[e]]
+    costs = [to_end]
     if tw >= 0:
         nodes.append(int(g.edge_v[tw]))
-        costs.append(walk + f * g.time_s[tw])
+        costs.append(to_start)
     return Seeds(np.array(nodes, dtype=np.int64), np.array(costs), np.array([e]), np.array([tw]), np.array([f]),
                  np.array([walk]))
 
@@ -118,12 +119,13 @@ class Targets:
         self.edge = edge[self.ok]
         self.fraction = fraction[self.ok]
         self.twin = twin[self.ok]
-        self.walk_s = distance_m[self.ok] / WALK_SPEED
+        self.walk_s = walk_time(distance_m[self.ok])
         self.u = g.edge_u[self.edge]
-        self.part = self.fraction * g.time_s[self.edge]
         has = self.twin >= 0
+        # the road parts only: the walk is added after the search (ETA = node time + part + walk)
+        self.part, tw_part = reach_costs(g.time_s[self.edge], g.time_s[np.maximum(self.twin, 0)], self.fraction, 0.0)
         self.tw_u = np.where(has, g.edge_u[np.maximum(self.twin, 0)], 0)
-        self.tw_part = np.where(has, (1.0 - self.fraction) * g.time_s[np.maximum(self.twin, 0)], np.inf)
+        self.tw_part = np.where(has, tw_part, np.inf)
         self.has_twin = has
         # targets grouped by their edge and by their twin (CSR over edge ids): the targets on an origin's own
         # road are then found in O(1) per origin, not by a scan of all targets
@@ -170,7 +172,7 @@ class Targets:
             pos = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(len(k))
             tgt = order[pos]
             fd = tfrac[tgt]
-            cand = np.where(of[k] <= fd, ow[k] + (fd - of[k]) * g.time_s[oe[k]], np.inf)
+            cand = np.where(of[k] <= fd, ow[k] + along_time(g.time_s[oe[k]], of[k], fd), np.inf)
             np.minimum.at(best, tgt, cand)
 
 

@@ -15,8 +15,9 @@ takes ~7); shapely's answer is kept as ``RoadGraph._snap_shapely``, the referenc
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,47 @@ if TYPE_CHECKING:
 
 #: Walking speed between a point and its road (m/s), e.g. from a parked truck to a doorway.
 WALK_SPEED = 1.25
+
+_Time = TypeVar("_Time", float, np.ndarray)
+
+
+# -- the travel-time arithmetic of a point on a road: the one place every search seeds from -------------
+# A point snapped ``fraction`` of the way along directed edge u -> v (``walk_s`` seconds off the road) is
+# left towards v, or towards u along the twin v -> u (which it sits 1 - fraction along); it is reached
+# from u along the edge, or from v along the twin. These work on floats (the per-query hot path) and on
+# arrays (batches) alike, in the same order of operations, so that every caller gets the same bits.
+def leave_costs(edge_time: _Time, twin_time: _Time, fraction: _Time, walk_s: _Time) -> tuple[_Time, _Time]:
+    """Travel time from a point on a road to its edge's end node, and to its twin's end node (the edge's
+    start; meaningless where there is no twin).
+
+    Examples
+    --------
+    >>> leave_costs(100.0, 100.0, 0.25, 8.0)   # a quarter along a 100 s road, 10 m off it
+    (83.0, 33.0)
+    """
+    return walk_s + (1.0 - fraction) * edge_time, walk_s + fraction * twin_time
+
+
+def reach_costs(edge_time: _Time, twin_time: _Time, fraction: _Time, walk_s: _Time) -> tuple[_Time, _Time]:
+    """Travel time to a point on a road from its edge's start node, and from its twin's start node (the
+    edge's end; meaningless where there is no twin).
+
+    Examples
+    --------
+    >>> reach_costs(100.0, 100.0, 0.25, 8.0)
+    (33.0, 83.0)
+    """
+    return walk_s + fraction * edge_time, walk_s + (1.0 - fraction) * twin_time
+
+
+def along_time(edge_time: _Time, from_fraction: _Time, to_fraction: _Time) -> _Time:
+    """Travel time along one edge from one fraction to a later one (the caller checks the order)."""
+    return (to_fraction - from_fraction) * edge_time
+
+
+def walk_time(distance_m: _Time) -> _Time:
+    """Walking time (s) between a point and its road, at :data:`WALK_SPEED`."""
+    return distance_m / WALK_SPEED
 
 
 @dataclass(frozen=True)
@@ -129,6 +171,46 @@ class RoadGraph:
         if (u < 0).any() or (v < 0).any():
             raise ValueError("an edge refers to a node that is not in the node list")
         return cls(node_ids, node_xy, u, v, length_m, travel_time_s, geoms, edge_ids)
+
+    @classmethod
+    def from_roads(cls, nodes: Mapping[Any, Sequence[float]], roads: Iterable[Sequence[Any]], *,
+                   speed_mps: float = 10.0, travel_time_s: npt.ArrayLike | None = None,
+                   node_ids: npt.ArrayLike | None = None, edge_ids: npt.ArrayLike | None = None) -> RoadGraph:
+        """A graph of hand-drawn roads between named points (EPSG:4549 metres): for docstrings, notebooks
+        and tests.
+
+        Each road is ``(a, b, two_way)`` or ``(a, b, two_way, via_points)``: a line from point ``a`` through
+        ``via_points`` to point ``b``; a two-way road is two directed edges, the reverse one (reversed
+        geometry) right after it. Travel time is length / ``speed_mps`` unless ``travel_time_s`` gives one
+        per directed edge, in that order. Nodes are indexed in the order of ``nodes``; their database ids
+        are ``node_ids`` (default 0..n-1).
+
+        Examples
+        --------
+        >>> g = RoadGraph.from_roads({"A": (0, 0), "B": (100, 0), "C": (100, 50)},
+        ...                          [("A", "B", True), ("B", "C", False)])
+        >>> g.n_nodes, g.n_edges, g.time_s.tolist(), g.twin.tolist()
+        (3, 3, [10.0, 10.0, 5.0], [1, 0, -1])
+        """
+        index = {name: i for i, name in enumerate(nodes)}
+        src, dst, geoms = [], [], []
+        for road in roads:
+            a, b, two_way = road[:3]
+            via = road[3] if len(road) > 3 else []
+            line = shapely.LineString([nodes[a], *via, nodes[b]])
+            src.append(index[a])
+            dst.append(index[b])
+            geoms.append(line)
+            if two_way:
+                src.append(index[b])
+                dst.append(index[a])
+                geoms.append(shapely.reverse(line))
+        geom_arr = np.array(geoms, dtype=object)
+        length = shapely.length(geom_arr)
+        times = length / speed_mps if travel_time_s is None else np.asarray(travel_time_s, dtype=np.float64)
+        ids = np.arange(len(index)) if node_ids is None else node_ids
+        xy = np.array([nodes[name] for name in index], dtype=np.float64).reshape(-1, 2)
+        return cls(ids, xy, src, dst, length, times, geom_arr, edge_ids)
 
     def _twins(self) -> np.ndarray:
         """For each edge u->v, the edge v->u with the closest length (same road, other way), else -1."""

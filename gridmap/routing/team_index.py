@@ -6,11 +6,15 @@ team (position snapped to a road edge, status, skills, workload, grid) in flat a
 surgery, never a rebuild. A query runs one of two compiled searches, both stopping as soon as the k best
 teams are certain:
 
-- a reverse Dijkstra from the event (``_dijkstra.py``): cheapest when eligible teams are dense, since it
-  settles only the nodes nearer than the k-th team;
-- with a :class:`~gridmap.routing.hierarchy.Hierarchy` attached (:meth:`TeamIndex.use_hierarchy`), a backward
-  upward search of the contraction hierarchy that reads the teams' buckets (``_ch.py``): its cost does not
-  grow with the k-th team's distance, so it wins when eligible teams are few and spread thin.
+- a reverse Dijkstra from the event (:mod:`gridmap.routing._kernels.dijkstra`): cheapest when eligible
+  teams are dense, since it settles only the nodes nearer than the k-th team;
+- with a :class:`~gridmap.routing.hierarchy.Hierarchy` attached (:meth:`TeamIndex.use_hierarchy`), a
+  backward upward search of the contraction hierarchy that reads the teams' buckets
+  (:meth:`~gridmap.routing.hierarchy.Buckets.nearest`): its cost does not grow with the k-th team's
+  distance, so it wins when eligible teams are few and spread thin.
+
+Statuses cross the index's public methods as names (:data:`TEAM_STATUSES`); the small integers it stores
+for its kernels (:data:`STATUS_CODES`) stay inside.
 
 ``method="auto"`` picks by the expected work of each (see :meth:`TeamIndex.rank`); both give the same
 teams and ETAs (the tests check it on the real network).
@@ -20,22 +24,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import shapely
 from shapely.ops import substring
 
-from gridmap.routing._kernels import ch as _ch
 from gridmap.routing._kernels import dijkstra as _dijkstra
 from gridmap.routing._kernels import routes as _routes
-from gridmap.routing.hierarchy import Buckets, Hierarchy
-from gridmap.routing.roadgraph import WALK_SPEED, RoadGraph, Snaps
+from gridmap.routing.hierarchy import Buckets, Hierarchy, MetTeams
+from gridmap.routing.roadgraph import RoadGraph, Snaps, along_time, leave_costs, reach_costs, walk_time
 
-STATUS_CODES = {"available": 0, "assigned": 1, "on_site": 2, "off_duty": 3}
-STATUS_NAMES = {v: k for k, v in STATUS_CODES.items()}
+#: A team's status, by name: what the index's public methods take and return.
+TEAM_STATUSES = ("available", "assigned", "on_site", "off_duty")
+#: The same statuses as the small integers the index stores and its compiled kernels compare (0 = available):
+#: internal to the index (and to benchmarks that build their own arrays), never passed across layers.
+STATUS_CODES = {name: code for code, name in enumerate(TEAM_STATUSES)}
+STATUS_NAMES = dict(enumerate(TEAM_STATUSES))
 #: Speed assumed for the straight-line fallback (points far from any road), m/s (≈ 18 km/h through town).
 FALLBACK_SPEED = 5.0
+#: How many ineligible teams met by a search are kept, nearest first, to be named as passed over.
+_MAX_PASSED_OVER = 32
 
 
 @dataclass
@@ -90,10 +100,6 @@ class TeamIndex:
     _team_eta: npt.NDArray[np.float64]
     _team_slot: npt.NDArray[np.int64]
     _team_stamp: npt.NDArray[np.int64]
-    _h_team_eta: npt.NDArray[np.float64]
-    _h_team_slot: npt.NDArray[np.int64]
-    _h_team_meet: npt.NDArray[np.int64]
-    _h_team_stamp: npt.NDArray[np.int64]
 
     def __init__(self, graph: RoadGraph, skills: list[str], *, stale_after_s: float = 300.0,
                  max_snap_m: float = 500.0, capacity: int = 256) -> None:
@@ -118,6 +124,7 @@ class TeamIndex:
         self.hierarchy: Hierarchy | None = None
         self.buckets: Buckets | None = None
         self._off_road: np.ndarray | None = None
+        self._met = MetTeams(capacity)  # what the last hierarchy query met, per team
         self._alloc(capacity)
 
     # -- team state -----------------------------------------------------------------------------
@@ -148,10 +155,7 @@ class TeamIndex:
         grow("_team_eta", 0.0, np.float64)
         grow("_team_slot", -1, np.int64)
         grow("_team_stamp", 0, np.int64)
-        grow("_h_team_eta", 0.0, np.float64)
-        grow("_h_team_slot", -1, np.int64)
-        grow("_h_team_meet", -1, np.int64)
-        grow("_h_team_stamp", 0, np.int64)
+        self._met.grow(cap)
         self._cap = cap
         if self.buckets is not None:
             self.buckets.ensure_slots(2 * cap)
@@ -168,7 +172,7 @@ class TeamIndex:
         return self._grid_ids[code]
 
     def use_hierarchy(self, hierarchy: Hierarchy | None) -> None:
-        """Attach a contraction hierarchy of this router's graph (None detaches it): every team slot is
+        """Attach a contraction hierarchy of this index's graph (None detaches it): every team slot is
         queued for its bucket search, run on the first hierarchy query."""
         if hierarchy is not None and hierarchy.graph is not self.g:
             raise ValueError("the hierarchy was built for another road graph")
@@ -239,6 +243,8 @@ class TeamIndex:
                  workload: int | None = None,
                  grid: str | None = None) -> int:
         """Create or update a team's non-spatial state."""
+        if status is not None and status not in STATUS_CODES:
+            raise ValueError(f"status {status!r} is not one of {', '.join(TEAM_STATUSES)}")
         i = self.team_index(code)
         if status is not None:
             self.status[i] = STATUS_CODES[status]
@@ -250,6 +256,14 @@ class TeamIndex:
             self.grid[i] = self._grid_id(grid)
         return i
 
+    def status_of(self, code: str) -> str:
+        """A known team's status, by name (KeyError for an unknown code)."""
+        return STATUS_NAMES[int(self.status[self.index[code]])]
+
+    def workload_of(self, code: str) -> int:
+        """A known team's workload (KeyError for an unknown code)."""
+        return int(self.workload[self.index[code]])
+
     def move_teams(self, codes: Iterable[str], x: npt.ArrayLike, y: npt.ArrayLike, at: npt.ArrayLike) -> None:
         """Update positions (EPSG:4549) of many teams at once (one vectorised snap)."""
         idx = np.array([self.team_index(c) for c in codes], dtype=np.int64)
@@ -260,6 +274,7 @@ class TeamIndex:
         y = np.asarray(y, dtype=np.float64)
         at = np.asarray(at)  # one time for all, or one per team
         snaps = self.g.snap(x, y, self.max_snap_m)
+        time_s, edge_v = self.g.time_s, self.g.edge_v
         for j, i in enumerate(idx.tolist()):
             self._unhang(i)
             self.x[i], self.y[i], self.pos_at[i] = x[j], y[j], float(at[j] if at.ndim else at)
@@ -268,14 +283,16 @@ class TeamIndex:
             if e < 0:
                 continue
             f = float(snaps.fraction[j])
-            walk = float(snaps.distance_m[j]) / WALK_SPEED
+            walk = walk_time(float(snaps.distance_m[j]))
             self.frac[i] = f
             self.walk_s[i] = walk
-            self._hang(2 * i, int(self.g.edge_v[e]), walk + (1.0 - f) * self.g.time_s[e])
-            self._edge_teams.setdefault(e, set()).add(i)
             t = int(snaps.twin[j])
+            # slot 2i: the team seen from its edge's end; slot 2i + 1: from its twin's end (two-way roads)
+            to_end, to_start = leave_costs(time_s[e], time_s[t], f, walk)
+            self._hang(2 * i, int(edge_v[e]), to_end)
+            self._edge_teams.setdefault(e, set()).add(i)
             if t >= 0:
-                self._hang(2 * i + 1, int(self.g.edge_v[t]), walk + f * self.g.time_s[t])
+                self._hang(2 * i + 1, int(edge_v[t]), to_start)
                 self._edge_teams.setdefault(t, set()).add(i)
 
     def remove_team(self, code: str) -> None:
@@ -294,12 +311,15 @@ class TeamIndex:
         return self._off_road
 
     # -- the query ------------------------------------------------------------------------------
-    def eligibility(self, now: float, required: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def eligibility(self, now: float, required: int, *,
+                    exclude: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Masks over the team indexes: (eligible, available, fresh position, skill match) at ``now`` for the
+        skill mask ``required`` (:meth:`skill_mask`; 0: any); the ``exclude`` codes are not eligible."""
         n = len(self.codes)
         available = self.status[:n] == STATUS_CODES["available"]
         fresh = (now - self.pos_at[:n]) <= self.stale_after_s
         skilled = (self.skills[:n] & required) != 0 if required else np.ones(n, dtype=bool)
-        return available & fresh & skilled, available, fresh, skilled
+        return _restricted(available & fresh & skilled, None, self._mask_of(exclude)), available, fresh, skilled
 
     def nearest_by_distance(self, x: float, y: float, ok: np.ndarray, k: int) -> np.ndarray:
         """Indexes of the ``k`` teams of ``ok`` (a mask) nearest to (x, y) in a straight line, nearest first
@@ -322,7 +342,7 @@ class TeamIndex:
             for i in self._edge_teams.get(edge, ()):
                 f_team = self.frac[i] if self.edge[i] == edge else 1.0 - self.frac[i]
                 if f_team <= fe:
-                    eta = self.walk_s[i] + (fe - f_team) * self.g.time_s[edge] + walk_event
+                    eta = self.walk_s[i] + along_time(self.g.time_s[edge], f_team, fe) + walk_event
                     if i not in out or eta < out[i][0]:
                         out[i] = (eta, edge, f_team, fe)
         return out
@@ -350,7 +370,8 @@ class TeamIndex:
     def rank(self, x: float, y: float, *, now: float, skills: Sequence[str] = (), k: int = 5,
              max_eta_s: float = 1800.0,
              grid: str | None = None, tie_window_s: float = 0.0, with_routes: bool = True,
-             method: str = "auto", only: np.ndarray | None = None, only_reason: str = "not a candidate") -> Ranking:
+             method: str = "auto", only: np.ndarray | None = None, only_reason: str = "not a candidate",
+             exclude: Iterable[str] = (), exclude_reason: str = "excluded") -> Ranking:
         """The k teams that reach (x, y) first by road, with the reasons for each pick and pass.
 
         ``skills`` is any-of: a team qualifies with at least one. Within ``tie_window_s`` of each
@@ -358,145 +379,164 @@ class TeamIndex:
         search: "dijkstra", "hierarchy" (needs :meth:`use_hierarchy`) or "auto" (:meth:`choose_search`).
         ``only`` (a boolean mask over the team indexes) restricts the candidates further, for a dispatch
         rule that picks its candidates another way (straight-line nearest, the event's own grid); a team
-        it leaves out is passed over with ``only_reason``.
+        it leaves out is passed over with ``only_reason``. ``exclude`` (team codes; unknown ones are
+        ignored) takes teams out of this ranking alone, e.g. those that declined the event already; one
+        met on the way is passed over with ``exclude_reason``.
         """
         n = len(self.codes)
         required = self.skill_mask(skills)
+        excluded = self._mask_of(exclude)
         snap = self.g.snap([x], [y], self.max_snap_m)
-        e = int(snap.edge[0])
-        if e < 0 or n == 0:
+        if int(snap.edge[0]) < 0 or n == 0:
             ok, available, fresh, skilled = self.eligibility(now, required)
-            if only is not None:
-                ok = ok & only[:n]
+            ok = _restricted(ok, only, excluded)
             return self._straight_line(x, y, ok, k, max_eta_s, grid, tie_window_s, available, fresh, skilled,
                                        note=None if n else "no teams are known")
         ok = np.empty(n, dtype=bool)  # = eligibility()[0], in one compiled pass
         n_ok = _dijkstra.eligible(self.status, self.pos_at, self.skills, n, float(now), float(self.stale_after_s),
                                   required, ok)
-        if only is not None:
-            ok &= only[:n]
+        if only is not None or excluded is not None:
+            ok = _restricted(ok, only, excluded)
             n_ok = int(ok.sum())
-        f = float(snap.fraction[0])
-        walk_event = float(snap.distance_m[0]) / WALK_SPEED
-        seeds = [int(self.g.edge_u[e])]
-        costs = [f * self.g.time_s[e] + walk_event]
-        t = int(snap.twin[0])
-        if t >= 0:
-            seeds.append(int(self.g.edge_u[t]))
-            costs.append((1.0 - f) * self.g.time_s[t] + walk_event)
-        extra = 8 if tie_window_s > 0 else 0
-        kk = k + extra
-        top_team = np.empty(kk, dtype=np.int64)
-        top_eta = np.empty(kk)
-        bad = np.empty(32, dtype=np.int64)
+        event = _EventOnRoad.of(self.g, snap)
+        k_search = k + (8 if tie_window_s > 0 else 0)  # room for the tie window's reordering
+        method = self._method(method, n_ok, k_search)
+        found = self._search(method, event, ok, k_search, max_eta_s)
+        order = sorted((eta, i) for i, eta in found.etas.items() if eta <= max_eta_s)
+        order = self._tie_break(order, grid, tie_window_s)[:k]
+        picked = [self._picked(r, eta, i, grid, event, found, method, with_routes)
+                  for r, (eta, i) in enumerate(order, 1)]
+        worst = picked[-1].eta_s if picked else max_eta_s
+        why_out = _Exclusions(only, only_reason, excluded, exclude_reason)
+        passed = [self._passed_over(i, eta, now, required, skills, why_out)
+                  for i, eta in found.ineligible.items() if eta <= worst]
+        passed += self._off_road_nearby(x, y, ok, worst)
+        note = None
+        if len(picked) < k:
+            passed += self._unreached(x, y, ok, picked, k, max_eta_s)
+            beyond = n_ok - len(picked)
+            note = (f"only {len(picked)} eligible team(s) within {max_eta_s / 60:.0f} min by road; "
+                    f"{beyond} other eligible team(s) are beyond the maximum ETA or cannot reach the event by road")
+        return Ranking(picked, sorted(passed, key=lambda c: c.eta_s), event.distance_m, "road", found.settled, note,
+                       search=method)
+
+    # -- the steps of a query -------------------------------------------------------------------------
+    def _mask_of(self, codes: Iterable[str]) -> np.ndarray | None:
+        """A mask over the team indexes, True for the known ``codes`` (None when none is known)."""
+        if not codes:  # the usual case, kept cheap (a generator is never falsy: it takes the loop)
+            return None
+        idx = [i for i in (self.index.get(c) for c in codes) if i is not None]
+        if not idx:
+            return None
+        mask = np.zeros(len(self.codes), dtype=bool)
+        mask[idx] = True
+        return mask
+
+    def _method(self, method: str, n_ok: int, k: int) -> str:
+        """The search a query runs: ``method`` checked, or :meth:`choose_search`'s pick for "auto"."""
         if method == "auto":
-            method = self.choose_search(n_ok, kk)
-        elif method == "hierarchy" and self.hierarchy is None:
+            return self.choose_search(n_ok, k)
+        if method == "hierarchy" and self.hierarchy is None:
             raise ValueError("method='hierarchy' needs a hierarchy: call use_hierarchy() first")
-        elif method not in ("dijkstra", "hierarchy"):
+        if method not in ("dijkstra", "hierarchy"):
             raise ValueError(f"method must be 'auto', 'dijkstra' or 'hierarchy', not {method!r}")
-        seed_nodes, seed_costs = np.array(seeds, dtype=np.int64), np.array(costs)
+        return method
+
+    def _search(self, method: str, event: _EventOnRoad, ok: np.ndarray, k: int, max_eta_s: float) -> _Found:
+        """The k nearest eligible teams by the chosen search, the nearest ineligible ones it met, and the
+        teams on the event's own road (they may drive along it, without a node in between)."""
+        n = len(self.codes)
+        top_team = np.empty(k, dtype=np.int64)
+        top_eta = np.empty(k)
         if method == "hierarchy":
-            h, bk = self.hierarchy, self.buckets
-            assert h is not None and bk is not None  # "hierarchy" is refused above without one
-            bk.refresh()
-            h._cur += 1
-            cur = h._cur
-            found, settled = _ch.nearest_by_buckets(
-                h.b_ptr, h.b_nbr, h.b_w, h.b_arc, h.f_ptr, h.f_nbr, h.f_w,
-                h.inner[seed_nodes], seed_costs,
-                bk.bk_ptr, bk.bk_slot, bk.bk_d, bk.bk_gen,
-                bk.ov_head, bk.ov_next, bk.ov_slot, bk.ov_d, bk.ov_gen,
-                bk.slot_gen, ok, kk, max_eta_s,
-                h._dist, h._stamp, cur, h._pred_arc, h._pred_node, h._hk, h._hv,
-                self._h_team_eta, self._h_team_slot, self._h_team_meet, self._h_team_stamp,
-                top_team, top_eta,
-            )
-            team_eta_arr, team_slot_arr = self._h_team_eta, self._h_team_slot
+            assert self.buckets is not None  # _method() refuses "hierarchy" without one
+            _, settled = self.buckets.nearest(event.seed_nodes, event.seed_costs, ok, k, max_eta_s, self._met,
+                                              top_team, top_eta)
             # buckets meet teams in no particular order: take the nearest ineligible ones met, not the first
-            met_bad = np.flatnonzero((self._h_team_stamp[:n] == cur) & ~ok)
-            met_bad = met_bad[np.argsort(self._h_team_eta[met_bad], kind="stable")][: len(bad)]
-            n_bad = len(met_bad)
-            bad[:n_bad] = met_bad
+            met_bad = np.flatnonzero(self._met.met(n) & ~ok)
+            bad = met_bad[np.argsort(self._met.eta[met_bad], kind="stable")][:_MAX_PASSED_OVER]
+            team_eta, team_slot = self._met.eta, self._met.slot
         else:
+            bad = np.empty(_MAX_PASSED_OVER, dtype=np.int64)
             self._cur += 1
-            found, n_bad, settled = _dijkstra.nearest_teams(
+            _, n_bad, settled = _dijkstra.nearest_teams(
                 self.g.rindptr, self.g.radj, self.g.radj_edge, self.g.radj_w,
-                seed_nodes, seed_costs,
+                event.seed_nodes, event.seed_costs,
                 self.head, self.slot_next, self.slot_cost,
-                ok, kk, max_eta_s,
+                ok, k, max_eta_s,
                 self._dist, self._stamp, self._pred, self._cur,
                 self._heap_k, self._heap_v,
                 self._team_eta, self._team_slot, self._team_stamp,
                 top_team, top_eta, bad, len(bad),
             )
-            team_eta_arr, team_slot_arr = self._team_eta, self._team_slot
-        etas = {i: t for i, t in zip(top_team.tolist(), top_eta.tolist(), strict=True) if i >= 0}
-        via_edge: dict[int, tuple[float, int, float, float]] = {}
-        bad_eta = dict(zip(bad[:n_bad].tolist(), team_eta_arr[bad[:n_bad]].tolist(), strict=True))
-        for i, hit in self._team_on_edge_eta(e, f, walk_event).items():
-            if ok[i] and hit[0] < etas.get(i, np.inf):
-                etas[i] = hit[0]
-                via_edge[i] = hit
-            elif not ok[i] and hit[0] < bad_eta.get(i, np.inf):
-                bad_eta[i] = hit[0]  # an ineligible team on the event's own street, nearer than by the block
-        order = sorted((eta, i) for i, eta in etas.items() if eta <= max_eta_s)
-        order = self._tie_break(order, grid, tie_window_s)[:k]
-        picked = []
-        for r, (eta, i) in enumerate(order, 1):
-            c = Candidate(self.codes[i], eta, 0.0, "road", rank=r, picked=True)
-            c.reasons.append(f"available, fresh position, skill match; ETA {eta / 60:.1f} min by road")
-            if grid is not None and self.grid[i] == self._grid_ids.get(grid, -2):
-                c.reasons.append("in the event's own grid")
-            c.reasons.append(f"workload {int(self.workload[i])}")
-            if with_routes:
-                direct = via_edge.get(i)
-                path = self._hierarchy_path(i) if method == "hierarchy" and direct is None else None
-                c.route, c.distance_m = self._route(i, e, f, snap, direct, int(team_slot_arr[i]), path)
-            picked.append(c)
-        worst = picked[-1].eta_s if picked else max_eta_s
-        passed = []
-        for i, eta in bad_eta.items():
-            if eta > worst:
-                continue
-            c = Candidate(self.codes[i], eta, 0.0, "road")
-            if self.status[i] != STATUS_CODES["available"]:
-                c.reasons.append(f"busy ({STATUS_NAMES[int(self.status[i])]})")
-            if not (now - self.pos_at[i]) <= self.stale_after_s:
-                c.reasons.append(f"stale: last position {(now - self.pos_at[i]) / 60:.0f} min ago")
-            if required and not self.skills[i] & required:
-                c.reasons.append(f"wrong skill (needs one of {', '.join(skills)})")
-            if only is not None and not only[i]:
-                c.reasons.append(only_reason)
-            passed.append(c)
-        # Eligible teams whose position is too far from any road to be routed: say so when they are close.
+            bad = bad[:n_bad]
+            team_eta, team_slot = self._team_eta, self._team_slot
+        found = _Found(etas={i: t for i, t in zip(top_team.tolist(), top_eta.tolist(), strict=True) if i >= 0},
+                       ineligible=dict(zip(bad.tolist(), team_eta[bad].tolist(), strict=True)),
+                       team_slot=team_slot, settled=int(settled), via_edge={})
+        for i, hit in self._team_on_edge_eta(event.edge, event.fraction, event.walk_s).items():
+            if ok[i] and hit[0] < found.etas.get(i, np.inf):
+                found.etas[i] = hit[0]
+                found.via_edge[i] = hit
+            elif not ok[i] and hit[0] < found.ineligible.get(i, np.inf):
+                found.ineligible[i] = hit[0]  # an ineligible team on the event's own street, nearer than by the block
+        return found
+
+    def _picked(self, rank: int, eta: float, i: int, grid: str | None, event: _EventOnRoad, found: _Found,
+                method: str, with_routes: bool) -> Candidate:
+        c = Candidate(self.codes[i], eta, 0.0, "road", rank=rank, picked=True)
+        c.reasons.append(f"available, fresh position, skill match; ETA {eta / 60:.1f} min by road")
+        if grid is not None and self.grid[i] == self._grid_ids.get(grid, -2):
+            c.reasons.append("in the event's own grid")
+        c.reasons.append(f"workload {int(self.workload[i])}")
+        if with_routes:
+            direct = found.via_edge.get(i)
+            path = self._hierarchy_path(i) if method == "hierarchy" and direct is None else None
+            c.route, c.distance_m = self._route(i, event, direct, int(found.team_slot[i]), path)
+        return c
+
+    def _passed_over(self, i: int, eta: float, now: float, required: int, skills: Sequence[str],
+                     why_out: _Exclusions) -> Candidate:
+        """A team met before the last pick but not eligible, with every reason it was not."""
+        c = Candidate(self.codes[i], eta, 0.0, "road")
+        if self.status[i] != STATUS_CODES["available"]:
+            c.reasons.append(f"busy ({STATUS_NAMES[int(self.status[i])]})")
+        if not (now - self.pos_at[i]) <= self.stale_after_s:
+            c.reasons.append(f"stale: last position {(now - self.pos_at[i]) / 60:.0f} min ago")
+        if required and not self.skills[i] & required:
+            c.reasons.append(f"wrong skill (needs one of {', '.join(skills)})")
+        c.reasons += why_out.reasons(i)
+        return c
+
+    def _off_road_nearby(self, x: float, y: float, ok: np.ndarray, worst: float) -> list[Candidate]:
+        """Eligible teams whose position is too far from any road to be routed: said when they are close."""
         off_road = self.off_road()
         if len(off_road):
             off_road = off_road[ok[off_road]]
-        if len(off_road):
-            crow = np.hypot(self.x[off_road] - x, self.y[off_road] - y) / FALLBACK_SPEED
-            for i in off_road[crow <= worst].tolist():
-                passed.append(Candidate(self.codes[i], float(np.hypot(self.x[i] - x, self.y[i] - y) / FALLBACK_SPEED),
-                                        0.0, "straight_line",
-                                        reasons=[f"position more than {self.max_snap_m:.0f} m from any road: "
-                                                 "cannot be routed (straight-line estimate shown)"]))
-        note = None
-        if len(picked) < k:
-            # Name the nearest eligible teams that were not reached: beyond the maximum ETA (or cut off).
-            chosen = {self.index[c.team] for c in picked}
-            rest = np.array([i for i in np.flatnonzero(ok & (self.edge[:n] >= 0)).tolist() if i not in chosen],
-                            dtype=np.int64)
-            if len(rest):
-                crow = np.hypot(self.x[rest] - x, self.y[rest] - y)
-                for i in rest[np.argsort(crow)][: k - len(picked)].tolist():
-                    passed.append(Candidate(self.codes[i], float("inf"), 0.0, "road",
-                                            reasons=[f"beyond the maximum ETA of {max_eta_s / 60:.0f} min by road, "
-                                                     "or no road path to the event"]))
-            beyond = n_ok - len(picked)
-            note = (f"only {len(picked)} eligible team(s) within {max_eta_s / 60:.0f} min by road; "
-                    f"{beyond} other eligible team(s) are beyond the maximum ETA or cannot reach the event by road")
-        return Ranking(picked, sorted(passed, key=lambda c: c.eta_s), float(snap.distance_m[0]), "road", settled, note,
-                       search=method)
+        if not len(off_road):
+            return []
+        crow = np.hypot(self.x[off_road] - x, self.y[off_road] - y) / FALLBACK_SPEED
+        return [Candidate(self.codes[i], float(np.hypot(self.x[i] - x, self.y[i] - y) / FALLBACK_SPEED), 0.0,
+                          "straight_line",
+                          reasons=[f"position more than {self.max_snap_m:.0f} m from any road: "
+                                   "cannot be routed (straight-line estimate shown)"])
+                for i in off_road[crow <= worst].tolist()]
+
+    def _unreached(self, x: float, y: float, ok: np.ndarray, picked: list[Candidate], k: int,
+                   max_eta_s: float) -> list[Candidate]:
+        """The nearest eligible teams (straight line) that the search did not reach: beyond the maximum ETA,
+        or with no road path to the event."""
+        n = len(self.codes)
+        chosen = {self.index[c.team] for c in picked}
+        rest = np.array([i for i in np.flatnonzero(ok & (self.edge[:n] >= 0)).tolist() if i not in chosen],
+                        dtype=np.int64)
+        if not len(rest):
+            return []
+        crow = np.hypot(self.x[rest] - x, self.y[rest] - y)
+        return [Candidate(self.codes[i], float("inf"), 0.0, "road",
+                          reasons=[f"beyond the maximum ETA of {max_eta_s / 60:.0f} min by road, "
+                                   "or no road path to the event"])
+                for i in rest[np.argsort(crow)][: k - len(picked)].tolist()]
 
     def _tie_break(self, order: list[tuple[float, int]], grid: str | None, window: float) -> list[tuple[float, int]]:
         if window <= 0 or not order:
@@ -518,12 +558,10 @@ class TeamIndex:
         event's seed node (the query's own predecessors), shortcuts unpacked."""
         h = self.hierarchy
         assert h is not None  # called right after a hierarchy query
-        s = int(self._h_team_slot[i])
-        meet = int(self._h_team_meet[i])
-        h._up([int(self.slot_node[s])], [float(self.slot_cost[s])], forward=True, second=True, stop=meet)
-        return h.unpack(h.up_arcs(meet, second=True) + h.down_arcs(meet))
+        s = int(self._met.slot[i])
+        return h.path_via(int(self.slot_node[s]), float(self.slot_cost[s]), int(self._met.meet[i]))
 
-    def _route(self, i: int, e_event: int, f_event: float, snap: Snaps, direct: tuple[float, int, float, float] | None,
+    def _route(self, i: int, event: _EventOnRoad, direct: tuple[float, int, float, float] | None,
                slot: int, path: np.ndarray | list[int] | None = None) -> tuple[shapely.LineString, float]:
         """Route geometry (EPSG:4549) and road distance for team i to the event.
 
@@ -533,8 +571,9 @@ class TeamIndex:
         check it against the same route cut with ``shapely.ops.substring``.
         """
         g = self.g
+        e_event, f_event = event.edge, event.fraction
         team_xy = np.array([[self.x[i], self.y[i]]])
-        event_xy = np.array([[snap.x[0], snap.y[0]]])
+        event_xy = np.array([[event.x, event.y]])
         e_team = int(self.edge[i])
         if direct is not None:
             _, edge, fa, fb = direct
@@ -561,7 +600,7 @@ class TeamIndex:
         out = np.empty((_routes.route_size(ec, team_edge, path, last), 2))
         n, dist_m = _routes.route_coords(ec.xy, ec.along, ec.ptr, ec.length, g.length_m, float(self.x[i]),
                                          float(self.y[i]), team_edge, f_team, path, len(path), last, float(fb),
-                                         float(snap.x[0]), float(snap.y[0]), out)
+                                         event.x, event.y, out)
         return shapely.LineString(out[:n]), float(dist_m)
 
     def _straight_line(self, x: float, y: float, ok: np.ndarray, k: int, max_eta_s: float, grid: str | None,
@@ -606,3 +645,71 @@ def _part_coords(geom: shapely.LineString, a: float, b: float) -> np.ndarray:
         along += ((p2[0] - p1[0]) ** 2 + (p2[1] - p1[1]) ** 2) ** 0.5
     out.append((last.x, last.y))
     return np.array(out)
+
+
+def _restricted(ok: np.ndarray, only: np.ndarray | None, excluded: np.ndarray | None) -> np.ndarray:
+    """``ok`` narrowed to ``only`` and without ``excluded`` (masks over the team indexes; None: no limit)."""
+    n = len(ok)
+    if only is not None:
+        ok = ok & only[:n]
+    if excluded is not None:
+        ok = ok & ~excluded[:n]
+    return ok
+
+
+class _EventOnRoad(NamedTuple):
+    """An event snapped to its road edge, and the seeds of the search towards it (the starts of its edge
+    and of its twin, each with the time from there to the event). The per-query helpers of :meth:`TeamIndex.rank`
+    are named tuples, not dataclasses: a frozen dataclass costs microseconds to build, a query tens of them."""
+
+    edge: int
+    fraction: float
+    walk_s: float
+    distance_m: float
+    x: float  # the foot on the road (EPSG:4549)
+    y: float
+    seed_nodes: np.ndarray
+    seed_costs: np.ndarray
+
+    @classmethod
+    def of(cls, g: RoadGraph, snap: Snaps) -> _EventOnRoad:
+        e, t = int(snap.edge[0]), int(snap.twin[0])
+        f = float(snap.fraction[0])
+        distance_m = float(snap.distance_m[0])
+        walk = walk_time(distance_m)
+        time_s = g.time_s.data  # a memoryview: Python floats, the same bits as numpy's, without its scalars
+        from_start, from_end = reach_costs(time_s[e], time_s[t], f, walk)
+        if t >= 0:
+            nodes, costs = [int(g.edge_u[e]), int(g.edge_u[t])], [from_start, from_end]
+        else:
+            nodes, costs = [int(g.edge_u[e])], [from_start]
+        return cls(e, f, walk, distance_m, float(snap.x[0]), float(snap.y[0]), np.array(nodes, dtype=np.int64),
+                   np.array(costs))
+
+
+class _Found(NamedTuple):
+    """What a search found: the eligible teams' ETAs, the nearest ineligible ones met (to say why they were
+    passed over), by which slot each team was reached, and the teams that drive along the event's own road."""
+
+    etas: dict[int, float]
+    ineligible: dict[int, float]
+    team_slot: np.ndarray
+    settled: int
+    via_edge: dict[int, tuple[float, int, float, float]]
+
+
+class _Exclusions(NamedTuple):
+    """The caller's restrictions of a ranking (``only``, ``exclude``) and the reasons they give."""
+
+    only: np.ndarray | None
+    only_reason: str
+    excluded: np.ndarray | None
+    exclude_reason: str
+
+    def reasons(self, i: int) -> list[str]:
+        out = []
+        if self.only is not None and not self.only[i]:
+            out.append(self.only_reason)
+        if self.excluded is not None and self.excluded[i]:
+            out.append(self.exclude_reason)
+        return out

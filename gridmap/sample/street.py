@@ -9,7 +9,7 @@ fire equipment, response teams and their members, and a year of past events.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import cast
 
 import geopandas as gpd
@@ -188,10 +188,106 @@ def generate_sample_street(
     """
     _check_inputs(edges, districts, events_start, n_grids, n_residents, n_teams, n_events)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(12)]
-    tz = events_start.tzinfo
     as_of = events_start + timedelta(days=365)
+    # 1-3. Roads, blocks, buildings; households and their dwellings.
+    town = _town(edges, n_residents, rngs)
+    fp, attrs, roads = town.fp, town.attrs, town.roads
+    # 4. Units, grids, communities (and the second street); the final building order; codes and names.
+    ar = _areas(town, districts, n_grids, second_street_share)
+    order, typ = ar.order, ar.typ
 
-    # 1-2. Roads, blocks, buildings.
+    # Households and residents in final order.
+    hh = town.hh
+    hh_order = np.lexsort((hh.room.astype(str), hh.floor, hh.unit, ar.new_pos[hh.building]))
+    hh = homes.Households(ar.new_pos[hh.building][hh_order], hh.unit[hh_order], hh.floor[hh_order],
+                          hh.room[hh_order], hh.size[hh_order])
+    res = homes.make_residents(hh, typ, events_start.year, rngs[3])
+    res_building = hh.building[res.household]
+    grid_pop = np.bincount(ar.g_of_b[res_building], minlength=n_grids)
+    comm_pop = np.bincount(ar.grid_comm, weights=grid_pop, minlength=ar.n_comm).astype(np.int64)
+
+    # 5. Buildings' labels, businesses, fire equipment.
+    campus = places.campus_kinds(len(town.blocks), rngs[4])
+    bname, baddr, block_name = places.building_labels(fp, attrs.typology, order, roads, campus,
+                                                      rngs[4])
+    estate_word = block_name[fp.block[order]].astype(str).astype("U2").astype(object)
+    biz = places.make_businesses(fp, order, attrs.use[order], attrs.floors[order],
+                                 attrs.units[order], typ, baddr, campus, block_name, estate_word,
+                                 int(round(n_residents * _BUSINESSES_PER_RESIDENT)), rngs[5])
+    comm_xy = shapely.get_coordinates(shapely.point_on_surface(ar.comm_geom))
+    eq = places.make_fire_equipment(fp, order, attrs.use[order], attrs.floors[order],
+                                    np.isin(typ, ["slab", "tower"]), bname,
+                                    ar.c_of_b, comm_xy, ar.comm_zh, comm_pop, biz, roads, ar.street_geom,
+                                    as_of.date(), rngs[6])
+    st_rows = np.flatnonzero(eq.kind == "micro_fire_station")
+
+    # Teams and members.
+    teams = teams_mod.make_teams(n_teams, ar.grid_geom, ar.grid_comm, ar.grid_zh, ar.comm_zh,
+                                 ar.g_of_b[eq.building[st_rows]], list(eq.name[st_rows]), roads,
+                                 as_of, rngs[7])
+    members = teams_mod.make_members(teams, n_grids, n_residents, rngs[8])
+    n_mem = len(members.role)
+    m_sex = np.where(rngs[8].random(n_mem) < 0.5, "M", "F").astype(object)
+    m_birth = rngs[8].integers(1958, 2003, n_mem)
+    phones = names.mobile_numbers(rngs[9], n_residents + n_mem)
+
+    # Events.
+    ev_frame = _events(n_events, events_start, as_of, fp, order, ar.street_geom, ar.grid_geom, roads,
+                       res, res_building, biz, eq, teams, typ, attrs.use[order], baddr, rngs[10])
+
+    # ---- Frames (EPSG:4549 -> EPSG:4326 at the very end) ----
+    areas = _areas_frame(districts, ar.street_geom, ar.comm_geom, ar.grid_geom, ar.grid_comm, ar.comm_code,
+                         ar.comm_zh, ar.comm_en, ar.grid_code, ar.grid_zh, ar.grid_en, comm_pop, grid_pop,
+                         ar.comm_street)
+    grid_code_a = np.asarray(ar.grid_code, dtype=object)
+    comm_code_a = np.asarray(ar.comm_code, dtype=object)
+    buildings = _geo({
+        "id": np.arange(1, len(order) + 1), "code": [f"B{i:06d}" for i in range(1, len(order) + 1)],
+        "name": bname, "address": baddr, "floors": attrs.floors[order],
+        "height_m": attrs.height_m[order], "use": attrs.use[order], "units": attrs.units[order],
+        "year_built": attrs.year_built[order], "community_code": comm_code_a[ar.c_of_b],
+        "grid_code": grid_code_a[ar.g_of_b],
+    }, fp.polygons[order])
+    households, residents, resident_pii = _people_frames(hh, res, res_building, phones[:n_residents], rngs[11])
+    businesses, fire_equipment = _equipment_frames(biz, eq, st_rows)
+    team_frame, team_members, grid_staff = _team_frames(teams, members, grid_code_a, m_sex, m_birth,
+                                                        phones[n_residents:], events_start.tzinfo, rngs[9])
+    g_ev = ev_frame["grid"].to_numpy()
+    events = _geo({
+        "id": np.arange(1, len(ev_frame) + 1),
+        "code": [f"E{i:06d}" for i in range(1, len(ev_frame) + 1)],
+        "channel": ev_frame["channel"], "external_id": ev_frame["external_id"],
+        "category": ev_frame["category"], "severity": ev_frame["severity"],
+        "title": ev_frame["title"], "description": ev_frame["description"],
+        "reported_at": ev_frame["reported_at"], "street_code": ar.comm_street[ar.grid_comm[g_ev]],
+        "community_code": comm_code_a[ar.grid_comm[g_ev]], "grid_code": grid_code_a[g_ev],
+        "building_id": ev_frame["building_id"], "team_id": ev_frame["team_id"],
+        "status": ev_frame["status"], "dispatched_at": ev_frame["dispatched_at"],
+        "accepted_at": ev_frame["accepted_at"], "on_site_at": ev_frame["on_site_at"],
+        "resolved_at": ev_frame["resolved_at"], "closed_at": ev_frame["closed_at"],
+    }, cast("npt.NDArray[np.object_]", shapely.points(ev_frame[["x", "y"]].to_numpy())))
+    return SampleStreet(areas=areas, grid_staff=grid_staff, buildings=buildings,
+                        households=households, residents=residents, resident_pii=resident_pii,
+                        businesses=businesses, fire_equipment=fire_equipment, teams=team_frame,
+                        team_members=team_members, events=events)
+
+
+@dataclass(frozen=True)
+class _Town:
+    """Steps 1-3: the roads (EPSG:4549), their blocks and plan, the building footprints and attributes, the
+    households in their dwellings (in the generation order, not the final one)."""
+
+    roads: blocks_mod.Roads
+    blocks: np.ndarray
+    plan: blocks_mod.BlockPlan
+    fp: blocks_mod.Footprints
+    starts: np.ndarray
+    attrs: homes.BuildingAttrs
+    hh: homes.Households
+
+
+def _town(edges: gpd.GeoDataFrame, n_residents: int, rngs: list[np.random.Generator]) -> _Town:
+    """Roads, blocks, buildings (streams 0 and 1), then households and their dwellings (stream 2)."""
     local = edges.to_crs(LOCAL_CRS)
     roads = blocks_mod.prepare_roads(
         np.asarray(local.geometry.values, dtype=object),
@@ -201,17 +297,43 @@ def generate_sample_street(
     plan = blocks_mod.plan_blocks(blocks, roads, rngs[0])
     target = max(int(round(n_residents * _BUILDINGS_PER_RESIDENT)), 50)
     fp, starts = blocks_mod.place_buildings(blocks, roads, plan, target, rngs[1])
-
-    # 3. Households and their dwellings.
     sizes = homes.household_sizes(n_residents, rngs[2])
     attrs = homes.building_attributes(fp, plan, roads, len(sizes), rngs[2])
     hh = homes.allocate_households(attrs, sizes, rngs[2])
+    return _Town(roads, blocks, plan, fp, starts, attrs, hh)
 
-    # 4. Units, grids, communities.
+
+@dataclass(frozen=True)
+class _Areas:
+    """Step 4: grids, communities and the street(s), in EPSG:4549, with their codes and names; the final
+    order of the buildings (``order``, its inverse ``new_pos``) and each one's grid, community and typology."""
+
+    order: np.ndarray
+    new_pos: np.ndarray
+    g_of_b: np.ndarray
+    c_of_b: np.ndarray
+    typ: np.ndarray
+    grid_geom: np.ndarray
+    grid_comm: np.ndarray
+    n_comm: int
+    comm_geom: np.ndarray
+    street_geom: shapely.MultiPolygon
+    comm_zh: list[str]
+    comm_en: list[str]
+    comm_street: np.ndarray
+    comm_code: list[str]
+    grid_code: list[str]
+    grid_zh: list[str]
+    grid_en: list[str]
+
+
+def _areas(town: _Town, districts: gpd.GeoDataFrame, n_grids: int, second_street_share: float) -> _Areas:
+    """Units, grids, communities, the street and its second street; codes and names (no random stream)."""
+    fp, hh = town.fp, town.hh
     pop_b = np.bincount(hh.building, weights=hh.size, minlength=len(fp.block))
     work_b = pop_b + BUILDING_WORKLOAD
     cap = 0.12 * (work_b.sum() / n_grids)
-    units, _, b_unit = partition_mod.split_blocks(blocks, plan, starts, fp, work_b, cap)
+    units, _, b_unit = partition_mod.split_blocks(town.blocks, town.plan, town.starts, fp, work_b, cap)
     unit_w = np.bincount(b_unit, weights=work_b, minlength=len(units))
     labels, grid_comm = partition_mod.partition(units, unit_w, n_grids)
     grid_geom = np.array([_multipolygon(shapely.union_all(units[labels == g]))
@@ -228,7 +350,7 @@ def generate_sample_street(
     new_pos[order] = np.arange(len(order))
     g_of_b = b_grid[order]
     c_of_b = grid_comm[g_of_b]
-    typ = attrs.typology[order]
+    typ = town.attrs.typology[order]
     # A community whose people mostly live in village houses is a village (村).
     pop_final = pop_b[order]
     village_share = np.bincount(c_of_b, weights=(typ == "village") * pop_final,
@@ -246,60 +368,15 @@ def generate_sample_street(
     grid_code = [f"{comm_code[grid_comm[g]]}{grid_no[g]:03d}" for g in range(n_grids)]
     grid_zh = [f"{comm_zh[grid_comm[g]]}第{grid_no[g]}网格" for g in range(n_grids)]
     grid_en = [f"{comm_en[grid_comm[g]]} Grid {grid_no[g]}" for g in range(n_grids)]
+    return _Areas(order, new_pos, g_of_b, c_of_b, typ, grid_geom, grid_comm, n_comm, comm_geom, street_geom,
+                  comm_zh, comm_en, comm_street, comm_code, grid_code, grid_zh, grid_en)
 
-    # Households and residents in final order.
-    hh_order = np.lexsort((hh.room.astype(str), hh.floor, hh.unit, new_pos[hh.building]))
-    hh = homes.Households(new_pos[hh.building][hh_order], hh.unit[hh_order], hh.floor[hh_order],
-                          hh.room[hh_order], hh.size[hh_order])
-    res = homes.make_residents(hh, typ, events_start.year, rngs[3])
-    res_building = hh.building[res.household]
-    grid_pop = np.bincount(g_of_b[res_building], minlength=n_grids)
-    comm_pop = np.bincount(grid_comm, weights=grid_pop, minlength=n_comm).astype(np.int64)
 
-    # 5. Buildings' labels, businesses, fire equipment.
-    campus = places.campus_kinds(len(blocks), rngs[4])
-    bname, baddr, block_name = places.building_labels(fp, attrs.typology, order, roads, campus,
-                                                      rngs[4])
-    estate_word = block_name[fp.block[order]].astype(str).astype("U2").astype(object)
-    biz = places.make_businesses(fp, order, attrs.use[order], attrs.floors[order],
-                                 attrs.units[order], typ, baddr, campus, block_name, estate_word,
-                                 int(round(n_residents * _BUSINESSES_PER_RESIDENT)), rngs[5])
-    comm_xy = shapely.get_coordinates(shapely.point_on_surface(comm_geom))
-    eq = places.make_fire_equipment(fp, order, attrs.use[order], attrs.floors[order],
-                                    np.isin(typ, ["slab", "tower"]), bname,
-                                    c_of_b, comm_xy, comm_zh, comm_pop, biz, roads, street_geom,
-                                    as_of.date(), rngs[6])
-    st_rows = np.flatnonzero(eq.kind == "micro_fire_station")
-
-    # Teams and members.
-    teams = teams_mod.make_teams(n_teams, grid_geom, grid_comm, grid_zh, comm_zh,
-                                 g_of_b[eq.building[st_rows]], list(eq.name[st_rows]), roads,
-                                 as_of, rngs[7])
-    members = teams_mod.make_members(teams, n_grids, n_residents, rngs[8])
-    n_mem = len(members.role)
-    m_sex = np.where(rngs[8].random(n_mem) < 0.5, "M", "F").astype(object)
-    m_birth = rngs[8].integers(1958, 2003, n_mem)
-    phones = names.mobile_numbers(rngs[9], n_residents + n_mem)
-
-    # Events.
-    ev_frame = _events(n_events, events_start, as_of, fp, order, street_geom, grid_geom, roads,
-                       res, res_building, biz, eq, teams, typ, attrs.use[order], baddr, rngs[10])
-
-    # ---- Frames (EPSG:4549 -> EPSG:4326 at the very end) ----
-    areas = _areas_frame(districts, street_geom, comm_geom, grid_geom, grid_comm, comm_code,
-                         comm_zh, comm_en, grid_code, grid_zh, grid_en, comm_pop, grid_pop,
-                         comm_street)
-    grid_code_a = np.asarray(grid_code, dtype=object)
-    comm_code_a = np.asarray(comm_code, dtype=object)
-    n_b = len(order)
-    buildings = _geo({
-        "id": np.arange(1, n_b + 1), "code": [f"B{i:06d}" for i in range(1, n_b + 1)],
-        "name": bname, "address": baddr, "floors": attrs.floors[order],
-        "height_m": attrs.height_m[order], "use": attrs.use[order], "units": attrs.units[order],
-        "year_built": attrs.year_built[order], "community_code": comm_code_a[c_of_b],
-        "grid_code": grid_code_a[g_of_b],
-    }, fp.polygons[order])
+def _people_frames(hh: homes.Households, res: homes.Residents, res_building: np.ndarray, phones: np.ndarray,
+                   rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """households, residents and resident_pii (names and id card numbers drawn from ``rng``, in that order)."""
     n_h = len(hh.size)
+    n_residents = len(res.household)
     households = pd.DataFrame({
         "id": np.arange(1, n_h + 1), "code": [f"H{i:07d}" for i in range(1, n_h + 1)],
         "building_id": hh.building + 1, "unit": hh.unit, "floor": hh.floor,
@@ -310,9 +387,15 @@ def generate_sample_street(
         "is_party_member": res.is_party_member, "flags": res.flags})
     resident_pii = pd.DataFrame({
         "resident_id": np.arange(1, n_residents + 1),
-        "name": names.chinese_names(rngs[11], res.sex, res.birth_year),
-        "id_card": names.id_card_numbers(rngs[11], res.sex, res.birth_year),
-        "phone": phones[:n_residents]})
+        "name": names.chinese_names(rng, res.sex, res.birth_year),
+        "id_card": names.id_card_numbers(rng, res.sex, res.birth_year),
+        "phone": phones})
+    return households, residents, resident_pii
+
+
+def _equipment_frames(biz: places.Businesses, eq: places.Equipment,
+                      st_rows: np.ndarray) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """businesses and fire_equipment (a piece's station by its code)."""
     n_s = len(biz.kind)
     businesses = _geo({
         "id": np.arange(1, n_s + 1), "code": [f"S{i:06d}" for i in range(1, n_s + 1)],
@@ -329,6 +412,13 @@ def generate_sample_street(
                                  None),
         "building_id": _nullable(eq.building), "business_id": _nullable(eq.business),
     }, cast("npt.NDArray[np.object_]", shapely.points(eq.xy)))
+    return businesses, fire_equipment
+
+
+def _team_frames(teams: teams_mod.Teams, members: teams_mod.Members, grid_code_a: np.ndarray, m_sex: np.ndarray,
+                 m_birth: np.ndarray, phones: np.ndarray, tz: tzinfo | None,
+                 rng: np.random.Generator) -> tuple[gpd.GeoDataFrame, pd.DataFrame, pd.DataFrame]:
+    """teams, team_members (names drawn from ``rng``) and grid_staff (primary first, by grid)."""
     n_t = len(teams.kind)
     team_frame = _geo({
         "id": np.arange(1, n_t + 1), "code": [f"T{i:03d}" for i in range(1, n_t + 1)],
@@ -336,35 +426,19 @@ def generate_sample_street(
         "skills": teams.skills, "status": teams.status,
         "position_at": pd.DatetimeIndex(teams.position_at).tz_convert(tz),
     }, cast("npt.NDArray[np.object_]", shapely.points(teams.xy)))
+    n_mem = len(members.role)
     member_code = np.array([f"M{i:05d}" for i in range(1, n_mem + 1)], dtype=object)
     team_members = pd.DataFrame({
         "id": np.arange(1, n_mem + 1), "code": member_code, "team_id": _nullable(members.team),
-        "role": members.role, "name": names.chinese_names(rngs[9], m_sex, m_birth),
-        "phone": phones[n_residents:], "is_party_member": members.is_party_member,
+        "role": members.role, "name": names.chinese_names(rng, m_sex, m_birth),
+        "phone": phones, "is_party_member": members.is_party_member,
         "skills": members.skills})
     staff = np.array(members.grid_staff, dtype=object).reshape(-1, 3)
     staff = staff[np.lexsort((staff[:, 2] != "primary", staff[:, 0].astype(int)))]
     grid_staff = pd.DataFrame({
         "grid_code": grid_code_a[staff[:, 0].astype(int)],
         "member_code": member_code[staff[:, 1].astype(int)], "role": staff[:, 2]})
-    g_ev = ev_frame["grid"].to_numpy()
-    events = _geo({
-        "id": np.arange(1, len(ev_frame) + 1),
-        "code": [f"E{i:06d}" for i in range(1, len(ev_frame) + 1)],
-        "channel": ev_frame["channel"], "external_id": ev_frame["external_id"],
-        "category": ev_frame["category"], "severity": ev_frame["severity"],
-        "title": ev_frame["title"], "description": ev_frame["description"],
-        "reported_at": ev_frame["reported_at"], "street_code": comm_street[grid_comm[g_ev]],
-        "community_code": comm_code_a[grid_comm[g_ev]], "grid_code": grid_code_a[g_ev],
-        "building_id": ev_frame["building_id"], "team_id": ev_frame["team_id"],
-        "status": ev_frame["status"], "dispatched_at": ev_frame["dispatched_at"],
-        "accepted_at": ev_frame["accepted_at"], "on_site_at": ev_frame["on_site_at"],
-        "resolved_at": ev_frame["resolved_at"], "closed_at": ev_frame["closed_at"],
-    }, cast("npt.NDArray[np.object_]", shapely.points(ev_frame[["x", "y"]].to_numpy())))
-    return SampleStreet(areas=areas, grid_staff=grid_staff, buildings=buildings,
-                        households=households, residents=residents, resident_pii=resident_pii,
-                        businesses=businesses, fire_equipment=fire_equipment, teams=team_frame,
-                        team_members=team_members, events=events)
+    return team_frame, team_members, grid_staff
 
 
 def _check_inputs(edges: gpd.GeoDataFrame, districts: gpd.GeoDataFrame, events_start: datetime,

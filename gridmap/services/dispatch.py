@@ -39,6 +39,8 @@ from gridmap.storage import teams as teams_sql
 
 ALL_SKILLS = ["patrol", "fire", "first_aid", "mediation", "law", "elderly_care", "traffic", "security"]
 RESPONDER_KINDS = ("micro_fire_station", "micro_fire_truck")
+#: Why a team that declined an event is not offered it again (a passed-over reason).
+DECLINED = "declined this event already"
 
 
 class DispatchRule(enum.StrEnum):
@@ -108,7 +110,7 @@ class DispatchResult:
     message: str
 
 
-#: The router and the graph are built by rebuild(), which from_database() runs.
+#: The team index and the graph are built by rebuild(), which from_database() runs.
 _NOT_BUILT = "the dispatcher has no road graph yet: build it with Dispatcher.from_database() or rebuild()"
 
 
@@ -183,7 +185,7 @@ class Dispatcher:
             x, y = t.transform(placed.lon.to_numpy(), placed.lat.to_numpy())
             at = np.array([p.timestamp() for p in placed.position_at])
             team_index.move_teams(placed.code.tolist(), x, y, at)
-        eq_routers = {}
+        equipment_indexes = {}
         for group, kinds in (("responders", RESPONDER_KINDS), ("hydrants", ("hydrant",))):
             sub = equipment[equipment.kind.isin(kinds)]
             r = TeamIndex(graph, [*kinds], stale_after_s=np.inf, max_snap_m=self.policy.max_snap_m,
@@ -194,7 +196,7 @@ class Dispatcher:
             if len(sub):
                 x, y = t.transform(sub.lon.to_numpy(), sub.lat.to_numpy())
                 r.move_teams(sub.code.tolist(), x, y, 0.0)
-            eq_routers[group] = r
+            equipment_indexes[group] = r
         # The graph holds ~1 shapely object per edge; keep them out of the cyclic GC's full collections
         # (100+ ms pauses on a large city, measured in scripts/bench_dispatch.py). Refcounting still frees them.
         gc.collect()
@@ -204,7 +206,7 @@ class Dispatcher:
             for g in row.grids or ([row.grid] if row.grid else []):
                 grid_teams.setdefault(g, []).append(team_index.index[row.code])
         with self._lock:
-            self.graph, self.teams, self.equipment = graph, team_index, eq_routers
+            self.graph, self.teams, self.equipment = graph, team_index, equipment_indexes
             self.grid_teams = {g: np.array(idx, dtype=np.int64) for g, idx in grid_teams.items()}
             self.team_ids = dict(zip(teams.code, teams.id, strict=True))
             self.equipment_kind = dict(zip(equipment.code, equipment.kind, strict=True))
@@ -292,6 +294,35 @@ class Dispatcher:
             assert self.teams is not None, _NOT_BUILT
             self.teams.set_team(code, status=status)
 
+    # -- the cache alone (the database already holds the change) ---------------------------------
+    def cached_status_changed(self, code: str, status: str) -> None:
+        """A team's status changed in the database (by another service or process): update the index.
+
+        A team the index does not know (built before the team existed), or no index yet, is left alone:
+        the next :meth:`rebuild` reads it."""
+        with self._lock:
+            if self.teams is not None and code in self.teams.index:
+                self.teams.set_team(code, status=status)
+
+    def cached_position_changed(self, code: str, lon: float | None, lat: float | None, at_epoch: float) -> bool:
+        """A team's position was stored (by another process): move the team in the index, unless the index
+        holds a newer fix already (an older announcement handled late must not move the team back) or
+        that very fix. Returns whether the team moved."""
+        if lon is None or lat is None:
+            return False
+        x, y = transformer("EPSG:4326", MEASURE_CRS).transform(lon, lat)
+        at = float(at_epoch)
+        with self._lock:
+            teams = self.teams
+            if teams is None or code not in teams.index:
+                return False
+            i = teams.index[code]
+            if at < teams.pos_at[i] or (at == teams.pos_at[i] and abs(teams.x[i] - x) < 1e-6
+                                         and abs(teams.y[i] - y) < 1e-6):
+                return False  # older than the cached fix, or that very fix (this process stored it)
+            teams.move_teams([code], np.array([x]), np.array([y]), np.array([at]))
+            return True
+
     # -- ranking --------------------------------------------------------------------------------
     def skills_for(self, category: str | None, skills: list[str] | None) -> list[str]:
         if skills:
@@ -319,18 +350,9 @@ class Dispatcher:
         x, y = transformer("EPSG:4326", MEASURE_CRS).transform(lon, lat)
         with self._lock:
             assert self.teams is not None, _NOT_BUILT
-            hidden = []
-            for code in exclude or ():
-                i = self.teams.index.get(code)
-                if i is not None and self.teams.status[i] == 0:
-                    hidden.append(i)
-                    self.teams.status[i] = 3  # temporarily off: declined this event already
-            try:
-                ranking: Ranking = self._rank(x, y, now=now.timestamp(), skills=need, k=k or self.policy.k,
-                                              max_eta_s=max_eta_s or self.policy.max_eta_s, grid=grid)
-            finally:
-                for i in hidden:
-                    self.teams.status[i] = 0
+            ranking: Ranking = self._rank(x, y, now=now.timestamp(), skills=need, k=k or self.policy.k,
+                                          max_eta_s=max_eta_s or self.policy.max_eta_s, grid=grid,
+                                          exclude=sorted(exclude or ()))
             fire = with_equipment if with_equipment is not None else ("fire" in need)
             eq = {}
             if fire:
@@ -342,22 +364,25 @@ class Dispatcher:
                               [self._candidate(c) for c in ranking.passed_over], ranking.note, eq, ranking.search)
 
     def _rank(self, x: float, y: float, *, now: float, skills: list[str], k: int, max_eta_s: float,
-              grid: str | None) -> Ranking:
-        """The ranking under the policy's :class:`DispatchRule` (the caller holds the lock)."""
+              grid: str | None, exclude: list[str]) -> Ranking:
+        """The ranking under the policy's :class:`DispatchRule` (the caller holds the lock); the ``exclude``
+        teams (those that declined the event) are left out."""
         rule, teams = self.policy.rule, self.teams
         assert teams is not None, _NOT_BUILT
         if rule == DispatchRule.ROAD_ETA:
             return teams.rank(x, y, now=now, skills=skills, k=k, max_eta_s=max_eta_s, grid=grid,
-                              tie_window_s=self.policy.tie_window_s)
+                              tie_window_s=self.policy.tie_window_s, exclude=exclude, exclude_reason=DECLINED)
         if rule == DispatchRule.ROAD_ETA_NO_TIE:
-            return teams.rank(x, y, now=now, skills=skills, k=k, max_eta_s=max_eta_s, grid=grid, tie_window_s=0.0)
+            return teams.rank(x, y, now=now, skills=skills, k=k, max_eta_s=max_eta_s, grid=grid, tie_window_s=0.0,
+                              exclude=exclude, exclude_reason=DECLINED)
         if rule == DispatchRule.OWN_GRID:
             own = np.zeros(len(teams.codes), dtype=np.bool_)
             own[self.grid_teams.get(grid, np.empty(0, dtype=np.int64)) if grid is not None else []] = True
             return teams.rank(x, y, now=now, skills=(), k=k, max_eta_s=max_eta_s, grid=grid,
                               tie_window_s=self.policy.tie_window_s, only=own,
-                              only_reason="not a team of the event's grid (rule own_grid)")
-        ok, *_ = teams.eligibility(now, teams.skill_mask(skills))
+                              only_reason="not a team of the event's grid (rule own_grid)", exclude=exclude,
+                              exclude_reason=DECLINED)
+        ok, *_ = teams.eligibility(now, teams.skill_mask(skills), exclude=exclude)
         straight = rule == DispatchRule.STRAIGHT_LINE
         near = teams.nearest_by_distance(x, y, ok, k if straight else self.policy.straight_line_candidates)
         mask = np.zeros(len(teams.codes), dtype=np.bool_)
@@ -366,7 +391,7 @@ class Dispatcher:
                f"not among the {self.policy.straight_line_candidates} nearest in a straight line "
                "(rule straight_line_then_road)")
         ranking = teams.rank(x, y, now=now, skills=skills, k=max(k, len(near)), max_eta_s=max_eta_s, grid=grid,
-                             tie_window_s=0.0, only=mask, only_reason=why)
+                             tie_window_s=0.0, only=mask, only_reason=why, exclude=exclude, exclude_reason=DECLINED)
         if straight:  # the straight-line order, not the road's
             order = {teams.codes[i]: r for r, i in enumerate(near.tolist())}
             ranking.picked.sort(key=lambda c: order[c.team])
@@ -424,7 +449,7 @@ class Dispatcher:
                     continue
                 with self._lock:
                     self.teams.set_team(cand["team"], status="assigned",
-                                        workload=int(self.teams.workload[self.teams.index[cand["team"]]]) + 1)
+                                        workload=self.teams.workload_of(cand["team"]) + 1)
                 return DispatchResult(event_id, aid, cand["team"], False, rec,
                                       f"event {event_id} offered to {cand['team']} (ETA {cand['eta_s'] / 60:.1f} min)")
         return DispatchResult(event_id, None, None, True, rec,
@@ -489,8 +514,7 @@ class Dispatcher:
             if kind in (*RESPONDER_KINDS, "hydrant"):  # equipment (none of the kind loaded: all +inf)
                 group = "hydrants" if kind == "hydrant" else "responders"
                 r = self.equipment[group]
-                n = len(r.codes)
-                sel = (r.status[:n] == 0) & ((r.skills[:n] & r.skill_mask([kind])) != 0)
+                sel, *_ = r.eligibility(0.0, r.skill_mask([kind]))  # in service, of the kind (never stale)
             else:
                 assert self.teams is not None, _NOT_BUILT
                 r = self.teams

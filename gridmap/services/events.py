@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
 from sqlalchemy import Connection, Engine, RowMapping
 from sqlalchemy.orm import Session
 
@@ -683,23 +682,10 @@ class EventService:
 
 def set_cached_team_status(dispatcher: Dispatcher, code: str, status: str) -> None:
     """Update a dispatcher's in-memory team index (the database already holds the new status)."""
-    teams = getattr(dispatcher, "teams", None)
-    if teams is None or code not in getattr(teams, "index", {}):
-        return
-    with dispatcher._lock:  # the Dispatcher's own lock guards its index (see services/dispatch.py)
-        teams.set_team(code, status=status)
+    dispatcher.cached_status_changed(code, status)
 
 
 def set_cached_team_position(dispatcher: Dispatcher, code: str, lon: float, lat: float, at_epoch: float) -> None:
     """Move a team in a dispatcher's in-memory index (a position another process stored), unless the index holds
     a newer fix already: the announcement of an older one, handled late, must not move the team back."""
-    teams = getattr(dispatcher, "teams", None)
-    if teams is None or code not in getattr(teams, "index", {}) or lon is None or lat is None:
-        return
-    x, y = transformer("EPSG:4326", MEASURE_CRS).transform(lon, lat)
-    with dispatcher._lock:
-        i = teams.index[code]
-        at = float(at_epoch)
-        if at < teams.pos_at[i] or (at == teams.pos_at[i] and abs(teams.x[i] - x) < 1e-6 and abs(teams.y[i] - y) < 1e-6):
-            return  # older than the cached fix, or that very fix (this process stored it: nothing to redo)
-        teams.move_teams([code], np.array([x]), np.array([y]), np.array([at]))
+    dispatcher.cached_position_changed(code, lon, lat, at_epoch)

@@ -25,7 +25,7 @@ from pyproj import CRS
 from sqlalchemy import Connection, Engine
 
 from gridmap.config import Settings, get_settings
-from gridmap.core.crs import geometries_gcj02_to_wgs84, is_geographic, placement, swap_xy
+from gridmap.core.crs import Placement, geometries_gcj02_to_wgs84, is_geographic, placement, swap_xy
 from gridmap.core.geomcheck import check_geometries
 from gridmap.errors import FeatureProblem, InvalidInput, LoadRejected
 from gridmap.storage import bulk, files
@@ -85,29 +85,73 @@ def prepare(
     swap: bool = False, repair: bool = True, outside: Outside = "report", skip_invalid: bool = False,
     defaults: dict | None = None,
 ) -> _Prepared:
-    """Validate and convert a frame for ``layer``; raise :class:`LoadRejected` naming every bad feature."""
+    """Validate and convert a frame for ``layer``; raise :class:`LoadRejected` naming every bad feature.
+
+    The steps: the coordinates to EPSG:4326 (refusing swapped or projected ones, :func:`_to_wgs84`), the
+    columns to the layer's (:func:`_layer_columns`), the geometries checked and repaired, the features
+    outside the configured area (:func:`_outside_area`), every value coerced to its column's type and
+    choices (:func:`_coerce_columns`), duplicate keys (:func:`_duplicate_keys`). Every problem is named;
+    a rejected feature rejects the load unless ``skip_invalid``.
+    """
     spec = layer_spec(layer)
-    name = layer
-    if gdf.crs is None:
-        raise LoadRejected(name, f"{source} has no CRS (a Shapefile without .prj?)",
+    crs = gdf.crs
+    if crs is None:
+        raise LoadRejected(layer, f"{source} has no CRS (a Shapefile without .prj?)",
                            fix_hint="pass --crs with the CRS the data was made in, e.g. --crs EPSG:4326")
-    src_crs = _crs_name(gdf.crs)
-    report = LoadReport(name, source, src_crs, len(gdf))
+    report = LoadReport(layer, source, _crs_name(crs), len(gdf))
     if len(gdf) == 0:
-        raise LoadRejected(name, f"{source} has no features", fix_hint="check you exported the right layer")
+        raise LoadRejected(layer, f"{source} has no features", fix_hint="check you exported the right layer")
+    geoms, inside = _to_wgs84(gdf, crs, layer, settings, gcj02=gcj02, swap=swap)
+    frame, choices = _layer_columns(gdf, spec, geoms, source, defaults, report)
+    writable = {c.name: c for c in spec.writable}
+    keys = frame["code"].astype("string").tolist() if "code" in frame.columns else None
+
+    checked = check_geometries(geoms, spec.kind, keys, repair=repair)
+    problems = list(checked.problems)
+    report.repaired = checked.repaired
+    keep = checked.keep.copy()
+    _outside_area(layer, inside, checked.keep, keys, settings, outside, keep, problems, report)
+    names, columns = _coerce_columns(frame, spec, writable, choices, keys, keep, problems)
+    _duplicate_keys(spec, names, columns, keys, keep, problems)
+
+    problems.sort(key=lambda p: (p.index, p.action))
+    report.problems = problems
+    rejected = [p for p in problems if p.action == "rejected"]
+    if rejected and not skip_invalid:
+        raise LoadRejected(layer, f"{len({p.index for p in rejected})} of {len(gdf)} features cannot be loaded; "
+                           "nothing was written", rejected, "fix them, or pass --skip-invalid to load the rest")
+    report.skipped = int((~keep).sum())
+    names.append(spec.geometry_column)
+    columns.append(bulk.ewkb(checked.geoms))
+    if not keep.all():
+        idx = np.flatnonzero(keep)
+        columns = [[c[i] for i in idx] for c in columns]
+    return _Prepared(names, columns, report)
+
+
+def _swapped(name: str, where: Placement, swap_hint: str) -> LoadRejected:
+    return LoadRejected(
+        name, f"{where.inside_if_swapped} of {where.n} features fall in the configured area only with x and y "
+        "exchanged: the coordinates look lat/lon swapped",
+        fix_hint=swap_hint,
+    )
+
+
+def _to_wgs84(gdf: gpd.GeoDataFrame, crs: CRS, name: str, settings: Settings, *, gcj02: bool,
+              swap: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The frame's geometries in EPSG:4326 and which lie in the configured area; refuses coordinates that
+    look lat/lon swapped, projected metres labelled as degrees, GCJ-02 on a projected file, or a file with
+    no feature in the area."""
+    src_crs = _crs_name(crs)
     geoms = gdf.geometry.to_numpy()
     if swap:  # the file's own coordinates are in y, x order: swap before reprojecting
         geoms = swap_xy(geoms)
     swap_hint = "drop --swap-xy (the file is already lon, lat)" if swap else "pass --swap-xy (or write longitude first)"
 
-    if is_geographic(gdf.crs):
+    if is_geographic(crs):
         where, _ = placement(geoms, settings.area_bbox)
         if where.looks_swapped:  # lat > 90 once swapped: check this before calling it "projected metres"
-            raise LoadRejected(
-                name, f"{where.inside_if_swapped} of {where.n} features fall in the configured area only with x "
-                "and y exchanged: the coordinates look lat/lon swapped",
-                fix_hint=swap_hint,
-            )
+            raise _swapped(name, where, swap_hint)
         if where.looks_projected:
             b = shapely.total_bounds(geoms)
             raise LoadRejected(
@@ -118,27 +162,31 @@ def prepare(
     elif gcj02:
         raise InvalidInput(f"GCJ-02 is a lon/lat system, but the file is in {src_crs}", field="gcj02",
                            fix="drop --gcj02, or give lon/lat coordinates")
-    if not gdf.crs.equals("EPSG:4326"):
-        geoms = gpd.GeoSeries(geoms, crs=gdf.crs).to_crs("EPSG:4326").to_numpy()
+    if not crs.equals("EPSG:4326"):
+        geoms = gpd.GeoSeries(geoms, crs=crs).to_crs("EPSG:4326").to_numpy()
     if gcj02:
         geoms = geometries_gcj02_to_wgs84(geoms)
 
     where, inside = placement(geoms, settings.area_bbox)
     if where.looks_swapped:
-        raise LoadRejected(
-            name, f"{where.inside_if_swapped} of {where.n} features fall in the configured area only with x and y "
-            "exchanged: the coordinates look lat/lon swapped",
-            fix_hint=swap_hint,
-        )
+        raise _swapped(name, where, swap_hint)
     if where.n and where.inside == 0:
         raise LoadRejected(
             name, f"no feature lies in the configured area {settings.area_bbox} (lon/lat) after reading it as {src_crs}",
             fix_hint="check the CRS (--crs), or set GRIDMAP_AREA_BBOX if the data really is elsewhere",
         )
+    return geoms, inside
 
+
+def _layer_columns(gdf: gpd.GeoDataFrame, spec: LayerSpec, geoms: np.ndarray, source: str, defaults: dict | None,
+                   report: LoadReport) -> tuple[pd.DataFrame, dict[str, tuple]]:
+    """The frame's attribute columns named as the layer's (aliases, Shapefile-cut names), with the caller's
+    ``defaults`` and derived codes; the other columns are listed in the report as ignored. Returns the
+    frame and each column's allowed values (a default given for a column the file has becomes its only
+    allowed value)."""
+    writable = {c.name: c for c in spec.writable}
     frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).reset_index(drop=True)
     frame = frame.rename(columns={k: v for k, v in spec.aliases.items() if k in frame.columns and v not in frame.columns})
-    writable = {c.name: c for c in spec.writable}
     # Shapefiles cut field names to 10 characters (community_code -> community_): map an unambiguous prefix back.
     cut = {}
     for c in frame.columns:
@@ -157,22 +205,24 @@ def prepare(
     frame = frame[[c for c in frame.columns if c in writable]]
     if "code" in writable and "code" not in frame.columns:
         frame["code"] = _derived_codes(spec, frame, geoms)
-    keys = frame["code"].astype("string").tolist() if "code" in frame.columns else None
-
     missing = [c for c in spec.required if c not in frame.columns]
     if missing:
-        raise LoadRejected(name, f"{source} lacks the required column(s) {', '.join(missing)}",
+        raise LoadRejected(report.layer, f"{source} lacks the required column(s) {', '.join(missing)}",
                            fix_hint=f"add them (this layer needs {', '.join(spec.required)})")
+    return frame, choices
 
-    checked = check_geometries(geoms, spec.kind, keys, repair=repair)
-    problems = list(checked.problems)
-    report.repaired = checked.repaired
-    keep = checked.keep.copy()
 
-    out_idx = np.flatnonzero(~inside & checked.keep)
+def _key(keys: list[str] | None, i: int) -> str | None:
+    return None if keys is None else keys[i]
+
+
+def _outside_area(name: str, inside: np.ndarray, valid: np.ndarray, keys: list[str] | None, settings: Settings,
+                  outside: Outside, keep: np.ndarray, problems: list[FeatureProblem], report: LoadReport) -> None:
+    """Name the valid features outside the configured area; skip them or fail, as ``outside`` says."""
+    out_idx = np.flatnonzero(~inside & valid)
     report.outside_area = len(out_idx)
     for i in out_idx:
-        problems.append(FeatureProblem(int(i), None if keys is None else keys[i], "outside_area",
+        problems.append(FeatureProblem(int(i), _key(keys, int(i)), "outside_area",
                                        f"outside the configured area {settings.area_bbox}"))
     if outside == "skip":
         keep &= inside
@@ -180,61 +230,58 @@ def prepare(
         raise LoadRejected(name, f"{len(out_idx)} features lie outside the configured area",
                            [p for p in problems if p.action == "outside_area"], "fix them or load with --outside report")
 
+
+def _coerce_columns(frame: pd.DataFrame, spec: LayerSpec, writable: dict, choices: dict[str, tuple],
+                    keys: list[str] | None, keep: np.ndarray,
+                    problems: list[FeatureProblem]) -> tuple[list[str], list[list]]:
+    """Every column's values in its table's type; a value that does not convert, an empty required value
+    and a value outside the column's choices reject their feature (named once: a bad value is not also
+    called empty or off the list)."""
     names, columns = [], []
     for col in frame.columns:
         values, col_problems = bulk.coerce_column(frame[col], pg_type(writable[col]), col, keys)
         problems += col_problems
         for p in col_problems:
             keep[p.index] = False
+        named = {p.index for p in col_problems}
+        bad: list[tuple[int, str]] = []
         if not writable[col].nullable:  # required, or NOT NULL with a server default the file overrides
-            named = {p.index for p in col_problems}  # a bad value is already named; it is not "empty"
             empty = (f"column {col} is required but empty" if col in spec.required else
                      f"column {col} is empty; fill it in, or leave the column out to take its default")
-            for i in np.flatnonzero(np.array([v is None for v in values])):
-                if i in named:
-                    continue
-                keep[i] = False
-                problems.append(FeatureProblem(int(i), None if keys is None else keys[i], "rejected", empty))
+            bad += [(int(i), empty) for i in np.flatnonzero(np.array([v is None for v in values]))]
         allowed = choices.get(col)
         if allowed is not None:
-            named = {p.index for p in col_problems}
-            for i, v in enumerate(values):
-                if v is not None and v not in allowed and i not in named:
-                    keep[i] = False
-                    problems.append(FeatureProblem(i, None if keys is None else keys[i], "rejected",
-                                                   f"column {col}: {v!r} is not one of {', '.join(allowed)}"))
+            bad += [(i, f"column {col}: {v!r} is not one of {', '.join(allowed)}")
+                    for i, v in enumerate(values) if v is not None and v not in allowed]
+        for i, message in bad:
+            if i not in named:
+                keep[i] = False
+                problems.append(FeatureProblem(i, _key(keys, i), "rejected", message))
         names.append(col)
         columns.append(values)
+    return names, columns
 
-    # A key column the file lacks takes the same server default in every row (areas.valid_from,
-    # road_edges.key), so duplicates on the columns present are duplicates of the whole key.
+
+def _duplicate_keys(spec: LayerSpec, names: list[str], columns: list[list], keys: list[str] | None,
+                    keep: np.ndarray, problems: list[FeatureProblem]) -> None:
+    """Reject every feature whose natural key repeats an earlier one's.
+
+    A key column the file lacks takes the same server default in every row (areas.valid_from,
+    road_edges.key), so duplicates on the columns present are duplicates of the whole key."""
     key_names = [k for k in spec.key if k in names]
     key_cols = [columns[names.index(k)] for k in key_names]
-    if key_cols:
-        seen: dict[tuple, int] = {}
-        for i, k in enumerate(zip(*key_cols, strict=True)):
-            if k in seen:
-                keep[i] = False
-                shown = k[0] if len(k) == 1 else k
-                problems.append(FeatureProblem(i, None if keys is None else keys[i], "rejected",
-                                               f"duplicate key {'/'.join(key_names)}={shown!r} "
-                                               f"(also feature #{seen[k]}); give each feature its own key"))
-            else:
-                seen[k] = i
-
-    problems.sort(key=lambda p: (p.index, p.action))
-    report.problems = problems
-    rejected = [p for p in problems if p.action == "rejected"]
-    if rejected and not skip_invalid:
-        raise LoadRejected(name, f"{len({p.index for p in rejected})} of {len(gdf)} features cannot be loaded; "
-                           "nothing was written", rejected, "fix them, or pass --skip-invalid to load the rest")
-    report.skipped = int((~keep).sum())
-    names.append(spec.geometry_column)
-    columns.append(bulk.ewkb(checked.geoms))
-    if not keep.all():
-        idx = np.flatnonzero(keep)
-        columns = [[c[i] for i in idx] for c in columns]
-    return _Prepared(names, columns, report)
+    if not key_cols:
+        return
+    seen: dict[tuple, int] = {}
+    for i, k in enumerate(zip(*key_cols, strict=True)):
+        if k in seen:
+            keep[i] = False
+            shown = k[0] if len(k) == 1 else k
+            problems.append(FeatureProblem(i, _key(keys, i), "rejected",
+                                           f"duplicate key {'/'.join(key_names)}={shown!r} "
+                                           f"(also feature #{seen[k]}); give each feature its own key"))
+        else:
+            seen[k] = i
 
 
 def write_prepared(conn: Connection, layer: str, prepared: _Prepared, *, sha256: str | None = None,

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gridmap.routing.roadgraph import walk_time
 from gridmap.simulation.model import Behaviour
-from gridmap.simulation.roads import Leg, RoadPos, SimRoads, walk_time
+from gridmap.simulation.roads import Leg, RoadPos, SimRoads
 
 INF = math.inf
 

@@ -18,7 +18,7 @@ import shapely
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from gridmap.routing.roadgraph import WALK_SPEED, RoadGraph
+from gridmap.routing.roadgraph import RoadGraph, along_time, leave_costs, reach_costs
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,11 @@ class SimRoads:
     # -- paths ----------------------------------------------------------------------------------------------
     def seeds(self, pos: RoadPos) -> list[tuple[int, float, int]]:
         """The nodes a team at ``pos`` reaches first: (node, seconds, edge taken), along its edge or turning."""
-        out = [(int(self.g.edge_v[pos.edge]), (1.0 - pos.frac) * self.edge_time(pos.edge), pos.edge)]
-        tw = self.twin_pos(pos)
-        if tw is not None:
-            out.append((int(self.g.edge_v[tw.edge]), (1.0 - tw.frac) * self.edge_time(tw.edge), tw.edge))
+        tw = int(self.g.twin[pos.edge])
+        to_end, to_start = leave_costs(self.edge_time(pos.edge), self.edge_time(tw), pos.frac, 0.0)
+        out = [(int(self.g.edge_v[pos.edge]), to_end, pos.edge)]
+        if tw >= 0:
+            out.append((int(self.g.edge_v[tw]), to_start, tw))
         return out
 
     def search(self, pos: RoadPos) -> SearchResult:
@@ -127,14 +128,14 @@ class SimRoads:
             f0 = 0.0
             if i == 0:
                 f0 = pos.frac if e == pos.edge else 1.0 - pos.frac
-            dt_ = (1.0 - f0) * self.edge_time(e) / speed_factor
+            dt_ = along_time(self.edge_time(e), f0, 1.0) / speed_factor
             legs.append(Leg(t, t + dt_, edge=e, f0=f0, f1=1.0, kind=kind))
             t += dt_
         if end is not None:
             f0 = 0.0
             if not nodes_edges:  # on the same edge, ahead
                 f0 = pos.frac
-            dt_ = max(end.frac - f0, 0.0) * self.edge_time(end.edge) / speed_factor
+            dt_ = max(along_time(self.edge_time(end.edge), f0, end.frac), 0.0) / speed_factor
             legs.append(Leg(t, t + dt_, edge=end.edge, f0=f0, f1=end.frac, kind=kind))
         return legs
 
@@ -203,13 +204,13 @@ class SearchResult:
         starts = [self.start] + ([t] if (t := roads.twin_pos(self.start)) is not None else [])
         for end in targets:
             u = int(roads.g.edge_u[end.edge])
-            via = float(self.dist[u] + end.frac * roads.edge_time(end.edge))
+            via = float(self.dist[u] + reach_costs(roads.edge_time(end.edge), 0.0, end.frac, 0.0)[0])
             if np.isfinite(via) and (best is None or via < best.seconds):
                 k = int(self.which[u])
                 best = Plan(via, self.start if self.seeds[k][2] == self.start.edge else starts[-1], u, end)
             for st in starts:
                 if st.edge == end.edge and st.frac <= end.frac:
-                    direct = (end.frac - st.frac) * roads.edge_time(end.edge)
+                    direct = along_time(roads.edge_time(end.edge), st.frac, end.frac)
                     if best is None or direct < best.seconds:
                         best = Plan(direct, st, None, end)
         return best
@@ -228,7 +229,3 @@ class Plan:
     start: RoadPos
     via_node: int | None
     end: RoadPos
-
-
-def walk_time(d_m: float) -> float:
-    return d_m / WALK_SPEED

@@ -79,18 +79,7 @@ def coerce_column(s: pd.Series, pgtype: str, column: str, keys: Sequence | None)
             )
 
     if pgtype in ("int2", "int4", "int8", "float8"):
-        num = pd.to_numeric(s, errors="coerce")
-        bad(~null & num.isna().to_numpy(), "is not a number")
-        if pgtype != "float8":
-            arr = num.to_numpy(dtype=float, na_value=np.nan)
-            frac = ~np.isnan(arr) & (arr != np.round(arr))
-            bad(frac, "is not a whole number")
-            lim = {"int2": 2**15, "int4": 2**31, "int8": 2**63}[pgtype]
-            bad(~np.isnan(arr) & (np.abs(arr) >= lim), f"is out of range for {pgtype}")
-            if s.dtype.kind in "iu" and not null.any():
-                return s.tolist(), problems
-            return [None if np.isnan(v) else int(v) for v in arr.tolist()], problems
-        return [None if v != v else v for v in num.astype(float).tolist()], problems
+        return _numbers(s, pgtype, null, bad), problems
     if pgtype == "bool":
         if s.dtype == bool:
             return s.tolist(), problems
@@ -108,15 +97,7 @@ def coerce_column(s: pd.Series, pgtype: str, column: str, keys: Sequence | None)
             ts = ts.dt.tz_localize(TIME_ZONE, ambiguous="NaT", nonexistent="NaT")
         return [None if v is pd.NaT else v.to_pydatetime() for v in ts.tolist()], problems
     if pgtype == "text[]":
-        out = []
-        for v, n in zip(s.tolist(), null, strict=True):
-            if isinstance(v, list | tuple | np.ndarray):
-                out.append([str(x) for x in v])
-            elif n:
-                out.append([])
-            else:
-                out.append([p.strip() for p in str(v).replace(",", ";").split(";") if p.strip()])
-        return out, problems
+        return [_text_list(v, n) for v, n in zip(s.tolist(), null, strict=True)], problems
     if pgtype == "text":
         if s.dtype.kind == "f":  # 12.0 -> "12" (codes read as floats by a CSV reader)
             arr = s.to_numpy()
@@ -124,6 +105,31 @@ def coerce_column(s: pd.Series, pgtype: str, column: str, keys: Sequence | None)
             return [None if n else (str(int(v)) if w else str(v)) for v, n, w in zip(arr, null, whole, strict=True)], problems
         return [None if n else str(v) for v, n in zip(s.tolist(), null, strict=True)], problems
     return [None if n else v for v, n in zip(s.tolist(), null, strict=True)], problems
+
+
+def _numbers(s: pd.Series, pgtype: str, null: np.ndarray, bad: Callable[[np.ndarray, str], None]) -> list:
+    """A column as numbers of ``pgtype`` (int2/int4/int8/float8); ``bad`` names the values that are not."""
+    num = pd.to_numeric(s, errors="coerce")
+    bad(~null & num.isna().to_numpy(), "is not a number")
+    if pgtype == "float8":
+        return [None if v != v else v for v in num.astype(float).tolist()]
+    arr = num.to_numpy(dtype=float, na_value=np.nan)
+    frac = ~np.isnan(arr) & (arr != np.round(arr))
+    bad(frac, "is not a whole number")
+    lim = {"int2": 2**15, "int4": 2**31, "int8": 2**63}[pgtype]
+    bad(~np.isnan(arr) & (np.abs(arr) >= lim), f"is out of range for {pgtype}")
+    if s.dtype.kind in "iu" and not null.any():
+        return s.tolist()
+    return [None if np.isnan(v) else int(v) for v in arr.tolist()]
+
+
+def _text_list(v: Any, null: bool) -> list[str]:
+    """A text[] value: a list as it is, or text split on ``;`` or ``,`` (an empty value: no items)."""
+    if isinstance(v, list | tuple | np.ndarray):
+        return [str(x) for x in v]
+    if null:
+        return []
+    return [p.strip() for p in str(v).replace(",", ";").split(";") if p.strip()]
 
 
 def ewkb(geoms: np.ndarray, srid: int = 4326) -> list[bytes | None]:

@@ -17,19 +17,9 @@ from scipy.sparse.csgraph import dijkstra
 from gridmap.routing.hierarchy import Buckets, Hierarchy
 from gridmap.routing.roadgraph import RoadGraph
 from gridmap.routing.team_index import TeamIndex
+from tests.graphs import arcs_graph as graph
 
 SKILLS = ["fire", "mediation", "patrol"]
-
-
-def graph(xy, arcs, times=None) -> RoadGraph:
-    """A RoadGraph from node coordinates and directed arcs (u, v); travel time = length / 10 m/s unless given."""
-    xy = np.asarray(xy, dtype=float)
-    u = np.array([a for a, _ in arcs], dtype=np.int64)
-    v = np.array([b for _, b in arcs], dtype=np.int64)
-    geoms = shapely.linestrings(np.stack([xy[u], xy[v]], axis=1))
-    length = np.hypot(*(xy[v] - xy[u]).T)
-    t = length / 10.0 if times is None else np.asarray(times, dtype=float)
-    return RoadGraph(np.arange(len(xy)), xy, u, v, length, t, geoms)
 
 
 def min_csr(g: RoadGraph) -> csr_matrix:
@@ -130,7 +120,7 @@ def test_real_street_distances_and_paths_equal_scipy(street, street_h):
 def test_search_spaces_are_small(street_h):
     """The point of the hierarchy: an upward search settles a few dozen nodes, not the network."""
     h = street_h
-    sizes = [len(h._up([v], [0.0], forward=True)[0]) for v in range(0, h.graph.n_nodes, 7)]
+    sizes = [len(h.search_up([v], [0.0], forward=True)[0]) for v in range(0, h.graph.n_nodes, 7)]
     assert np.median(sizes) < h.graph.n_nodes / 10
 
 

@@ -7,29 +7,14 @@ import numpy as np
 import pytest
 import shapely
 
-from gridmap.routing.roadgraph import RoadGraph
+from gridmap.routing.roadgraph import RoadGraph, along_time, leave_costs, reach_costs, walk_time
+from tests import graphs
+from tests.graphs import SQUARE
 
 
 def make_graph(nodes: dict[str, tuple[float, float]], roads: list[tuple], speed: float = 10.0):
-    """A RoadGraph from named nodes (EPSG:4549 metres) and roads ``(a, b, two_way[, via_points])``.
-
-    A two-way road becomes two directed edges with reversed geometry; travel time = length / speed.
-    Node database ids are 100, 101, ... to check that ids and indexes are kept apart.
-    """
-    names = list(nodes)
-    ids = {n: 100 + i for i, n in enumerate(names)}
-    src, dst, geoms = [], [], []
-    for road in roads:
-        a, b, two_way = road[:3]
-        via = road[3] if len(road) > 3 else []
-        line = shapely.LineString([nodes[a], *via, nodes[b]])
-        src.append(ids[a]), dst.append(ids[b]), geoms.append(line)
-        if two_way:
-            src.append(ids[b]), dst.append(ids[a]), geoms.append(shapely.reverse(line))
-    length = shapely.length(np.array(geoms, dtype=object))
-    g = RoadGraph.from_arrays([ids[n] for n in names], [nodes[n] for n in names], src, dst, length,
-                              length / speed, geoms, edge_ids=np.arange(len(src)) + 5000)
-    return g, {n: i for i, n in enumerate(names)}
+    """:func:`tests.graphs.make_graph` with edge ids 5000, 5001, ... (ids and indexes kept apart)."""
+    return graphs.make_graph(nodes, roads, speed, edge_ids=np.arange(sum(2 if r[2] else 1 for r in roads)) + 5000)
 
 
 def edge_between(g: RoadGraph, u: int, v: int) -> int:
@@ -37,8 +22,6 @@ def edge_between(g: RoadGraph, u: int, v: int) -> int:
     assert len(hits) == 1, (u, v, hits)
     return int(hits[0])
 
-
-SQUARE = {"A": (0.0, 0.0), "B": (1000.0, 0.0), "C": (1000.0, 1000.0), "D": (0.0, 1000.0)}
 
 
 def test_snap_picks_the_nearest_edge_not_the_nearest_node():
@@ -179,3 +162,33 @@ def test_ids_and_validation():
         RoadGraph.from_arrays([1, 2], [(0, 0), (1, 0)], [1], [2], [1.0], [-1.0], line)
     with pytest.raises(ValueError, match="finite"):
         RoadGraph.from_arrays([1, 2], [(0, 0), (1, 0)], [1], [2], [1.0], [np.nan], line)
+
+
+def test_from_roads_equals_the_same_graph_built_from_arrays():
+    nodes = {"A": (0.0, 0.0), "B": (300.0, 0.0), "C": (300.0, 400.0)}
+    g = RoadGraph.from_roads(nodes, [("A", "B", True), ("B", "C", False, [(350.0, 200.0)])], speed_mps=5.0,
+                             node_ids=[7, 8, 9])
+    lines = [shapely.LineString([(0, 0), (300, 0)]), shapely.LineString([(300, 0), (0, 0)]),
+             shapely.LineString([(300, 0), (350, 200), (300, 400)])]
+    length = shapely.length(np.array(lines, dtype=object))
+    ref = RoadGraph.from_arrays([7, 8, 9], list(nodes.values()), [7, 8, 8], [8, 7, 9], length, length / 5.0, lines)
+    for name in ("node_ids", "node_xy", "edge_u", "edge_v", "length_m", "time_s", "twin", "edge_ids"):
+        assert np.array_equal(getattr(g, name), getattr(ref, name)), name
+    assert all(a.equals_exact(b, 0.0) for a, b in zip(g.geoms, ref.geoms, strict=True))
+    given = RoadGraph.from_roads(nodes, [("A", "B", True)], travel_time_s=[1.0, 2.0])
+    assert given.time_s.tolist() == [1.0, 2.0] and given.node_ids.tolist() == [0, 1, 2]
+
+
+def test_the_seeding_arithmetic_of_a_point_on_a_road():
+    # a point 30 % along a 100 s edge (its twin takes 120 s), 10 s off the road
+    assert leave_costs(100.0, 120.0, 0.3, 10.0) == pytest.approx((80.0, 46.0))
+    assert reach_costs(100.0, 120.0, 0.3, 10.0) == pytest.approx((40.0, 94.0))
+    assert along_time(100.0, 0.3, 0.8) == pytest.approx(50.0)
+    assert walk_time(12.5) == pytest.approx(10.0)
+    # arrays give the same bits as floats, element by element (the batch and the per-query paths agree)
+    rng = np.random.default_rng(0)
+    te, tt, f, w = rng.uniform(0, 200, (4, 50))
+    for fn in (leave_costs, reach_costs):
+        arr = fn(te, tt, f, w)
+        one = [fn(float(a), float(b), float(c), float(d)) for a, b, c, d in zip(te, tt, f, w, strict=True)]
+        assert arr[0].tolist() == [o[0] for o in one] and arr[1].tolist() == [o[1] for o in one]

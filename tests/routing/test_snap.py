@@ -17,23 +17,11 @@ import shapely
 from gridmap.routing._kernels import snap as _snap
 from gridmap.routing.many_to_one import network_times
 from gridmap.routing.roadgraph import RoadGraph
+from tests.graphs import lines_graph
 
 TIE_M = 1e-9  # two distances this close are a tie: either edge is right
 TOL_M = 1e-9  # distance and foot
 TOL_FRAC = 1e-12
-
-
-def lines_graph(lines, two_way=()) -> RoadGraph:
-    """A RoadGraph whose directed edges are the given polylines, in order (one node per distinct end
-    point); the lines whose index is in ``two_way`` also get their reverse, appended after all of them."""
-    lines = [shapely.LineString(c) for c in lines]
-    geoms = lines + [shapely.reverse(lines[i]) for i in two_way]
-    ends = [(g.coords[0], g.coords[-1]) for g in geoms]
-    pts = sorted({p for pair in ends for p in pair})
-    index = {p: i for i, p in enumerate(pts)}
-    length = shapely.length(np.array(geoms, dtype=object))
-    return RoadGraph(np.arange(len(pts)), pts, [index[a] for a, _ in ends], [index[b] for _, b in ends], length,
-                     length / 10.0, geoms)
 
 
 def assert_matches_reference(g: RoadGraph, x, y, max_distance=1000.0):

@@ -12,40 +12,14 @@ import numpy as np
 import pytest
 import shapely
 
+from gridmap.routing.hierarchy import Hierarchy
 from gridmap.routing.many_to_one import network_times
 from gridmap.routing.roadgraph import WALK_SPEED, RoadGraph
 from gridmap.routing.team_index import FALLBACK_SPEED, TeamIndex
+from tests.graphs import make_graph, ring
 
 NOW = 1_800_000_000.0
 SKILLS = ["fire", "mediation", "patrol"]
-
-
-def make_graph(nodes: dict[str, tuple[float, float]], roads: list[tuple], speed: float = 10.0):
-    """A RoadGraph from named nodes (EPSG:4549 metres) and roads ``(a, b, two_way[, via_points])``."""
-    names = list(nodes)
-    ids = {n: 100 + i for i, n in enumerate(names)}
-    src, dst, geoms = [], [], []
-    for road in roads:
-        a, b, two_way = road[:3]
-        via = road[3] if len(road) > 3 else []
-        line = shapely.LineString([nodes[a], *via, nodes[b]])
-        src.append(ids[a]), dst.append(ids[b]), geoms.append(line)
-        if two_way:
-            src.append(ids[b]), dst.append(ids[a]), geoms.append(shapely.reverse(line))
-    length = shapely.length(np.array(geoms, dtype=object))
-    g = RoadGraph.from_arrays([ids[n] for n in names], [nodes[n] for n in names], src, dst, length,
-                              length / speed, geoms)
-    return g, {n: i for i, n in enumerate(names)}
-
-
-SQUARE = {"A": (0.0, 0.0), "B": (1000.0, 0.0), "C": (1000.0, 1000.0), "D": (0.0, 1000.0)}
-RING = [("A", "B", False), ("B", "C", False), ("C", "D", False), ("D", "A", False)]  # one-way, 100 s a side
-
-
-def ring(two_way_ab: bool = False, extra=()):
-    roads = [("A", "B", two_way_ab), *RING[1:], *extra]
-    nodes = {**SQUARE, "E": (2000.0, 0.0)} if extra else SQUARE
-    return make_graph(nodes, roads)[0]
 
 
 def router_with(g, teams: dict[str, tuple], **kw) -> TeamIndex:
@@ -403,7 +377,7 @@ def _fresh_copy(r: TeamIndex, capacity: int = 256) -> TeamIndex:
     placed = []
     for i, code in enumerate(r.codes):
         sk = [skills_of[b] for b in skills_of if r.skills[i] & b]
-        r2.set_team(code, status={0: "available", 1: "assigned", 2: "on_site", 3: "off_duty"}[int(r.status[i])],
+        r2.set_team(code, status=r.status_of(code),
                     skills=sk, workload=int(r.workload[i]),
                     grid=r.grid_codes[r.grid[i]] if r.grid[i] >= 0 else None)
         if np.isfinite(r.x[i]) and r.edge[i] >= 0:
@@ -527,3 +501,50 @@ def test_an_eligible_team_off_the_road_network_is_explained_not_silently_dropped
     off = {c.team: c for c in rk.passed_over}
     assert "field" in off and "from any road" in off["field"].reasons[0]
     assert off["field"].method == "straight_line"
+
+
+# -- the public interface: exclude, statuses by name ---------------------------------------------------------
+def test_exclude_takes_teams_out_of_one_ranking_and_says_why():
+    g = ring(two_way_ab=True)
+    r = router_with(g, {"near": (400.0, 0.0), "far": (1000.0, 600.0)})
+    ev = (600.0, 0.0)
+    assert [c.team for c in r.rank(*ev, now=NOW, skills=["fire"], k=1).picked] == ["near"]
+    rk = r.rank(*ev, now=NOW, skills=["fire"], k=1, exclude=["near", "nobody"], exclude_reason="declined it")
+    assert [c.team for c in rk.picked] == ["far"]
+    assert [(c.team, c.reasons) for c in rk.passed_over] == [("near", ["declined it"])]
+    # the index itself is untouched: the next ranking picks the team again, and it is still available
+    assert r.status_of("near") == "available"
+    assert [c.team for c in r.rank(*ev, now=NOW, skills=["fire"], k=1).picked] == ["near"]
+    ok, *_ = r.eligibility(NOW, r.skill_mask(["fire"]), exclude=["near"])
+    assert ok.tolist() == [False, True]
+
+
+def test_exclude_gives_the_same_answer_with_either_search():
+    g, _ = random_city(3)
+    r = TeamIndex(g, SKILLS)
+    rng = np.random.default_rng(3)
+    codes = [f"T{i}" for i in range(30)]
+    for c in codes:
+        r.set_team(c, status="available", skills=["fire"])
+    r.move_teams(codes, rng.uniform(0, 1200, 30), rng.uniform(0, 1200, 30), NOW)
+    r.use_hierarchy(Hierarchy(g))
+    for x, y in rng.uniform(0, 1200, (10, 2)):
+        plain = r.rank(x, y, now=NOW, k=3, method="dijkstra")
+        out = [c.team for c in plain.picked[:2]]
+        answers = [r.rank(x, y, now=NOW, k=3, method=m, exclude=out) for m in ("dijkstra", "hierarchy")]
+        for rk in answers:
+            assert not {c.team for c in rk.picked} & set(out)
+        a, b = answers
+        assert [(c.team, round(c.eta_s, 9)) for c in a.picked] == [(c.team, round(c.eta_s, 9)) for c in b.picked]
+
+
+def test_statuses_cross_the_interface_as_names():
+    r = router_with(ring(), {"a": (400.0, 0.0, "on_site")})
+    assert r.status_of("a") == "on_site"
+    r.set_team("a", status="off_duty")
+    assert r.status_of("a") == "off_duty"
+    with pytest.raises(ValueError, match="not one of available, assigned, on_site, off_duty"):
+        r.set_team("a", status="busy")
+    assert r.status_of("a") == "off_duty"
+    with pytest.raises(KeyError):
+        r.status_of("nobody")

@@ -21,7 +21,7 @@ from gridmap.core.crs import transformer
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.routing.many_to_one import network_times
 from gridmap.routing.roadgraph import WALK_SPEED
-from gridmap.routing.team_index import FALLBACK_SPEED, STATUS_CODES
+from gridmap.routing.team_index import FALLBACK_SPEED
 from gridmap.services.dispatch import RESPONDER_KINDS, Dispatcher, DispatchPolicy
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
@@ -322,7 +322,7 @@ def test_concurrent_dispatches_never_double_book_a_team(eng, now):
     # the in-process cache agrees with the database
     for c in chosen:
         busy = any(res.team == c for res in results.values())
-        assert d.teams.status[d.teams.index[c]] == STATUS_CODES["assigned" if busy else "available"]
+        assert d.teams.status_of(c) == ("assigned" if busy else "available")
 
 
 def test_several_dispatcher_caches_share_the_database_lock(eng, now):
@@ -709,3 +709,29 @@ def test_cli_recommend_prints_the_ranking_with_reasons_and_equipment(deng, now, 
     assert "road ETA to (120.1, 30.28)" in result.output
     assert "skill match" in result.output
     assert "responders:" in result.output and "hydrants:" in result.output
+
+
+def test_a_declined_team_is_passed_over_by_name_and_the_index_is_left_alone(base, now):
+    d = base
+    ok, *_ = d.teams.eligibility(now.timestamp(), 0)
+    i = int(np.flatnonzero(ok & (d.teams.edge[: len(ok)] >= 0))[0])
+    lon, lat = lonlat(d.teams.x[i] + 20.0, d.teams.y[i] + 20.0)
+    first = d.recommend(float(lon), float(lat), now=now)
+    top = first.picked[0]["team"]
+    again = d.recommend(float(lon), float(lat), now=now, exclude={top})
+    assert top not in [c["team"] for c in again.picked]
+    assert [c["reasons"] for c in again.passed_over if c["team"] == top] == [["declined this event already"]]
+    assert d.teams.status_of(top) == "available"
+    assert d.recommend(float(lon), float(lat), now=now).picked[0]["team"] == top
+
+
+def test_cache_changes_from_other_processes_go_through_the_dispatchers_methods(base, now):
+    d = base
+    code = d.teams.codes[0]
+    before = d.teams.status_of(code)
+    d.cached_status_changed(code, "on_site")
+    assert d.teams.status_of(code) == "on_site"
+    d.cached_status_changed(code, before)
+    d.cached_status_changed("NO-SUCH-TEAM", "on_site")  # a team the cache does not know: left to rebuild()
+    assert "NO-SUCH-TEAM" not in d.teams.index
+    assert d.cached_position_changed(code, None, None, now.timestamp()) is False

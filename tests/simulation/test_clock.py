@@ -119,8 +119,8 @@ def test_a_late_announcement_never_undoes_a_newer_cached_state(sim_copy, setting
         with engine.begin() as conn:
             conn.execute(text("UPDATE teams SET status = 'off_duty' WHERE code = :c"), {"c": team.code})
         set_cached_team_status(d, team.code, "off_duty")
-        off = int(d.teams.status[i])
+        off = d.teams.status_of(team.code)
         hub._handle({"kind": "team", "team": team.code, "status": "available"})  # an earlier change, announced late
-        assert int(d.teams.status[i]) == off
+        assert d.teams.status_of(team.code) == off == "off_duty"
     finally:
         engine.dispose()

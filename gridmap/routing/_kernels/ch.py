@@ -86,7 +86,8 @@ def _append(to, w, arc, start, length, cap, end, node, x, wt, a):
 
 
 @nb.njit(cache=True)
-def _sc_buffers(n):
+def _shortcut_buffers(n):
+    """Room for ``n`` shortcuts: (tail, head, weight, first arc, second arc)."""
     return (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.float64), np.empty(n, np.int64),
             np.empty(n, np.int64))
 
@@ -102,16 +103,16 @@ def _list_find(to, start, length, node, x):
 
 @nb.njit(cache=True)
 def _witness(out_to, out_w, out_start, out_len, src, skip, limit, targets, n_targets, max_settle,
-             dist, stamp, cur, hk, hv):
+             dist, stamp, cur, heap_keys, heap_nodes):
     """Dijkstra from ``src`` in the remaining graph without node ``skip``, up to cost ``limit`` or
     ``max_settle`` settled nodes or until every target is settled. ``dist`` is valid where stamp == cur."""
     stamp[src] = cur
     dist[src] = 0.0
-    size = _push(hk, hv, 0, 0.0, src)
+    size = _push(heap_keys, heap_nodes, 0, 0.0, src)
     settled = 0
     left = n_targets
     while size > 0:
-        d, v, size = _pop(hk, hv, size)
+        d, v, size = _pop(heap_keys, heap_nodes, size)
         if d > dist[v]:
             continue
         if d > limit:
@@ -130,78 +131,125 @@ def _witness(out_to, out_w, out_start, out_len, src, skip, limit, targets, n_tar
             u = out_to[i]
             if u == skip:
                 continue
-            nd = d + out_w[i]
-            if nd <= limit and (stamp[u] != cur or nd < dist[u]):
+            new_d = d + out_w[i]
+            if new_d <= limit and (stamp[u] != cur or new_d < dist[u]):
                 stamp[u] = cur
-                dist[u] = nd
-                if size >= hk.shape[0]:
+                dist[u] = new_d
+                if size >= heap_keys.shape[0]:
                     return  # heap full: stop early (more shortcuts, never a wrong one)
-                size = _push(hk, hv, size, nd, u)
+                size = _push(heap_keys, heap_nodes, size, new_d, u)
 
 
 @nb.njit(cache=True)
 def _shortcuts(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, out_arc, in_arc,
-               max_settle, dist, stamp, cur, hk, hv, targets, sc_u, sc_x, sc_w, sc_a1, sc_a2):
+               max_settle, dist, stamp, cur, heap_keys, heap_nodes, targets,
+               sc_tail, sc_head, sc_w, sc_first, sc_second):
     """The shortcuts u -> x that contracting v needs: one per in-neighbour u and out-neighbour x (u != x)
     with no witness path u ~> x avoiding v at most as long as u -> v -> x. Writes them to the ``sc_*``
-    buffers (room for in_len[v] * out_len[v]) and returns (count, stamp counter after the searches)."""
-    so = out_start[v]
-    no = out_len[v]
-    n_sc = 0
-    if no == 0 or in_len[v] == 0:
+    buffers (room for in_len[v] * out_len[v]: the CH arcs u -> v and v -> x they stand for are
+    ``sc_first`` and ``sc_second``) and returns (count, stamp counter after the searches)."""
+    out_first = out_start[v]
+    n_out = out_len[v]
+    n_shortcuts = 0
+    if n_out == 0 or in_len[v] == 0:
         return 0, cur
     max_out = 0.0
-    for j in range(no):
-        targets[j] = out_to[so + j]
-        if out_w[so + j] > max_out:
-            max_out = out_w[so + j]
-    si = in_start[v]
-    for i in range(si, si + in_len[v]):
+    for j in range(n_out):
+        targets[j] = out_to[out_first + j]
+        if out_w[out_first + j] > max_out:
+            max_out = out_w[out_first + j]
+    in_first = in_start[v]
+    for i in range(in_first, in_first + in_len[v]):
         u = in_to[i]
-        a = in_w[i]
+        to_v = in_w[i]
         cur += 1
-        _witness(out_to, out_w, out_start, out_len, u, v, a + max_out, targets, no, max_settle,
-                 dist, stamp, cur, hk, hv)
-        for j in range(so, so + no):
+        _witness(out_to, out_w, out_start, out_len, u, v, to_v + max_out, targets, n_out, max_settle,
+                 dist, stamp, cur, heap_keys, heap_nodes)
+        for j in range(out_first, out_first + n_out):
             x = out_to[j]
             if x == u:
                 continue
-            via = a + out_w[j]
+            via = to_v + out_w[j]
             if stamp[x] == cur and dist[x] <= via:
                 continue  # a witness path: no shortcut needed
-            sc_u[n_sc] = u
-            sc_x[n_sc] = x
-            sc_w[n_sc] = via
-            sc_a1[n_sc] = in_arc[i]
-            sc_a2[n_sc] = out_arc[j]
-            n_sc += 1
-    return n_sc, cur
+            sc_tail[n_shortcuts] = u
+            sc_head[n_shortcuts] = x
+            sc_w[n_shortcuts] = via
+            sc_first[n_shortcuts] = in_arc[i]
+            sc_second[n_shortcuts] = out_arc[j]
+            n_shortcuts += 1
+    return n_shortcuts, cur
 
 
 @nb.njit(cache=True)
-def _simulate(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, arc_hops,
-              out_arc, in_arc, max_settle, dist, stamp, cur, hk, hv, targets, sc_u, sc_x, sc_w, sc_a1, sc_a2):
-    """Shortcuts that contracting v would add, and the original edges they would stand for.
-    Returns (shortcuts, their hops, stamp counter after the searches)."""
-    n_sc, cur = _shortcuts(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, out_arc, in_arc,
-                           max_settle, dist, stamp, cur, hk, hv, targets, sc_u, sc_x, sc_w, sc_a1, sc_a2)
-    hops = 0
-    for k in range(n_sc):
-        hops += arc_hops[sc_a1[k]] + arc_hops[sc_a2[k]]
-    return n_sc, hops, cur
-
-
-@nb.njit(cache=True)
-def _priority(v, n_sc, hops, out_len, in_len, arc_hops, out_arc, out_start, in_arc, in_start, depth):
+def _priority(v, n_shortcuts, hops, out_len, in_len, arc_hops, out_arc, out_start, in_arc, in_start, depth):
+    """2·(shortcuts added / arcs removed) + (original edges added / removed) + depth: lower goes first."""
     removed = out_len[v] + in_len[v]
     removed_hops = 0
     for i in range(out_start[v], out_start[v] + out_len[v]):
         removed_hops += arc_hops[out_arc[i]]
     for i in range(in_start[v], in_start[v] + in_len[v]):
         removed_hops += arc_hops[in_arc[i]]
-    eq = n_sc / removed if removed > 0 else 0.0
-    hq = hops / removed_hops if removed_hops > 0 else 0.0
-    return 2.0 * eq + hq + depth[v]
+    edge_quotient = n_shortcuts / removed if removed > 0 else 0.0
+    hop_quotient = hops / removed_hops if removed_hops > 0 else 0.0
+    return 2.0 * edge_quotient + hop_quotient + depth[v]
+
+
+@nb.njit(cache=True)
+def _room(v, out_len, in_len, targets, sc_tail, sc_head, sc_w, sc_first, sc_second):
+    """The witness targets and shortcut buffers, grown if contracting v could need more room."""
+    need = out_len[v]
+    if need > targets.shape[0]:
+        targets = np.empty(2 * need, np.int64)
+    if in_len[v] * need > sc_tail.shape[0]:
+        sc_tail, sc_head, sc_w, sc_first, sc_second = _shortcut_buffers(2 * in_len[v] * need)
+    return targets, sc_tail, sc_head, sc_w, sc_first, sc_second
+
+
+@nb.njit(cache=True)
+def _estimate(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, arc_hops, out_arc, in_arc,
+              sim_settle, depth, dist, stamp, cur, heap_keys, heap_nodes,
+              targets, sc_tail, sc_head, sc_w, sc_first, sc_second):
+    """The priority of contracting v now: its shortcuts simulated (witness searches limited to ``sim_settle``).
+
+    Returns (priority, stamp counter, and the scratch arrays, grown if they had to be)."""
+    targets, sc_tail, sc_head, sc_w, sc_first, sc_second = _room(v, out_len, in_len, targets, sc_tail, sc_head,
+                                                                 sc_w, sc_first, sc_second)
+    n_shortcuts, cur = _shortcuts(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, out_arc,
+                                  in_arc, sim_settle, dist, stamp, cur, heap_keys, heap_nodes, targets,
+                                  sc_tail, sc_head, sc_w, sc_first, sc_second)
+    hops = 0
+    for q in range(n_shortcuts):
+        hops += arc_hops[sc_first[q]] + arc_hops[sc_second[q]]
+    priority = _priority(v, n_shortcuts, hops, out_len, in_len, arc_hops, out_arc, out_start, in_arc, in_start,
+                         depth)
+    return priority, cur, targets, sc_tail, sc_head, sc_w, sc_first, sc_second
+
+
+@nb.njit(cache=True)
+def _record_up(v, to, arc, first, count, rec_node, rec_other, rec_arc, n_rec):
+    """Append v's remaining arcs (``count`` from ``first`` in a pool: all to higher-ranked nodes now) to the
+    upward-arc records; returns the (possibly grown) records and their count."""
+    if n_rec + count >= rec_node.shape[0]:
+        rec_node = _grow1(rec_node, n_rec + count + 1)
+        rec_other = _grow1(rec_other, n_rec + count + 1)
+        rec_arc = _grow1(rec_arc, n_rec + count + 1)
+    for j in range(first, first + count):
+        rec_node[n_rec] = v
+        rec_other[n_rec] = to[j]
+        rec_arc[n_rec] = arc[j]
+        n_rec += 1
+    return rec_node, rec_other, rec_arc, n_rec
+
+
+@nb.njit(cache=True)
+def _push_queue(queue_keys, queue_nodes, queue_size, key, v):
+    """Push onto the node-order queue, growing it first if it is full."""
+    if queue_size >= queue_keys.shape[0]:
+        queue_keys = _grow1(queue_keys, queue_size + 1)
+        queue_nodes = _grow1(queue_nodes, queue_size + 1)
+    queue_size = _push(queue_keys, queue_nodes, queue_size, key, v)
+    return queue_keys, queue_nodes, queue_size
 
 
 @nb.njit(cache=True)
@@ -218,7 +266,7 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
     (``arc_hops``: how many original edges an arc stands for).
     """
     m = tail.shape[0]
-    # CH arcs
+    # CH arcs: the original ones first, shortcuts appended as they are made
     cap_arcs = 2 * m + 16
     arc_tail = np.empty(cap_arcs, np.int64)
     arc_head = np.empty(cap_arcs, np.int64)
@@ -236,7 +284,7 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
         arc_c2[i] = -1
         arc_orig[i] = orig[i]
         arc_hops[i] = 1
-    # adjacency pools
+    # adjacency pools: every node's out-list and in-list, with 2 spare places each
     out_len = np.zeros(n, np.int64)
     in_len = np.zeros(n, np.int64)
     for i in range(m):
@@ -246,48 +294,46 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
     in_start = np.empty(n, np.int64)
     out_cap = np.empty(n, np.int64)
     in_cap = np.empty(n, np.int64)
-    po = 0
-    pi = 0
+    out_end = 0
+    in_end = 0
     for v in range(n):
-        out_start[v] = po
+        out_start[v] = out_end
         out_cap[v] = out_len[v] + 2
-        po += out_cap[v]
-        in_start[v] = pi
+        out_end += out_cap[v]
+        in_start[v] = in_end
         in_cap[v] = in_len[v] + 2
-        pi += in_cap[v]
-    pool = max(po, pi) * 3 + 64
+        in_end += in_cap[v]
+    pool = max(out_end, in_end) * 3 + 64
     out_to = np.empty(pool, np.int64)
     out_w = np.empty(pool, np.float64)
     out_arc = np.empty(pool, np.int64)
     in_to = np.empty(pool, np.int64)
     in_w = np.empty(pool, np.float64)
     in_arc = np.empty(pool, np.int64)
-    fill_o = np.zeros(n, np.int64)
-    fill_i = np.zeros(n, np.int64)
+    out_fill = np.zeros(n, np.int64)
+    in_fill = np.zeros(n, np.int64)
     for i in range(m):
         a = tail[i]
         b = head[i]
-        k = out_start[a] + fill_o[a]
+        k = out_start[a] + out_fill[a]
         out_to[k] = b
         out_w[k] = weight[i]
         out_arc[k] = i
-        fill_o[a] += 1
-        k = in_start[b] + fill_i[b]
+        out_fill[a] += 1
+        k = in_start[b] + in_fill[b]
         in_to[k] = a
         in_w[k] = weight[i]
         in_arc[k] = i
-        fill_i[b] += 1
-    end_o = po
-    end_i = pi
+        in_fill[b] += 1
 
     # search state
     dist = np.zeros(n, np.float64)
     stamp = np.zeros(n, np.int64)
     cur = 0
-    hk = np.empty(1 << 16, np.float64)
-    hv = np.empty(1 << 16, np.int64)
+    heap_keys = np.empty(1 << 16, np.float64)
+    heap_nodes = np.empty(1 << 16, np.int64)
     targets = np.empty(64, np.int64)
-    sc_u, sc_x, sc_w, sc_a1, sc_a2 = _sc_buffers(1024)  # the shortcuts of one contraction
+    sc_tail, sc_head, sc_w, sc_first, sc_second = _shortcut_buffers(1024)  # the shortcuts of one contraction
 
     depth = np.zeros(n, np.float64)
     prio = np.empty(n, np.float64)
@@ -296,21 +342,16 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
     seen = np.full(n, -1, np.int64)
 
     # the node-order queue (lazy: an entry is current only if its key equals prio[v])
-    qcap = 4 * n + 16
-    qk = np.empty(qcap, np.float64)
-    qv = np.empty(qcap, np.int64)
-    qsize = 0
+    queue_cap = 4 * n + 16
+    queue_keys = np.empty(queue_cap, np.float64)
+    queue_nodes = np.empty(queue_cap, np.int64)
+    queue_size = 0
     for v in range(n):
-        need = out_len[v]
-        if need > targets.shape[0]:
-            targets = np.empty(2 * need, np.int64)
-        if in_len[v] * need > sc_u.shape[0]:
-            sc_u, sc_x, sc_w, sc_a1, sc_a2 = _sc_buffers(2 * in_len[v] * need)
-        n_sc, hops, cur = _simulate(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len,
-                                    arc_hops, out_arc, in_arc, sim_settle, dist, stamp, cur, hk, hv, targets,
-                                    sc_u, sc_x, sc_w, sc_a1, sc_a2)
-        prio[v] = _priority(v, n_sc, hops, out_len, in_len, arc_hops, out_arc, out_start, in_arc, in_start, depth)
-        qsize = _push(qk, qv, qsize, prio[v], v)
+        prio[v], cur, targets, sc_tail, sc_head, sc_w, sc_first, sc_second = _estimate(
+            v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, arc_hops, out_arc, in_arc,
+            sim_settle, depth, dist, stamp, cur, heap_keys, heap_nodes,
+            targets, sc_tail, sc_head, sc_w, sc_first, sc_second)
+        queue_size = _push(queue_keys, queue_nodes, queue_size, prio[v], v)
 
     # the upward arcs, recorded as each node is contracted
     up_cap = 2 * m + 16
@@ -324,63 +365,39 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
     n_bwd = 0
 
     order = 0
-    while qsize > 0:
-        p, v, qsize = _pop(qk, qv, qsize)
-        if contracted[v] or p != prio[v]:
+    while queue_size > 0:
+        key, v, queue_size = _pop(queue_keys, queue_nodes, queue_size)
+        if contracted[v] or key != prio[v]:
             continue
         # lazy update: re-evaluate; if it got worse than the next best, put it back
-        need = out_len[v]
-        if need > targets.shape[0]:
-            targets = np.empty(2 * need, np.int64)
-        if in_len[v] * need > sc_u.shape[0]:
-            sc_u, sc_x, sc_w, sc_a1, sc_a2 = _sc_buffers(2 * in_len[v] * need)
-        n_sc, hops, cur = _simulate(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len,
-                                    arc_hops, out_arc, in_arc, sim_settle, dist, stamp, cur, hk, hv, targets,
-                                    sc_u, sc_x, sc_w, sc_a1, sc_a2)
-        newp = _priority(v, n_sc, hops, out_len, in_len, arc_hops, out_arc, out_start, in_arc, in_start, depth)
-        if qsize > 0 and newp > qk[0]:
-            prio[v] = newp
-            if qsize >= qk.shape[0]:
-                qk = _grow1(qk, qsize + 1)
-                qv = _grow1(qv, qsize + 1)
-            qsize = _push(qk, qv, qsize, newp, v)
+        new_prio, cur, targets, sc_tail, sc_head, sc_w, sc_first, sc_second = _estimate(
+            v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, arc_hops, out_arc, in_arc,
+            sim_settle, depth, dist, stamp, cur, heap_keys, heap_nodes,
+            targets, sc_tail, sc_head, sc_w, sc_first, sc_second)
+        if queue_size > 0 and new_prio > queue_keys[0]:
+            prio[v] = new_prio
+            queue_keys, queue_nodes, queue_size = _push_queue(queue_keys, queue_nodes, queue_size, new_prio, v)
             continue
 
         # record v's upward arcs (its remaining neighbours are all of higher rank)
-        so = out_start[v]
-        no = out_len[v]
-        si = in_start[v]
-        ni = in_len[v]
-        if n_fwd + no >= fwd_tail.shape[0]:
-            fwd_tail = _grow1(fwd_tail, n_fwd + no + 1)
-            fwd_head = _grow1(fwd_head, n_fwd + no + 1)
-            fwd_arc = _grow1(fwd_arc, n_fwd + no + 1)
-        for j in range(so, so + no):
-            fwd_tail[n_fwd] = v
-            fwd_head[n_fwd] = out_to[j]
-            fwd_arc[n_fwd] = out_arc[j]
-            n_fwd += 1
-        if n_bwd + ni >= bwd_node.shape[0]:
-            bwd_node = _grow1(bwd_node, n_bwd + ni + 1)
-            bwd_from = _grow1(bwd_from, n_bwd + ni + 1)
-            bwd_arc = _grow1(bwd_arc, n_bwd + ni + 1)
-        for j in range(si, si + ni):
-            bwd_node[n_bwd] = v
-            bwd_from[n_bwd] = in_to[j]
-            bwd_arc[n_bwd] = in_arc[j]
-            n_bwd += 1
+        out_first = out_start[v]
+        n_out = out_len[v]
+        in_first = in_start[v]
+        n_in = in_len[v]
+        fwd_tail, fwd_head, fwd_arc, n_fwd = _record_up(v, out_to, out_arc, out_first, n_out,
+                                                        fwd_tail, fwd_head, fwd_arc, n_fwd)
+        bwd_node, bwd_from, bwd_arc, n_bwd = _record_up(v, in_to, in_arc, in_first, n_in,
+                                                        bwd_node, bwd_from, bwd_arc, n_bwd)
 
         # the shortcuts
-        if no > 0 and ni > 0:
-            if no > targets.shape[0]:
-                targets = np.empty(2 * no, np.int64)
-            if ni * no > sc_u.shape[0]:
-                sc_u, sc_x, sc_w, sc_a1, sc_a2 = _sc_buffers(2 * ni * no)
+        if n_out > 0 and n_in > 0:
+            targets, sc_tail, sc_head, sc_w, sc_first, sc_second = _room(v, out_len, in_len, targets, sc_tail,
+                                                                         sc_head, sc_w, sc_first, sc_second)
             n_new, cur = _shortcuts(v, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, out_arc,
-                                    in_arc, max_settle, dist, stamp, cur, hk, hv, targets,
-                                    sc_u, sc_x, sc_w, sc_a1, sc_a2)
+                                    in_arc, max_settle, dist, stamp, cur, heap_keys, heap_nodes, targets,
+                                    sc_tail, sc_head, sc_w, sc_first, sc_second)
             for q in range(n_new):
-                u, x, via, a_arc, b_arc = sc_u[q], sc_x[q], sc_w[q], sc_a1[q], sc_a2[q]
+                u, x, via, first_arc, second_arc = sc_tail[q], sc_head[q], sc_w[q], sc_first[q], sc_second[q]
                 if n_arcs >= arc_tail.shape[0]:
                     arc_tail = _grow1(arc_tail, n_arcs + 1)
                     arc_head = _grow1(arc_head, n_arcs + 1)
@@ -393,36 +410,36 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
                 arc_tail[sc] = u
                 arc_head[sc] = x
                 arc_w[sc] = via
-                arc_c1[sc] = a_arc
-                arc_c2[sc] = b_arc
+                arc_c1[sc] = first_arc
+                arc_c2[sc] = second_arc
                 arc_orig[sc] = -1
-                arc_hops[sc] = arc_hops[a_arc] + arc_hops[b_arc]
+                arc_hops[sc] = arc_hops[first_arc] + arc_hops[second_arc]
                 n_arcs += 1
                 k = _list_find(out_to, out_start, out_len, u, x)
                 if k >= 0:
                     if out_w[k] > via:  # a parallel arc gets the better weight
                         out_w[k] = via
                         out_arc[k] = sc
-                        k2 = _list_find(in_to, in_start, in_len, x, u)
-                        in_w[k2] = via
-                        in_arc[k2] = sc
+                        k_in = _list_find(in_to, in_start, in_len, x, u)
+                        in_w[k_in] = via
+                        in_arc[k_in] = sc
                     continue
                 # append u -> x to u's out-list and x's in-list
-                out_to, out_w, out_arc, end_o = _append(out_to, out_w, out_arc, out_start, out_len, out_cap,
-                                                        end_o, u, x, via, sc)
-                in_to, in_w, in_arc, end_i = _append(in_to, in_w, in_arc, in_start, in_len, in_cap,
-                                                     end_i, x, u, via, sc)
+                out_to, out_w, out_arc, out_end = _append(out_to, out_w, out_arc, out_start, out_len, out_cap,
+                                                          out_end, u, x, via, sc)
+                in_to, in_w, in_arc, in_end = _append(in_to, in_w, in_arc, in_start, in_len, in_cap,
+                                                      in_end, x, u, via, sc)
 
         # take v out of the remaining graph, and update its neighbours
         contracted[v] = True
         rank[v] = order
         order += 1
-        for j in range(so, so + no):
+        for j in range(out_first, out_first + n_out):
             x = out_to[j]
             _list_remove(in_to, in_w, in_arc, in_start, in_len, x, v)
             if depth[x] < depth[v] + 1.0:
                 depth[x] = depth[v] + 1.0
-        for j in range(si, si + ni):
+        for j in range(in_first, in_first + n_in):
             u = in_to[j]
             _list_remove(out_to, out_w, out_arc, out_start, out_len, u, v)
             if depth[u] < depth[v] + 1.0:
@@ -431,29 +448,20 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
         in_len[v] = 0
         # neighbours' priorities change: re-estimate them (each distinct neighbour once)
         for side in range(2):
-            s = so if side == 0 else si
-            cnt = no if side == 0 else ni
-            for j in range(s, s + cnt):
+            first = out_first if side == 0 else in_first
+            count = n_out if side == 0 else n_in
+            for j in range(first, first + count):
                 x = out_to[j] if side == 0 else in_to[j]
                 if contracted[x] or seen[x] == order:
                     continue
                 seen[x] = order
                 if out_len[x] + in_len[x] > max_update_degree:
                     continue  # dense core: left to the lazy re-evaluation when x comes up
-                need = out_len[x]
-                if need > targets.shape[0]:
-                    targets = np.empty(2 * need, np.int64)
-                if in_len[x] * need > sc_u.shape[0]:
-                    sc_u, sc_x, sc_w, sc_a1, sc_a2 = _sc_buffers(2 * in_len[x] * need)
-                n_sc, hops, cur = _simulate(x, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len,
-                                            arc_hops, out_arc, in_arc, sim_settle, dist, stamp, cur, hk, hv,
-                                            targets, sc_u, sc_x, sc_w, sc_a1, sc_a2)
-                prio[x] = _priority(x, n_sc, hops, out_len, in_len, arc_hops, out_arc, out_start, in_arc,
-                                    in_start, depth)
-                if qsize >= qk.shape[0]:
-                    qk = _grow1(qk, qsize + 1)
-                    qv = _grow1(qv, qsize + 1)
-                qsize = _push(qk, qv, qsize, prio[x], x)
+                prio[x], cur, targets, sc_tail, sc_head, sc_w, sc_first, sc_second = _estimate(
+                    x, out_to, out_w, out_start, out_len, in_to, in_w, in_start, in_len, arc_hops, out_arc, in_arc,
+                    sim_settle, depth, dist, stamp, cur, heap_keys, heap_nodes,
+                    targets, sc_tail, sc_head, sc_w, sc_first, sc_second)
+                queue_keys, queue_nodes, queue_size = _push_queue(queue_keys, queue_nodes, queue_size, prio[x], x)
     return (rank, fwd_tail[:n_fwd].copy(), fwd_head[:n_fwd].copy(), fwd_arc[:n_fwd].copy(),
             bwd_node[:n_bwd].copy(), bwd_from[:n_bwd].copy(), bwd_arc[:n_bwd].copy(),
             arc_tail[:n_arcs].copy(), arc_head[:n_arcs].copy(), arc_w[:n_arcs].copy(),
@@ -462,7 +470,7 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
 
 # -- searches on the hierarchy -----------------------------------------------------------------------------
 @nb.njit(cache=True, inline="always")
-def _seed(nodes, costs, dist, stamp, cur, pred_arc, pred_node, hk, hv):
+def _seed(nodes, costs, dist, stamp, cur, pred_arc, pred_node, heap_keys, heap_nodes):
     """Start a search at ``nodes`` with ``costs`` (the cheaper of duplicates); returns the heap's size."""
     size = 0
     for i in range(nodes.shape[0]):
@@ -473,7 +481,7 @@ def _seed(nodes, costs, dist, stamp, cur, pred_arc, pred_node, hk, hv):
             dist[s] = c
             pred_arc[s] = -1
             pred_node[s] = -1
-            size = _push(hk, hv, size, c, s)
+            size = _push(heap_keys, heap_nodes, size, c, s)
     return size
 
 
@@ -489,7 +497,7 @@ def _stalled(v, d, s_ptr, s_nbr, s_w, dist, stamp, cur):
 
 @nb.njit(cache=True)
 def up_search(r_ptr, r_nbr, r_w, r_arc, s_ptr, s_nbr, s_w, src_nodes, src_costs, horizon,
-              dist, stamp, cur, pred_arc, pred_node, hk, hv, out_node, out_d, stop_node=-1):
+              dist, stamp, cur, pred_arc, pred_node, heap_keys, heap_nodes, out_node, out_d, stop_node=-1):
     """Upward Dijkstra from ``src_nodes`` (start costs ``src_costs``) with stall-on-demand.
 
     Relaxes the arcs ``r_*`` (the forward upward arcs for a search *from* a point, the backward ones for
@@ -500,10 +508,10 @@ def up_search(r_ptr, r_nbr, r_w, r_arc, s_ptr, s_nbr, s_w, src_nodes, src_costs,
     their count (-1 if ``out_node`` is too small). With ``stop_node`` >= 0 the search ends when that
     node is settled (a route to a known meeting node needs nothing more).
     """
-    size = _seed(src_nodes, src_costs, dist, stamp, cur, pred_arc, pred_node, hk, hv)
+    size = _seed(src_nodes, src_costs, dist, stamp, cur, pred_arc, pred_node, heap_keys, heap_nodes)
     n_out = 0
     while size > 0:
-        d, v, size = _pop(hk, hv, size)
+        d, v, size = _pop(heap_keys, heap_nodes, size)
         if d > dist[v]:
             continue
         if d > horizon:
@@ -519,21 +527,21 @@ def up_search(r_ptr, r_nbr, r_w, r_arc, s_ptr, s_nbr, s_w, src_nodes, src_costs,
             break
         for i in range(r_ptr[v], r_ptr[v + 1]):
             x = r_nbr[i]
-            nd = d + r_w[i]
-            if stamp[x] != cur or nd < dist[x]:
+            new_d = d + r_w[i]
+            if stamp[x] != cur or new_d < dist[x]:
                 stamp[x] = cur
-                dist[x] = nd
+                dist[x] = new_d
                 pred_arc[x] = r_arc[i]
                 pred_node[x] = v
-                if size >= hk.shape[0]:
+                if size >= heap_keys.shape[0]:
                     return -1
-                size = _push(hk, hv, size, nd, x)
+                size = _push(heap_keys, heap_nodes, size, new_d, x)
     return n_out
 
 
 @nb.njit(cache=True)
 def fill_buckets(f_ptr, f_nbr, f_w, f_arc, b_ptr, b_nbr, b_w, slots, nodes, costs, horizon,
-                 dist, stamp, cur, pred_arc, pred_node, hk, hv, tmp_node, tmp_d,
+                 dist, stamp, cur, pred_arc, pred_node, heap_keys, heap_nodes, tmp_node, tmp_d,
                  out_node, out_slot, out_d):
     """The bucket entries of many team slots: one forward upward search per slot.
 
@@ -546,7 +554,7 @@ def fill_buckets(f_ptr, f_nbr, f_w, f_arc, b_ptr, b_nbr, b_w, slots, nodes, cost
         src[0] = nodes[i]
         cost[0] = costs[i]
         got = up_search(f_ptr, f_nbr, f_w, f_arc, b_ptr, b_nbr, b_w, src, cost, horizon,
-                        dist, stamp, cur, pred_arc, pred_node, hk, hv, tmp_node, tmp_d)
+                        dist, stamp, cur, pred_arc, pred_node, heap_keys, heap_nodes, tmp_node, tmp_d)
         if got < 0 or n + got > out_node.shape[0]:
             return -1, cur
         for j in range(got):
@@ -573,7 +581,7 @@ def nearest_by_buckets(
     bk_ptr, bk_slot, bk_d, bk_gen,
     ov_head, ov_next, ov_slot, ov_d, ov_gen,
     slot_gen, team_ok, k, horizon,
-    dist, stamp, cur, pred_arc, pred_node, hk, hv,
+    dist, stamp, cur, pred_arc, pred_node, heap_keys, heap_nodes,
     team_eta, team_slot, team_meet, team_stamp,
     top_team, top_eta,
 ):
@@ -587,13 +595,13 @@ def nearest_by_buckets(
     meeting node: buckets meet teams in no particular order, so the caller picks the nearest ineligible
     ones from those afterwards. Returns (eligible teams found <= k, nodes settled).
     """
-    size = _seed(seed_nodes, seed_costs, dist, stamp, cur, pred_arc, pred_node, hk, hv)
+    size = _seed(seed_nodes, seed_costs, dist, stamp, cur, pred_arc, pred_node, heap_keys, heap_nodes)
     for j in range(k):
         top_team[j] = -1
         top_eta[j] = INF
     settled = 0
     while size > 0:
-        d, v, size = _pop(hk, hv, size)
+        d, v, size = _pop(heap_keys, heap_nodes, size)
         if d > dist[v]:
             continue
         if d > horizon or top_eta[k - 1] <= d:
@@ -604,43 +612,43 @@ def nearest_by_buckets(
         # the bucket of v: the static part, then the overlay of recent moves
         for part in range(2):
             if part == 0:
-                e = bk_ptr[v]
+                entry = bk_ptr[v]
                 stop = bk_ptr[v + 1]
             else:
-                e = ov_head[v]
+                entry = ov_head[v]
                 stop = -1
-            while e != stop:
+            while entry != stop:
                 if part == 0:
-                    s = bk_slot[e]
-                    ok_gen = bk_gen[e] == slot_gen[s]
-                    eta = bk_d[e] + d
-                    nxt = e + 1
+                    slot = bk_slot[entry]
+                    current = bk_gen[entry] == slot_gen[slot]  # an older generation: the slot has moved since
+                    eta = bk_d[entry] + d
+                    next_entry = entry + 1
                 else:
-                    s = ov_slot[e]
-                    ok_gen = ov_gen[e] == slot_gen[s]
-                    eta = ov_d[e] + d
-                    nxt = ov_next[e]
-                e = nxt
-                if not ok_gen:
+                    slot = ov_slot[entry]
+                    current = ov_gen[entry] == slot_gen[slot]
+                    eta = ov_d[entry] + d
+                    next_entry = ov_next[entry]
+                entry = next_entry
+                if not current:
                     continue
-                team = s >> 1
+                team = slot >> 1
                 if team_stamp[team] == cur and eta >= team_eta[team]:
                     continue
                 team_stamp[team] = cur
                 team_eta[team] = eta
-                team_slot[team] = s
+                team_slot[team] = slot
                 team_meet[team] = v
                 if team_ok[team]:
                     _offer(team, eta, k, top_team, top_eta)
         for i in range(b_ptr[v], b_ptr[v + 1]):
             x = b_nbr[i]
-            nd = d + b_w[i]
-            if stamp[x] != cur or nd < dist[x]:
+            new_d = d + b_w[i]
+            if stamp[x] != cur or new_d < dist[x]:
                 stamp[x] = cur
-                dist[x] = nd
+                dist[x] = new_d
                 pred_arc[x] = b_arc[i]
                 pred_node[x] = v
-                size = _push(hk, hv, size, nd, x)
+                size = _push(heap_keys, heap_nodes, size, new_d, x)
     found = 0
     for j in range(k):
         if top_team[j] >= 0:

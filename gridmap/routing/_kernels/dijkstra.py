@@ -19,47 +19,49 @@ INF = np.inf
 
 
 @nb.njit(cache=True, inline="always")
-def _push(hk, hv, size, key, val):
+def _push(heap_keys, heap_nodes, size, key, val):
+    """Push ``val`` at ``key`` onto a binary min-heap of ``size`` entries; returns the new size."""
     i = size
-    hk[i] = key
-    hv[i] = val
+    heap_keys[i] = key
+    heap_nodes[i] = val
     while i > 0:
-        p = (i - 1) >> 1
-        if hk[p] <= hk[i]:
+        parent = (i - 1) >> 1
+        if heap_keys[parent] <= heap_keys[i]:
             break
-        hk[p], hk[i] = hk[i], hk[p]
-        hv[p], hv[i] = hv[i], hv[p]
-        i = p
+        heap_keys[parent], heap_keys[i] = heap_keys[i], heap_keys[parent]
+        heap_nodes[parent], heap_nodes[i] = heap_nodes[i], heap_nodes[parent]
+        i = parent
     return size + 1
 
 
 @nb.njit(cache=True, inline="always")
-def _pop(hk, hv, size):
-    key = hk[0]
-    val = hv[0]
+def _pop(heap_keys, heap_nodes, size):
+    """Pop the smallest key: returns (key, value, new size)."""
+    key = heap_keys[0]
+    val = heap_nodes[0]
     size -= 1
-    hk[0] = hk[size]
-    hv[0] = hv[size]
+    heap_keys[0] = heap_keys[size]
+    heap_nodes[0] = heap_nodes[size]
     i = 0
     while True:
         left = 2 * i + 1
         if left >= size:
             break
-        c = left
-        if left + 1 < size and hk[left + 1] < hk[left]:
-            c = left + 1
-        if hk[i] <= hk[c]:
+        child = left
+        if left + 1 < size and heap_keys[left + 1] < heap_keys[left]:
+            child = left + 1
+        if heap_keys[i] <= heap_keys[child]:
             break
-        hk[c], hk[i] = hk[i], hk[c]
-        hv[c], hv[i] = hv[i], hv[c]
-        i = c
+        heap_keys[child], heap_keys[i] = heap_keys[i], heap_keys[child]
+        heap_nodes[child], heap_nodes[i] = heap_nodes[i], heap_nodes[child]
+        i = child
     return key, val, size
 
 
 @nb.njit(cache=True)
 def eligible(status, pos_at, skills, n, now, stale_after_s, required, out):
     """out[:n] = available (status 0), fresh and (without ``required``) any skill or one of ``required``'s.
-    Returns how many are eligible. The router's per-query mask in one pass (numpy takes three)."""
+    Returns how many are eligible. The team index's per-query mask in one pass (numpy takes three)."""
     count = 0
     for i in range(n):
         ok = status[i] == 0 and (now - pos_at[i]) <= stale_after_s and (required == 0 or (skills[i] & required) != 0)
@@ -91,10 +93,10 @@ def _offer(team, eta, k, top_team, top_eta):
 def nearest_teams(
     rindptr, radj, radj_edge, radj_w,
     seed_nodes, seed_costs,
-    head, nxt, slot_cost,
+    head, slot_next, slot_cost,
     team_ok, k, horizon,
     dist, stamp, pred_edge, cur,
-    heap_k, heap_v,
+    heap_keys, heap_nodes,
     team_eta, team_slot, team_stamp,
     top_team, top_eta,
     bad_team, max_bad,
@@ -117,14 +119,14 @@ def nearest_teams(
             stamp[s] = cur
             dist[s] = c
             pred_edge[s] = -1
-            size = _push(heap_k, heap_v, size, c, s)
+            size = _push(heap_keys, heap_nodes, size, c, s)
     for j in range(k):
         top_team[j] = -1
         top_eta[j] = INF
     n_bad = 0
     settled = 0
     while size > 0:
-        d, v, size = _pop(heap_k, heap_v, size)
+        d, v, size = _pop(heap_keys, heap_nodes, size)
         if d > dist[v]:
             continue  # stale heap entry
         if d > horizon or top_eta[k - 1] <= d:
@@ -144,15 +146,15 @@ def nearest_teams(
                 elif first and n_bad < max_bad:
                     bad_team[n_bad] = team
                     n_bad += 1
-            s = nxt[s]
+            s = slot_next[s]
         for idx in range(rindptr[v], rindptr[v + 1]):
             u = radj[idx]
-            nd = d + radj_w[idx]
-            if stamp[u] != cur or nd < dist[u]:
+            new_d = d + radj_w[idx]
+            if stamp[u] != cur or new_d < dist[u]:
                 stamp[u] = cur
-                dist[u] = nd
+                dist[u] = new_d
                 pred_edge[u] = radj_edge[idx]
-                size = _push(heap_k, heap_v, size, nd, u)
+                size = _push(heap_keys, heap_nodes, size, new_d, u)
     found = 0
     for j in range(k):
         if top_team[j] >= 0:
@@ -161,7 +163,7 @@ def nearest_teams(
 
 
 @nb.njit(cache=True)
-def multi_source_times(indptr, adj, adj_w, seed_nodes, seed_costs, horizon, dist, heap_k, heap_v):
+def multi_source_times(indptr, adj, adj_w, seed_nodes, seed_costs, horizon, dist, heap_keys, heap_nodes):
     """Plain multi-source Dijkstra over the whole graph up to ``horizon`` (dist must be +inf on entry).
 
     With the *reverse* graph and the facilities as seeds this gives, for every node, the travel time
@@ -172,15 +174,15 @@ def multi_source_times(indptr, adj, adj_w, seed_nodes, seed_costs, horizon, dist
         s = seed_nodes[i]
         if seed_costs[i] < dist[s]:
             dist[s] = seed_costs[i]
-            size = _push(heap_k, heap_v, size, seed_costs[i], s)
+            size = _push(heap_keys, heap_nodes, size, seed_costs[i], s)
     while size > 0:
-        d, v, size = _pop(heap_k, heap_v, size)
+        d, v, size = _pop(heap_keys, heap_nodes, size)
         if d > dist[v] or d > horizon:
             continue
         for idx in range(indptr[v], indptr[v + 1]):
             u = adj[idx]
-            nd = d + adj_w[idx]
-            if nd < dist[u]:
-                dist[u] = nd
-                size = _push(heap_k, heap_v, size, nd, u)
+            new_d = d + adj_w[idx]
+            if new_d < dist[u]:
+                dist[u] = new_d
+                size = _push(heap_keys, heap_nodes, size, new_d, u)
     return dist
