@@ -208,8 +208,12 @@ class Supervisor:
     def run(self) -> int:
         """Listen, start the workers, deal connections out until SIGTERM/SIGINT; returns the exit status."""
         listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.host, self.port))  # fails here, at once, if the address is taken
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((self.host, self.port))  # fails here, at once, if the address is taken
+        except OSError:
+            listener.close()
+            raise
         wake_r, wake_w = socket.socketpair()
         wake_w.setblocking(False)
         signal.set_wakeup_fd(wake_w.fileno())

@@ -31,13 +31,13 @@ import numpy.typing as npt
 import shapely
 from shapely.ops import substring
 
+from gridmap.core.vocabulary import TEAM_STATUSES
 from gridmap.routing._kernels import dijkstra as _dijkstra
 from gridmap.routing._kernels import routes as _routes
 from gridmap.routing.hierarchy import Buckets, Hierarchy, MetTeams
 from gridmap.routing.roadgraph import RoadGraph, Snaps, along_time, leave_costs, reach_costs, walk_time
 
 #: A team's status, by name: what the index's public methods take and return.
-TEAM_STATUSES = ("available", "assigned", "on_site", "off_duty")
 #: The same statuses as the small integers the index stores and its compiled kernels compare (0 = available):
 #: internal to the index (and to benchmarks that build their own arrays), never passed across layers.
 STATUS_CODES = {name: code for code, name in enumerate(TEAM_STATUSES)}

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine
 
 from gridmap.config import MEASURE_CRS
 from gridmap.core.crs import to_measure_crs, transformer
-from gridmap.core.vocabulary import LOCAL_TZ
+from gridmap.core.vocabulary import LOCAL_TZ, WGS84
 from gridmap.errors import Conflict, InvalidInput, NotFound
 from gridmap.routing.hierarchy import Hierarchy
 from gridmap.routing.many_to_one import network_times
@@ -124,7 +124,7 @@ def _now(now: dt.datetime | None) -> dt.datetime:
 def _to_4326(geom: BaseGeometry | None) -> BaseGeometry | None:
     if geom is None:
         return None
-    t = transformer(MEASURE_CRS, "EPSG:4326")
+    t = transformer(MEASURE_CRS, WGS84)
     return shapely.transform(geom, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
 
 
@@ -167,7 +167,7 @@ class Dispatcher:
         if nodes.empty or edges.empty:
             raise NotFound("the road network is empty", field="road_edges",
                            fix="load road_nodes and road_edges (gridmap sample load, or gridmap load)")
-        t = transformer("EPSG:4326", MEASURE_CRS)
+        t = transformer(WGS84, MEASURE_CRS)
         nx_, ny_ = t.transform(nodes.lon.to_numpy(), nodes.lat.to_numpy())
         geoms = to_measure_crs(edges.geometry.to_numpy())
         graph = RoadGraph.from_arrays(nodes.id, np.column_stack([nx_, ny_]), edges.source, edges.target,
@@ -277,7 +277,7 @@ class Dispatcher:
             updated = set(saved)
         keep = [j for j, c in enumerate(codes) if c in updated]
         if keep:
-            x, y = transformer("EPSG:4326", MEASURE_CRS).transform(lon[keep], lat[keep])
+            x, y = transformer(WGS84, MEASURE_CRS).transform(lon[keep], lat[keep])
             with self._lock:
                 assert self.teams is not None, _NOT_BUILT
                 self.teams.move_teams([codes[j] for j in keep], x, y, np.array([at[j].timestamp() for j in keep]))
@@ -310,7 +310,7 @@ class Dispatcher:
         that very fix. Returns whether the team moved."""
         if lon is None or lat is None:
             return False
-        x, y = transformer("EPSG:4326", MEASURE_CRS).transform(lon, lat)
+        x, y = transformer(WGS84, MEASURE_CRS).transform(lon, lat)
         at = float(at_epoch)
         with self._lock:
             teams = self.teams
@@ -347,7 +347,7 @@ class Dispatcher:
         """Rank the teams that can reach (lon, lat) first, with routes and reasons; for fire, also equipment."""
         now = _now(now)
         need = self.skills_for(category, skills)
-        x, y = transformer("EPSG:4326", MEASURE_CRS).transform(lon, lat)
+        x, y = transformer(WGS84, MEASURE_CRS).transform(lon, lat)
         with self._lock:
             assert self.teams is not None, _NOT_BUILT
             ranking: Ranking = self._rank(x, y, now=now.timestamp(), skills=need, k=k or self.policy.k,
@@ -508,7 +508,7 @@ class Dispatcher:
         (``micro_fire_station``, ``micro_fire_truck``, ``hydrant``).
         """
         now = _now(now)
-        t = transformer("EPSG:4326", MEASURE_CRS)
+        t = transformer(WGS84, MEASURE_CRS)
         px, py = t.transform(np.asarray(lon, float), np.asarray(lat, float))
         with self._lock:
             if kind in (*RESPONDER_KINDS, "hydrant"):  # equipment (none of the kind loaded: all +inf)

@@ -34,7 +34,7 @@ from gridmap.core.crs import transformer
 from gridmap.core.lifecycle import is_open, legal_actions, next_status
 from gridmap.core.location import check_lonlat
 from gridmap.core.privacy import redact_text
-from gridmap.core.vocabulary import ANSWERABLE_CHANNELS, LOCAL_TZ, OPEN_EVENT_STATUSES
+from gridmap.core.vocabulary import ANSWERABLE_CHANNELS, LOCAL_TZ, OPEN_EVENT_STATUSES, WGS84
 from gridmap.core.vocabulary import CHANNELS as ALL_CHANNELS
 from gridmap.errors import Conflict, Forbidden, GridmapError, InvalidInput, NotFound
 from gridmap.services import rungs
@@ -213,7 +213,7 @@ class EventService:
         d = self.dispatcher
         if d is not None and d.graph is not None and len(d.graph.node_xy):
             x, y = d.graph.node_xy[0]  # one ranking of the teams and of the fire equipment
-            lon, lat = transformer(MEASURE_CRS, "EPSG:4326").transform(x, y)
+            lon, lat = transformer(MEASURE_CRS, WGS84).transform(x, y)
             d.recommend(float(lon), float(lat), with_equipment=True)
 
     # -- intake -----------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine
 from gridmap.config import Settings, get_settings
 from gridmap.core.crs import Placement, geometries_gcj02_to_wgs84, is_geographic, placement, swap_xy
 from gridmap.core.geomcheck import check_geometries
+from gridmap.core.vocabulary import WGS84
 from gridmap.errors import FeatureProblem, InvalidInput, LoadRejected
 from gridmap.storage import bulk, files
 from gridmap.storage import dataset as dataset_sql
@@ -162,8 +163,8 @@ def _to_wgs84(gdf: gpd.GeoDataFrame, crs: CRS, name: str, settings: Settings, *,
     elif gcj02:
         raise InvalidInput(f"GCJ-02 is a lon/lat system, but the file is in {src_crs}", field="gcj02",
                            fix="drop --gcj02, or give lon/lat coordinates")
-    if not crs.equals("EPSG:4326"):
-        geoms = gpd.GeoSeries(geoms, crs=crs).to_crs("EPSG:4326").to_numpy()
+    if not crs.equals(WGS84):
+        geoms = gpd.GeoSeries(geoms, crs=crs).to_crs(WGS84).to_numpy()
     if gcj02:
         geoms = geometries_gcj02_to_wgs84(geoms)
 
