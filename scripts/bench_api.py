@@ -679,7 +679,7 @@ def main() -> None:
     try:
         server.start()
         admin, intake = token(base, "bench-admin"), token(base, "bench-intake")
-        # warm-up (JIT of the router's search, connection pools), not measured
+        # warm-up (JIT of the team index's search, connection pools), not measured
         refresh_positions(base, admin, teams)
         asyncio.run(drive(base, intake, bodies_for(f"{run}w", 100, spots, True, rng), args.concurrency))
         for name, dispatch in (("intake", False), ("intake+dispatch", True)):

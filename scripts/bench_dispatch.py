@@ -2,7 +2,7 @@
 
 What is timed is ``TeamIndex.rank(x, y, now=..., skills=[skill], k=5, with_routes=True)``: snap the event to
 its road edge, the search for the 5 nearest eligible teams, the explanations (picked and passed over) and
-the 5 route geometries. HTTP and the database are not timed. The router has the graph's contraction
+the 5 route geometries. HTTP and the database are not timed. The team index has the graph's contraction
 hierarchy attached, as ``Dispatcher`` builds it, and ``method="auto"`` chooses per query between its two
 compiled searches, both stopping as soon as the 5 best are certain: the reverse Dijkstra (dense teams)
 and the hierarchy's backward upward search over the teams' buckets (sparse teams). Rows for each search
@@ -179,7 +179,7 @@ class Scene:
     g: RoadGraph
     teams: Teams
     team_index: TeamIndex
-    skill_masks: np.ndarray  # per team, in the router's bit order
+    skill_masks: np.ndarray  # per team, in the team index's bit order
     team_node: np.ndarray  # nearest node of each team (for the node-based peers)
     ex: np.ndarray
     ey: np.ndarray

@@ -9,7 +9,7 @@ until ``--positions`` have been sent. Timed per method, end to end, sustained ov
 
   gridmap Dispatcher.report_positions     what the API's ``POST /v1/teams/positions`` calls: validation,
                                           one ``UPDATE ... FROM unnest(...)`` per batch (newer reports only,
-                                          ``RETURNING``), then the router's index (edge snap, node slots) and
+                                          ``RETURNING``), then the team index (edge snap, node slots) and
                                           the hierarchy's bucket searches for the moved teams
   ... without the hierarchy               the same with ``DispatchPolicy(hierarchy=False)``
   peer: executemany UPDATE                a row-by-row ``UPDATE teams SET ... WHERE code = %s`` through
@@ -23,7 +23,7 @@ and, for the in-memory index alone (no database):
                                           rtree-based live-team index would do
 
 After each database method, "in step" is checked: every team's position and time in PostGIS equal the
-router's (positions to 1e-7 degrees). Target (issue 3): at least 20,000 positions/s sustained in batches.
+the team index's (positions to 1e-7 degrees). Target (issue 3): at least 20,000 positions/s sustained in batches.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def stream(rows, n_positions: int, batch: int, seed: int, start: dt.datetime):
 
 
 def in_step(engine, d: Dispatcher) -> tuple[bool, str]:
-    """Every team's stored position and time equal the router's."""
+    """Every team's stored position and time equal the team index's."""
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT code, ST_X(geom), ST_Y(geom), extract(epoch FROM position_at) "
                                  "FROM teams WHERE geom IS NOT NULL")).all()
@@ -167,7 +167,7 @@ def run_orm(engine, batches, ids: dict[str, int]) -> tuple[float, Dispatcher]:
 
 
 def run_index_only(d: Dispatcher, batches) -> tuple[float, float]:
-    """gridmap's router index vs an rtree of points, the same moves (projected beforehand for both)."""
+    """gridmap's team index vs an rtree of points, the same moves (projected beforehand for both)."""
     to_xy = transformer("EPSG:4326", MEASURE_CRS)
     pre = []
     for b in batches:

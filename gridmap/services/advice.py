@@ -55,7 +55,7 @@ def _check_coords(coords: str) -> None:
 
 
 def _check_skills(d: Dispatcher, skills: list[str] | None) -> None:
-    """Skills asked for must be ones the dispatcher knows (its router would raise a KeyError: a 500)."""
+    """Skills asked for must be ones the dispatcher knows (its team index would raise a KeyError: a 500)."""
     if not skills:
         return
     known = set(d.teams.skill_bit) if d.teams is not None else set()

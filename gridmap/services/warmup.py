@@ -1,8 +1,8 @@
 """Compile the routing kernels once, before the API's workers need them.
 
-The dispatch searches run compiled kernels (``gridmap/routing/_kernels/ch.py``, ``dijkstra.py``, ``routes.py``,
-``_snap.py``; numba ``@njit(cache=True)``). The first process that calls a kernel with a given signature
-compiles it — about 40 s of CPU for all of them, minutes on a busy 2-core machine — and writes the machine
+The dispatch searches run compiled kernels (``ch.py``, ``dijkstra.py``, ``routes.py`` and ``snap.py`` in
+``gridmap/routing/_kernels``; numba ``@njit(cache=True)``). The first process that calls a kernel with a given
+signature compiles it — about 40 s of CPU for all of them, minutes on a busy 2-core machine — and writes the machine
 code next to the module (``__pycache__/*.nbi`` and ``*.nbc``). Every later process loads it from there in
 well under a second, as long as the module's source file is unchanged (numba's cache index keys on the
 file's modification time and size).
