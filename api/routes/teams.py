@@ -17,20 +17,10 @@ from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api import links
+from api import links, livefeed
 from api.deps import EventsDep, PrincipalDep, SessionDep, bearer
 from api.errors import ERROR_RESPONSES, status_of
 from api.field import IdempotencyKey, answer_response
-from api.livefeed import (
-    REFUSED,
-    Recheck,
-    Render,
-    Snapshot,
-    refuse,
-    run_websocket,
-    sse_response,
-    websocket_token,
-)
 from api.schemas import (
     ActionIn,
     AssignmentOut,
@@ -170,15 +160,15 @@ async def feed_ws(ws: WebSocket) -> None:
     app = ws.app
     await ws.accept()
     try:
-        token = await websocket_token(ws)
+        token = await livefeed.websocket_token(ws)
         p = await _feed_principal(app, token)
-    except REFUSED as exc:
-        await refuse(ws, exc)
+    except livefeed.REFUSED as exc:
+        await livefeed.refuse(ws, exc)
         return
-    await run_websocket(ws, p.team_id, p, *_team_feed(app, p, token))
+    await livefeed.run_websocket(ws, p.team_id, p, *_team_feed(app, p, token))
 
 
-def _team_feed(app: FastAPI, p: Principal, token: str | None) -> tuple[Snapshot, Recheck, Render]:
+def _team_feed(app: FastAPI, p: Principal, token: str | None) -> tuple[livefeed.Snapshot, livefeed.Recheck, livefeed.Render]:
     """A team's feed: its open assignments, then each new or changed one (the team re-checked each time)."""
 
     async def snapshot() -> dict:
@@ -205,4 +195,4 @@ async def feed_sse(request: Request, p: PrincipalDep,
         raise Forbidden(f"role {p.role!r} has no team feed", field="role",
                         fix="log in as the team's grid worker or volunteer")
     token = creds.credentials if creds else None
-    return sse_response(request, p.team_id, p, *_team_feed(request.app, p, token))
+    return livefeed.sse_response(request, p.team_id, p, *_team_feed(request.app, p, token))

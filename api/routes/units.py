@@ -12,18 +12,9 @@ from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api import livefeed
 from api.deps import PrincipalDep, SessionDep, bearer
 from api.errors import ERROR_RESPONSES
-from api.livefeed import (
-    REFUSED,
-    Recheck,
-    Render,
-    Snapshot,
-    refuse,
-    run_websocket,
-    sse_response,
-    websocket_token,
-)
 from api.schemas import Code
 from api.schemas_levels import InboxOut, RungClockOut, UnitAction, UnitActionIn, UnitActionOut, UnitOut
 from gridmap.errors import Forbidden, Unauthorized
@@ -108,17 +99,17 @@ async def unit_feed_ws(ws: WebSocket, code: str) -> None:
     app = ws.app
     await ws.accept()
     try:
-        token = await websocket_token(ws)
+        token = await livefeed.websocket_token(ws)
         p = await _feed_principal(app, token, code)
         snap = await run_in_threadpool(_snapshot, app, p, code)
-    except REFUSED as exc:
-        await refuse(ws, exc)
+    except livefeed.REFUSED as exc:
+        await livefeed.refuse(ws, exc)
         return
-    await run_websocket(ws, unit_key(code), p, *_unit_feed(app, p, token, code, snap))
+    await livefeed.run_websocket(ws, unit_key(code), p, *_unit_feed(app, p, token, code, snap))
 
 
 def _unit_feed(app: FastAPI, p: Principal, token: str | None, code: str,
-               first: dict) -> tuple[Snapshot, Recheck, Render]:
+               first: dict) -> tuple[livefeed.Snapshot, livefeed.Recheck, livefeed.Render]:
     """A unit's inbox: ``first`` (read before the feed starts, so a wrong code is refused at once), then the
     whole inbox again with the change that moved it (the member re-checked each time)."""
 
@@ -145,4 +136,4 @@ async def unit_feed_sse(request: Request, code: UnitCode, p: PrincipalDep,
     token = creds.credentials if creds else None
     await _feed_principal(app, token, code)
     snap = await run_in_threadpool(_snapshot, app, p, code)  # 404 before the stream starts
-    return sse_response(request, unit_key(code), p, *_unit_feed(app, p, token, code, snap))
+    return livefeed.sse_response(request, unit_key(code), p, *_unit_feed(app, p, token, code, snap))
