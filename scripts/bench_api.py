@@ -47,7 +47,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -64,6 +63,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _benchdb import scratch_database  # noqa: E402
+from _benchserver import SERVERS, Server, free_port, server_cmd  # noqa: E402
+from _rawhttp import Conn  # noqa: E402
 
 from gridmap.services import auth  # noqa: E402
 
@@ -97,86 +98,6 @@ def prepare(fresh: bool):
     return engine, [tuple(s) for s in spots], [tuple(t) for t in teams], gw[1]
 
 
-SERVERS = ("gridmap", "gunicorn", "granian", "gunicorn-asgi", "uvicorn")
-
-
-def server_cmd(kind: str, port: int, workers: int) -> list[str]:
-    """The command that serves the app factory with ``workers`` processes on 127.0.0.1:``port``."""
-    quiet = ["--log-level", "warning"]
-    if kind == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-                "--port", str(port), "--workers", str(workers), *quiet, "--no-access-log"]
-    if kind == "gunicorn":  # uvicorn's own gunicorn worker is deprecated in favour of the uvicorn-worker package
-        return [sys.executable, "-m", "gunicorn", "api.app:create_app()", "-k", "uvicorn_worker.UvicornWorker",
-                "-w", str(workers), "-b", f"127.0.0.1:{port}", *quiet, "--graceful-timeout", "30"]
-    if kind == "gunicorn-asgi":  # gunicorn's own ASGI worker (gunicorn >= 25)
-        return [sys.executable, "-m", "gunicorn", "api.app:create_app()", "-k", "gunicorn.workers.gasgi.ASGIWorker",
-                "-w", str(workers), "-b", f"127.0.0.1:{port}", *quiet, "--graceful-timeout", "30"]
-    if kind == "granian":  # a dead worker is respawned only when asked to
-        return [str(Path(sys.executable).with_name("granian")), "--interface", "asgi", "--factory", "--host",
-                "127.0.0.1", "--port", str(port), "--workers", str(workers), "--respawn-failed-workers",
-                *quiet, "api.app:create_app"]
-    return [sys.executable, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers",
-            str(workers), *quiet, "--no-access-log"]
-
-
-def _children(pid: int) -> list[int]:
-    """The worker processes of server ``pid``: its children, less multiprocessing's resource tracker."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{d}/stat").read_text()
-            cmdline = Path(f"/proc/{d}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid and b"resource_tracker" not in cmdline:
-            out.append(int(d))
-    return sorted(out)
-
-
-class Server:
-    def __init__(self, port: int, workers: int, secret: str, kind: str = "gridmap") -> None:
-        self.port, self.workers, self.secret, self.kind = port, workers, secret, kind
-        self.proc: subprocess.Popen | None = None
-        self.cold_s = float("nan")
-
-    def start(self) -> None:
-        """Start the server and wait for /health; ``cold_s``: seconds from the command to the first 200."""
-        env = dict(os.environ, GRIDMAP_DB_NAME=DB, GRIDMAP_SECRET_KEY=self.secret, GRIDMAP_ESCALATION_INTERVAL_S="0")
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(server_cmd(self.kind, self.port, self.workers), cwd=ROOT, env=env,
-                                     start_new_session=True)
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
-                    self.cold_s = time.perf_counter() - t0
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the API ({self.kind}) exited with {self.proc.returncode}")
-            time.sleep(0.05)
-        raise SystemExit(f"the API ({self.kind}) did not come up in 600 s")
-
-    def workers_now(self) -> list[int]:
-        return _children(self.proc.pid) if self.proc else []
-
-    def kill9(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(40)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-
-
 def token(base: str, user: str) -> dict:
     r = httpx.post(f"{base}/v1/auth/token", json={"username": user, "password": PASSWORD}, timeout=10)
     r.raise_for_status()
@@ -188,54 +109,6 @@ def refresh_positions(base: str, admin: dict, teams) -> None:
     body = {"positions": [{"team": c, "lon": x, "lat": y, "at": now} for c, x, y in teams]}
     r = httpx.post(f"{base}/v1/teams/positions", json=body, headers=admin, timeout=30)
     r.raise_for_status()
-
-
-class Conn:
-    """A minimal HTTP/1.1 keep-alive client (the load generator must not eat the cores it measures: httpx
-    spends ~2 ms of CPU per request, this ~0.05 ms)."""
-
-    def __init__(self, host: str, port: int, headers: dict) -> None:
-        self.host, self.port = host, port
-        self.extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        self.reader = self.writer = None
-
-    async def open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-
-    async def post(self, path: str, payload: bytes) -> tuple[int, bytes]:
-        return await self.request("POST", path, payload)
-
-    async def request(self, method: str, path: str, payload: bytes | None = None) -> tuple[int, bytes]:
-        body = f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n" if payload is not None else ""
-        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{body}{self.extra}\r\n".encode()
-        self.writer.write(head + (payload or b""))
-        await self.writer.drain()
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("closed")
-        length, chunked = 0, False
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            k, _, v = line.decode("latin-1").partition(":")
-            k = k.strip().lower()
-            if k == "content-length":
-                length = int(v)
-            elif k == "transfer-encoding" and "chunked" in v.lower():
-                chunked = True
-        if not chunked:
-            return int(status_line.split()[1]), await self.reader.readexactly(length) if length else b""
-        parts = []
-        while size := int((await self.reader.readline()).split(b";")[0], 16):
-            parts.append(await self.reader.readexactly(size))
-            await self.reader.readline()
-        await self.reader.readline()
-        return int(status_line.split()[1]), b"".join(parts)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 async def spread(port: int, after_s: float = 0.5) -> list[int]:
@@ -269,7 +142,7 @@ async def drive(base: str, headers: dict, bodies: list[dict], concurrency: int, 
 
     async def client() -> None:
         nonlocal errors
-        conn = Conn(host, int(port), headers)
+        conn = Conn(int(port), host, headers)
         try:
             await conn.open()
         except OSError:
@@ -280,7 +153,8 @@ async def drive(base: str, headers: dict, bodies: list[dict], concurrency: int, 
                 xid, method, path, payload = queue.get_nowait()
                 t = time.perf_counter()
                 try:
-                    code, body = await asyncio.wait_for(conn.request(method, path, payload), 30)
+                    kind = {"Content-Type": "application/json"} if payload is not None else None
+                    code, body = await asyncio.wait_for(conn.request(method, path, payload or b"", kind), 30)
                 except (OSError, ConnectionError, asyncio.IncompleteReadError, TimeoutError):
                     errors += 1
                     return  # the server is gone (phase 3): this client stops
@@ -310,7 +184,7 @@ async def drive_rate(base: str, headers: dict, bodies: list[dict], rate: float, 
     host, port = base.split("//")[1].split(":")
     conns: asyncio.Queue = asyncio.Queue()
     for _ in range(pool):
-        c = Conn(host, int(port), headers)
+        c = Conn(int(port), host, headers)
         await c.open()
         conns.put_nowait(c)
     lat_ms: list[float] = []
@@ -442,7 +316,7 @@ async def kill_a_worker(server: Server, base: str, headers: dict, bodies: list[d
         conn: Conn | None = None
         while not queue.empty():
             if conn is None:
-                conn = Conn(host, int(port), headers)
+                conn = Conn(int(port), host, headers)
                 try:
                     await conn.open()
                 except OSError:
@@ -486,7 +360,7 @@ async def term_in_flight(server: Server, base: str, headers: dict, n: int = 8,
     process gets SIGTERM (``kill <pid>``; a process manager's stop). How many of the reads in flight were
     answered, and how long the server took to exit (None: not within 60 s)."""
     host, port = base.split("//")[1].split(":")
-    conns = [Conn(host, int(port), headers) for _ in range(n)]
+    conns = [Conn(int(port), host, headers) for _ in range(n)]
     for c in conns:
         await c.open()
         await c.request("GET", "/health")  # the connection is established with a worker
@@ -521,12 +395,10 @@ async def term_in_flight(server: Server, base: str, headers: dict, n: int = 8,
 def compare_one(kind: str, args, engine, spots, teams, gw_team: str, rng: random.Random) -> dict:
     """One server, one round: reads, intake; restart, the feed, intake + dispatch, SIGTERM; start again, a
     worker killed."""
-    with socket.socket() as sk:
-        sk.bind(("127.0.0.1", 0))
-        port = sk.getsockname()[1]
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     run = uuid.uuid4().hex[:8]
-    server = Server(port, args.workers, secrets.token_urlsafe(48), kind)
+    server = Server(port, args.workers, secrets.token_urlsafe(48), kind, db=DB)
     out: dict = {"kind": kind, "load": os.getloadavg()[0]}
     reset_field(engine)
     if args.cold_kernels:
@@ -669,11 +541,9 @@ def main() -> None:
         finally:
             engine.dispose()
         return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = Server(port, args.workers, secrets.token_urlsafe(48), args.server)
+    server = Server(port, args.workers, secrets.token_urlsafe(48), args.server, db=DB)
     run = uuid.uuid4().hex[:8]
     rows = []
     try:

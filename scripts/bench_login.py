@@ -32,9 +32,6 @@ import json
 import os
 import random
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,91 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _benchdb import scratch_database  # noqa: E402
+from _benchserver import Server, free_port  # noqa: E402
+from _rawhttp import Conn  # noqa: E402
 
 from gridmap.services import auth  # noqa: E402
 
 DB = "gridmap_bench_login"
 PASSWORD = secrets.token_urlsafe(16)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, port: int, workers: int, secret: str, env: dict) -> None:
-        self.port, self.workers, self.secret, self.env = port, workers, secret, env
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> Server:
-        env = dict(os.environ, GRIDMAP_DB_NAME=DB, GRIDMAP_SECRET_KEY=self.secret, GRIDMAP_ESCALATION_INTERVAL_S="0",
-                   GRIDMAP_TRUSTED_PROXIES="127.0.0.1", **self.env)
-        cmd = [sys.executable, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--workers", str(self.workers), "--log-level", "warning", "--no-access-log"]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the API exited with {self.proc.returncode}")
-            time.sleep(0.3)
-        raise SystemExit("the API did not come up in 120 s")
-
-    def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-
-class Conn:
-    """A minimal HTTP/1.1 keep-alive client: the load generator must not eat the two cores it measures
-    (httpx spends ~2 ms of CPU per request, this a few hundredths)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader = self.writer = None
-
-    async def open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-
-    async def request(self, method: str, path: str, headers: dict, body: bytes = b"") -> int:
-        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
-        self.writer.write(head.encode() + body)
-        await self.writer.drain()
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("closed")
-        length, close = 0, False
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            k, _, v = line.decode("latin-1").partition(":")
-            if k.strip().lower() == "content-length":
-                length = int(v)
-            if k.strip().lower() == "connection" and v.strip().lower() == "close":
-                close = True
-        if length:
-            await self.reader.readexactly(length)
-        if close:
-            self.close()
-            await self.open()
-        return int(status_line.split()[1])
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 async def reader(port: int, token: str, stop: asyncio.Event, lat_ms: list[float], warm_s: float) -> None:
@@ -143,7 +62,7 @@ async def reader(port: int, token: str, stop: asyncio.Event, lat_ms: list[float]
     try:
         while not stop.is_set():
             t0 = time.perf_counter()
-            status = await conn.request("GET", "/v1/me", headers)
+            status, _ = await conn.request("GET", "/v1/me", headers=headers)
             if status != 200:
                 raise SystemExit(f"GET /v1/me answered {status}")
             if t0 - t_start >= warm_s:
@@ -166,7 +85,7 @@ async def attacker(port: int, mode: str, stop: asyncio.Event, codes: dict, ids) 
                 name, headers = "bench-reader-0", {"Content-Type": "application/json"}
             body = json.dumps({"username": name, "password": "wrong password, again"}).encode()
             try:
-                status = await conn.request("POST", "/v1/auth/token", headers, body)
+                status, _ = await conn.request("POST", "/v1/auth/token", body, headers)
             except (ConnectionError, asyncio.IncompleteReadError):
                 await conn.open()
                 status = -1
@@ -221,7 +140,8 @@ def main() -> int:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM login_throttle"))
         engine.dispose()
-        with Server(port, args.workers, secret, {"GRIDMAP_ARGON2_CONCURRENCY": bound}):
+        with Server(port, args.workers, secret, db=DB,
+                    env={"GRIDMAP_ARGON2_CONCURRENCY": bound, "GRIDMAP_TRUSTED_PROXIES": "127.0.0.1"}):
             tokens = []
             for i in range(args.readers):
                 r = httpx.post(f"http://127.0.0.1:{port}/v1/auth/token",

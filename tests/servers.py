@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import uvicorn
 
 
@@ -37,3 +39,20 @@ def served(app: Any, *, port: int | None = None, log_level: str = "warning", sta
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+def wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Wait until a server started as a process answers ``GET /health`` with 200; fail the test if the process
+    exits first (with its stderr, when it was piped) or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr is not None else ""
+            raise AssertionError(f"the server exited with {proc.returncode}: {err}")
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the server at {base} did not answer /health in {timeout:.0f} s")

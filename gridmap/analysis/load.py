@@ -41,6 +41,29 @@ Db: TypeAlias = "Registry | Engine"  # the registry (gm.connect()) or an SQLAlch
 T = TypeVar("T")
 
 
+# The parameters every reader shares, written once and spliced into each docstring (the way pandas'
+# ``@doc`` and SciPy's ``doccer`` share theirs), so the wording cannot drift between functions.
+_SHARED_PARAMS = {
+    "db": "db : Registry or sqlalchemy.Engine\n        ``gm.connect()``, or an engine on a gridmap database.",
+    "area": "area : str, optional\n        A district, street, community or grid code.",
+    "bbox": "bbox : tuple of float, optional\n        ``(min_lon, min_lat, max_lon, max_lat)``.",
+    "bbox_or_area": "bbox : tuple of float, optional\n        ``(min_lon, min_lat, max_lon, max_lat)``; used instead of"
+                    " ``area`` when both are given.",
+}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _shared_doc(fn: F) -> F:
+    """Fill the ``%(name)s`` markers of ``fn``'s docstring from :data:`_SHARED_PARAMS`."""
+    doc = fn.__doc__ or ""
+    for name, text in _SHARED_PARAMS.items():
+        doc = doc.replace(f"%({name})s", text)
+    if "%(" in doc:
+        raise KeyError(f"{fn.__name__}: unknown shared parameter in {doc[doc.index('%('):][:30]!r}")
+    fn.__doc__ = doc
+    return fn
+
+
 def _engine(db: Db) -> Engine:
     return db if isinstance(db, Engine) else db.engine
 
@@ -53,13 +76,13 @@ def _read(db: Db, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             conn.rollback()
 
 
+@_shared_doc
 def area_bounds(db: Db, area: str) -> Bbox:
     """Return the lon/lat bounds of an area's current boundary.
 
     Parameters
     ----------
-    db : Registry or sqlalchemy.Engine
-        ``gm.connect()``, or an engine on a gridmap database.
+    %(db)s
     area : str
         A district, street, community or grid code.
 
@@ -84,6 +107,7 @@ def _grow(bbox: Bbox, margin_m: float) -> Bbox:
     return (bbox[0] - dlon, bbox[1] - dlat, bbox[2] + dlon, bbox[3] + dlat)
 
 
+@_shared_doc
 def load_road_graph(db: Db, *, area: str | None = None, bbox: Bbox | None = None, margin_m: float = 3000.0) -> RoadGraph:
     """Read the directed road graph (EPSG:4549, travel times in seconds) around an area or a bbox.
 
@@ -92,12 +116,9 @@ def load_road_graph(db: Db, *, area: str | None = None, bbox: Bbox | None = None
 
     Parameters
     ----------
-    db : Registry or sqlalchemy.Engine
-        ``gm.connect()``, or an engine on a gridmap database.
-    area : str, optional
-        A district, street, community or grid code.
-    bbox : tuple of float, optional
-        ``(min_lon, min_lat, max_lon, max_lat)``; used instead of ``area`` when both are given.
+    %(db)s
+    %(area)s
+    %(bbox_or_area)s
     margin_m : float, default 3000
         How far beyond the bounds to read. It should exceed the farthest reach you ask about (3 minutes
         at 60 km/h is 3 km). With neither ``area`` nor ``bbox`` the whole network is read.
@@ -135,17 +156,15 @@ def load_road_graph(db: Db, *, area: str | None = None, bbox: Bbox | None = None
                                  edges.travel_time_s, geoms, edges.id)
 
 
+@_shared_doc
 def load_roads(db: Db, *, area: str | None = None, bbox: Bbox | None = None, margin_m: float = 0.0) -> gpd.GeoDataFrame:
     """Read the road lines (one per directed edge) with their ``highway`` class around an area or a bbox.
 
     Parameters
     ----------
-    db : Registry or sqlalchemy.Engine
-        ``gm.connect()``, or an engine on a gridmap database.
-    area : str, optional
-        A district, street, community or grid code.
-    bbox : tuple of float, optional
-        ``(min_lon, min_lat, max_lon, max_lat)``; used instead of ``area`` when both are given.
+    %(db)s
+    %(area)s
+    %(bbox_or_area)s
     margin_m : float, default 0
         How far beyond the bounds to read.
 
@@ -170,6 +189,7 @@ def load_roads(db: Db, *, area: str | None = None, bbox: Bbox | None = None, mar
     return edges
 
 
+@_shared_doc
 def load_buildings(db: Db, *, area: str | None = None, bbox: Bbox | None = None) -> gpd.GeoDataFrame:
     """Read the buildings (footprints, EPSG:4326) with ``households`` and ``residents`` counted in PostGIS.
 
@@ -177,12 +197,9 @@ def load_buildings(db: Db, *, area: str | None = None, bbox: Bbox | None = None)
 
     Parameters
     ----------
-    db : Registry or sqlalchemy.Engine
-        ``gm.connect()``, or an engine on a gridmap database.
-    area : str, optional
-        A district, street, community or grid code.
-    bbox : tuple of float, optional
-        ``(min_lon, min_lat, max_lon, max_lat)``.
+    %(db)s
+    %(area)s
+    %(bbox)s
 
     Returns
     -------
@@ -199,22 +216,20 @@ def load_buildings(db: Db, *, area: str | None = None, bbox: Bbox | None = None)
     return _read(db, registry_sql.buildings_with_people, AreaFilter(area=area, bbox=bbox))
 
 
+@_shared_doc
 def load_equipment(db: Db, kinds: str | Sequence[str] = "micro_fire_station", *, status: str | Sequence[str] | None = "in_service",
                    area: str | None = None, bbox: Bbox | None = None) -> gpd.GeoDataFrame:
     """Read fire equipment of some kinds (default: micro fire stations 微型消防站 in service), EPSG:4326.
 
     Parameters
     ----------
-    db : Registry or sqlalchemy.Engine
-        ``gm.connect()``, or an engine on a gridmap database.
+    %(db)s
     kinds : str or sequence of str, default "micro_fire_station"
         Equipment kinds, e.g. ``micro_fire_station``, ``micro_fire_truck``, ``hydrant``.
     status : str or sequence of str or None, default "in_service"
         Keep only these statuses; None: any.
-    area : str, optional
-        A district, street, community or grid code.
-    bbox : tuple of float, optional
-        ``(min_lon, min_lat, max_lon, max_lat)``.
+    %(area)s
+    %(bbox)s
 
     Returns
     -------
@@ -233,6 +248,7 @@ def load_equipment(db: Db, kinds: str | Sequence[str] = "micro_fire_station", *,
     return _read(db, registry_sql.equipment_frame, AreaFilter(area=area, bbox=bbox), kinds, statuses)
 
 
+@_shared_doc
 def load_events(db: Db, *, area: str | None = None, bbox: Bbox | None = None, start: dt.datetime | None = None,
                 end: dt.datetime | None = None, categories: Sequence[str] | None = None,
                 columns: Sequence[str] | None = None) -> gpd.GeoDataFrame:
@@ -240,12 +256,9 @@ def load_events(db: Db, *, area: str | None = None, bbox: Bbox | None = None, st
 
     Parameters
     ----------
-    db : Registry or sqlalchemy.Engine
-        ``gm.connect()``, or an engine on a gridmap database.
-    area : str, optional
-        A district, street, community or grid code.
-    bbox : tuple of float, optional
-        ``(min_lon, min_lat, max_lon, max_lat)``.
+    %(db)s
+    %(area)s
+    %(bbox)s
     start, end : datetime.datetime, optional
         The reporting window (time-zone aware), start included, end excluded.
     categories : sequence of str, optional
@@ -272,6 +285,7 @@ def load_events(db: Db, *, area: str | None = None, bbox: Bbox | None = None, st
                  columns=columns)
 
 
+@_shared_doc
 def load_event_month_counts(db: Db, *, level: str = "grid", area: str | None = None, bbox: Bbox | None = None,
                             start: dt.datetime | None = None, end: dt.datetime | None = None,
                             categories: Sequence[str] | None = None,
@@ -284,14 +298,11 @@ def load_event_month_counts(db: Db, *, level: str = "grid", area: str | None = N
 
     Parameters
     ----------
-    db : Registry or sqlalchemy.Engine
-        ``gm.connect()``, or an engine on a gridmap database.
+    %(db)s
     level : {"grid", "community", "street"}, default "grid"
         The area each event is counted in (by its own code columns: the area version it fell in).
-    area : str, optional
-        A district, street, community or grid code.
-    bbox : tuple of float, optional
-        ``(min_lon, min_lat, max_lon, max_lat)``.
+    %(area)s
+    %(bbox)s
     start, end : datetime.datetime, optional
         The reporting window (time-zone aware), start included, end excluded.
     categories : sequence of str, optional
@@ -323,6 +334,7 @@ def load_event_month_counts(db: Db, *, level: str = "grid", area: str | None = N
                  categories=categories, windows=windows, as_of=as_of)
 
 
+@_shared_doc
 def load_grid_registry(db: Db, *, area: str | None = None, bbox: Bbox | None = None) -> gpd.GeoDataFrame:
     """Read the current grids with ``population``, ``buildings``, ``households``, ``residents`` and ``workers``.
 
@@ -330,8 +342,7 @@ def load_grid_registry(db: Db, *, area: str | None = None, bbox: Bbox | None = N
 
     Parameters
     ----------
-    db : Registry or sqlalchemy.Engine
-        ``gm.connect()``, or an engine on a gridmap database.
+    %(db)s
     area : str, optional
         A street, community or grid code: the grids in it.
     bbox : tuple of float, optional
@@ -355,19 +366,18 @@ def load_grid_registry(db: Db, *, area: str | None = None, bbox: Bbox | None = N
     return _read(db, areas_sql.grid_registry, AreaFilter(area=area, bbox=bbox))
 
 
+@_shared_doc
 def load_population(db: Db, level: str, *, area: str | None = None, bbox: Bbox | None = None) -> pd.DataFrame:
     """Read the current areas of one level with their registered population.
 
     Parameters
     ----------
-    db : Registry or sqlalchemy.Engine
-        ``gm.connect()``, or an engine on a gridmap database.
+    %(db)s
     level : {"grid", "community", "street"}
         The level read (any level of the ``areas`` table).
     area : str, optional
         A district, street, community or grid code: the areas whose point inside falls in it.
-    bbox : tuple of float, optional
-        ``(min_lon, min_lat, max_lon, max_lat)``.
+    %(bbox)s
 
     Returns
     -------

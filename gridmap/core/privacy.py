@@ -47,31 +47,29 @@ def _missing(v: object) -> bool:
     return v is None or (isinstance(v, float) and v != v) or v is pd.NA or v is pd.NaT
 
 
+def _mask(value: str | None, head: int, tail: int) -> str | None:
+    """Keep ``head`` leading and ``tail`` trailing characters, star the rest; a value too short to keep
+    anything of is starred whole. Missing stays missing (None), the empty string stays empty."""
+    if _missing(value) or not value:
+        return None if _missing(value) else value
+    if len(value) <= head + tail:
+        return "*" * len(value)
+    return value[:head] + "*" * (len(value) - head - tail) + value[len(value) - tail:]
+
+
 def mask_name(name: str | None) -> str | None:
     """张三丰 → 张**; a one-character name is masked entirely (张 → *)."""
-    if _missing(name) or not name:
-        return None if _missing(name) else name
-    if len(name) == 1:
-        return "*"
-    return name[0] + "*" * (len(name) - 1)
+    return _mask(name, 1, 0)
 
 
 def mask_id_card(number: str | None) -> str | None:
     """330106199001011234 → 330106********1234 (region kept, birth date hidden)."""
-    if _missing(number) or not number:
-        return None if _missing(number) else number
-    if len(number) < 10:
-        return "*" * len(number)
-    return number[:6] + "*" * (len(number) - 10) + number[-4:]
+    return _mask(number, 6, 4)
 
 
 def mask_phone(phone: str | None) -> str | None:
     """13812345678 → 138****5678."""
-    if _missing(phone) or not phone:
-        return None if _missing(phone) else phone
-    if len(phone) < 7:
-        return "*" * len(phone)
-    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+    return _mask(phone, 3, 4)
 
 
 MASKS = {"name": mask_name, "id_card": mask_id_card, "phone": mask_phone}

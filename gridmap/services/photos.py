@@ -251,15 +251,19 @@ class PhotoService:
                             fix="photos of events are shown to operators (their area) and admins")
         p.check_street(street, what, community)
 
+    def _readable(self, p: Principal, row: dict | None, what: str, field: str) -> dict:
+        """``row`` (an event or a photo, with its street and community) if ``p`` may see its photos."""
+        if row is None:
+            raise NotFound(f"no {what}", field=field, fix="check the id")
+        self._may_read(p, row["street_code"], what, row["community_code"])
+        return row
+
     def of_event(self, session: Session, p: Principal, event_id: int) -> list[dict[str, Any]]:
-        if not p.sees_personal_data:
+        if not p.sees_personal_data:  # refused before the database is asked anything
             self._may_read(p, None, f"event {event_id}")
         with session.begin():
             conn = session.connection()
-            ev = events_sql.event(conn, event_id)
-            if ev is None:
-                raise NotFound(f"no event {event_id}", field="event_id", fix="check the id")
-            self._may_read(p, ev["street_code"], f"event {ev['code']}", ev["community_code"])
+            self._readable(p, events_sql.event(conn, event_id), f"event {event_id}", "event_id")
             rows = store.of_event(conn, event_id)
             if rows:
                 people_sql.log_pii_access(conn, p.username, "photo evidence", "event_photos", len(rows),
@@ -272,10 +276,7 @@ class PhotoService:
             self._may_read(p, None, f"photo {photo_id}")
         with session.begin():
             conn = session.connection()
-            row = store.photo(conn, photo_id)
-            if row is None:
-                raise NotFound(f"no photo {photo_id}", field="photo_id", fix="check the id")
-            self._may_read(p, row["street_code"], f"photo {photo_id}", row["community_code"])
+            row = self._readable(p, store.photo(conn, photo_id), f"photo {photo_id}", "photo_id")
             data = store.blob(conn, row["sha256"], thumb=thumb)
             people_sql.log_pii_access(conn, p.username, "photo evidence", "event_photos", 1,
                                       {"photo_id": photo_id, "event_id": row["event_id"], "thumb": thumb, "role": p.role})

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+import httpx
 import numpy as np
 
 from gridmap.core.vocabulary import LOCAL_TZ, OPEN_EVENT_STATUSES
@@ -378,14 +379,23 @@ class Simulation:
             team.going_off = False
             team.resume(t)
 
-    def _answer(self, code: str, aid: int, action: str, t: float) -> None:
+    def _post_action(self, code: str, aid: int, action: str, t: float) -> tuple[TeamAgent, Job, httpx.Response] | None:
+        """Send a team's ``action`` on assignment ``aid`` with its current fix (as the phone does); None when the
+        team has moved on from that assignment meanwhile."""
         team = self.teams[code]
         job = team.job
         if job is None or job.assignment_id != aid:
-            return
+            return None
         lon, lat = self._lonlat(team.fix(t)[:2])
-        r = self.api.call(team.username, "answer", "POST", f"/v1/assignments/{aid}/{action}",
+        kind = "arrive" if action == "arrive" else "answer"
+        r = self.api.call(team.username, kind, "POST", f"/v1/assignments/{aid}/{action}",
                           json={"lon": lon, "lat": lat}, ok=(200, 404, 409))
+        return team, job, r
+
+    def _answer(self, code: str, aid: int, action: str, t: float) -> None:
+        if (sent := self._post_action(code, aid, action, t)) is None:
+            return
+        team, job, r = sent
         if r.status_code != 200:  # too late: the offer lapsed and went to the next team
             self.log.write(t, "answer_refused", team=code, assignment=aid, action=action, status=r.status_code,
                            error=r.json().get("message"))
@@ -483,13 +493,9 @@ class Simulation:
         return legs, True
 
     def _arrive(self, code: str, aid: int, t: float) -> None:
-        team = self.teams[code]
-        job = team.job
-        if job is None or job.assignment_id != aid:
+        if (sent := self._post_action(code, aid, "arrive", t)) is None:
             return
-        lon, lat = self._lonlat(team.fix(t)[:2])
-        r = self.api.call(team.username, "arrive", "POST", f"/v1/assignments/{aid}/arrive",
-                          json={"lon": lon, "lat": lat}, ok=(200, 404, 409))
+        team, job, r = sent
         if r.status_code != 200:
             self.log.write(t, "arrive_refused", team=code, assignment=aid, error=r.json().get("message"))
             team.job = None

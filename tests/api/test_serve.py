@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.api.conftest import PASSWORD
+from tests.servers import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.db]
@@ -74,31 +75,16 @@ def _get_health(sock: socket.socket) -> bytes:
     return data
 
 
-def _wait_health(base: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the server exited with {proc.returncode}"
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the server did not answer /health")
-
-
 @pytest.fixture
 def served(api_engine, api_settings):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = dict(os.environ, GRIDMAP_DATABASE_URL=api_engine.url.render_as_string(hide_password=False),
                GRIDMAP_SECRET_KEY=secrets.token_urlsafe(48), GRIDMAP_ESCALATION_INTERVAL_S="0")
     proc = subprocess.Popen([sys.executable, "-m", "api.serve", "--port", str(port), "--workers", "2",
                              "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env,
                             start_new_session=True)
     try:
-        _wait_health(f"http://127.0.0.1:{port}", proc)
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
         yield proc, port
     finally:
         if proc.poll() is None:
@@ -155,9 +141,7 @@ def test_sigterm_stops_the_supervisor_and_its_workers(served):
 def test_a_worker_that_cannot_start_stops_the_supervisor(api_engine, tmp_path):
     """A worker whose app refuses to start (a weak secret) stops the supervisor with a non-zero exit and the
     reason on its output, instead of being respawned forever."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = dict(os.environ, GRIDMAP_DATABASE_URL=api_engine.url.render_as_string(hide_password=False),
                GRIDMAP_SECRET_KEY="changeme")  # a weak secret: the app refuses to start
     proc = subprocess.run([sys.executable, "-m", "api.serve", "--port", str(port), "--workers", "2",

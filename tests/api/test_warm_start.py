@@ -8,14 +8,13 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.servers import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.db]
@@ -48,9 +47,7 @@ def test_a_new_process_loads_the_kernels_from_the_disk_cache(api_engine):
 
 
 def test_the_supervisor_reports_its_start_up_stages(api_engine, tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     progress = tmp_path / "progress"
     env = dict(os.environ, GRIDMAP_DATABASE_URL=api_engine.url.render_as_string(hide_password=False),
                GRIDMAP_SECRET_KEY=secrets.token_urlsafe(48), GRIDMAP_ESCALATION_INTERVAL_S="0",
@@ -59,19 +56,12 @@ def test_the_supervisor_reports_its_start_up_stages(api_engine, tmp_path):
                              "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env,
                             start_new_session=True, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=600)
         lines = [json.loads(line) for line in progress.read_text().splitlines()]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
+        proc.stderr.close()
     stages = [m["stage"] for m in lines]
     if stages[0] == "routing kernels: compiled already (numba's disk cache)":  # the stamp of an earlier run
         stages = stages[1:]

@@ -9,6 +9,15 @@ def test_masks_hide_what_they_should():
     assert mask_name("张") == "*"  # a one-character name would otherwise be shown whole
     assert mask_id_card("330106199001011234") == "330106********1234"
     assert mask_phone("13812345678") == "138****5678"
+    assert mask_phone("86123456") == "861*3456"  # a landline with its 8 digits
+
+
+def test_a_value_too_short_to_keep_anything_of_is_masked_whole():
+    # a 7-digit landline (no area code) or a 10-character number kept head + tail = everything before
+    assert mask_phone("8612345") == "*******"
+    assert mask_id_card("3301061990") == "**********"
+    assert mask_id_card("33010619901") == "330106*9901"
+    assert mask_name("") == "" and mask_phone("") == ""
 
 
 def test_masks_take_missing_values():

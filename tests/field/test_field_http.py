@@ -299,7 +299,9 @@ def test_positions_keep_their_accuracy_and_flagged_fixes_are_recorded(w):
 def _report(w: World, cookies: dict[str, str] | None = None, photo: bytes | None = None, **fields: str) -> Any:
     data = {"category": "elderly_care", "description": "门口有老人需要帮助", **fields}
     files = {"photo": ("p.jpg", photo, "image/jpeg")} if photo is not None else None
-    return w.client.post(f"/q/{w.place}/report", data=data, files=files, cookies=cookies or {})
+    w.client.cookies.clear()  # the device is the cookie jar (httpx deprecates per-request cookies)
+    w.client.cookies.update(cookies or {})
+    return w.client.post(f"/q/{w.place}/report", data=data, files=files)
 
 
 def test_a_resident_reports_follows_the_receipt_and_not_fixed_reopens(w):

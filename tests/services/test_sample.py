@@ -17,9 +17,10 @@ from gridmap.services import sample
 from gridmap.services.registry import Registry
 from gridmap.storage import migrate
 from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
+from tests.conftest import TEST_DB
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
-SAMPLE_DB = "gridmap_test_sample"
+SAMPLE_DB = f"{TEST_DB}_sample_street"  # per suite: suites may run side by side
 ROOT = Path(__file__).resolve().parents[2]
 
 
