@@ -47,6 +47,9 @@ _SHARED_PARAMS = {
     "db": "db : Registry or sqlalchemy.Engine\n        ``gm.connect()``, or an engine on a gridmap database.",
     "area": "area : str, optional\n        A district, street, community or grid code.",
     "bbox": "bbox : tuple of float, optional\n        ``(min_lon, min_lat, max_lon, max_lat)``.",
+    "window": "start, end : datetime.datetime, optional\n        The reporting window (time-zone aware), start included,"
+              " end excluded.",
+    "categories": "categories : sequence of str, optional\n        Keep only these categories.",
     "bbox_or_area": "bbox : tuple of float, optional\n        ``(min_lon, min_lat, max_lon, max_lat)``; used instead of"
                     " ``area`` when both are given.",
 }
@@ -259,10 +262,8 @@ def load_events(db: Db, *, area: str | None = None, bbox: Bbox | None = None, st
     %(db)s
     %(area)s
     %(bbox)s
-    start, end : datetime.datetime, optional
-        The reporting window (time-zone aware), start included, end excluded.
-    categories : sequence of str, optional
-        Keep only these categories.
+    %(window)s
+    %(categories)s
     columns : sequence of str, optional
         The event columns to read (default: all of them: ``id``, ``code``, ``channel``, ``category``,
         ``severity``, ``reported_at``, the area codes, ``status`` and the lifecycle times).
@@ -303,10 +304,8 @@ def load_event_month_counts(db: Db, *, level: str = "grid", area: str | None = N
         The area each event is counted in (by its own code columns: the area version it fell in).
     %(area)s
     %(bbox)s
-    start, end : datetime.datetime, optional
-        The reporting window (time-zone aware), start included, end excluded.
-    categories : sequence of str, optional
-        Keep only these categories.
+    %(window)s
+    %(categories)s
     windows : mapping of str to (str, float), optional
         Name -> (milestone column, seconds), e.g. :data:`gridmap.analysis.WINDOWS`: for each, ``done_<name>``
         counts the events whose milestone came within that many seconds of the report, and ``due_<name>``

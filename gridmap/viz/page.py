@@ -47,6 +47,15 @@ def fill(template: str, values: Mapping[str, str]) -> str:
     return re.sub(r"\{\{(\w+)\}\}", lambda m: values.get(m.group(1), m.group(0)), template)
 
 
+def render(name: str, values: Mapping[str, str]) -> str:
+    """``static/<name>`` filled with ``values``; its ``{{head}}`` is ``static/_head.html`` (the screens' one
+    ``<head>``: charset, viewport, title, the shared stylesheet), filled with the same values first. The page
+    title is ``values["page_title"]``, else ``values["title"]``."""
+    head = fill((STATIC_DIR / "_head.html").read_text(encoding="utf-8"), {"page_title": values.get("title", ""),
+                                                                           **values})
+    return fill((STATIC_DIR / name).read_text(encoding="utf-8"), {**values, "head": head})
+
+
 def script_json(obj: Any) -> str:
     """JSON for a ``<script type="application/json">``: "</" escaped, so that no value can close the tag."""
     return json.dumps(obj, ensure_ascii=False).replace("</", "<\\/")
@@ -57,8 +66,7 @@ def dashboard_html(config: dict, *, bundle_url: str, static_url: str, title: str
     """The page. ``config`` tells the script where the deck and the data are (see ``static/dashboard.js``);
     ``user`` is the signed-in account as shown beside the logout button (posting to ``logout_url``)."""
     cfg = {"tooltips": TOOLTIPS, "legend": LEGEND, **config}
-    template = (STATIC_DIR / "dashboard.html").read_text(encoding="utf-8")
-    return fill(template, {"title": html.escape(title), "bundle_url": html.escape(bundle_url, quote=True),
+    return render("dashboard.html", {"title": html.escape(title), "bundle_url": html.escape(bundle_url, quote=True),
                            "static_url": html.escape(static_url.rstrip("/"), quote=True), "user": html.escape(user),
                            "logout_url": html.escape(logout_url, quote=True), "config": script_json(cfg)})
 
@@ -70,12 +78,11 @@ def login_html(*, action: str, next_url: str, static_url: str, error: str | None
     ``error`` is shown under the form (wrong credentials, a role without access); ``notice`` above it
     (e.g. the session has expired). Every value is HTML-escaped.
     """
-    template = (STATIC_DIR / "login.html").read_text(encoding="utf-8")
-    values = {"title": html.escape(title), "action": html.escape(action, quote=True),
+    values = {"title": html.escape(title), "page_title": f"{html.escape(title)} · 登录 log in", "action": html.escape(action, quote=True),
               "next": html.escape(next_url, quote=True), "static_url": html.escape(static_url.rstrip("/"), quote=True),
               "error": html.escape(error or ""), "error_hidden": "" if error else "hidden",
               "notice": html.escape(notice or ""), "notice_hidden": "" if notice else "hidden"}
-    return fill(template, values)
+    return render("login.html", values)
 
 
 def static_file(name: str) -> Path:

@@ -8,17 +8,16 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from gridmap.viz.page import STATIC_DIR, fill, script_json
+from gridmap.viz.page import render, script_json
 
 
 def _render(script: str, header: str, main: str, config: dict[str, Any], *, static_url: str, title: str, user: str,
             logout_url: str) -> str:
     """``static/screen.html`` (the screens' one shell, with ``static/screen.js``) around one screen's parts."""
-    template = (STATIC_DIR / "screen.html").read_text(encoding="utf-8")
     parts = {"header": header, "main": main, "script": script, "title": html.escape(title),
              "static_url": html.escape(static_url.rstrip("/"), quote=True), "user": html.escape(user),
              "logout_url": html.escape(logout_url, quote=True), "config": script_json(config)}
-    return fill(template, parts)
+    return render("screen.html", parts)
 
 
 _LEVELS_MAIN = '<main id="gm-areas" aria-live="polite"></main>'
