@@ -229,29 +229,50 @@ async function loadEvent(id) {
   } catch (err) { /* offline or gone */ }
 }
 
-function alertOffer(a) {
-  state.alerts += 1;
+// A new offer alerts only while this phone is on duty: off duty, an offer that still reaches it (one that crossed
+// the tap, or the command room put the team back on duty) is shown on the screen but makes no sound, no
+// vibration and no notification. Page in front: a tone and a vibration. Page hidden (another app or tab in front,
+// screen off): a system notification through the service worker, which vibrates itself (browsers ignore
+// navigator.vibrate from a hidden page). The tone is made with Web Audio (no sound file to fetch or cache).
+const VIBRATE = [300, 150, 300, 150, 300];
+const TONE = [[0, 880], [0.35, 1175], [0.7, 880]];  // [start s, Hz]
+
+function playTone() {
   try {
     if (!audio && window.AudioContext) audio = new AudioContext();
-    if (audio) {
-      const now = audio.currentTime;
-      for (const [at, f] of [[0, 880], [0.35, 1175], [0.7, 880]]) {
-        const o = audio.createOscillator(), g = audio.createGain();
-        o.frequency.value = f;
-        g.gain.setValueAtTime(0.0001, now + at);
-        g.gain.exponentialRampToValueAtTime(0.4, now + at + 0.02);
-        g.gain.exponentialRampToValueAtTime(0.0001, now + at + 0.3);
-        o.connect(g).connect(audio.destination);
-        o.start(now + at);
-        o.stop(now + at + 0.32);
-      }
+    if (!audio) return;
+    const now = audio.currentTime;
+    for (const [at, f] of TONE) {
+      const o = audio.createOscillator(), g = audio.createGain();
+      o.frequency.value = f;
+      g.gain.setValueAtTime(0.0001, now + at);
+      g.gain.exponentialRampToValueAtTime(0.4, now + at + 0.02);
+      g.gain.exponentialRampToValueAtTime(0.0001, now + at + 0.3);
+      o.connect(g).connect(audio.destination);
+      o.start(now + at);
+      o.stop(now + at + 0.32);
     }
-  } catch (e) { /* no sound here */ }
-  if (navigator.vibrate) navigator.vibrate([300, 150, 300, 150, 300]);
-  if (document.hidden && window.Notification && Notification.permission === 'granted' && swReg) {
-    swReg.showNotification(`${t('new_offer')}: ${catName(a.event.category)}`,
-      {body: `${a.event.address || ''} · ${t('eta')} ${Math.round((a.eta_s || 0) / 60)} min`, tag: `offer-${a.id}`, renotify: true});
+  } catch (e) { state.errors.push(`sound: ${e}`); }
+}
+
+function notifyOffer(a) {
+  if (!window.Notification || Notification.permission !== 'granted') return;
+  const title = `${t('new_offer')}: ${catName(a.event.category)}`;
+  const options = {body: `${a.event.address || ''} · ${t('eta')} ${Math.round((a.eta_s || 0) / 60)} min`, tag: `offer-${a.id}`,
+    renotify: true, requireInteraction: true, vibrate: VIBRATE, data: {assignment: a.id}};
+  if (swReg) {
+    swReg.showNotification(title, options).catch((e) => state.errors.push(`notification: ${e}`));
+  } else {
+    try { new Notification(title, options); } catch (e) { state.errors.push(`notification: ${e}`); }
   }
+}
+
+function alertOffer(a) {
+  if (!state.duty) return;
+  state.alerts += 1;
+  playTone();
+  if (document.visibilityState === 'hidden') notifyOffer(a);
+  else if (navigator.vibrate) navigator.vibrate(VIBRATE);
 }
 
 feed.addEventListener('message', (e) => {
@@ -417,8 +438,8 @@ function taskHtml(a, phase) {
     <span class="status">${t(`status_${phase}`)}${pend}</span></div>
     <div class="addr">${esc(place)}</div>
     <div class="meta">${t('eta')} <b>${Math.round((a.eta_s || 0) / 60)} min</b> · ${t('distance')} <b>${Math.round(a.distance_m || 0)} m</b>
-      ${respond ? ` · ${t('respond_in')} <b data-countdown="${esc(a.respond_by)}"></b>` : ''}
-      ${due ? ` · ${t('due_in')} <b data-countdown="${esc(due)}"></b>` : ''}</div>
+      ${respond ? ` · ${t('respond_in')} <b class="countdown" data-limit="respond" data-countdown="${esc(a.respond_by)}"></b>` : ''}
+      ${due ? ` · ${t('due_in')} <b class="countdown" data-limit="rung" data-countdown="${esc(due)}"></b>` : ''}</div>
     ${said ? `<div class="said"><small>${t('reporter_said')}:</small> ${esc(said)}</div>` : ''}
     <div class="buttons">${buttons}</div>`;
 }
@@ -471,8 +492,12 @@ function renderHistory() {
   }).join('');
 }
 
-function tick() {
-  for (const el of document.querySelectorAll('[data-countdown]')) el.textContent = fmtLeft(new Date(el.dataset.countdown) - Date.now());
+function tick() {  // every second: the time left to answer, and the rung's time limit; past it, overdue in red
+  for (const el of document.querySelectorAll('[data-countdown]')) {
+    const left = new Date(el.dataset.countdown) - Date.now();
+    el.textContent = fmtLeft(left);
+    el.classList.toggle('overdue', left < 0);
+  }
 }
 setInterval(tick, 1000);
 

@@ -1,7 +1,19 @@
 // The team's live feed: the WebSocket /v1/me/feed/ws first, server-sent events (GET /v1/me/feed, read with
 // fetch so that the bearer token goes in a header, which EventSource cannot send) when WebSockets fail twice in
-// a row. Reconnects with backoff (1 s doubling to 30 s, with jitter); every (re)connection starts with a
-// snapshot of the team's open assignments, so nothing missed while away is lost.
+// a row. Reconnects with backoff (see backoffDelay); every (re)connection starts with a snapshot of the team's
+// open assignments, so nothing missed while away is lost.
+
+// The reconnect schedule: after the n-th failure in a row (n >= 1) wait 1 s * 2^(n-1), capped at 30 s, times a
+// jitter factor drawn uniformly from [0.75, 1.25] (so phones cut off together do not all come back in the same
+// instant): about 1, 2, 4, 8, 16, 30, 30 ... s. The count goes back to zero once a connection delivers its first
+// message (the snapshot), so the next loss starts again at about 1 s. tests/field/test_field_alerts_browser.py
+// checks this schedule in the browser.
+export const BACKOFF = {firstMs: 1000, capMs: 30000, jitter: 0.25};
+export function backoffDelay(failures, random = Math.random) {
+  const base = Math.min(BACKOFF.firstMs * 2 ** (failures - 1), BACKOFF.capMs);
+  return base * (1 - BACKOFF.jitter + 2 * BACKOFF.jitter * random());
+}
+
 export class Feed extends EventTarget {
   constructor(getToken) {
     super();
@@ -36,7 +48,7 @@ export class Feed extends EventTarget {
     this.setConnected(false);
     if (this.stopped) return;
     this.failures += 1;
-    const delay = Math.min(2 ** this.failures * 1000, 30000) * (0.75 + Math.random() / 2);
+    const delay = backoffDelay(this.failures);
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.connect(), delay);
   }
@@ -45,7 +57,7 @@ export class Feed extends EventTarget {
 
   handle(msg) {
     if (msg.type === 'snapshot' || msg.type === 'assignment') {
-      this.failures = 0;
+      this.failures = 0;  // connected: the next loss starts the schedule again
       this.setConnected(true);
       this.emit('message', msg);
     } else if (msg.type === 'error') {
