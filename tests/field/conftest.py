@@ -123,8 +123,10 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def api(field_server, field_db) -> Api:
-    return Api(field_server, field_db.users)
+def api(field_server, field_db) -> Iterator[Api]:
+    a = Api(field_server, field_db.users)
+    yield a
+    a.client.close()  # before the server stops: a pooled connection left to the garbage collector is an error
 
 
 def phone_context(browser: Browser, base: str, lon: float, lat: float) -> BrowserContext:

@@ -240,8 +240,11 @@ def test_a_new_offer_rings_and_vibrates_in_front_and_notifies_in_the_background(
                         ".map((n) => n.title)", f"offer-{aid2}")
     assert shown == [note["title"]]
     assert len(phone.rec("vibrate")) == 1  # a hidden page's vibrate is ignored: the notification vibrates
-    pg.evaluate("() => window.__gmSetHidden(false)")
+    # answered (here by the command room's test double, through the API): the notification goes away
     events.settle(aid2)
+    pg.wait_for_function("async (tag) => (await (await navigator.serviceWorker.ready).getNotifications({tag}))"
+                         ".length === 0", arg=f"offer-{aid2}", timeout=30_000)
+    pg.evaluate("() => window.__gmSetHidden(false)")
 
 
 def test_off_duty_an_offer_that_still_reaches_the_phone_makes_no_alert(phone, events, api, field_db):

@@ -190,6 +190,7 @@ function startDuty(announce) {
 
 function stopDuty(wasAsked) {
   state.duty = false;
+  clearOfferNotifications();
   if (state.geoWatch != null && navigator.geolocation) navigator.geolocation.clearWatch(state.geoWatch);
   state.geoWatch = null;
   clearInterval(state.posTimer);
@@ -218,6 +219,8 @@ function upsert(a, alertIfNew = true) {
   if (a.status === 'offered' && !state.seenOffers.has(a.id)) {
     state.seenOffers.add(a.id);
     if (alertIfNew) alertOffer(a);
+  } else if (a.status !== 'offered' && state.seenOffers.has(a.id)) {
+    clearOfferNotifications(a.id);
   }
   if (!state.events.has(a.event.id) && (a.status === 'offered' || a.status === 'accepted')) loadEvent(a.event.id);
 }
@@ -267,6 +270,16 @@ function notifyOffer(a) {
   }
 }
 
+// An offer's system notification goes away once the offer is no longer open (answered on this phone or by the
+// command room, lapsed, given to another team), and every one of them when the phone goes off duty: an alert
+// that outlives its offer is noise (Resgrid's users' complaint: alerts that don't stop).
+function clearOfferNotifications(id = null) {
+  if (!swReg || !swReg.getNotifications) return;
+  swReg.getNotifications(id == null ? {} : {tag: `offer-${id}`})
+    .then((shown) => shown.filter((n) => n.tag.startsWith('offer-')).forEach((n) => n.close()))
+    .catch((e) => state.errors.push(`notification: ${e}`));
+}
+
 function alertOffer(a) {
   if (!state.duty) return;
   state.alerts += 1;
@@ -280,7 +293,10 @@ feed.addEventListener('message', (e) => {
   if (msg.type === 'snapshot') {
     const open = new Set(msg.assignments.map((a) => a.id));
     for (const [id, a] of state.assignments) {
-      if ((a.status === 'offered' || a.status === 'accepted') && !open.has(id)) state.assignments.delete(id);
+      if ((a.status === 'offered' || a.status === 'accepted') && !open.has(id)) {
+        state.assignments.delete(id);
+        clearOfferNotifications(id);
+      }
     }
     for (const a of msg.assignments) upsert(a);
     loadHistory();
