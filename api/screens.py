@@ -155,15 +155,15 @@ def action_principal(request: Request) -> Principal:
     well) and the body is JSON, which no other site's form can send."""
     if request.headers.get("authorization"):
         return session_principal(request)
+    token = request.cookies.get(COOKIE)
+    if not token:
+        raise Unauthorized("no command-centre session", field="session", fix=LOGIN_FIX)
     if request.headers.get("origin") is None:
         raise Forbidden("a write with the screen's session must come from the screen's own page", field="Origin",
                         fix=f"use the buttons of {UNIT_URL}, or send 'Authorization: Bearer <token>'")
     _same_origin(request)
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         raise InvalidInput("the screen's actions are sent as JSON", field="Content-Type", fix="send application/json")
-    token = request.cookies.get(COOKIE)
-    if not token:
-        raise Unauthorized("no command-centre session", field="session", fix=LOGIN_FIX)
     state = request.app.state
     try:
         return state.auth.authenticate(token, state.clock())
