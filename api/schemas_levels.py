@@ -239,22 +239,26 @@ class UnitRow(BaseModel):
     events: int = Field(description="disputes (events) that reached it")
     open: int
     settled: int
-    escalated: int
+    escalated: int = Field(description="sent on up the ladder from it (a failed mediation sent to a department too)")
+    referred: int = Field(description="referred from it to litigation (a failed mediation)")
     returned: int
     overdue: int
     done: int = Field(description="those that left it")
     resolved: int = Field(description="of those, the ones whose event ended resolved (here or later)")
     resolution_rate: float | None = Field(description="resolved / done")
     settle_rate: float | None = Field(description="settled here / done")
-    minutes: dict[str, float | None]
+    minutes: dict[str, float | None] = Field(description="time there of those that left it: avg, p50, p90, max")
+    settle_min: dict[str, float | None] = Field(
+        description="arrival at the rung to settled there, of those settled there: avg, p50, p90")
     take_min: dict[str, float | None]
-    cases: dict[str, Any] | None = None
+    cases: dict[str, Any] | None = Field(None, description="a mediation room's cases by outcome (group_by=unit)")
 
 
 class UnitMetricsOut(BaseModel):
     group_by: str
     start: dt.datetime
     end: dt.datetime
+    unit: str | None = None
     rows: list[UnitRow]
 
 

@@ -496,26 +496,56 @@ def secret_init(rotate: Annotated[bool, typer.Option("--rotate", help="Replace a
     out.print(f"{'wrote' if created else 'kept'} {path}", highlight=False)
 
 
+ROLES_HELP = "admin, operator, planner, grid_worker, volunteer, intake or unit."
+StreetOpt = Annotated[str | None, typer.Option(help="Operators of a street: its area code.")]
+MemberOpt = Annotated[str | None, typer.Option(help="Grid workers/volunteers: the team member's code.")]
+DistrictOpt = Annotated[str | None, typer.Option(help="Operators of a district (all its streets): its area code.")]
+CommunityOpt = Annotated[str | None, typer.Option(help="Operators of a community (its grids only): its area code.")]
+UnitOpt = Annotated[str | None, typer.Option(help="Unit members: the unit's code (gridmap units show).")]
+#: The scope options each role takes (an operator exactly one of its three levels; see check_scope_options).
+ROLE_OPTIONS = {"operator": ("--district", "--street", "--community"), "unit": ("--unit",),
+                "grid_worker": ("--member",), "volunteer": ("--member",)}
+
+
+def check_scope_options(role: str, given: dict[str, str | None]) -> None:
+    """Refuse a scope option the role does not take (``given``: option name -> value), before the database is
+    touched: the service would quietly drop it. What each role needs is the service's check."""
+    wrong = [o for o, v in given.items() if v is not None and o not in ROLE_OPTIONS.get(role, ())]
+    if wrong:
+        takes = ROLE_OPTIONS.get(role)
+        fix = (f"a {role} takes {' or '.join(takes)}" if takes else f"a {role} takes no scope option") + \
+            f"; leave out {', '.join(wrong)}"
+        raise InvalidInput(f"{', '.join(wrong)} does not apply to role {role!r}", field=wrong[0].lstrip("-"), fix=fix)
+    if role == "operator":
+        levels = [o for o in ROLE_OPTIONS["operator"] if given.get(o) is not None]
+        if len(levels) > 1:
+            raise InvalidInput(f"an operator works at one level, not {' and '.join(levels)}", field=levels[1].lstrip("-"),
+                               fix="give only one of --district, --street, --community")
+
+
 @users_app.command("add")
 @friendly
 def users_add(
     username: Annotated[str, typer.Argument(help="Login name.")],
-    role: Annotated[str, typer.Option(help="admin, operator, planner, grid_worker, volunteer, intake or unit.")],
-    street: Annotated[str | None, typer.Option(help="Operators of a street: its area code.")] = None,
-    member: Annotated[str | None, typer.Option(help="Grid workers/volunteers: the team member's code.")] = None,
-    district: Annotated[str | None, typer.Option(help="Operators of a district (all its streets).")] = None,
-    community: Annotated[str | None, typer.Option(help="Operators of a community (its grids only).")] = None,
-    unit: Annotated[str | None, typer.Option(help="Unit members: the unit's code (gridmap units show).")] = None,
+    role: Annotated[str, typer.Option(help=ROLES_HELP)],
+    street: StreetOpt = None,
+    member: MemberOpt = None,
+    district: DistrictOpt = None,
+    community: CommunityOpt = None,
+    unit: UnitOpt = None,
     password: Annotated[str | None, typer.Option(help="Default: a random one, printed once.",
                                                  envvar="GRIDMAP_NEW_PASSWORD")] = None,
 ) -> None:
-    """Create an API user."""
+    """Create an API user: an operator with one of --district/--street/--community, a unit member with --unit,
+    a grid worker or volunteer with --member."""
     import secrets as _secrets
 
     from sqlalchemy.orm import Session
 
     from gridmap.services import auth
 
+    check_scope_options(role, {"--district": district, "--street": street, "--community": community,
+                               "--unit": unit, "--member": member})
     pw = password or _secrets.token_urlsafe(12)
     with Session(_registry().engine) as session:
         auth.create_user(session, username=username, password=pw, role=role, street_code=street, member_code=member,
@@ -536,18 +566,20 @@ def _users_do(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
 @users_app.command("list")
 @friendly
 def users_list() -> None:
-    """Users: role, scope, active, open sessions, last seen."""
+    """Users: role, scope (an operator's district, street or community, a unit member's unit, a team role's
+    member), active, open sessions, last seen."""
     from datetime import UTC
 
     from gridmap.services import users
 
     table = Table()
     table.add_column("user", no_wrap=True, min_width=12)
-    for name in ("role", "street/member", "active", "sessions", "last seen (UTC)"):
+    for name in ("role", "scope", "active", "sessions", "last seen (UTC)"):
         table.add_column(name)
     for u in _users_do(users.list_users):
         seen = u["last_seen_at"].astimezone(UTC).strftime("%m-%d %H:%M") if u["last_seen_at"] else "-"
-        table.add_row(u["username"], u["role"], u["street_code"] or u["member_code"] or "-",
+        scope = u["district_code"] or u["street_code"] or u["community_code"] or u["unit_code"] or u["member_code"]
+        table.add_row(u["username"], u["role"], scope or "-",
                       "yes" if u["active"] else "[red]no[/]", str(u["open_sessions"]), seen)
     out.print(table)
 
@@ -578,16 +610,22 @@ def users_activate(username: Annotated[str, typer.Argument(help="Login name.")])
 @friendly
 def users_set_role(
     username: Annotated[str, typer.Argument(help="Login name.")],
-    role: Annotated[str, typer.Argument(help="admin, operator, planner, grid_worker, volunteer or intake.")],
-    street: Annotated[str | None, typer.Option(help="Operators: the street's area code.")] = None,
-    member: Annotated[str | None, typer.Option(help="Grid workers/volunteers: the team member's code.")] = None,
+    role: Annotated[str, typer.Argument(help=ROLES_HELP)],
+    street: StreetOpt = None,
+    member: MemberOpt = None,
+    district: DistrictOpt = None,
+    community: CommunityOpt = None,
+    unit: UnitOpt = None,
 ) -> None:
-    """Change a user's role (and street or team member); every session of theirs ends."""
-    changes: dict = {"role": role}
-    if street is not None:
-        changes["street_code"] = street
-    if member is not None:
-        changes["member_code"] = member
+    """Change a user's role and scope: an operator's area (--district, --street or --community; a new one
+    replaces the old), a unit member's --unit, a grid worker's or volunteer's --member. Every session of theirs
+    ends."""
+    options = {"--district": district, "--street": street, "--community": community, "--unit": unit,
+               "--member": member}
+    check_scope_options(role, options)
+    columns = {"--district": "district_code", "--street": "street_code", "--community": "community_code",
+               "--unit": "unit_code", "--member": "member_code"}
+    changes: dict = {"role": role} | {columns[o]: v for o, v in options.items() if v is not None}
     _set_user(username, changes)
 
 

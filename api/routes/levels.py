@@ -65,9 +65,11 @@ def intake_metrics(request: Request, session: SessionDep, p: PrincipalDep,
 
 @router.get("/metrics/units", tags=["metrics"])
 def unit_metrics(request: Request, session: SessionDep, p: PrincipalDep,
-                 group_by: Annotated[str, Query(pattern=r"^(unit|rung|kind|place|category)$")] = "unit",
+                 group_by: Annotated[str, Query(pattern=r"^(unit|rung|unit_rung|kind|place|category)$")] = "unit",
                  start: Annotated[Time | None, Query()] = None, end: Annotated[Time | None, Query()] = None,
+                 unit: Annotated[Code | None, Query(description="one unit's rows only")] = None,
                  ) -> UnitMetricsOut:
-    """Resolution rate and time per unit (or ladder rung, unit kind, place, category): the disputes that reached
-    it, settled there, escalated, still there, resolved in the end, minutes spent there."""
-    return UnitMetricsOut(**_svc(request).units(session, p, group_by=group_by, start=start, end=end))
+    """Resolution rate and time per unit (or ladder rung, a unit's rung, unit kind, place, category): the
+    disputes that reached it, settled there, escalated, referred, returned, still there, resolved in the end,
+    minutes spent there and to settling there (median, p90); a mediation room's cases by outcome."""
+    return UnitMetricsOut(**_svc(request).units(session, p, group_by=group_by, start=start, end=end, unit=unit))

@@ -176,25 +176,32 @@ class LevelsService:
         return {"group_by": group_by, "start": start, "end": end, "area": area, "rows": out}
 
     def units(self, session: Session, p: Principal, *, group_by: str = "unit", start: dt.datetime | None = None,
-              end: dt.datetime | None = None) -> dict[str, Any]:
-        """Per unit (or ladder rung ``category:rung``, unit kind, place, category): the disputes that reached
-        it, settled there, escalated, returned, still there, overdue, resolved in the end, the resolution rate
-        (resolved / those that left it) and the minutes spent there; operators: their area's events; unit
-        members: their unit."""
+              end: dt.datetime | None = None, unit: str | None = None) -> dict[str, Any]:
+        """Per unit (or ladder rung ``category:rung``, a unit's rung ``unit/category:rung``, unit kind, place,
+        category): the disputes that reached it, settled there, escalated, referred, returned, still there,
+        overdue, resolved in the end, the resolution rate (resolved / those that left it), the minutes spent
+        there and from arrival to settling there (median, p90); per mediation room (``group_by=unit``) its
+        cases by outcome. ``unit``: that unit's rows only. Confined in SQL: operators to their area's events,
+        unit members to their own unit."""
         if p.role not in ("admin", "planner", "operator", "unit"):
             raise Forbidden(f"role {p.role!r} does not read unit figures", field="role",
                             fix="admins, planners, operators and unit members do")
         if group_by not in units_sql.UNIT_GROUPS:
             raise InvalidInput(f"cannot group by {group_by!r}", field="group_by",
                                fix=f"use one of {', '.join(units_sql.UNIT_GROUPS)}")
+        if p.role == "unit" and unit not in (None, p.unit):
+            raise Forbidden(f"unit {unit} is not yours ({p.unit})", field="unit", fix=f"ask for {p.unit}, or leave unit out")
         now = self.clock()
         end = end or now + dt.timedelta(seconds=1)
         start = start or end - dt.timedelta(days=365)
         check_window(start, end)
         area = (p.area or "-") if p.role == "operator" else None
-        unit = (p.unit or "-") if p.role == "unit" else None
+        if p.role == "unit":
+            unit = p.unit or "-"
         with session.begin():
             conn = session.connection()
+            if unit is not None and p.role != "unit" and units_sql.unit(conn, unit) is None:
+                raise NotFound(f"no unit {unit!r}", field="unit", fix="list units: GET /v1/units")
             rows = units_sql.unit_metrics(conn, group_by=group_by, start=start, end=end, now=now,
                                           resolved_outcomes=RESOLVED_OUTCOMES, area=area, unit_code=unit)
             where, params = [], {}
@@ -210,14 +217,27 @@ class LevelsService:
         out = []
         for r in rows:
             row = {"key": r["key"], "events": r["events"], "open": r["open"], "settled": r["settled"],
-                   "escalated": r["escalated"], "returned": r["returned"], "overdue": r["overdue"], "done": r["done"],
+                   "escalated": r["escalated"], "referred": r["referred"], "returned": r["returned"],
+                   "overdue": r["overdue"], "done": r["done"],
                    "resolved": r["resolved"], "resolution_rate": _rate(r["resolved"], r["done"]),
                    "settle_rate": _rate(r["settled"], r["done"]),
                    "minutes": {"avg": _num(r["time_avg_min"]), "p50": _num(r["time_p50_min"]),
-                               "max": _num(r["time_max_min"])},
+                               "p90": _num(r["time_p90_min"]), "max": _num(r["time_max_min"])},
+                   "settle_min": {"avg": _num(r["settle_avg_min"]), "p50": _num(r["settle_p50_min"]),
+                                  "p90": _num(r["settle_p90_min"])},
                    "take_min": {"avg": _num(r["take_avg_min"])}}
             c = cases.get(r["key"])
             if c is not None:
-                row["cases"] = {k: (_num(v) if k == "days_avg" else v) for k, v in c.items() if k != "key"}
+                row["cases"] = _case_figures(c)
             out.append(row)
-        return {"group_by": group_by, "start": start, "end": end, "rows": out}
+        return {"group_by": group_by, "start": start, "end": end, "unit": unit, "rows": out}
+
+
+def _case_figures(c: Mapping[str, Any]) -> dict[str, Any]:
+    """A mediation room's cases: counts by outcome, its resolution rate ((agreement + partial) / closed) and
+    the time to the outcome."""
+    out = {k: v for k, v in c.items() if k not in ("key", "days_avg", "minutes_p50", "minutes_p90")}
+    out["days_avg"] = _num(c["days_avg"])
+    out["minutes"] = {"p50": _num(c["minutes_p50"]), "p90": _num(c["minutes_p90"])}
+    out["resolution_rate"] = _rate(c["agreement"] + c["partial"], c["closed"])
+    return out

@@ -191,9 +191,9 @@ class UnitService:
             if p.role == "planner":
                 raise Forbidden("planners read aggregates, not inboxes", field="role", fix="use /v1/metrics/units")
             since = now - dt.timedelta(hours=recent_h) if recent_h > 0 else None
-            rows = units_sql.inbox(conn, code, limit=limit, include_left=since is not None, since=since)
-            if p.role == "operator":
-                rows = [r for r in rows if p.covers(r["street_code"], r["community_code"])]
+            # an operator's inbox holds their area's events only, confined in SQL before the limit
+            area = (p.area or "-") if p.role == "operator" else None
+            rows = units_sql.inbox(conn, code, limit=limit, include_left=since is not None, since=since, area=area)
             clear = p.sees_personal_data
             names = None if clear else events_sql.reporter_names(conn, [r["id"] for r in rows])
             cases = {r["id"]: mediation_sql.open_case_of_event(conn, r["id"]) for r in rows} \

@@ -157,17 +157,20 @@ def ever_at_unit(conn: Connection, event_id: int, unit_code: str) -> bool:
 
 
 def inbox(conn: Connection, unit_code: str, *, limit: int, include_left: bool = False,
-          since: dt.datetime | None = None) -> list[RowMapping]:
+          since: dt.datetime | None = None, area: str | None = None) -> list[RowMapping]:
     """The events at the unit's rung now (its open stints), oldest first; with ``include_left`` also those that
-    left it since ``since`` (newest first after the open ones)."""
-    cond = "s.left_at IS NULL"
+    left it since ``since`` (newest first after the open ones); with ``area``, only the events of that area
+    (an operator's: :func:`gridmap.storage.scopes.events`, before the limit)."""
+    cond = ["s.unit_code = :u", "s.left_at IS NULL"]
     if include_left:
-        cond = "(s.left_at IS NULL OR s.left_at >= :since)"
+        cond[1] = "(s.left_at IS NULL OR s.left_at >= :since)"
+    if area is not None:
+        cond.append(scopes.events("e.", ":area"))
     return list(conn.execute(text(
         f"SELECT {EVENT_COLUMNS}, {STINT_COLUMNS} {EVENT_FROM} "
-        f"JOIN event_rung_stints s ON s.event_id = e.id WHERE s.unit_code = :u AND {cond} "
+        f"JOIN event_rung_stints s ON s.event_id = e.id WHERE {' AND '.join(cond)} "
         "ORDER BY (s.left_at IS NOT NULL), COALESCE(s.due_at, s.entered_at), s.id LIMIT :n"),
-        {"u": unit_code, "n": limit, "since": since}).mappings())
+        {"u": unit_code, "n": limit, "since": since, "area": area}).mappings())
 
 
 def events_at_units_clause(alias: str, param: str) -> str:
@@ -176,17 +179,21 @@ def events_at_units_clause(alias: str, param: str) -> str:
 
 
 # -- metrics --------------------------------------------------------------------------------------------------
-UNIT_GROUPS = {"unit": "s.unit_code", "rung": "e.category || ':' || s.rung", "kind": "u.kind",
+UNIT_GROUPS = {"unit": "s.unit_code", "rung": "e.category || ':' || s.rung",
+               "unit_rung": "s.unit_code || '/' || e.category || ':' || s.rung", "kind": "u.kind",
                "place": "COALESCE(u.place_code, s.unit_code)", "category": "e.category"}
 
 
 def unit_metrics(conn: Connection, *, group_by: str, start: dt.datetime, end: dt.datetime, now: dt.datetime,
                  resolved_outcomes: Sequence[str], area: str | None = None, unit_code: str | None = None,
                  units_only: bool = True) -> list[RowMapping]:
-    """Per group (unit, ladder rung, unit kind, place, category): the disputes (events) that entered it in
-    [start, end), how many are still there, settled there, escalated from there, returned, overdue there,
-    done (left it) and resolved (their event ended resolved, wherever), and the minutes they spent there and
-    until a member took them. An event counts once per group even when it stood there twice."""
+    """Per group (unit, ladder rung, a unit's rung ``unit/category:rung``, unit kind, place, category): the
+    disputes (events) that entered it in [start, end), how many are still there, settled there, escalated from
+    there (a failed mediation sent to a department too), referred from there (a failed mediation sent to
+    litigation), returned, overdue there, done (left it) and resolved (their event ended resolved, wherever);
+    the minutes they spent there (those that left: mean, median, p90, max), the minutes from arriving at the
+    rung to being settled there (those settled there: mean, median, p90) and until a member took them. An
+    event counts once per group even when it stood there twice; its time there is the sum of its stays."""
     where = ["s.entered_at >= :start", "s.entered_at < :end"]
     if units_only:
         where.append("s.unit_code IS NOT NULL")
@@ -200,10 +207,13 @@ def unit_metrics(conn: Connection, *, group_by: str, start: dt.datetime, end: dt
             SELECT {key} AS key, s.event_id,
                    bool_or(s.left_at IS NULL) AS open_here,
                    bool_or(s.left_how = 'settled') AS settled_here,
-                   bool_or(s.left_how IN ('escalated', 'auto_escalated', 'referred')) AS escalated_here,
+                   bool_or(s.left_how IN ('escalated', 'auto_escalated')) AS escalated_here,
+                   bool_or(s.left_how = 'referred') AS referred_here,
                    bool_or(s.left_how = 'returned') AS returned_here,
                    bool_or((s.left_at IS NULL AND s.due_at < :now) OR s.left_at > s.due_at) AS overdue_here,
                    sum(extract(epoch FROM s.left_at - s.entered_at)) AS secs_here,
+                   max(extract(epoch FROM s.left_at - s.entered_at)) FILTER (WHERE s.left_how = 'settled')
+                     AS settle_secs,
                    min(extract(epoch FROM s.taken_at - s.entered_at)) AS take_secs
             FROM event_rung_stints s JOIN events e ON e.id = s.event_id LEFT JOIN units u ON u.code = s.unit_code
             WHERE {' AND '.join(where)}
@@ -212,6 +222,7 @@ def unit_metrics(conn: Connection, *, group_by: str, start: dt.datetime, end: dt
                count(*) FILTER (WHERE st.open_here) AS open,
                count(*) FILTER (WHERE st.settled_here) AS settled,
                count(*) FILTER (WHERE st.escalated_here) AS escalated,
+               count(*) FILTER (WHERE st.referred_here) AS referred,
                count(*) FILTER (WHERE st.returned_here) AS returned,
                count(*) FILTER (WHERE st.overdue_here) AS overdue,
                count(*) FILTER (WHERE NOT st.open_here) AS done,
@@ -220,7 +231,12 @@ def unit_metrics(conn: Connection, *, group_by: str, start: dt.datetime, end: dt
                avg(st.secs_here) FILTER (WHERE NOT st.open_here) / 60 AS time_avg_min,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY st.secs_here) FILTER (WHERE NOT st.open_here) / 60
                  AS time_p50_min,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY st.secs_here) FILTER (WHERE NOT st.open_here) / 60
+                 AS time_p90_min,
                max(st.secs_here) FILTER (WHERE NOT st.open_here) / 60 AS time_max_min,
+               avg(st.settle_secs) / 60 AS settle_avg_min,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY st.settle_secs) / 60 AS settle_p50_min,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY st.settle_secs) / 60 AS settle_p90_min,
                avg(st.take_secs) / 60 AS take_avg_min
         FROM st JOIN events e ON e.id = st.event_id
         GROUP BY 1 ORDER BY 1"""),

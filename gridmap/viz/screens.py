@@ -23,8 +23,15 @@ def _render(script: str, header: str, main: str, config: dict[str, Any], *, stat
 _LEVELS_MAIN = '<main id="gm-areas" aria-live="polite"></main>'
 _UNIT_MAIN = """<main>
     <table id="gm-inbox"><thead><tr><th>事件 event</th><th>类别 category</th><th>状态 status</th><th>层级 rung</th>
-      <th>到达 entered</th><th>时限 due</th><th>剩余 left</th><th>承办 taken by</th><th>调解 case</th></tr></thead>
+      <th>到达 entered</th><th>时限 due</th><th>剩余 left</th><th>承办 taken by</th><th>调解 case</th>
+      <th>操作 act</th></tr></thead>
       <tbody id="gm-inbox-body"></tbody></table>
+    <h2 class="gm-h2">本单位统计 figures, last 365 days</h2>
+    <table id="gm-unit-figures"><thead><tr><th>层级 rung</th><th>到达 taken in</th><th>在办 open</th>
+      <th>办结 settled</th><th>上报 escalated</th><th>转诉讼 referred</th><th>退回 returned</th><th>超时 overdue</th>
+      <th>解决率 resolution</th><th>办结用时 to settle p50 / p90 (min)</th></tr></thead>
+      <tbody id="gm-unit-figures-body"></tbody></table>
+    <p id="gm-unit-cases"></p>
   </main>"""
 
 

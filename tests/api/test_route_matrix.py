@@ -508,6 +508,9 @@ TABLE: list[Row] = [
         lambda w, who: ("/dashboard/unit", {"params": {"unit": w.room} if who == "admin" else {}})),
     Row("GET", "/dashboard/api/unit/inbox.json", allow("admin", "unit_member"),
         lambda w, who: ("/dashboard/api/unit/inbox.json", {"params": {"unit": w.room} if who == "admin" else {}})),
+    Row("POST", "/dashboard/api/unit/inbox/{event_id}/{action}", allow("admin", "unit_member"),
+        lambda w, who: (f"/dashboard/api/unit/inbox/{w.at_room()}/take",
+                        {"json": {}, "params": {"unit": w.room} if who == "admin" else {}})),
 ]
 
 

@@ -218,7 +218,11 @@ PUBLIC = {("/dashboard", "GET"), ("/dashboard/login", "GET"), ("/dashboard/login
           ("/dashboard/static/{name}", "GET"),
           # the screens of the levels: like /dashboard, the login form without a session
           ("/dashboard/district", "GET"), ("/dashboard/unit", "GET")}
-SAMPLE_PARAMS = {"z": "13", "x": "6825", "y": "3392", "code": "B000001", "event_id": "1", "photo_id": "1"}
+#: The one write under /dashboard that takes the screen's cookie (only from the screen's own page, as JSON):
+#: the unit inbox's buttons.
+WRITES = {("/dashboard/api/unit/inbox/{event_id}/{action}", "POST")}
+SAMPLE_PARAMS = {"z": "13", "x": "6825", "y": "3392", "code": "B000001", "event_id": "1", "photo_id": "1",
+                 "action": "take"}
 
 
 def dashboard_routes(settings) -> list[tuple[str, str]]:
@@ -240,15 +244,21 @@ def test_every_data_endpoint_needs_a_session(server, settings, client):
     routes = dashboard_routes(settings)
     data = [(p, m) for p, m in routes if (p, m) not in PUBLIC]
     assert {r for r in routes if r in PUBLIC} == PUBLIC  # the public ones are exactly these
-    assert len(data) >= 12 and all(m == "GET" for _, m in data), data  # reads only: the cookie changes nothing
+    # reads only (the cookie changes nothing), but for the one write that says so
+    assert len(data) >= 12 and {(p, m) for p, m in data if m != "GET"} == WRITES, data
     bad = client.cookies.get(COOKIE_NAME)[:-3] + "xyz"
     with httpx.Client(base_url=server, timeout=60) as anon:
-        for path, _ in data:
+        for path, method in data:
             for headers in ({}, {"Cookie": f"{COOKIE_NAME}={bad}"}):
-                r = anon.get(fill(path), headers=headers)
+                if method == "POST":  # from the screen's own page, as JSON: what is left is the session
+                    r = anon.post(fill(path), json={}, headers={**headers, "Origin": server})
+                else:
+                    r = anon.get(fill(path), headers=headers)
                 assert r.status_code == 401, (path, headers, r.status_code)
                 err = r.json()
                 assert err["field"] == "session" and "/dashboard/login" in err["fix"], (path, err)
+            if method == "POST":
+                continue  # the admin's session acting: tests/dashboard/test_unit_inbox_browser.py
             # the admin's session opens it (a unit's inbox: the admin names the unit)
             params = {"unit": "MALL1-DESK"} if path.endswith("/unit/inbox.json") else {}
             assert client.get(fill(path), params=params).status_code in (200, 404), path
