@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import dumps
 from gridmap.errors import Forbidden, GridmapError
@@ -41,6 +42,18 @@ async def websocket_token(ws: WebSocket) -> str | None:
     first = await asyncio.wait_for(ws.receive_json(), timeout=10.0)
     token = first.get("token") if isinstance(first, dict) else None
     return token if isinstance(token, str) else None
+
+
+async def caller(app: Any, token: str | None) -> Principal:
+    """The feed's caller, checked as every request is (session open, the user as they are now): from the
+    process's short cache, else the database (in a thread: the event loop never waits on it)."""
+    state = app.state
+    now = state.clock()
+    cached: Principal | None = state.auth.authenticate_cached(token, now)
+    if cached is not None:
+        return cached
+    checked: Principal = await run_in_threadpool(state.auth.authenticate, token, now)
+    return checked
 
 
 async def refuse(ws: WebSocket, exc: Exception) -> None:

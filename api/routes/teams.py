@@ -138,9 +138,7 @@ def _message(kind: Literal["snapshot", "assignment"], payload: object) -> dict:
 async def _feed_principal(app: FastAPI, token: str | None, team_id: int | None = None) -> Principal:
     """The feed's caller, checked as every request is (session open, user as they are now); a team role, and
     (on a re-check) still the same team."""
-    state = app.state
-    now = state.clock()
-    p = state.auth.authenticate_cached(token, now) or await run_in_threadpool(state.auth.authenticate, token, now)
+    p = await livefeed.caller(app, token)
     if not p.is_team:
         raise Forbidden(f"role {p.role!r} has no team feed", field="role",
                         fix="log in as the team's grid worker or volunteer")

@@ -78,9 +78,7 @@ def _snapshot(app: FastAPI, p: Principal, code: str) -> dict:
 
 async def _feed_principal(app: FastAPI, token: str | None, code: str, user_id: int | None = None) -> Principal:
     """The feed's caller, checked as every request is: a member of the unit (or an admin)."""
-    state = app.state
-    now = state.clock()
-    p = state.auth.authenticate_cached(token, now) or await run_in_threadpool(state.auth.authenticate, token, now)
+    p = await livefeed.caller(app, token)
     if p.role != "admin" and not (p.role == "unit" and p.unit == code):
         raise Forbidden(f"the feed of unit {code} is for its members", field="role",
                         fix="log in as a member of the unit")

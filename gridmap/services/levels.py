@@ -150,6 +150,16 @@ class LevelsService:
                 "children": [{"code": k["code"], "name": k["name"], "name_zh": k["name_zh"]} for k in kids]}
 
     # -- metrics --------------------------------------------------------------------------------------------
+    def _window(self, p: Principal, start: dt.datetime | None,
+                end: dt.datetime | None) -> tuple[dt.datetime, dt.datetime, dt.datetime, str | None]:
+        """Now, the figures' window (default: the year up to now, checked) and the operator's area confining
+        them in SQL (``"-"``, nothing, for an operator without one; None for everyone else)."""
+        now = self.clock()
+        end = end or now + dt.timedelta(seconds=1)
+        start = start or end - dt.timedelta(days=365)
+        check_window(start, end)
+        return now, start, end, (p.area or "-") if p.role == "operator" else None
+
     def intake(self, session: Session, p: Principal, *, group_by: str = "channel", channels: Sequence[str] | None = None,
                start: dt.datetime | None = None, end: dt.datetime | None = None) -> dict[str, Any]:
         """Calls and visits taken, answered on the spot, dispatched, escalated, open and closed, per channel
@@ -161,11 +171,7 @@ class LevelsService:
         unknown = [c for c in channels or () if c not in CHANNELS]
         if unknown:
             raise InvalidInput(f"unknown channel {unknown[0]!r}", field="channel", fix=f"use one of {', '.join(CHANNELS)}")
-        now = self.clock()
-        end = end or now + dt.timedelta(seconds=1)
-        start = start or end - dt.timedelta(days=365)
-        check_window(start, end)
-        area = (p.area or "-") if p.role == "operator" else None
+        _, start, end, area = self._window(p, start, end)
         with session.begin():
             rows = metrics_sql.intake_metrics(session.connection(), group_by=group_by, start=start, end=end,
                                               channels=channels, area=area)
@@ -191,11 +197,7 @@ class LevelsService:
                                fix=f"use one of {', '.join(units_sql.UNIT_GROUPS)}")
         if p.role == "unit" and unit not in (None, p.unit):
             raise Forbidden(f"unit {unit} is not yours ({p.unit})", field="unit", fix=f"ask for {p.unit}, or leave unit out")
-        now = self.clock()
-        end = end or now + dt.timedelta(seconds=1)
-        start = start or end - dt.timedelta(days=365)
-        check_window(start, end)
-        area = (p.area or "-") if p.role == "operator" else None
+        now, start, end, area = self._window(p, start, end)
         if p.role == "unit":
             unit = p.unit or "-"
         with session.begin():

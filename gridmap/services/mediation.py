@@ -89,6 +89,14 @@ class MediationService:
         raise Forbidden(f"only the members of {case['unit_code']} (or an admin) write case {case['code']}",
                         field="role", fix="ask the mediation room that holds the case")
 
+    def _open_case(self, conn: Connection, p: Principal, case_id: int, fix: str) -> RowMapping:
+        """The case, locked, if ``p`` writes it and it is still open (``fix``: what to do when it is closed)."""
+        case = self._case(conn, case_id, lock=True)
+        self._writer(conn, p, case)
+        if case["status"] != "open":
+            raise Conflict(f"case {case['code']} is closed ({case['outcome']})", field="case_id", fix=fix)
+        return case
+
     def _out(self, conn: Connection, p: Principal, case: RowMapping, *, purpose: str | None) -> dict[str, Any]:
         access = _access(conn, p, case)
         parties = sql.parties(conn, case["id"], personal=access != "none")
@@ -177,10 +185,7 @@ class MediationService:
             raise InvalidInput(f"unknown side {side!r}", field="side", fix=f"use one of {', '.join(PARTY_SIDES)}")
         with session.begin():
             conn = session.connection()
-            case = self._case(conn, case_id, lock=True)
-            self._writer(conn, p, case)
-            if case["status"] != "open":
-                raise Conflict(f"case {case['code']} is closed", field="case_id", fix="parties are added to open cases")
+            case = self._open_case(conn, p, case_id, "parties are added to open cases")
             sql.add_party(conn, case_id=case_id, side=side, kind=kind, name=name, phone=phone, id_card=id_card)
             return self._out(conn, p, case, purpose="recording a party")
 
@@ -193,10 +198,7 @@ class MediationService:
             raise InvalidInput("a session needs its mediators", field="mediators", fix="name at least one mediator")
         with session.begin():
             conn = session.connection()
-            case = self._case(conn, case_id, lock=True)
-            self._writer(conn, p, case)
-            if case["status"] != "open":
-                raise Conflict(f"case {case['code']} is closed", field="case_id", fix="sessions belong to open cases")
+            case = self._open_case(conn, p, case_id, "sessions belong to open cases")
             sql.add_session(conn, case_id=case_id, held_at=held_at, place=place, mediators=mediators, note=note,
                             by=p.username, at=self.clock())
             events_sql.insert_transition(conn, event_id=case["event_id"], at=self.clock(), action="mediation_session",
@@ -224,11 +226,7 @@ class MediationService:
         now = self.clock()
         with session.begin():
             conn = session.connection()
-            case = self._case(conn, case_id, lock=True)
-            self._writer(conn, p, case)
-            if case["status"] != "open":
-                raise Conflict(f"case {case['code']} is closed ({case['outcome']})", field="case_id",
-                               fix="an outcome is recorded once")
+            case = self._open_case(conn, p, case_id, "an outcome is recorded once")
             ev = events_sql.event(conn, case["event_id"], lock=True)
             referred_unit = None
             if ev is not None and is_open(ev["status"]):

@@ -32,7 +32,7 @@ import hashlib
 import io
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -251,7 +251,7 @@ class PhotoService:
                             fix="photos of events are shown to operators (their area) and admins")
         p.check_street(street, what, community)
 
-    def _readable(self, p: Principal, row: dict | None, what: str, field: str) -> dict:
+    def _readable(self, p: Principal, row: Mapping[Any, Any] | None, what: str, field: str) -> Mapping[Any, Any]:
         """``row`` (an event or a photo, with its street and community) if ``p`` may see its photos."""
         if row is None:
             raise NotFound(f"no {what}", field=field, fix="check the id")

@@ -9,6 +9,7 @@ every team reports its position at the current (simulated) time.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -161,6 +162,26 @@ def refresh_positions(client, engine, headers, now: dt.datetime) -> None:
     positions = [{"team": c, "lon": x, "lat": y, "at": now.isoformat()} for c, x, y in rows]
     r = client.post("/v1/teams/positions", json={"positions": positions}, headers=headers)
     assert r.status_code == 200 and r.json()["updated"] == len(rows), r.text
+
+
+def new_user(client, admin: dict, name: str, **spec) -> dict:
+    """Create a user through the API as ``admin`` (``spec``: role and scope) and log in as them."""
+    r = client.post("/v1/users", json={"username": name, "password": PASSWORD, **spec}, headers=admin["headers"])
+    assert r.status_code == 201, r.text
+    return login(client, name)
+
+
+_report_ids = itertools.count(1)
+
+
+def report_by_phone(client, users, category: str, location: dict) -> dict:
+    """A hotline report at ``location``, not dispatched, with a reporter; the event as stored."""
+    body = {"channel": "hotline_12345", "external_id": f"TEL-{secrets.token_hex(3)}-{next(_report_ids):04d}",
+            "category": category, "location": location, "dispatch": False,
+            "reporter": {"name": "孙八", "phone": "13600002222"}}
+    r = client.post("/v1/events", json=body, headers=users["intake"]["headers"])
+    assert r.status_code == 201, r.text
+    return r.json()["event"]
 
 
 def query(engine, sql: str, **params):

@@ -17,25 +17,11 @@ import pytest
 from sqlalchemy import text
 from starlette.websockets import WebSocketDisconnect
 
-from tests.api.conftest import PASSWORD, login, query, recv
+from tests.api.conftest import new_user, query, recv, report_by_phone
 
 pytestmark = [pytest.mark.db]
 _ids = itertools.count(1)
 MALL = "B008174"  # data/units.csv: the mall's merchants, front desk and floor management serve this building
-
-
-def _user(client, admin: dict, name: str, **spec) -> dict:
-    r = client.post("/v1/users", json={"username": name, "password": PASSWORD, **spec}, headers=admin["headers"])
-    assert r.status_code == 201, r.text
-    return login(client, name)
-
-
-def _report(client, users, category: str, location: dict) -> dict:
-    body = {"channel": "hotline_12345", "external_id": f"LVL-{next(_ids):04d}", "category": category,
-            "location": location, "dispatch": False, "reporter": {"name": "孙八", "phone": "13600002222"}}
-    r = client.post("/v1/events", json=body, headers=users["intake"]["headers"])
-    assert r.status_code == 201, r.text
-    return r.json()["event"]
 
 
 def _act(client, who: dict, unit: str, eid: int, action: str, **body) -> dict:
@@ -54,7 +40,7 @@ def test_a_mall_dispute_climbs_the_ladder_by_the_units_own_hands_and_is_settled_
                                "AND a.valid_to IS NULL WHERE b.code = :b", b=MALL)[0][0]
     station = f"CR-{street}"
     units = ["MALL1-MERCHANTS", "MALL1-DESK", "MALL1-FLOOR", station]
-    members = {u: _user(client, users["admin"], f"lvl-{u.lower()}", role="unit", unit_code=u) for u in units}
+    members = {u: new_user(client, users["admin"], f"lvl-{u.lower()}", role="unit", unit_code=u) for u in units}
     clock.advance(hours=2)
     # other tests' consumer disputes still open would climb into these units during the walk (the sweep moves
     # every overdue event): close them first, so the window's figures are this dispute's alone
@@ -62,7 +48,7 @@ def test_a_mall_dispute_climbs_the_ladder_by_the_units_own_hands_and_is_settled_
         conn.execute(text("UPDATE events SET status = 'closed', closed_at = :t WHERE category = 'consumer_dispute' "
                           "AND status IN ('reported', 'dispatched', 'accepted', 'on_site')"), {"t": clock()})
     t0 = clock()
-    ev = _report(client, users, "consumer_dispute", {"building_code": MALL})
+    ev = report_by_phone(client, users, "consumer_dispute", {"building_code": MALL})
     eid = ev["id"]
     marks: dict[str, dt.datetime] = {"merchant_in": clock()}
 
@@ -166,12 +152,12 @@ def test_a_mediation_case_shows_its_parties_only_to_the_room_and_logs_every_read
     other_room = query(api_engine, "SELECT code FROM units WHERE kind = 'community_mediation' AND area_code <> :c "
                                    "ORDER BY code LIMIT 1", c=community)[0][0]
     admin = users["admin"]
-    member = _user(client, admin, "lvl-room", role="unit", unit_code=room)
-    stranger = _user(client, admin, "lvl-other-room", role="unit", unit_code=other_room)
-    community_op = _user(client, admin, "lvl-community-op", role="operator", community_code=community)
-    other_street_op = _user(client, admin, "lvl-street-b-op", role="operator", street_code=street_b)
+    member = new_user(client, admin, "lvl-room", role="unit", unit_code=room)
+    stranger = new_user(client, admin, "lvl-other-room", role="unit", unit_code=other_room)
+    community_op = new_user(client, admin, "lvl-community-op", role="operator", community_code=community)
+    other_street_op = new_user(client, admin, "lvl-street-b-op", role="operator", street_code=street_b)
     clock.advance(hours=2)
-    ev = _report(client, users, "neighbour_dispute", spot)
+    ev = report_by_phone(client, users, "neighbour_dispute", spot)
     r = client.post(f"/v1/events/{ev['id']}/escalate", json={"note": "噪音纠纷"}, headers=users["operator"]["headers"])
     assert r.status_code == 200 and r.json()["unit"] == room, r.text
     cases = client.get("/v1/mediation/cases", headers=member["headers"]).json()
@@ -266,7 +252,7 @@ def test_a_units_inbox_is_pushed_live_and_return_hands_the_event_back_down(clien
     """The desk's live inbox (WebSocket) shows a dispute the moment the merchant hands it up, and again when the
     desk returns it; the return puts it back on the merchant's rung with a fresh clock. Another unit's member
     may not listen to the desk's inbox (4403)."""
-    members = {u: _user(client, users["admin"], f"lvl-live-{u.lower()}", role="unit", unit_code=u)
+    members = {u: new_user(client, users["admin"], f"lvl-live-{u.lower()}", role="unit", unit_code=u)
                for u in ("MALL1-MERCHANTS", "MALL1-DESK")}
     desk, merchants = members["MALL1-DESK"], members["MALL1-MERCHANTS"]
     with client.websocket_connect("/v1/units/MALL1-DESK/feed/ws") as ws:
@@ -279,7 +265,7 @@ def test_a_units_inbox_is_pushed_live_and_return_hands_the_event_back_down(clien
     with client.websocket_connect("/v1/units/MALL1-DESK/feed/ws", headers=desk["headers"]) as ws:
         snap = recv(ws)
         assert snap["type"] == "snapshot"
-        ev = _report(client, users, "consumer_dispute", {"building_code": MALL})
+        ev = report_by_phone(client, users, "consumer_dispute", {"building_code": MALL})
         eid = ev["id"]
         assert eid not in [i["event"]["id"] for i in snap["inbox"]["events"]]
         clock.advance(minutes=3)
@@ -320,11 +306,11 @@ def test_a_failed_mediation_goes_to_litigation_or_up_to_the_street_centre(client
         api_engine, "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM buildings "
                     "WHERE community_code = :c ORDER BY ST_X(ST_PointOnSurface(geom))", c=community)]
     assert len(spots) >= 2
-    member = _user(client, users["admin"], "lvl-fail-room", role="unit", unit_code=room)
+    member = new_user(client, users["admin"], "lvl-fail-room", role="unit", unit_code=room)
     clock.advance(hours=2)
     cases = {}
     for referral, spot in (("litigation", spots[0]), ("department", spots[-1])):
-        ev = _report(client, users, "neighbour_dispute", spot)
+        ev = report_by_phone(client, users, "neighbour_dispute", spot)
         r = client.post(f"/v1/events/{ev['id']}/escalate", json={}, headers=users["operator"]["headers"])
         assert r.status_code == 200 and r.json()["unit"] == room, r.text
         listed = client.get("/v1/mediation/cases", headers=member["headers"]).json()

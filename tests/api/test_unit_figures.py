@@ -11,28 +11,12 @@ cases by outcome, and who may read them.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 
 import pytest
 
-from tests.api.conftest import PASSWORD, login, query
+from tests.api.conftest import new_user, query, report_by_phone
 
 pytestmark = [pytest.mark.db]
-_ids = itertools.count(1)
-
-
-def _user(client, admin: dict, name: str, **spec) -> dict:
-    r = client.post("/v1/users", json={"username": name, "password": PASSWORD, **spec}, headers=admin["headers"])
-    assert r.status_code == 201, r.text
-    return login(client, name)
-
-
-def _report(client, users, category: str, location: dict) -> dict:
-    body = {"channel": "hotline_12345", "external_id": f"FIG-{next(_ids):04d}", "category": category,
-            "location": location, "dispatch": False, "reporter": {"name": "孙八", "phone": "13600002222"}}
-    r = client.post("/v1/events", json=body, headers=users["intake"]["headers"])
-    assert r.status_code == 201, r.text
-    return r.json()["event"]
 
 
 def _escalate(client, who: dict, eid: int) -> dict:
@@ -59,14 +43,14 @@ def test_a_mediation_rooms_figures_per_unit_and_rung_after_five_disputes_with_kn
                                   "ORDER BY u.area_code DESC LIMIT 1", s=street_b)[0][0]
     room, centre = f"MR-{community}", f"SC-{street_b}"
     admin = users["admin"]
-    member = _user(client, admin, "fig-room", role="unit", unit_code=room)
-    op_b = _user(client, admin, "fig-street-b-op", role="operator", street_code=street_b)
+    member = new_user(client, admin, "fig-room", role="unit", unit_code=room)
+    op_b = new_user(client, admin, "fig-street-b-op", role="operator", street_code=street_b)
     spots = _spots(api_engine, community)
     assert len(spots) >= 5
     clock.advance(hours=3)
     events = []
     for spot in spots[:5]:  # 31 minutes apart: no report is a near-duplicate of another
-        events.append(_report(client, users, "neighbour_dispute", spot)["id"])
+        events.append(report_by_phone(client, users, "neighbour_dispute", spot)["id"])
         clock.advance(minutes=31)
     t1 = clock()  # all five reach the room now
     for eid in events:
@@ -150,13 +134,13 @@ def test_an_operators_view_of_a_unit_inbox_is_confined_in_sql_before_the_limit(c
     above both streets). Each street's operator, asking for one event (limit=1), gets one of their own street:
     filtering after the limit would hand one of them an empty page."""
     bureau = "MSB-330106"
-    op_b = _user(client, users["admin"], "fig-inbox-op-b", role="operator", street_code=street_b)
+    op_b = new_user(client, users["admin"], "fig-inbox-op-b", role="operator", street_code=street_b)
     clock.advance(hours=1)
     placed = {}
     for s in (street_b, street):  # the other street's first: its clock runs out first
         community = query(api_engine, "SELECT code FROM areas WHERE level = 'community' AND valid_to IS NULL "
                                       "AND parent_code = :s ORDER BY code LIMIT 1", s=s)[0][0]
-        eid = _report(client, users, "food_drug_safety", _spots(api_engine, community)[0])["id"]
+        eid = report_by_phone(client, users, "food_drug_safety", _spots(api_engine, community)[0])["id"]
         _escalate(client, users["admin"], eid)
         clock.advance(minutes=1)
         assert _escalate(client, users["admin"], eid)["unit"] == bureau
