@@ -856,20 +856,43 @@ def simulate_study(
     _simulation_secret(get_settings())
     first = _day(day)
     chosen = [DispatchRule(v) for r in rules.split(",") if (v := _rule(r.strip())) is not None] if rules else None
-    result = run_study(get_settings(), days=[first + dt.timedelta(days=i) for i in range(days)], seed=seed,
-                       rules=chosen, hours=hours, say=lambda m: err.print(m, highlight=False))
     path = out_file or RESULT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
+    # written after every run: an interrupted study keeps what it played
+    result = run_study(get_settings(), days=[first + dt.timedelta(days=i) for i in range(days)], seed=seed,
+                       rules=chosen, hours=hours, say=lambda m: err.print(m, highlight=False),
+                       on_run=lambda r: path.write_text(r.to_json(), encoding="utf-8"))
     path.write_text(result.to_json(), encoding="utf-8")
+    _print_study(result)
+    out.print(f"written to {path}", highlight=False)
+
+
+def _print_study(result) -> None:
+    """The study's pooled table, and with several days the day-by-day means and differences from (a)."""
     t = result.table()
     table = Table("rule", "events", "median min", "p90 min", "≤ rung", "≤ 15 min", "1st ETA min", "km", "Gini",
-                  "declined", "timed out", "resolved", "closed", title="Report → on site, by dispatch rule")
+                  "declined", "timed out", "resolved", "closed", title="Report → on site, by dispatch rule (pooled)")
     for r in t.itertuples():
         table.add_row(str(r.rule), str(r.events), f"{r.median_min:.1f}", f"{r.p90_min:.1f}", f"{r.within_rung:.1%}",
                       f"{r.within_15min:.1%}", f"{r.first_eta_min:.2f}", f"{r.driven_km:.0f}", f"{r.jobs_gini:.2f}",
                       str(r.declines), str(r.timeouts), f"{r.resolution_rate:.1%}", f"{r.closure_rate:.1%}")
     out.print(table)
-    out.print(f"written to {path}", highlight=False)
+    iv = result.intervals(["median_min", "p90_min", "within_15min", "first_eta_min", "driven_km", "jobs_gini"])
+    if iv["days"].max() < 2:
+        out.print("one day: no interval (play more days with --days)", highlight=False)
+        return
+    days = int(iv["days"].max())
+    table = Table("figure", "rule", "mean of days [95% t]", "minus (a) [95% t, paired by day]", "days worse/better",
+                  title=f"Day by day: {days} days, intervals over days")
+
+    def fmt(v: float, lo: float, hi: float, sign: str = "") -> str:
+        return f"{v:{sign}.2f}" + (f" [{lo:{sign}.2f}, {hi:{sign}.2f}]" if lo == lo and hi == hi else "")  # NaN: none
+
+    for r in iv.itertuples():
+        table.add_row(str(r.metric), str(r.rule), fmt(r.mean, r.lo, r.hi),
+                      "–" if r.rule == "road_eta" else fmt(r.diff, r.diff_lo, r.diff_hi, "+"),
+                      f"{r.worse_days}/{r.better_days}")
+    out.print(table)
 
 
 def main() -> None:  # pragma: no cover

@@ -138,6 +138,10 @@ def _day(profile: StreetProfile, b: Behaviour, day: dt.date, seed: int) -> list[
         hours = rng.choice(24, n, p=profile.hourly[channel])
         secs = rng.uniform(0, 3600, n)
         pool = profile.places[(channel, category)]
+        if channel == "qr_code":  # a QR code is scanned where it is posted: only places with a code send one
+            pool = pool[pool["building_code"].map(lambda c: isinstance(c, str) and c != "")]
+            if pool.empty:
+                continue
         picks = rng.integers(0, len(pool), n)
         jitter = rng.normal(0, 3.0, (n, 2))
         for j in range(n):

@@ -14,6 +14,13 @@ is sent, and everything that follows from it. Each run is then measured from the
 * distance driven to events; jobs per team (Gini over the teams on duty that day);
 * declines and offers that timed out; resolution and closure rates at the end of the run.
 
+Over several days the figures are given two ways: pooled (:meth:`StudyResult.table`: every event of every day
+together) and day by day (:meth:`StudyResult.intervals`): each day is one observation of each rule, and because
+every rule plays the same days, the difference of a rule from (a) is paired by day. The interval is Student's t
+over the days (:func:`paired_by_day`): the days are the independent units (events of one day share its teams
+and its load), so a bootstrap over events would be too narrow, and one over three to seven days has too few
+distinct resamples to mean anything.
+
 The result (JSON) is what ``notebooks/05_dispatch_policy_study.ipynb`` presents and docs/benchmarks.md quotes.
 """
 
@@ -32,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sqlalchemy.orm import Session
 
 from gridmap.config import Settings
@@ -56,6 +64,13 @@ LABELS = {DispatchRule.ROAD_ETA: "road ETA + tie window (gridmap today)",
 #: the committed result the notebook reads (made by `gridmap simulate study`)
 RESULT_FILE = Path(__file__).resolve().parents[2] / "data" / "simulation" / "dispatch_policy_study.json"
 WITHIN_MIN = 15.0
+#: the per-run figures compared day by day (:meth:`StudyResult.intervals`), with what they measure
+DAY_METRICS = {"median_min": "report → on site, median (min)", "p90_min": "report → on site, 90th percentile (min)",
+               "within_rung": "share on site within the first rung's limit", "within_15min": "share on site within 15 min",
+               "first_eta_min": "road ETA the first offer promised (min)", "driven_km": "km driven to events",
+               "jobs_gini": "jobs per team, Gini", "declines": "declined offers", "timeouts": "offers timed out",
+               "unreached": "events nobody reached", "resolution_rate": "share resolved at the end of the run"}
+BASELINE = DispatchRule.ROAD_ETA.value
 
 
 @dataclass
@@ -100,8 +115,46 @@ class StudyResult:
             })
         return pd.DataFrame(rows)
 
+    def per_day(self, metric: str) -> pd.DataFrame:
+        """One metric, one row per day and one column per rule (the rules' order; a missing run is NaN)."""
+        if metric not in DAY_METRICS:
+            raise KeyError(f"{metric!r} is not a day metric; use one of {', '.join(DAY_METRICS)}")
+        frame = pd.DataFrame([{"day": r.day, "rule": r.rule, "value": _number(r.metrics.get(metric))}
+                              for r in self.runs], columns=["day", "rule", "value"])
+        wide = frame.pivot(index="day", columns="rule", values="value")
+        return wide.reindex(columns=[r.value for r in DispatchRule if r.value in wide.columns]).sort_index()
+
+    def intervals(self, metrics: list[str] | None = None, *, level: float = 0.95) -> pd.DataFrame:
+        """Per rule and metric: the mean over the days of the day's figure with its t interval, and the difference
+        from (a) paired by day with its interval (see :func:`paired_by_day`). Only days that every rule played
+        count, so that the pairs are complete."""
+        out = []
+        for metric in metrics or list(DAY_METRICS):
+            wide = self.per_day(metric)
+            complete = wide[wide.columns].notna().all(axis=1)
+            table = paired_by_day(wide[complete], baseline=BASELINE, level=level)
+            out.append(table.assign(metric=metric))
+        cols = ["metric", "rule", "days", "mean", "lo", "hi", "diff", "diff_lo", "diff_hi", "worse_days", "better_days"]
+        return pd.concat(out, ignore_index=True)[cols]
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1)
+
+    @classmethod
+    def combine(cls, parts: list[StudyResult]) -> StudyResult:
+        """Studies of other days (played apart, e.g. one day per process) as one: their runs together, days in
+        order. They must share the seed, and no (day, rule) may be played twice."""
+        if not parts:
+            raise ValueError("nothing to combine")
+        if len({p.seed for p in parts}) != 1:
+            raise ValueError(f"the studies have different seeds {sorted({p.seed for p in parts})}: the days would "
+                             f"not be the same seeded days")
+        runs = sorted((r for p in parts for r in p.runs), key=lambda r: (r.day, list(LETTERS).index(DispatchRule(r.rule))))
+        twice = [k for k, n in Counter((r.day, r.rule) for r in runs).items() if n > 1]
+        if twice:
+            raise ValueError(f"(day, rule) played more than once: {twice}")
+        return cls(max(p.made_at for p in parts), parts[0].machine, parts[0].seed,
+                   sorted({d for p in parts for d in p.days}), runs)
 
     @classmethod
     def from_json(cls, text: str) -> StudyResult:
@@ -112,6 +165,71 @@ class StudyResult:
 def load_result(path: Path = RESULT_FILE) -> StudyResult:
     """The committed study (``gridmap simulate study`` wrote it)."""
     return StudyResult.from_json(path.read_text(encoding="utf-8"))
+
+
+def _number(v: Any) -> float:
+    """A metric as a float (None, a missing figure, as NaN; ``inf`` stays: nobody reached enough events)."""
+    return math.nan if v is None else float(v)
+
+
+def t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``x`` and its two-sided Student-t interval at ``level``: mean ± t(level, n-1)·s/√n.
+
+    Fewer than two values give no interval (NaN bounds); a non-finite value (an ``inf`` percentile: that day
+    too many events were never reached) gives the mean ``inf`` and no interval."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    if not np.all(np.isfinite(x)):
+        return float(np.mean(x)), math.nan, math.nan
+    mean = float(np.mean(x))
+    if n < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * np.std(x, ddof=1) / math.sqrt(n))
+    return mean, mean - half, mean + half
+
+
+def paired_by_day(wide: pd.DataFrame, *, baseline: str, level: float = 0.95) -> pd.DataFrame:
+    """Day-by-day figures of each rule against ``baseline``, paired by day.
+
+    Parameters
+    ----------
+    wide : DataFrame
+        One metric: a row per day, a column per rule (every rule played every row's day).
+    baseline : str
+        The column the others are compared with (the study's (a), ``road_eta``).
+    level : float
+        Confidence level of the intervals.
+
+    Returns
+    -------
+    DataFrame
+        A row per rule: ``days``; ``mean``, ``lo``, ``hi`` (the mean of the day's figures and its t interval);
+        ``diff``, ``diff_lo``, ``diff_hi`` (the mean of rule − baseline over the days, and its t interval:
+        an interval that holds 0 means the days cannot tell the rule from the baseline); ``worse_days`` and
+        ``better_days`` (days on which the rule's figure was above, below the baseline's).
+
+    Examples
+    --------
+    >>> w = pd.DataFrame({"a": [1.0, 2.0, 3.0], "c": [2.0, 4.0, 3.0]}, index=["d1", "d2", "d3"])
+    >>> r = paired_by_day(w, baseline="a").set_index("rule")
+    >>> float(r.loc["c", "diff"]), int(r.loc["c", "worse_days"]), int(r.loc["c", "better_days"])
+    (1.0, 2, 0)
+    """
+    if baseline not in wide.columns:
+        raise KeyError(f"the baseline {baseline!r} is not among the rules {list(wide.columns)}")
+    base = wide[baseline].to_numpy(dtype=float)
+    rows = []
+    for rule in wide.columns:
+        v = wide[rule].to_numpy(dtype=float)
+        mean, lo, hi = t_interval(v, level)
+        with np.errstate(invalid="ignore"):  # inf - inf on a day when neither reached enough events
+            d = v - base
+        diff, dlo, dhi = t_interval(d, level) if rule != baseline else (0.0, 0.0, 0.0)
+        rows.append({"rule": rule, "days": len(v), "mean": mean, "lo": lo, "hi": hi, "diff": diff, "diff_lo": dlo,
+                     "diff_hi": dhi, "worse_days": int(np.sum(v > base)), "better_days": int(np.sum(v < base))})
+    return pd.DataFrame(rows)
 
 
 def _pct(v: np.ndarray, q: float) -> float:
@@ -180,8 +298,11 @@ def measure(settings: Settings, database: str, start: dt.datetime, end: dt.datet
 
 def run_study(settings: Settings, *, days: list[dt.date] | None = None, seed: int = 1,
               rules: list[DispatchRule] | None = None, runs_dir: Path | None = None, hours: float | None = None,
-              behaviour: Behaviour | None = None, say: Callable[[str], None] = lambda m: None) -> StudyResult:
-    """Play each day under each rule; returns the metrics of every run (the caller writes them)."""
+              behaviour: Behaviour | None = None, say: Callable[[str], None] = lambda m: None,
+              on_run: Callable[[StudyResult], None] | None = None) -> StudyResult:
+    """Play each day under each rule; returns the metrics of every run (the caller writes them). ``on_run`` is
+    called with the result so far after each run (the CLI writes it, so that an interrupted study keeps the days
+    it finished)."""
     days = days or [DEFAULT_DAY]
     rules = rules or list(DispatchRule)
     runs_dir = runs_dir or Path(settings.data_dir) / "simulation-runs"
@@ -202,6 +323,8 @@ def run_study(settings: Settings, *, days: list[dt.date] | None = None, seed: in
             result.runs.append(PolicyRun(rule.value, day.isoformat(), seed, metrics, res.summary.digest, round(wall, 1)))
             say(f"  {metrics['events']} events, median {metrics['median_min']:.1f} min, p90 {metrics['p90_min']:.1f} "
                 f"min, {wall:.0f} s")
+            if on_run is not None:
+                on_run(result)
     return result
 
 

@@ -3,9 +3,13 @@ finds a team at least as soon as the first one straight_line sends."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from gridmap.services.dispatch import Dispatcher, DispatchPolicy, DispatchRule
+from gridmap.simulation.arrivals import plan_events
+from gridmap.simulation.model import Behaviour
 
 from .conftest import DAY
 
@@ -48,3 +52,14 @@ def test_each_rule_picks_whom_it_says(street):
         best = min(c["eta_s"] for c in road.picked if c["eta_s"] is not None)  # the tie window may reorder, not drop
         if line.picked[0]["eta_s"] is not None:  # (own_grid sends its grid's team whatever its skills: not compared)
             assert best <= line.picked[0]["eta_s"] + 1e-6, (road.picked[0], line.picked[0])
+
+
+def test_qr_code_reports_always_name_a_place(sim_template):
+    """A QR-code report is a scan of the code posted at a place: the API refuses one without a place code (422), so
+    the simulator must never plan one (it did, from the sample year's QR events that had no building: 1-5 reports
+    a day were refused, and the live demo's first report could be one of them)."""
+    _template, world, _creds = sim_template
+    planned = plan_events(world.profile, Behaviour(), DAY, DAY + dt.timedelta(days=7), seed=1)
+    qr = [e for e in planned if e.channel == "qr_code"]
+    assert qr, "a week of the sample street has QR-code reports"
+    assert all("place_code" in e.location() for e in qr), [e.external_id for e in qr if "place_code" not in e.location()]
