@@ -299,7 +299,7 @@ def measure(settings: Settings, database: str, start: dt.datetime, end: dt.datet
 def run_study(settings: Settings, *, days: list[dt.date] | None = None, seed: int = 1,
               rules: list[DispatchRule] | None = None, runs_dir: Path | None = None, hours: float | None = None,
               behaviour: Behaviour | None = None, say: Callable[[str], None] = lambda m: None,
-              on_run: Callable[[StudyResult], None] | None = None) -> StudyResult:
+              on_run: Callable[[StudyResult], object] | None = None) -> StudyResult:
     """Play each day under each rule; returns the metrics of every run (the caller writes them). ``on_run`` is
     called with the result so far after each run (the CLI writes it, so that an interrupted study keeps the days
     it finished)."""
