@@ -50,6 +50,7 @@ import gridmap.viz as gv
 from api.deps import get_client, precheck_login
 from api.errors import ERROR_RESPONSES, error_headers, error_response, status_of
 from api.schemas import Code, Time
+from gridmap.core.location import parse_bbox
 from gridmap.errors import Forbidden, GridmapError, InvalidInput, TooManyRequests, Unauthorized
 from gridmap.services.auth import Principal
 from gridmap.services.dashboard import Dashboard
@@ -343,19 +344,6 @@ def _at(request: Request, at: dt.datetime | None) -> dt.datetime | None:
     return at
 
 
-def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
-    if text is None:
-        return None
-    try:
-        box = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        box = ()
-    if len(box) != 4:
-        raise InvalidInput(f"{text!r} is not four numbers", field="bbox",
-                           fix="give min_lon,min_lat,max_lon,max_lat, e.g. 120.09,30.27,120.10,30.28")
-    return box
-
-
 def _send(request: Request, body: bytes, media_type: str, *, cache: str = "no-store",
           precompressed: bytes | None = None) -> Response:
     headers = {"Cache-Control": cache, "Vary": "Accept-Encoding"}
@@ -518,20 +506,20 @@ def grids(request: Request, dash: ViewDep, at: AtQuery = None) -> Response:
 @router.get("/api/equipment.json")
 def equipment(request: Request, dash: ViewDep, bbox: BBoxQuery = None) -> Response:
     """Fire equipment in the viewport (points)."""
-    return _json(request, gv.points(dash.equipment(_bbox(bbox)), ["code", "kind", "status", "name"]))
+    return _json(request, gv.points(dash.equipment(parse_bbox(bbox)), ["code", "kind", "status", "name"]))
 
 
 @router.get("/api/teams.json")
 def teams(request: Request, dash: ViewDep, bbox: BBoxQuery = None, at: AtQuery = None) -> Response:
     """Teams in the viewport with their state (points)."""
-    return _json(request, gv.points(dash.teams(_bbox(bbox), _at(request, at)),
+    return _json(request, gv.points(dash.teams(parse_bbox(bbox), _at(request, at)),
                                     ["code", "name", "kind", "status", "state", "age_s", "event_id"]))
 
 
 @router.get("/api/events.json")
 def events(request: Request, dash: ViewDep, bbox: BBoxQuery = None, at: AtQuery = None) -> Response:
     """Open (and just resolved) events in the viewport (points)."""
-    return _json(request, gv.points(dash.events(_bbox(bbox), _at(request, at)),
+    return _json(request, gv.points(dash.events(parse_bbox(bbox), _at(request, at)),
                                     ["id", "code", "category", "category_zh", "severity", "status", "title",
                                      "age_s", "overdue", "team"]))
 
@@ -539,41 +527,35 @@ def events(request: Request, dash: ViewDep, bbox: BBoxQuery = None, at: AtQuery 
 @router.get("/api/routes.json")
 def routes(request: Request, dash: ViewDep, bbox: BBoxQuery = None) -> Response:
     """Routes of active dispatches in the viewport (paths)."""
-    return _json(request, gv.paths(dash.routes(_bbox(bbox)),
+    return _json(request, gv.paths(dash.routes(parse_bbox(bbox)),
                                    ["assignment_id", "event_id", "team", "status", "eta_s", "distance_m", "severity"]))
 
 
-def _route(d: dict | None) -> dict | None:
-    if d is None:
-        return None
-    out = dict(d)
-    out["path"] = gv.line_coords(out.pop("route", None))
-    return out
+def _with_path(request: Request, d: dict, key: str) -> Response:
+    """``d`` as JSON, its ``key`` (an assignment or a responder, or None) with the route as the map's path."""
+    if d[key] is not None:
+        d[key] = dict(d[key])
+        d[key]["path"] = gv.line_coords(d[key].pop("route", None))
+    return _json(request, d)
 
 
 @router.get("/api/buildings/{code}")
 def building(request: Request, dash: ViewDep, code: Annotated[str, Path(pattern=_CODE)], at: AtQuery = None) -> Response:
     """A building: address, resident count, businesses, nearest micro fire station/truck and its road ETA."""
-    b = dash.building(code, _at(request, at))
-    b["nearest_responder"] = _route(b["nearest_responder"])
-    return _json(request, b)
+    return _with_path(request, dash.building(code, _at(request, at)), "nearest_responder")
 
 
 @router.get("/api/events/{event_id}")
 def event(request: Request, dash: ViewDep, event_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
           at: AtQuery = None) -> Response:
     """An event: timeline, team, ETA and route."""
-    e = dash.event(event_id, _at(request, at))
-    e["assignment"] = _route(e["assignment"])
-    return _json(request, e)
+    return _with_path(request, dash.event(event_id, _at(request, at)), "assignment")
 
 
 @router.get("/api/teams/{code}")
 def team(request: Request, dash: ViewDep, code: Annotated[str, Path(pattern=_CODE)], at: AtQuery = None) -> Response:
     """A team and its current assignment."""
-    t = dash.team(code, _at(request, at))
-    t["assignment"] = _route(t["assignment"])
-    return _json(request, t)
+    return _with_path(request, dash.team(code, _at(request, at)), "assignment")
 
 
 @router.get("/api/summary")

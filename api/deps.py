@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import difflib
 import ipaddress
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -33,7 +33,10 @@ from gridmap.errors import InvalidInput, TooManyRequests
 from gridmap.services.auth import Client, Principal
 from gridmap.services.escalation import EscalationService
 from gridmap.services.events import EventService
+from gridmap.services.levels import LevelsService
+from gridmap.services.mediation import MediationService
 from gridmap.services.metrics import MetricsService
+from gridmap.services.units import UnitService
 
 
 def _declared_query(route: object) -> frozenset[str]:
@@ -150,21 +153,22 @@ async def precheck_login(request: Request, username: str, client: Client) -> Non
         raise
 
 
-async def get_events(request: Request) -> EventService:
-    return request.app.state.events
+def _service(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """The dependency giving ``request.app.state.<name>``: one of the app's services, built once at start-up
+    (:func:`api.app.create_app`) and shared by every request."""
+    async def get(request: Request) -> Any:
+        return getattr(request.app.state, name)
 
-
-async def get_escalation(request: Request) -> EscalationService:
-    return request.app.state.escalation
-
-
-async def get_metrics(request: Request) -> MetricsService:
-    return request.app.state.metrics
+    get.__name__ = get.__qualname__ = f"get_{name}"
+    return get
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 ClientDep = Annotated[Client, Depends(get_client)]
-EventsDep = Annotated[EventService, Depends(get_events)]
-EscalationDep = Annotated[EscalationService, Depends(get_escalation)]
-MetricsDep = Annotated[MetricsService, Depends(get_metrics)]
+EventsDep = Annotated[EventService, Depends(_service("events"))]
+EscalationDep = Annotated[EscalationService, Depends(_service("escalation"))]
+MetricsDep = Annotated[MetricsService, Depends(_service("metrics"))]
+LevelsDep = Annotated[LevelsService, Depends(_service("levels"))]
+MediationDep = Annotated[MediationService, Depends(_service("mediation"))]
+UnitsDep = Annotated[UnitService, Depends(_service("units"))]

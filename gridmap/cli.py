@@ -19,6 +19,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from gridmap.config import Settings, get_settings
+from gridmap.core.location import parse_bbox
 from gridmap.errors import GridmapError, InvalidInput
 
 if TYPE_CHECKING:
@@ -257,18 +258,6 @@ def load(
         out.print(f"  … and {len(rep.problems) - 50} more", highlight=False)
 
 
-def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    if value is None:
-        return None
-    try:
-        parts = tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise typer.BadParameter("give min_lon,min_lat,max_lon,max_lat", param_hint="--bbox") from None
-    if len(parts) != 4:
-        raise typer.BadParameter("give four numbers: min_lon,min_lat,max_lon,max_lat", param_hint="--bbox")
-    return parts
-
-
 @app.command("export")
 @friendly
 def export(
@@ -278,7 +267,7 @@ def export(
     bbox: Annotated[str | None, typer.Option(help="min_lon,min_lat,max_lon,max_lat")] = None,
 ) -> None:
     """Export LAYER to FILE (public columns only: personal data is never exported)."""
-    n = _registry().export(layer, file, area=area, bbox=_bbox(bbox))
+    n = _registry().export(layer, file, area=area, bbox=parse_bbox(bbox, field="--bbox"))
     out.print(f"[green]exported[/] {n} features of {layer} to {file}", highlight=False)
 
 
@@ -507,6 +496,16 @@ ROLE_OPTIONS = {"operator": ("--district", "--street", "--community"), "unit": (
                 "grid_worker": ("--member",), "volunteer": ("--member",)}
 
 
+def _scope_columns(role: str, *, district: str | None, street: str | None, community: str | None,
+                   unit: str | None, member: str | None) -> dict[str, Any]:
+    """The user columns of the scope options given (``--street`` -> ``street_code``, …), checked against the
+    role by :func:`check_scope_options`: ``users add`` and ``users set-role`` take the same five options."""
+    given = {"--district": district, "--street": street, "--community": community, "--unit": unit,
+             "--member": member}
+    check_scope_options(role, given)
+    return {f"{o[2:]}_code": v for o, v in given.items() if v is not None}
+
+
 def check_scope_options(role: str, given: dict[str, str | None]) -> None:
     """Refuse a scope option the role does not take (``given``: option name -> value), before the database is
     touched: the service would quietly drop it. What each role needs is the service's check."""
@@ -544,12 +543,10 @@ def users_add(
 
     from gridmap.services import auth
 
-    check_scope_options(role, {"--district": district, "--street": street, "--community": community,
-                               "--unit": unit, "--member": member})
+    scope = _scope_columns(role, district=district, street=street, community=community, unit=unit, member=member)
     pw = password or _secrets.token_urlsafe(12)
     with Session(_registry().engine) as session:
-        auth.create_user(session, username=username, password=pw, role=role, street_code=street, member_code=member,
-                         district_code=district, community_code=community, unit_code=unit)
+        auth.create_user(session, username=username, password=pw, role=role, **scope)
     out.print(f"created {role} {username}" + ("" if password else f" with password {pw}"), highlight=False)
 
 
@@ -620,13 +617,8 @@ def users_set_role(
     """Change a user's role and scope: an operator's area (--district, --street or --community; a new one
     replaces the old), a unit member's --unit, a grid worker's or volunteer's --member. Every session of theirs
     ends."""
-    options = {"--district": district, "--street": street, "--community": community, "--unit": unit,
-               "--member": member}
-    check_scope_options(role, options)
-    columns = {"--district": "district_code", "--street": "street_code", "--community": "community_code",
-               "--unit": "unit_code", "--member": "member_code"}
-    changes: dict = {"role": role} | {columns[o]: v for o, v in options.items() if v is not None}
-    _set_user(username, changes)
+    scope = _scope_columns(role, district=district, street=street, community=community, unit=unit, member=member)
+    _set_user(username, {"role": role} | scope)
 
 
 @users_app.command("passwd")

@@ -139,7 +139,7 @@ def test_verbose_shows_the_exception(db, run, tmp_path):
 def test_bad_options_are_usage_errors(db, run, tmp_path):
     good = buildings_file(tmp_path / "b.geojson")
     assert run("load", "buildings", good, "--outside", "ignore").exit_code == 2
-    assert run("export", "buildings", tmp_path / "o.gpkg", "--bbox", "1,2,3").exit_code == 2
+    assert run("export", "buildings", tmp_path / "o.gpkg", "--bbox", "1,2,3").exit_code == 1  # the value, named
     assert rows(db.engine, "buildings") == 0
 
 
@@ -256,7 +256,9 @@ def test_a_usage_error_is_one_red_line_too(db, cli_env):
      (("db", "downgrade", "nonsense"), 1, "REVISION: Can't locate revision identified by 'nonsense'"),
      (("db", "upgrade", "9999"), 1, "REVISION"),
      (("ladders", "show", "alien_visit"), 1, "unknown category"),
-     (("export", "buildings", "{tmp}/x.gpkg", "--bbox", "3,3,1,1"), 1, "is empty"),
+     (("export", "buildings", "{tmp}/x.gpkg", "--bbox", "3,3,1,1"), 1, "--bbox: bbox (3.0, 3.0, 1.0, 1.0) is empty"),
+     (("export", "buildings", "{tmp}/x.gpkg", "--bbox", "1,2,3"), 1, "--bbox: '1,2,3' is not four numbers"),
+     (("export", "buildings", "{tmp}/x.gpkg", "--bbox", "30.27,120.09,30.28,120.1"), 1, "looks lat/lon swapped"),
      (("no-such-command",), 2, "No such command"),
      (("load", "buildings", "{tmp}/b.geojson", "--no-such-option"), 2, "No such option")],
 )

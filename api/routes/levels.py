@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from api.deps import PrincipalDep, SessionDep
+from api.deps import LevelsDep, PrincipalDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.schemas import Channel, Code, Time
 from api.schemas_levels import IntakeMetricsOut, OverviewOut, UnitMetricsOut
@@ -17,11 +17,6 @@ from gridmap.services.auth import Principal
 from gridmap.services.levels import LevelsService
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
-
-
-def _svc(request: Request) -> LevelsService:
-    svc: LevelsService = request.app.state.levels
-    return svc
 
 
 def overview_with_safety(svc: LevelsService, session: Any, p: Principal, area: str | None,
@@ -42,29 +37,29 @@ def overview_with_safety(svc: LevelsService, session: Any, p: Principal, area: s
 
 
 @router.get("/levels/overview", tags=["levels"])
-def overview(request: Request, session: SessionDep, p: PrincipalDep,
+def overview(session: SessionDep, svc: LevelsDep, p: PrincipalDep,
              area: Annotated[Code | None, Query(description="a district, street or community; default: yours")] = None,
              at: Annotated[Time | None, Query(description="the clock (ISO 8601 with offset); default now")] = None,
              ) -> OverviewOut:
     """The areas one level below ``area`` side by side (a district's streets, a street's communities, a
     community's grids): open, overdue, response time, closure rate, safety index."""
-    return OverviewOut(**overview_with_safety(_svc(request), session, p, area, at))
+    return OverviewOut(**overview_with_safety(svc, session, p, area, at))
 
 
 @router.get("/metrics/intake", tags=["metrics"])
-def intake_metrics(request: Request, session: SessionDep, p: PrincipalDep,
+def intake_metrics(session: SessionDep, svc: LevelsDep, p: PrincipalDep,
                    group_by: Annotated[str, Query(pattern=r"^(channel|street|community|category|all)$")] = "channel",
                    channel: Annotated[list[Channel] | None, Query()] = None,
                    start: Annotated[Time | None, Query()] = None, end: Annotated[Time | None, Query()] = None,
                    ) -> IntakeMetricsOut:
     """Calls and walk-ins taken, answered on the spot, dispatched, escalated, open, closed (e.g. the director's
     hotline: channel=director_hotline)."""
-    return IntakeMetricsOut(**_svc(request).intake(session, p, group_by=group_by, channels=channel, start=start,
+    return IntakeMetricsOut(**svc.intake(session, p, group_by=group_by, channels=channel, start=start,
                                                    end=end))
 
 
 @router.get("/metrics/units", tags=["metrics"])
-def unit_metrics(request: Request, session: SessionDep, p: PrincipalDep,
+def unit_metrics(session: SessionDep, svc: LevelsDep, p: PrincipalDep,
                  group_by: Annotated[str, Query(pattern=r"^(unit|rung|unit_rung|kind|place|category)$")] = "unit",
                  start: Annotated[Time | None, Query()] = None, end: Annotated[Time | None, Query()] = None,
                  unit: Annotated[Code | None, Query(description="one unit's rows only")] = None,
@@ -72,4 +67,4 @@ def unit_metrics(request: Request, session: SessionDep, p: PrincipalDep,
     """Resolution rate and time per unit (or ladder rung, a unit's rung, unit kind, place, category): the
     disputes that reached it, settled there, escalated, referred, returned, still there, resolved in the end,
     minutes spent there and to settling there (median, p90); a mediation room's cases by outcome."""
-    return UnitMetricsOut(**_svc(request).units(session, p, group_by=group_by, start=start, end=end, unit=unit))
+    return UnitMetricsOut(**svc.units(session, p, group_by=group_by, start=start, end=end, unit=unit))

@@ -28,7 +28,7 @@ from api.schemas import (
     UserPatchIn,
 )
 from gridmap.core.encode import dumps, feature_collection
-from gridmap.errors import InvalidInput
+from gridmap.core.location import parse_bbox
 from gridmap.services import auth, people, users
 from gridmap.services.registry import Registry
 
@@ -69,16 +69,7 @@ def layer(
     """A layer as GeoJSON (public columns only), filtered by area or bbox. Every role reads the registry's base
     layers; teams and events only admins, planners and operators (their street); the free text of events is
     redacted for everyone but operators and admins."""
-    box = None
-    if bbox is not None:
-        try:
-            box = tuple(float(v) for v in bbox.split(","))
-        except ValueError:
-            box = ()
-        if len(box) != 4 or not all(abs(v) < 1e6 for v in box):
-            raise InvalidInput(f"{bbox!r} is not four numbers", field="bbox",
-                               fix="give min_lon,min_lat,max_lon,max_lat, e.g. 120.09,30.27,120.10,30.28")
-    gdf = request.app.state.registry.layer_for(p, name, area=area, bbox=box, limit=limit)
+    gdf = request.app.state.registry.layer_for(p, name, area=area, bbox=parse_bbox(bbox), limit=limit)
     return Response(dumps(feature_collection(gdf)), media_type="application/geo+json")
 
 

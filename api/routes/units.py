@@ -13,61 +13,55 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api import livefeed
-from api.deps import PrincipalDep, SessionDep, bearer
+from api.deps import PrincipalDep, SessionDep, UnitsDep, bearer
 from api.errors import ERROR_RESPONSES
 from api.schemas import Code
 from api.schemas_levels import InboxOut, RungClockOut, UnitAction, UnitActionIn, UnitActionOut, UnitOut
 from gridmap.errors import Forbidden, Unauthorized
 from gridmap.services.auth import Principal
 from gridmap.services.feed import unit_key
-from gridmap.services.units import UnitService
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["units"])
 UnitCode = Annotated[Code, Path(description="the unit's code, e.g. MR-330106900001 or MALL1-DESK")]
 EventId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the event's id")]
 
 
-def _units(request: Request) -> UnitService:
-    svc: UnitService = request.app.state.units
-    return svc
-
-
 @router.get("/units")
-def list_units(request: Request, session: SessionDep, p: PrincipalDep,
+def list_units(session: SessionDep, svc: UnitsDep, p: PrincipalDep,
                area: Annotated[Code | None, Query(description="units serving this area, one inside it or above it")] = None,
                kind: Annotated[Code | None, Query(description="e.g. community_mediation")] = None) -> list[UnitOut]:
     """Units: admins and planners all; operators those around their area; unit members their own."""
-    return [UnitOut(**u) for u in _units(request).list(session, p, area=area, kind=kind)]
+    return [UnitOut(**u) for u in svc.list(session, p, area=area, kind=kind)]
 
 
 @router.get("/units/{code}")
-def get_unit(request: Request, code: UnitCode, session: SessionDep, p: PrincipalDep) -> UnitOut:
-    return UnitOut(**_units(request).get(session, p, code))
+def get_unit(code: UnitCode, session: SessionDep, svc: UnitsDep, p: PrincipalDep) -> UnitOut:
+    return UnitOut(**svc.get(session, p, code))
 
 
 @router.get("/units/{code}/inbox")
-def unit_inbox(request: Request, code: UnitCode, session: SessionDep, p: PrincipalDep,
+def unit_inbox(code: UnitCode, session: SessionDep, svc: UnitsDep, p: PrincipalDep,
                recent_h: Annotated[float, Query(ge=0, le=720, description="also what left it in the last hours")] = 0,
                limit: Annotated[int, Query(ge=1, le=500)] = 200) -> InboxOut:
     """The events at the unit's rung, with each rung's clock (the unit's members and admins; operators: the
     events of their area). Live: WebSocket /v1/units/{code}/feed/ws or SSE GET /v1/units/{code}/feed."""
-    return InboxOut(**_units(request).inbox(session, p, code, recent_h=recent_h, limit=limit))
+    return InboxOut(**svc.inbox(session, p, code, recent_h=recent_h, limit=limit))
 
 
 @router.post("/units/{code}/inbox/{event_id}/{action}")
-def unit_act(request: Request, code: UnitCode, event_id: EventId, action: Annotated[UnitAction, Path()],
-             body: UnitActionIn, session: SessionDep, p: PrincipalDep) -> UnitActionOut:
+def unit_act(code: UnitCode, event_id: EventId, action: Annotated[UnitAction, Path()],
+             body: UnitActionIn, session: SessionDep, svc: UnitsDep, p: PrincipalDep) -> UnitActionOut:
     """A unit member acts on an event at the unit's rung: take (it is theirs), ask_info (a question, in the
     trail), settle (closes it resolved; at a mediation room the agreement closes the case), return (to the
     rung below), escalate (to the rung above). 409 when the event is not at this unit's rung."""
-    out = _units(request).act(session, p, code, event_id, action, note=body.note, agreement=body.agreement)
+    out = svc.act(session, p, code, event_id, action, note=body.note, agreement=body.agreement)
     return UnitActionOut(**out)
 
 
 @router.get("/events/{event_id}/rungs", tags=["escalation"])
-def event_rungs(request: Request, event_id: EventId, session: SessionDep, p: PrincipalDep) -> list[RungClockOut]:
+def event_rungs(event_id: EventId, session: SessionDep, svc: UnitsDep, p: PrincipalDep) -> list[RungClockOut]:
     """The rungs the event stood on, each with its unit and clock (entered, due, taken, left and how)."""
-    return [RungClockOut(**r) for r in _units(request).rungs(session, p, event_id)]
+    return [RungClockOut(**r) for r in svc.rungs(session, p, event_id)]
 
 
 # -- live --------------------------------------------------------------------------------------------------

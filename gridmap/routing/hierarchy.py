@@ -353,19 +353,22 @@ class Buckets:
         """
         self.refresh()
         h = self.h
-        dist, stamp, cur, pred_arc, pred_node = h._new_search()
-        found, settled = _ch.nearest_by_buckets(
-            h.b_ptr, h.b_nbr, h.b_w, h.b_arc, h.f_ptr, h.f_nbr, h.f_w,
-            h.inner[seed_nodes], seed_costs,
-            self.bk_ptr, self.bk_slot, self.bk_d, self.bk_gen,
-            self.ov_head, self.ov_next, self.ov_slot, self.ov_d, self.ov_gen,
-            self.slot_gen, team_ok, k, horizon_s,
-            dist, stamp, cur, pred_arc, pred_node, h._hk, h._hv,
-            met.eta, met.slot, met.meet, met.stamp,
-            top_team, top_eta,
-        )
-        met.query = cur
-        return int(found), int(settled)
+        while True:
+            dist, stamp, cur, pred_arc, pred_node = h._new_search()
+            found, settled = _ch.nearest_by_buckets(
+                h.b_ptr, h.b_nbr, h.b_w, h.b_arc, h.f_ptr, h.f_nbr, h.f_w,
+                h.inner[seed_nodes], seed_costs,
+                self.bk_ptr, self.bk_slot, self.bk_d, self.bk_gen,
+                self.ov_head, self.ov_next, self.ov_slot, self.ov_d, self.ov_gen,
+                self.slot_gen, team_ok, k, horizon_s,
+                dist, stamp, cur, pred_arc, pred_node, h._hk, h._hv,
+                met.eta, met.slot, met.meet, met.stamp,
+                top_team, top_eta,
+            )
+            if found >= 0:
+                met.query = cur
+                return int(found), int(settled)
+            h._grow_scratch()  # the search outgrew its heap: again with twice the room, from the start
 
     def compact(self) -> None:
         """Pack every current entry (static and overlay) into the static CSR; empty the overlay."""

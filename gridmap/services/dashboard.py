@@ -32,6 +32,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from gridmap.core.levels import OPERATOR_LEVELS
+from gridmap.core.location import BBox, check_bbox
 from gridmap.core.privacy import redact_text, redact_values
 from gridmap.core.vocabulary import LOCAL_TZ, WGS84
 from gridmap.errors import Forbidden, InvalidInput, NotFound
@@ -53,7 +54,6 @@ CRS = WGS84
 #: The range of the dashboard's clock ``at``.
 MIN_AT = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 MAX_AT = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
-BBox = tuple[float, float, float, float]
 #: The one redaction of free text (gridmap.core.privacy), under the name this module has always exported.
 redact = redact_text
 
@@ -110,21 +110,6 @@ def _aware(at: dt.datetime | None) -> dt.datetime:
         raise InvalidInput(f"time {at.isoformat()} is outside {MIN_AT.year}–{MAX_AT.year}", field="at",
                            fix="give a time of the registry's years, e.g. 2026-10-31T23:00:00+08:00, or leave it out")
     return at
-
-
-def check_bbox(bbox: BBox | None) -> BBox | None:
-    if bbox is None:
-        return None
-    if len(bbox) != 4 or not all(np.isfinite(bbox)):
-        raise InvalidInput(f"bbox {bbox} is not four numbers", field="bbox", fix="give min_lon,min_lat,max_lon,max_lat")
-    minx, miny, maxx, maxy = bbox
-    if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
-        if -90 <= minx <= 90 and -180 <= miny <= 180 and abs(miny) > 90:
-            raise InvalidInput(f"bbox {bbox} looks lat/lon swapped", field="bbox",
-                               fix="write longitude first: min_lon,min_lat,max_lon,max_lat")
-        raise InvalidInput(f"bbox {bbox} is empty or out of range", field="bbox",
-                           fix="give min_lon,min_lat,max_lon,max_lat in degrees, min < max")
-    return (float(minx), float(miny), float(maxx), float(maxy))
 
 
 def _points(df: pd.DataFrame) -> gpd.GeoDataFrame:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Connection, RowMapping
 from sqlalchemy.orm import Session
@@ -51,6 +53,17 @@ def _user(conn: Connection, username: str) -> RowMapping:
     if row is None:
         raise NotFound(f"no user {username!r}", field="username", fix="list users: GET /v1/users or `gridmap users list`")
     return row
+
+
+@contextmanager
+def _on_user(session: Session, username: str, cache: SessionCache | None) -> Iterator[tuple[Connection, RowMapping]]:
+    """One transaction on ``username``'s row (locked: NotFound if there is none); once it has committed, the
+    process's session cache forgets the user."""
+    with session.begin():
+        conn = session.connection()
+        row = _user(conn, username)
+        yield conn, row
+    _forget(cache, row["id"])
 
 
 def _keep_an_admin(conn: Connection, row: RowMapping, what: str) -> None:
@@ -139,12 +152,9 @@ def reset_password(session: Session, actor: Principal | None, username: str, pas
     """Set a user's password (an admin's reset); every session of theirs ends. Returns how many were open."""
     who = _admin(actor, "reset passwords")
     pw_hash = passwords.hash(password)
-    with session.begin():
-        conn = session.connection()
-        row = _user(conn, username)
+    with _on_user(session, username, cache) as (conn, row):
         users_sql.update_user(conn, row["id"], {"password_hash": pw_hash})
         n = end_all_sessions(conn, row["id"], now, f"password reset by {who}")
-    _forget(cache, row["id"])
     log.info("user %s: password reset by %s (%d session(s) ended)", username, who, n)
     return n
 
@@ -153,11 +163,8 @@ def end_sessions(session: Session, actor: Principal | None, username: str, now: 
                  cache: SessionCache | None = None) -> int:
     """Log a user out everywhere. Returns how many sessions were open."""
     who = _admin(actor, "end other users' sessions")
-    with session.begin():
-        conn = session.connection()
-        row = _user(conn, username)
+    with _on_user(session, username, cache) as (conn, row):
         n = end_all_sessions(conn, row["id"], now, f"logged out by {who}")
-    _forget(cache, row["id"])
     return n
 
 
@@ -165,11 +172,8 @@ def delete_user(session: Session, actor: Principal | None, username: str, now: d
                 cache: SessionCache | None = None) -> None:
     """Delete a user and their sessions. What they read stays in the access log under their name."""
     who = _admin(actor, "delete users")
-    with session.begin():
-        conn = session.connection()
-        row = _user(conn, username)
+    with _on_user(session, username, cache) as (conn, row):
         _keep_an_admin(conn, row, "deleting them")
         end_all_sessions(conn, row["id"], now, f"user deleted by {who}")  # NOTIFY: every process forgets them now
         users_sql.delete_user(conn, row["id"])
-    _forget(cache, row["id"])
     log.info("user %s deleted by %s", username, who)

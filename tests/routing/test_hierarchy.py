@@ -223,6 +223,23 @@ def test_buckets_follow_moves_and_survive_compaction(street, street_h):
         same(r.rank(q[0][j], q[1][j], now=now, method="dijkstra"), r.rank(q[0][j], q[1][j], now=now, method="hierarchy"))
 
 
+def test_searches_that_outgrow_their_heap_grow_it_and_search_again(street):
+    """The buckets' query and the upward searches share one heap; a full heap is grown and the search
+    restarted, not written past (the bucket query once had no check at all)."""
+    h = Hierarchy(street)
+    rng = np.random.default_rng(5)
+    now = 1.75e9
+    r = random_router(street, 12, rng, now)
+    r.use_hierarchy(h)
+    r.refresh_buckets()
+    q = near_roads(street, 20, rng)
+    ref = [r.rank(q[0][j], q[1][j], now=now, k=3, method="dijkstra", with_routes=True) for j in range(20)]
+    h._hk, h._hv = np.zeros(2), np.zeros(2, dtype=np.int64)  # room for two heap entries
+    for j, a in enumerate(ref):
+        same(a, r.rank(q[0][j], q[1][j], now=now, k=3, method="hierarchy", with_routes=True))
+    assert len(h._hk) > 2
+
+
 def test_auto_picks_the_hierarchy_for_sparse_teams_and_dijkstra_for_dense(street, street_h):
     rng = np.random.default_rng(11)
     now = 1.75e9

@@ -84,6 +84,18 @@ def sim_copy(sim_template, settings):
     return make
 
 
+def module_copy(suffix: str):
+    """A module-scoped fixture: ``sim_copy(suffix)``'s (engine, world, creds), the engine disposed after the
+    module. ``name = module_copy("sim_x")`` in a test module."""
+    @pytest.fixture(scope="module")
+    def copy(sim_copy):
+        engine, world, creds = sim_copy(suffix)
+        yield engine, world, creds
+        engine.dispose()
+
+    return copy
+
+
 @contextmanager
 def sim_client(engine, sim_settings) -> Iterator[TestClient]:
     app = create_app(sim_settings, Registry(engine, sim_settings))

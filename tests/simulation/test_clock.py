@@ -18,16 +18,12 @@ from gridmap.services.feed import FeedHub
 from gridmap.services.registry import Registry
 from gridmap.storage import simulation as simulation_sql
 
-from .conftest import DAY, sim_client
+from .conftest import DAY, module_copy, sim_client
 
 pytestmark = [pytest.mark.db]
 
 
-@pytest.fixture(scope="module")
-def sim_db(sim_copy):
-    engine, world, creds = sim_copy("sim_clock")
-    yield engine, creds
-    engine.dispose()
+sim_db = module_copy("sim_clock")
 
 
 def _token(client: TestClient, creds: dict[str, str], user: str) -> dict[str, str]:
@@ -37,7 +33,7 @@ def _token(client: TestClient, creds: dict[str, str], user: str) -> dict[str, st
 
 
 def test_the_clock_moves_forward_only_and_only_for_admins(sim_db, sim_settings):
-    engine, creds = sim_db
+    engine, _, creds = sim_db
     with sim_client(engine, sim_settings) as client:
         admin, operator = _token(client, creds, "sim-admin"), _token(client, creds, "sim-operator")
         state = client.get("/v1/simulation", headers=admin).json()
@@ -56,7 +52,7 @@ def test_the_clock_moves_forward_only_and_only_for_admins(sim_db, sim_settings):
 
 
 def test_the_system_clock_is_never_moved(sim_db, sim_settings):
-    engine, creds = sim_db
+    engine, _, creds = sim_db
     settings = sim_settings.model_copy(update={"clock": "system"})
     with TestClient(create_app(settings, Registry(engine, settings))) as client:
         admin = _token(client, creds, "sim-admin")

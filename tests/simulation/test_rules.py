@@ -11,16 +11,12 @@ from gridmap.services.dispatch import Dispatcher, DispatchPolicy, DispatchRule
 from gridmap.simulation.arrivals import plan_events
 from gridmap.simulation.model import Behaviour
 
-from .conftest import DAY
+from .conftest import DAY, module_copy
 
 pytestmark = [pytest.mark.db]
 
 
-@pytest.fixture(scope="module")
-def street(sim_copy):
-    engine, world, _ = sim_copy("sim_rules")
-    yield engine, world
-    engine.dispose()
+street = module_copy("sim_rules")
 
 
 def _points(world, n=12):
@@ -37,7 +33,7 @@ def _points(world, n=12):
 
 
 def test_each_rule_picks_whom_it_says(street):
-    engine, world = street
+    engine, world, _ = street
     grids_of = {t.code: set(t.grids) for t in world.teams}
     d = {rule: Dispatcher.from_database(engine, DispatchPolicy(rule=rule), now=DAY) for rule in
          (DispatchRule.ROAD_ETA, DispatchRule.STRAIGHT_LINE, DispatchRule.OWN_GRID)}

@@ -23,10 +23,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from gridmap.routing._kernels.dijkstra import (  # the same heap and top-k list as the Dijkstra
+from gridmap.routing._kernels.dijkstra import (  # the same heap, seeding and top-k list as the Dijkstra
     _offer,
     _pop,
     _push,
+    _seed,
 )
 
 INF = np.inf
@@ -470,22 +471,6 @@ def contract(n, tail, head, weight, orig, max_settle, sim_settle, max_update_deg
 
 # -- searches on the hierarchy -----------------------------------------------------------------------------
 @nb.njit(cache=True, inline="always")
-def _seed(nodes, costs, dist, stamp, cur, pred_arc, pred_node, heap_keys, heap_nodes):
-    """Start a search at ``nodes`` with ``costs`` (the cheaper of duplicates); returns the heap's size."""
-    size = 0
-    for i in range(nodes.shape[0]):
-        s = nodes[i]
-        c = costs[i]
-        if stamp[s] != cur or c < dist[s]:
-            stamp[s] = cur
-            dist[s] = c
-            pred_arc[s] = -1
-            pred_node[s] = -1
-            size = _push(heap_keys, heap_nodes, size, c, s)
-    return size
-
-
-@nb.njit(cache=True, inline="always")
 def _stalled(v, d, s_ptr, s_nbr, s_w, dist, stamp, cur):
     """Stall-on-demand: an arc from a higher node, already reached, shows a shorter way to v than d."""
     for i in range(s_ptr[v], s_ptr[v + 1]):
@@ -525,7 +510,7 @@ def up_search(r_ptr, r_nbr, r_w, r_arc, s_ptr, s_nbr, s_w, src_nodes, src_costs,
         n_out += 1
         if v == stop_node:
             break
-        for i in range(r_ptr[v], r_ptr[v + 1]):
+        for i in range(r_ptr[v], r_ptr[v + 1]):  # written out, not shared: see the Dijkstra's loop
             x = r_nbr[i]
             new_d = d + r_w[i]
             if stamp[x] != cur or new_d < dist[x]:
@@ -593,7 +578,8 @@ def nearest_by_buckets(
     so once the k-th best ETA is <= the distance being settled no team can still beat it: stop.
     Every team met (eligible or not) has ``team_stamp == cur`` and its best ``team_eta``, ``team_slot`` and
     meeting node: buckets meet teams in no particular order, so the caller picks the nearest ineligible
-    ones from those afterwards. Returns (eligible teams found <= k, nodes settled).
+    ones from those afterwards. Returns (eligible teams found <= k, nodes settled); found is -1 when the heap
+    is too small (the caller grows it and searches again).
     """
     size = _seed(seed_nodes, seed_costs, dist, stamp, cur, pred_arc, pred_node, heap_keys, heap_nodes)
     for j in range(k):
@@ -648,6 +634,8 @@ def nearest_by_buckets(
                 dist[x] = new_d
                 pred_arc[x] = b_arc[i]
                 pred_node[x] = v
+                if size >= heap_keys.shape[0]:
+                    return -1, settled  # the heap is full: the caller grows it and searches again
                 size = _push(heap_keys, heap_nodes, size, new_d, x)
     found = 0
     for j in range(k):

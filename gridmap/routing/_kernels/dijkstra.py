@@ -58,6 +58,25 @@ def _pop(heap_keys, heap_nodes, size):
     return key, val, size
 
 
+@nb.njit(cache=True, inline="always")
+def _seed(nodes, costs, dist, stamp, cur, pred_arc, pred_node, heap_keys, heap_nodes):
+    """Start a search at ``nodes`` with ``costs`` (the cheaper of duplicates); returns the heap's size.
+
+    ``pred_node`` may be None: a search that keeps only the arc (or edge) it reached a node by."""
+    size = 0
+    for i in range(nodes.shape[0]):
+        s = nodes[i]
+        c = costs[i]
+        if stamp[s] != cur or c < dist[s]:
+            stamp[s] = cur
+            dist[s] = c
+            pred_arc[s] = -1
+            if pred_node is not None:
+                pred_node[s] = -1
+            size = _push(heap_keys, heap_nodes, size, c, s)
+    return size
+
+
 @nb.njit(cache=True)
 def eligible(status, pos_at, skills, n, now, stale_after_s, required, out):
     """out[:n] = available (status 0), fresh and (without ``required``) any skill or one of ``required``'s.
@@ -111,15 +130,7 @@ def nearest_teams(
 
     Returns (number of eligible teams found <= k, number of bad teams, nodes settled).
     """
-    size = 0
-    for i in range(len(seed_nodes)):
-        s = seed_nodes[i]
-        c = seed_costs[i]
-        if stamp[s] != cur or c < dist[s]:
-            stamp[s] = cur
-            dist[s] = c
-            pred_edge[s] = -1
-            size = _push(heap_keys, heap_nodes, size, c, s)
+    size = _seed(seed_nodes, seed_costs, dist, stamp, cur, pred_edge, None, heap_keys, heap_nodes)
     for j in range(k):
         top_team[j] = -1
         top_eta[j] = INF
@@ -147,6 +158,9 @@ def nearest_teams(
                     bad_team[n_bad] = team
                     n_bad += 1
             s = slot_next[s]
+        # Relax v's arcs (the heap holds at most seeds + edges entries: it never fills). Each search here and
+        # in ch.py writes this loop out: as a shared numba function (inlined or not) it made this search 1.45x
+        # slower and the hierarchy's query ~6 % (in-process A/B, docs/benchmarks.md, 2026-12-06).
         for idx in range(rindptr[v], rindptr[v + 1]):
             u = radj[idx]
             new_d = d + radj_w[idx]
