@@ -40,6 +40,7 @@ from api.errors import ERROR_RESPONSES
 from api.routes.levels import overview_with_safety
 from api.schemas import Code, Time
 from api.schemas_levels import UnitAction, UnitActionIn
+from gridmap.core.levels import MEDIATION_KINDS
 from gridmap.errors import Forbidden, InvalidInput, Unauthorized
 from gridmap.services.auth import Principal
 from gridmap.services.levels import PERIOD_DAYS, LevelsService
@@ -116,11 +117,12 @@ def unit_page(request: Request, unit: UnitQuery = None) -> Response:
     try:
         code = _unit_of(p, unit)
         with Session(request.app.state.engine, expire_on_commit=False) as session:
-            request.app.state.units.get(session, p, code)  # 404 for no such unit
+            u = request.app.state.units.get(session, p, code)  # 404 for no such unit
     except Forbidden as exc:
         return forbidden_page(request, exc)
     config = {"dataUrl": f"{BASE}/api/unit/inbox.json?unit={code}&recent_h=24", "loginUrl": LOGIN_URL,
-              "refreshMs": REFRESH_MS, "unit": code, "actUrl": f"{BASE}/api/unit/inbox"}
+              "refreshMs": REFRESH_MS, "unit": code, "actUrl": f"{BASE}/api/unit/inbox",
+              "mediation": u["kind"] in MEDIATION_KINDS}  # a room settles with the agreement: its case closes
     return HTMLResponse(unit_html(config, static_url=f"{BASE}/static", user=_who(p), logout_url=LOGOUT_URL),
                         headers={"Cache-Control": "no-store"})
 

@@ -259,7 +259,7 @@ class UnitService:
         now = self.clock()
         with session.begin():
             conn = session.connection()
-            unit = self._unit(conn, code)
+            self._unit(conn, code)  # 404 for no such unit
             ev = events_sql.locked_event(conn, event_id)
             stint = units_sql.open_stint(conn, event_id, lock=True)
             if stint is None or stint["unit_code"] != code or not is_open(ev["status"]):
@@ -268,6 +268,16 @@ class UnitService:
                 raise Conflict(f"event {ev['code']} is not at the rung of unit {code}: it is {ev['status']}, {where}",
                                field="event_id", fix=f"act on the events of GET /v1/units/{code}/inbox")
             detail: dict[str, Any] = {"unit": code, "rung": stint["rung"]}
+            case = mediation_sql.open_case_of_event(conn, event_id)
+            if case is not None and (action == "escalate" or (action == "settle" and not agreement)):
+                # a mediation room's case ends with its outcome: settling here is an agreement; partial, failed
+                # (litigation, or up to a department) go through the case, which moves the event as it closes.
+                # (Returning the dispute below the room leaves its case open: no outcome says "sent back" yet.)
+                raise Conflict(f"event {ev['code']} has open mediation case {case['id']}: {action} here would leave it "
+                               "open", field="agreement" if action == "settle" else "action",
+                               fix=f"settle with the agreement (the case closes with it), or record the case's outcome: "
+                                   f"POST /v1/mediation/cases/{case['id']}/outcome (agreement, partial, or failed with "
+                                   "a referral)")
             if action == "take":
                 if stint["taken_by"] not in (None, p.username):
                     raise Conflict(f"event {ev['code']} was taken by {stint['taken_by']}", field="event_id",
@@ -278,7 +288,7 @@ class UnitService:
                 units_sql.info_requested(conn, stint["id"], now)
                 self._trail(conn, ev, now, p, "ask_info", note, detail)
             elif action == "settle":
-                self._settle(conn, ev, unit, now, p, note, agreement)
+                self._settle(conn, ev, case, now, p, note, agreement)
             elif action == "return":
                 found = rungs.next_rung(conn, ev, -1)
                 if found is None:
@@ -309,13 +319,14 @@ class UnitService:
                                      to_status=ev["status"], rung=ev["escalation_rung"] if rung is None else rung,
                                      actor=p.username, role=p.role, note=note, lon=None, lat=None, detail=detail)
 
-    def _settle(self, conn: Connection, ev: RowMapping, unit: RowMapping, at: dt.datetime, p: Principal,
+    @staticmethod
+    def _settle(conn: Connection, ev: RowMapping, case: RowMapping | None, at: dt.datetime, p: Principal,
                 note: str | None, agreement: str | None) -> None:
-        """Close the event here: the stint ends settled, an open mediation case closes with the agreement, the
-        team (if one still holds it) is freed, the event is resolved and closed now."""
+        """Close the event here: the stint ends settled, its open mediation case (``case``; then ``agreement`` is
+        given) closes with the agreement, the team (if one still holds it) is freed, the event is resolved and
+        closed now."""
         settle_here(conn, ev, at=at, actor=p.username, role=p.role, note=note or "settled (agreement recorded)",
                     outcome="agreement" if agreement else "settled")
-        case = mediation_sql.open_case_of_event(conn, ev["id"])
         if case is not None and agreement is not None:
             mediation_sql.close_case(conn, case["id"], outcome="agreement", referral=None, referred_unit=None,
                                      agreement_text=agreement, at=at, by=p.username)

@@ -291,6 +291,46 @@ def test_a_units_inbox_is_pushed_live_and_return_hands_the_event_back_down(clien
     assert r.status_code == 409 and r.json()["field"] == "action", r.text
 
 
+def test_a_mediation_rooms_inbox_never_leaves_its_case_open(client, users, api_engine, clock, street):
+    """At a mediation room the case ends with its outcome: the inbox's settle needs the agreement (and closes
+    the case with it); settling with a note only or escalating it (a failure: the case's outcome sends it up)
+    are refused (409, naming the case's outcome endpoint) and change nothing."""
+    community, spot = _in_community(api_engine, street, 3100)
+    room = query(api_engine, "SELECT code FROM units WHERE kind = 'community_mediation' AND area_code = :c",
+                 c=community)[0][0]
+    member = new_user(client, users["admin"], "lvl-inbox-room", role="unit", unit_code=room)
+    clock.advance(hours=2)
+    ev = report_by_phone(client, users, "neighbour_dispute", spot)
+    r = client.post(f"/v1/events/{ev['id']}/escalate", json={}, headers=users["operator"]["headers"])
+    assert r.status_code == 200 and r.json()["unit"] == room, r.text
+    eid = ev["id"]
+    cid = next(c["id"] for c in client.get("/v1/mediation/cases", headers=member["headers"]).json()
+               if c["event_id"] == eid)
+    _act(client, member, room, eid, "take")
+
+    def state() -> tuple:
+        return (query(api_engine, "SELECT status, outcome, escalation_rung FROM events WHERE id = :e", e=eid)[0],
+                query(api_engine, "SELECT status FROM mediation_cases WHERE id = :c", c=cid)[0][0])
+
+    before = state()
+    assert before[1] == "open"
+    for action, body, field in (("settle", {"note": "双方口头同意"}, "agreement"),
+                                ("escalate", {"note": "调解不成"}, "action")):
+        r = client.post(f"/v1/units/{room}/inbox/{eid}/{action}", json=body, headers=member["headers"])
+        assert r.status_code == 409 and r.json()["field"] == field, r.text
+        assert f"/v1/mediation/cases/{cid}/outcome" in r.json()["fix"], r.text
+        assert state() == before, action
+
+    at = clock.advance(minutes=40)
+    out = _act(client, member, room, eid, "settle", note="当场和解", agreement="楼上住户夜间十点后不再装修")
+    assert out["event"]["status"] in ("resolved", "closed"), out["event"]
+    case = client.get(f"/v1/mediation/cases/{cid}", headers=member["headers"]).json()
+    assert (case["status"], case["outcome"], case["agreement_text"]) == ("closed", "agreement",
+                                                                         "楼上住户夜间十点后不再装修")
+    assert _t(case["outcome_at"]) == at
+    assert state()[0][0] in ("resolved", "closed") and state()[0][1] == "agreement"
+
+
 def test_a_failed_mediation_goes_to_litigation_or_up_to_the_street_centre(client, users, api_engine, clock, street):
     """Two neighbour disputes fail in the community's mediation room: one is referred to litigation (its event
     closes, outcome litigation, not resolved; the room's stint left 'referred'), the other to a department (its

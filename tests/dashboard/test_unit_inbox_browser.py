@@ -43,6 +43,16 @@ def _bearer(http: httpx.Client, user: dict) -> dict:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
+def _report(http: httpx.Client, intake: dict, category: str, building: str) -> int:
+    """A hotline report at ``building``, not dispatched; its event id."""
+    body = {"channel": "hotline_12345", "external_id": f"DASH-UNIT-{secrets.token_hex(4)}", "category": category,
+            "location": {"building_code": building}, "dispatch": False,
+            "reporter": {"name": "孙八", "phone": "13600002222"}}
+    r = http.post("/v1/events", json=body, headers=_bearer(http, intake))
+    assert r.status_code == 201, r.text
+    return r.json()["event"]["id"]
+
+
 def _row(eid: int) -> str:
     return f'#gm-inbox-body tr[data-id="{eid}"]'
 
@@ -61,12 +71,7 @@ def test_a_unit_member_takes_and_settles_a_dispute_that_arrives_live(page, serve
 
     # a consumer dispute in the mall reaches the merchants; they hand it up to the desk (through the API)
     with httpx.Client(base_url=server, timeout=30) as http:
-        body = {"channel": "hotline_12345", "external_id": f"DASH-UNIT-{secrets.token_hex(4)}",
-                "category": "consumer_dispute", "location": {"building_code": MALL}, "dispatch": False,
-                "reporter": {"name": "孙八", "phone": "13600002222"}}
-        r = http.post("/v1/events", json=body, headers=_bearer(http, dash_users["intake"]))
-        assert r.status_code == 201, r.text
-        eid = r.json()["event"]["id"]
+        eid = _report(http, dash_users["intake"], "consumer_dispute", MALL)
         assert page.locator(_row(eid)).count() == 0
         r = http.post(f"/v1/units/{MERCHANTS}/inbox/{eid}/escalate", json={"note": "商户无法处理"},
                       headers=_bearer(http, mall_members[MERCHANTS]))
@@ -121,3 +126,41 @@ def test_a_unit_member_takes_and_settles_a_dispute_that_arrives_live(page, serve
         assert r.status_code == 422 and r.json()["field"] == "Content-Type", r.text
         r = http.post(url, json={}, headers={**cookie, "Origin": server})
         assert r.status_code == 409, r.text  # let through: the event is no longer at the desk's rung
+
+
+def test_a_mediation_rooms_member_settles_with_the_agreement_and_its_case_closes(page, server, dash_users,
+                                                                                  dash_engine):
+    """At a community mediation room the screen's note is the agreement: settling sends it as such, and the
+    dispute's case closes with it (settling with a note alone would leave the case open, and is refused)."""
+    with dash_engine.connect() as conn:
+        room, building = conn.execute(text(
+            "SELECT u.code, b.code FROM units u JOIN buildings b ON b.community_code = u.area_code "
+            "WHERE u.kind = 'community_mediation' ORDER BY u.code, b.code LIMIT 1")).one()
+    member = {"username": f"dash_room_{secrets.token_hex(3)}", "password": secrets.token_urlsafe(16)}
+    with Session(dash_engine) as session:
+        auth.create_user(session, role="unit", unit_code=room, **member)
+    with httpx.Client(base_url=server, timeout=30) as http:
+        eid = _report(http, dash_users["intake"], "neighbour_dispute", building)
+        r = http.post(f"/v1/events/{eid}/escalate", json={}, headers=_bearer(http, dash_users["admin"]))
+        assert r.status_code == 200 and r.json()["unit"] == room, r.text
+
+    page.goto(f"{server}/dashboard/unit")
+    log_in(page, member)
+    page.wait_for_selector(_row(eid), timeout=60_000)
+    assert page.get_attribute(f"{_row(eid)} input.gm-note", "placeholder") == "调解协议 agreement"
+    page.click(f"{_row(eid)} button.gm-take")
+    page.wait_for_function(
+        "([sel, who]) => { const c = document.querySelector(sel); return c && c.textContent === who; }",
+        arg=[f"{_row(eid)} .gm-taken-by", member["username"]], timeout=30_000)
+    page.fill(f"{_row(eid)} input.gm-note", "双方同意晚十点后不再施工")
+    page.click(f"{_row(eid)} button.gm-settle")
+    page.wait_for_selector(f"#gm-inbox-body tr.left[data-id=\"{eid}\"]", timeout=30_000)
+    assert page.guard.foreign == []
+
+    with httpx.Client(base_url=server, timeout=30) as http:
+        me = _bearer(http, member)
+        cid = next(c["id"] for c in http.get("/v1/mediation/cases", params={"unit": room}, headers=me).json()
+                   if c["event_id"] == eid)
+        case = http.get(f"/v1/mediation/cases/{cid}", headers=me).json()
+        assert (case["status"], case["outcome"], case["agreement_text"]) == ("closed", "agreement",
+                                                                             "双方同意晚十点后不再施工"), case

@@ -15,7 +15,8 @@
   function actions(e, c) {
     if (c.left_at) return '';
     const take = c.taken_at ? '' : `<button type="button" class="gm-take" data-id="${esc(e.id)}">承办 take</button>`;
-    return `${take}<input class="gm-note" data-id="${esc(e.id)}" maxlength="1000" placeholder="办结说明 note">` +
+    const hint = cfg.mediation ? '调解协议 agreement' : '办结说明 note';
+    return `${take}<input class="gm-note" data-id="${esc(e.id)}" maxlength="1000" placeholder="${hint}">` +
       `<button type="button" class="gm-settle" data-id="${esc(e.id)}">办结 settle</button>`;
   }
   function inbox(d) {
@@ -67,7 +68,8 @@
   async function act(id, action, note) {
     const url = `${cfg.actUrl}/${encodeURIComponent(id)}/${action}?unit=${encodeURIComponent(cfg.unit)}`;
     const r = await fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json', Accept: 'application/json'},
-                                body: JSON.stringify(note ? {note} : {})});
+                                // a mediation room settles with the agreement (its case closes with it)
+                                body: JSON.stringify(!note ? {} : cfg.mediation && action === 'settle' ? {note, agreement: note} : {note})});
     if (r.status === 401) { window.location.reload(); return; }
     const body = await r.json();
     if (!r.ok) throw new Error(`${body.message || r.status}${body.fix ? ` (${body.fix})` : ''}`);
