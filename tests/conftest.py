@@ -1,9 +1,11 @@
 """Test fixtures: a real PostGIS (never SQLite, never a mock).
 
 The suite uses its own database, ``gridmap_test``, in the embedded cluster (started if needed), created
-fresh and migrated once per session. With ``GRIDMAP_DATABASE_URL`` set, tests refuse to touch that
-server unless ``GRIDMAP_TEST_DATABASE_URL`` names a scratch database. A DB test never skips: if the
-database cannot be had, it fails.
+fresh and migrated once per session, and copies of it named ``gridmap_test_<suffix>`` (the sample street,
+the simulation's databases, ...). A session that passes drops every database it made (they take about 5 GB
+of the user's data directory); one that fails keeps them to be looked at, and the next run replaces them.
+With ``GRIDMAP_DATABASE_URL`` set, tests refuse to touch that server unless ``GRIDMAP_TEST_DATABASE_URL``
+names a scratch database. A DB test never skips: if the database cannot be had, it fails.
 """
 
 from __future__ import annotations
@@ -26,17 +28,27 @@ TEST_DB = os.environ.get("GRIDMAP_TEST_DB_NAME", "gridmap_test")  # several suit
 KEEP_TABLES = {"event_categories", "spatial_ref_sys", "alembic_version"}
 
 
+#: The databases this session made in the embedded cluster, by name (see :func:`pytest_sessionfinish`). Names,
+#: not a prefix: suites with other ``GRIDMAP_TEST_DB_NAME``s may be running beside this one.
+MADE: set[str] = set()
+
+
+def new_database(settings: Settings, name: str, *, template: str | None = None) -> str:
+    """Drop and create database ``name`` (a copy of ``template``) in the embedded cluster; its URL. It is
+    dropped at the end of a session that passes."""
+    with _admin(settings) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        MADE.add(name)
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return database_url(settings, dbname=name)
+
+
 def _fresh_database(settings: Settings, name: str) -> str:
     if os.environ.get("GRIDMAP_TEST_DATABASE_URL"):
         return os.environ["GRIDMAP_TEST_DATABASE_URL"]
     if settings.database_url:
         pytest.fail("GRIDMAP_DATABASE_URL is set: point GRIDMAP_TEST_DATABASE_URL at a scratch database for tests")
-    cluster = cluster_for(settings)
-    cluster.start()
-    with psycopg.connect(libpq_url(cluster.url("postgres")), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return database_url(settings, dbname=name)
+    return new_database(settings, name)
 
 
 def _admin(settings: Settings) -> psycopg.Connection:
@@ -45,16 +57,24 @@ def _admin(settings: Settings) -> psycopg.Connection:
     return psycopg.connect(libpq_url(cluster.url("postgres")), autocommit=True)
 
 
+@pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down: nothing is connected any more
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A passing session drops the databases it made; a failing one keeps them to be looked at."""
+    if exitstatus != 0 or not MADE:
+        return
+    with _admin(get_settings()) as conn:
+        for name in sorted(MADE):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    MADE.clear()
+
+
 @pytest.fixture(scope="session")
 def sample_template(settings, db_url) -> str:
     """A database holding the whole sample street, migrated and loaded once per session: the template
     that :func:`sample_street_db` copies (``CREATE DATABASE ... TEMPLATE``, a file copy of about a second,
     where a load takes 15-25 s). Nothing may stay connected to it, so its engine is disposed at once."""
     name = f"{TEST_DB}_sample_template"
-    with _admin(settings) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    engine = make_engine(database_url(settings, dbname=name))
+    engine = make_engine(new_database(settings, name))
     try:
         migrate.upgrade(engine)
         result = sample.load_sample_street(engine, settings=settings)
@@ -75,11 +95,7 @@ def sample_street_db(settings, sample_template):
     street gets its own copy; the caller disposes the engine."""
 
     def make(suffix: str, **engine_kw):
-        name = sample_db_name(suffix)
-        with _admin(settings) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{sample_template}"')
-        return make_engine(database_url(settings, dbname=name), **engine_kw)
+        return make_engine(new_database(settings, sample_db_name(suffix), template=sample_template), **engine_kw)
 
     return make
 

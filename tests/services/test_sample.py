@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 import shapely
 from sqlalchemy import text
@@ -16,8 +15,8 @@ from gridmap.errors import Conflict
 from gridmap.services import sample
 from gridmap.services.registry import Registry
 from gridmap.storage import migrate
-from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
-from tests.conftest import TEST_DB
+from gridmap.storage.db import make_engine
+from tests.conftest import TEST_DB, new_database
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 SAMPLE_DB = f"{TEST_DB}_sample_street"  # per suite: suites may run side by side
@@ -26,11 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def sample_engine(settings, db_url):
-    cluster = cluster_for(settings)
-    with psycopg.connect(libpq_url(cluster.url("postgres")), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{SAMPLE_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{SAMPLE_DB}"')
-    engine = make_engine(database_url(settings, dbname=SAMPLE_DB))
+    engine = make_engine(new_database(settings, SAMPLE_DB))
     migrate.upgrade(engine)
     yield engine
     engine.dispose()

@@ -25,7 +25,7 @@ from gridmap.simulation.runlog import RunLog
 from gridmap.simulation.world import SIM_ARGON2, World, ensure_users, load_world, user_plan
 from gridmap.storage import simulation as simulation_sql
 from gridmap.storage.db import database_url, make_engine
-from tests.conftest import _admin, sample_db_name
+from tests.conftest import MADE, _admin, sample_db_name
 
 pytestmark = [pytest.mark.db]
 DAY = dt.datetime(2026, 11, 2, 9, 0, tzinfo=TZ)  # a Monday morning, the day after the sample year
@@ -75,6 +75,7 @@ def sim_copy(sim_template, settings):
     def make(suffix: str, *, rule: str | None = None):
         name = sample_db_name(suffix)
         with _admin(settings) as conn:
+            MADE.add(name)
             simulation_sql.copy_database(conn, template, name)
         engine = make_engine(database_url(settings, dbname=name), pool_size=10, max_overflow=10)
         with engine.begin() as conn:

@@ -17,7 +17,7 @@ from gridmap.services import database
 from gridmap.storage import migrate
 from gridmap.storage.cluster import EmbeddedCluster
 from gridmap.storage.db import cluster_for, database_url, libpq_url, make_engine
-from tests.conftest import TEST_DB
+from tests.conftest import TEST_DB, new_database
 
 pytestmark = pytest.mark.db
 
@@ -82,16 +82,8 @@ def test_external_url_must_be_postgres():
         database_url(Settings(database_url="sqlite:///x.db"))
 
 
-def _fresh(settings: Settings, name: str) -> str:
-    cluster = cluster_for(settings)
-    with psycopg.connect(libpq_url(cluster.url("postgres")), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return database_url(settings, dbname=name)
-
-
 def test_migrations_upgrade_and_downgrade(settings, db_url):
-    engine = make_engine(_fresh(settings, f"{TEST_DB}_migrations"))  # per suite: suites may run side by side
+    engine = make_engine(new_database(settings, f"{TEST_DB}_migrations"))  # per suite: suites may run side by side
     try:
         migrate.upgrade(engine)
         assert migrate.current_revision(engine) == migrate.head_revision()
