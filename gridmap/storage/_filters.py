@@ -15,6 +15,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, CursorResult, text
 
+from gridmap.core.location import check_bbox
 from gridmap.core.vocabulary import OPEN_EVENT_STATUSES, TIME_ZONE, WGS84
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.storage import scopes
@@ -52,9 +53,9 @@ def area_exists(conn: Connection, code: str, at: dt.datetime | None = None) -> b
 
 
 def _bbox_cond(alias: str, bbox: tuple[float, float, float, float], bind: dict) -> str:
-    minx, miny, maxx, maxy = bbox
-    if not (minx < maxx and miny < maxy):
-        raise InvalidInput(f"bbox {bbox} is empty", field="bbox", fix="give (min_lon, min_lat, max_lon, max_lat)")
+    box = check_bbox(bbox)  # four finite degrees, min < max, not lat/lon swapped: the one bbox check
+    assert box is not None  # a bbox was given
+    minx, miny, maxx, maxy = box
     bind.update(minx=minx, miny=miny, maxx=maxx, maxy=maxy)
     return f"{alias}.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)"
 

@@ -33,7 +33,7 @@ from gridmap.core import vocabulary
 from gridmap.core.geomcheck import Kind
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.storage import models as m
-from gridmap.storage._filters import _postgis_frame, _validity
+from gridmap.storage._filters import _bbox_cond, _postgis_frame, _validity
 from gridmap.storage.areas import AreaFilter, area_exists
 
 # (order matters: SmallInteger and BigInteger are subclasses of Integer)
@@ -163,11 +163,7 @@ def select_layer(
             conds.append("t.level = :level")
             bind["level"] = level
     if flt.bbox is not None:
-        minx, miny, maxx, maxy = flt.bbox
-        if not (minx < maxx and miny < maxy):
-            raise InvalidInput(f"bbox {flt.bbox} is empty", field="bbox", fix="give (min_lon, min_lat, max_lon, max_lat)")
-        conds.append("t.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)")
-        bind.update(minx=minx, miny=miny, maxx=maxx, maxy=maxy)
+        conds.append(_bbox_cond("t", flt.bbox, bind))
     if flt.area is not None:
         if not area_exists(conn, flt.area, flt.at):
             raise NotFound(f"no area with code {flt.area!r}", field="area", fix="list areas with gm.layer('areas')")

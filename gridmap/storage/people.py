@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from gridmap.errors import NotFound
-from gridmap.storage._filters import AreaFilter, _postgis_frame, area_exists
+from gridmap.storage._filters import AreaFilter, _bbox_cond, _postgis_frame, area_exists
 
 
 def residents_frame(conn: Connection, flt: AreaFilter, *, personal: bool, limit: int | None = None,
@@ -29,8 +29,7 @@ def residents_frame(conn: Connection, flt: AreaFilter, *, personal: bool, limit:
     b_conds: list[str] = []
     bind: dict[str, Any] = {}
     if flt.bbox is not None:
-        b_conds.append("b.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)")
-        bind.update(zip(("minx", "miny", "maxx", "maxy"), flt.bbox, strict=True))
+        b_conds.append(_bbox_cond("b", flt.bbox, bind))
     if flt.area is not None:
         if not area_exists(conn, flt.area):
             raise NotFound(f"no area with code {flt.area!r}", field="area", fix="list areas with gm.layer('areas')")

@@ -94,6 +94,9 @@ def test_bad_area_and_bbox(areas):
     with pytest.raises(InvalidInput) as exc:
         areas.layer("buildings", bbox=(120.2, 30.3, 120.1, 30.2))
     assert exc.value.field == "bbox"
+    with pytest.raises(InvalidInput, match="lat/lon swapped") as exc:  # the notebook surface checks as the API does
+        areas.layer("buildings", bbox=(30.28, 120.10, 30.29, 120.12))
+    assert exc.value.field == "bbox" and "longitude first" in exc.value.fix
     with pytest.raises(NotFound):
         areas.layer("parks")
 
