@@ -268,8 +268,8 @@ class UnitService:
                 raise Conflict(f"event {ev['code']} is not at the rung of unit {code}: it is {ev['status']}, {where}",
                                field="event_id", fix=f"act on the events of GET /v1/units/{code}/inbox")
             detail: dict[str, Any] = {"unit": code, "rung": stint["rung"]}
-            case = mediation_sql.open_case_of_event(conn, event_id)
-            if case is not None and (action == "escalate" or (action == "settle" and not agreement)):
+            case = mediation_sql.open_case_of_event(conn, event_id) if action in ("settle", "escalate") else None
+            if case is not None and (action == "escalate" or not agreement):
                 # a mediation room's case ends with its outcome: settling here is an agreement; partial, failed
                 # (litigation, or up to a department) go through the case, which moves the event as it closes.
                 # (Returning the dispute below the room leaves its case open: no outcome says "sent back" yet.)
